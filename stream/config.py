@@ -1,0 +1,285 @@
+"""Settings: one table of options, read from CLI flags, then environment variables, then defaults.
+
+Every option is validated at start; a bad value stops the process with a message naming the
+setting, where it came from, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting has a value the processor cannot run with."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '5m', '1h', '1d', '250ms' or a plain number of seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("a duration such as 30s, 5m, 1h, 1d or a number of seconds")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def _whole_seconds(text: str) -> int:
+    value = parse_duration(text)
+    if value != int(value):
+        raise ValueError("a whole number of seconds (e.g. 90s, 5m)")
+    return int(value)
+
+
+def _durations(text: str) -> tuple[int, ...]:
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("a comma-separated list of durations such as 5m,1h,24h")
+    return tuple(_whole_seconds(p) for p in parts)
+
+
+def _broker(text: str) -> str:
+    for url in text.split(";"):
+        parsed = urlsplit(url.strip() if "://" in url else f"kafka://{url.strip()}")
+        if parsed.scheme not in ("kafka", "aiokafka") or not parsed.hostname:
+            raise ValueError("kafka://HOST:PORT (several separated by ';')")
+    return text
+
+
+def _redis(text: str) -> str:
+    if text.lower() in ("", "none", "off"):
+        return ""
+    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("redis://[:password@]HOST:PORT/DB, rediss://… (TLS), unix://PATH, or none")
+    return text
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return text
+
+    return parse
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"a whole number from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"a whole number from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _positive_duration(text: str) -> float:
+    value = parse_duration(text)
+    if value <= 0:
+        raise ValueError("a duration greater than zero")
+    return value
+
+
+def _name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+        raise ValueError("1-64 letters, digits, '.', '_' or '-'")
+    return text
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, environment variable, parser and help."""
+
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "CXKPI_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("broker", "kafka://localhost:9092", _broker, "Kafka bootstrap server URL(s)."),
+    Option(
+        "redis_url",
+        "redis://localhost:6379/0",
+        _redis,
+        "Redis URL for the merged snapshot; 'none' runs without it.",
+        secret=True,
+    ),
+    Option("app_id", "cxkpi", _name, "Consumer group, changelog topic and Redis key prefix."),
+    Option("partitions", "4", _int_range(1, 1024), "Partitions of every source topic."),
+    Option("windows", "5m,1h,24h", _durations, "Rolling window sizes, comma-separated."),
+    Option("step", "1m", _whole_seconds, "How often windows advance (the bucket size)."),
+    Option("grace", "5m", _whole_seconds, "How late an event may be and still count."),
+    Option(
+        "inactivity_timeout", "30m", _whole_seconds, "A cart with no event this long is abandoned."
+    ),
+    Option(
+        "idle_timeout",
+        "1m",
+        _positive_duration,
+        "After this much wall time without events, a partition's stream time follows the clock.",
+    ),
+    Option(
+        "max_future", "1h", _whole_seconds, "Events further ahead of the clock are dead-lettered."
+    ),
+    Option(
+        "ticket_retention", "7d", _whole_seconds, "A ticket idle this long is forgotten (memory)."
+    ),
+    Option(
+        "max_event_bytes",
+        "65536",
+        _int_range(64, 16 * 1024 * 1024),
+        "Larger records are dead-lettered unparsed.",
+    ),
+    Option(
+        "max_segment_values",
+        "20",
+        _int_range(1, 1000),
+        "Distinct values kept per segment dimension; the rest count as 'other'.",
+    ),
+    Option("web_host", "127.0.0.1", str, "Address the HTTP server (/metrics, /kpis) binds to."),
+    Option("web_port", "6066", _int_range(1, 65535), "Port of the HTTP server."),
+    Option(
+        "flush_interval",
+        "1s",
+        _positive_duration,
+        "How often state is written to the changelog and offsets become committable.",
+    ),
+    Option(
+        "publish_interval",
+        "1s",
+        _positive_duration,
+        "How often the Redis snapshot is refreshed.",
+    ),
+    Option(
+        "profile",
+        "production",
+        _choice("production", "dev"),
+        "'dev' uses settings for the embedded dev broker (short session timeout, one record "
+        "per producer batch).",
+    ),
+    Option(
+        "log_level",
+        "info",
+        _choice("debug", "info", "warning", "error"),
+        "Logging verbosity.",
+    ),
+)
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings (durations in seconds)."""
+
+    broker: str
+    redis_url: str
+    app_id: str
+    partitions: int
+    windows: tuple[int, ...]
+    step: int
+    grace: int
+    inactivity_timeout: int
+    idle_timeout: float
+    max_future: int
+    ticket_retention: int
+    max_event_bytes: int
+    max_segment_values: int
+    web_host: str
+    web_port: int
+    flush_interval: float
+    publish_interval: float
+    profile: str
+    log_level: str
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Settings from flags (name -> text or None), then the environment, then defaults."""
+        flags = flags or {}
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            text, source = option.default, "default"
+            if option.env in environ:
+                text, source = environ[option.env], f"environment variable {option.env}"
+            if flags.get(option.name) is not None:
+                text, source = str(flags[option.name]), f"flag {option.flag}"
+            try:
+                values[option.name] = option.parse(text)
+            except ValueError as exc:
+                shown = "(hidden)" if option.secret else repr(text)
+                raise ConfigError(
+                    f"invalid {option.name} {shown} from {source}: expected {exc}"
+                ) from None
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Rules that tie several settings together."""
+        if self.step <= 0:
+            raise ConfigError("invalid step: must be greater than zero")
+        for size in self.windows:
+            if size <= 0 or size % self.step:
+                raise ConfigError(
+                    f"invalid windows: {size}s is not a positive multiple of step ({self.step}s)"
+                )
+        if self.inactivity_timeout <= 0:
+            raise ConfigError("invalid inactivity_timeout: must be greater than zero")
+
+    def describe(self) -> dict[str, Any]:
+        """The settings with secrets hidden, for logs and --help."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = redact_url(value) if _BY_NAME[f.name].secret else value
+        return out
+
+
+def redact_url(url: str) -> str:
+    """A URL with any password replaced by ***."""
+    parsed = urlsplit(url)
+    if not parsed.password:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+    return parsed._replace(netloc=netloc).geturl()
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Add the flags of the named settings (all when None), each saying its env var and default."""
+    group = parser.add_argument_group("settings (flag, else environment variable, else default)")
+    for option in OPTIONS:
+        if names is not None and option.name not in names:
+            continue
+        group.add_argument(
+            option.flag,
+            dest=option.name,
+            metavar="VALUE",
+            default=None,
+            help=f"{option.help} [env {option.env}; default {option.default}]",
+        )
+
+
+def flags_from(args: argparse.Namespace) -> dict[str, str | None]:
+    return {o.name: getattr(args, o.name, None) for o in OPTIONS}

@@ -1,0 +1,255 @@
+"""`cxkpi dev`: the whole product on one machine, for a demo.
+
+Starts the embedded broker, creates the topics, starts redis-server when it is installed, then a
+worker and a generator as child processes, and shows the KPIs live. Ctrl-C (or --run-for) stops
+every child, leaving nothing running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from stream.config import Settings
+from stream.devbroker import free_port, start_broker, wait_for_port
+from stream.topics import ensure_topics
+
+#: Demo defaults: short enough to see carts abandoned and tickets solved within minutes.
+DEMO = {"inactivity_timeout": "2m", "idle_timeout": "10s"}
+DEMO_RESOLUTION_MEDIAN = "3m"
+
+
+class Children:
+    """Child processes stopped together: SIGTERM, then SIGKILL after a grace period."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+
+    def add(self, name: str, process: subprocess.Popen) -> subprocess.Popen:
+        self.processes.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def dead(self) -> str | None:
+        """The name of a child that exited on its own, if any."""
+        return next((n for n, p in self.processes if p.poll() is not None), None)
+
+
+def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
+    console = Console(stderr=True)
+    workdir = Path(tempfile.mkdtemp(prefix="cxkpi-dev-"))
+    children = Children()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        broker_port = free_port()
+        children.add("broker", start_broker(broker_port, workdir / "broker.log"))
+        broker = f"kafka://127.0.0.1:{broker_port}"
+        merged = {**DEMO, **{k: v for k, v in flags.items() if v is not None}}
+        merged.update(broker=broker, profile="dev")
+        redis_url = _start_redis(children, workdir, console)
+        merged["redis_url"] = redis_url or "none"
+        settings = Settings.load(merged, environ={})
+        asyncio.run(ensure_topics(settings))
+        env = {**os.environ, **{f"CXKPI_{k.upper()}": str(v) for k, v in merged.items()}}
+        python = [sys.executable, "-m", "stream"]
+        children.add("worker", _spawn([*python, "worker"], env, workdir / "worker.log"))
+        wait_for_port(settings.web_host, settings.web_port, 60, children.processes[-1][1])
+        children.add(
+            "generator",
+            _spawn(
+                [
+                    *python,
+                    "generate",
+                    "--rate",
+                    str(args.rate),
+                    "--seed",
+                    str(args.seed),
+                    "--resolution-median",
+                    DEMO_RESOLUTION_MEDIAN,
+                    "--quiet",
+                ],
+                env,
+                workdir / "generator.log",
+            ),
+        )
+        base = f"http://{settings.web_host}:{settings.web_port}"
+        console.print(
+            f"[bold]cxkpi dev[/bold]  broker {broker}  redis {redis_url or 'off'}\n"
+            f"  metrics  {base}/metrics\n  KPIs     {base}/kpis\n  logs     {workdir}\n"
+            "Press Ctrl-C to stop."
+        )
+        _watch(base, children, args, console)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        console.print("stopping…")
+        children.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _start_redis(children: Children, workdir: Path, console: Console) -> str | None:
+    server = shutil.which("redis-server")
+    if server is None:
+        console.print(
+            "[yellow]redis-server is not installed: running without the snapshot "
+            "store (apt-get install redis-server to add it)[/yellow]"
+        )
+        return None
+    port = free_port()
+    process = children.add(
+        "redis",
+        subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        ),
+    )
+    wait_for_port("127.0.0.1", port, 10, process)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _watch(base: str, children: Children, args: argparse.Namespace, console: Console) -> None:
+    deadline = time.monotonic() + args.run_for if args.run_for else None
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        while deadline is None or time.monotonic() < deadline:
+            dead = children.dead()
+            if dead:
+                raise SystemExit(f"{dead} exited unexpectedly; see its log above")
+            snapshot = _fetch(f"{base}/kpis")
+            if args.no_ui:
+                console.print(summary_line(snapshot))
+            else:
+                live.update(kpi_table(snapshot), refresh=True)
+            time.sleep(1)
+
+
+def _fetch(url: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return orjson.loads(response.read())
+    except OSError:
+        return None
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def kpi_rows(snapshot: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
+    """(KPI, one formatted cell per window) for the live table."""
+    windows = snapshot["windows"]
+
+    def cells(kpi: str, render: Any) -> list[str]:
+        return [render(w[kpi]["overall"]) for w in windows.values()]
+
+    yield (
+        "cart abandonment",
+        cells(
+            "cart_abandonment",
+            lambda v: (
+                f"{_fmt(v['ratio'] and 100 * v['ratio'])} %  ({v['abandoned']}/"
+                f"{v['abandoned'] + v['converted']})"
+            ),
+        ),
+    )
+    yield (
+        "checkout abandonment",
+        cells(
+            "checkout_abandonment",
+            lambda v: (
+                f"{_fmt(v['ratio'] and 100 * v['ratio'])} %  ({v['abandoned']}/"
+                f"{v['abandoned'] + v['converted']})"
+            ),
+        ),
+    )
+    yield (
+        "resolution time p50 / p90",
+        cells(
+            "resolution_time",
+            lambda v: (
+                f"{_fmt(v['p50_seconds'] and v['p50_seconds'] / 60)} / "
+                f"{_fmt(v['p90_seconds'] and v['p90_seconds'] / 60)} min  (n={v['count']})"
+            ),
+        ),
+    )
+    yield "NPS", cells("nps", lambda v: f"{_fmt(v['score'], '+.1f')}  (n={v['responses']})")
+
+
+def kpi_table(snapshot: dict[str, Any] | None) -> Table:
+    if snapshot is None:
+        return Table(title="waiting for the worker…")
+    table = Table(title=f"cxkpi — KPIs valid at {snapshot['valid_at'] or '(no events yet)'}")
+    table.add_column("KPI")
+    for window in snapshot["windows"]:
+        table.add_column(window, justify="right")
+    for name, row in kpi_rows(snapshot):
+        table.add_row(name, *row)
+    events = snapshot["events"]
+    table.caption = "events: " + "  ".join(
+        f"{t} {c['applied']} applied, {c['dead_lettered']} DLQ" for t, c in events.items()
+    )
+    return table
+
+
+def summary_line(snapshot: dict[str, Any] | None) -> str:
+    if snapshot is None:
+        return "waiting for the worker…"
+    first = next(iter(snapshot["windows"]))
+    return f"[{snapshot['valid_at']}] {first}: " + "; ".join(
+        f"{name} {row[0]}" for name, row in kpi_rows(snapshot)
+    )

@@ -1,0 +1,143 @@
+"""Cart sessions, abandonment and conversion (docs/semantics.md, "Carts").
+
+A cart's facts split into sessions by inactivity gaps and by `order_placed`. A session with items
+converts at its order or is abandoned `timeout` after its last event; both outcomes land in the
+bucket of their outcome time. Everything is recomputed from the facts, so a late event inside
+grace (an order after the abandonment was flagged) revises the outcome exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream.events import Event
+from stream.kpis import OVERALL, Contribution, Fact, Segments, segment_name
+from stream.segments import UNKNOWN, SegmentNames
+from stream.windows import bucket_end
+
+CREATED, ITEM, REMOVED, CHECKOUT, ORDER = "c", "i", "r", "k", "o"
+_KIND = {
+    "cart_created": CREATED,
+    "item_added": ITEM,
+    "item_removed": REMOVED,
+    "checkout_started": CHECKOUT,
+    "order_placed": ORDER,
+}
+# fact = (t, rank, event_id, kind, channel, region, extra); extra: upsell flag or [amount, currency]
+_T, _KIND_AT, _CHANNEL, _REGION = 0, 3, 4, 5
+
+
+@dataclass
+class Session:
+    """Consecutive events of one cart without an inactivity gap, ended by an order or a gap."""
+
+    facts: list[Fact] = field(default_factory=list)
+    order_t: int | None = None
+
+    @property
+    def first(self) -> int:
+        return self.facts[0][_T]
+
+    @property
+    def last(self) -> int:
+        return self.facts[-1][_T]
+
+    def has(self, kind: str) -> bool:
+        return any(f[_KIND_AT] == kind for f in self.facts)
+
+    def segment(self, index: int) -> str:
+        return next((f[index] for f in self.facts if f[index] is not None), UNKNOWN)
+
+
+def split_sessions(facts: list[Fact], timeout_ms: int) -> list[Session]:
+    """Sessions of a cart from its facts sorted by (t, rank, event_id)."""
+    sessions: list[Session] = []
+    current: Session | None = None
+    for fact in facts:
+        if current is None or current.order_t is not None or fact[_T] - current.last >= timeout_ms:
+            current = Session()
+            sessions.append(current)
+        current.facts.append(fact)
+        if fact[_KIND_AT] == ORDER:
+            current.order_t = fact[_T]
+    return sessions
+
+
+class CartRules:
+    """KPI rules of the `cart-events` topic."""
+
+    topic = "cart-events"
+    dimensions = ("channel", "region")
+
+    def __init__(self, *, timeout_ms: int, step_ms: int, grace_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+        self.step_ms = step_ms
+        self.grace_ms = grace_ms
+
+    def fact(self, event: Event, names: SegmentNames) -> Fact:
+        kind = _KIND[event.type]
+        body = event.body
+        extra: object = None
+        if kind == ITEM:
+            extra = bool(body.get("upsell", False))
+        elif kind == ORDER:
+            extra = [body.get("amount"), body.get("currency")]
+        return (
+            event.t,
+            1 if kind == ORDER else 0,
+            event.event_id,
+            kind,
+            segment_name(names, "channel", body),
+            segment_name(names, "region", body),
+            extra,
+        )
+
+    def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
+        out: list[Contribution] = []
+        for session in split_sessions(facts, self.timeout_ms):
+            if not session.has(ITEM):
+                continue
+            if session.order_t is not None:
+                at, outcome = session.order_t, "converted"
+            elif stream_time >= session.last + self.timeout_ms:
+                at, outcome = session.last + self.timeout_ms, "abandoned"
+            else:
+                continue
+            segments: Segments = (
+                OVERALL,
+                ("channel", session.segment(_CHANNEL)),
+                ("region", session.segment(_REGION)),
+            )
+            out.append((at, f"cart_{outcome}", segments, 1))
+            if session.has(CHECKOUT):
+                out.append((at, f"checkout_{outcome}", segments, 1))
+        return out
+
+    def _final_at(self, session: Session, stream_time: int) -> int | None:
+        """When a session's outcome became final, or None while it is still open."""
+        if session.order_t is not None:
+            return session.order_t
+        end = session.last + self.timeout_ms
+        return end if stream_time >= end else None
+
+    def _forget_at(self, final_at: int) -> int:
+        """From this stream time on, any event that could change the session is late."""
+        return bucket_end(final_at, self.step_ms) + self.grace_ms + 1
+
+    def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
+        due: list[int] = []
+        for session in split_sessions(facts, self.timeout_ms):
+            final_at = self._final_at(session, stream_time)
+            if final_at is None:
+                due.append(session.last + self.timeout_ms)
+            else:
+                due.append(self._forget_at(final_at))
+        return min(due) if due else None
+
+    def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
+        kept: list[Fact] = []
+        for session in split_sessions(facts, self.timeout_ms):
+            final_at = self._final_at(session, stream_time)
+            if final_at is None or stream_time < self._forget_at(final_at):
+                kept.extend(session.facts)
+        return kept

@@ -1,0 +1,62 @@
+"""Survey responses: NPS (docs/semantics.md, "Surveys").
+
+Each response is its own sample in the bucket of its event time; the entity (the response id) is
+kept only as long as a duplicate of it could still arrive inside grace.
+"""
+
+from __future__ import annotations
+
+from stream.events import Event
+from stream.kpis import OVERALL, Contribution, Fact, segment_name
+from stream.segments import UNKNOWN, SegmentNames
+from stream.windows import bucket_end
+
+# fact = (t, 0, event_id, type, score, channel, region, team)
+_T, _TYPE, _SCORE = 0, 3, 4
+DIMENSIONS = ("channel", "region", "team")
+
+
+def nps_category(score: int) -> str:
+    """Promoters score 9-10, passives 7-8, detractors 0-6 (Bain)."""
+    if score >= 9:
+        return "promoters"
+    return "passives" if score >= 7 else "detractors"
+
+
+class SurveyRules:
+    """KPI rules of the `survey-replies` topic."""
+
+    topic = "survey-replies"
+    dimensions = DIMENSIONS
+
+    def __init__(self, *, step_ms: int, grace_ms: int) -> None:
+        self.step_ms = step_ms
+        self.grace_ms = grace_ms
+
+    def fact(self, event: Event, names: SegmentNames) -> Fact:
+        return (
+            event.t,
+            0,
+            event.event_id,
+            event.type,
+            event.body["score"],
+            *(segment_name(names, d, event.body) for d in DIMENSIONS),
+        )
+
+    def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
+        out: list[Contribution] = []
+        for f in facts:
+            if f[_TYPE] != "nps":
+                continue
+            segments = (OVERALL, *((d, v or UNKNOWN) for d, v in zip(DIMENSIONS, f[5:8])))
+            out.append((f[_T], f"nps_{nps_category(f[_SCORE])}", segments, 1))
+        return out
+
+    def _forget_at(self, facts: list[Fact]) -> int:
+        return bucket_end(max(f[_T] for f in facts), self.step_ms) + self.grace_ms + 1
+
+    def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
+        return self._forget_at(facts) if facts else None
+
+    def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
+        return facts if facts and stream_time < self._forget_at(facts) else []

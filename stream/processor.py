@@ -1,0 +1,198 @@
+"""The Faust side of one source topic: consume, classify, apply, persist, acknowledge.
+
+A `TopicProcessor` owns the `PartitionState` of every partition of its topic that this worker is
+assigned. Its agent acknowledges a record only after the epoch holding its effect is committed in
+the changelog (see stream/state/partition.py), so a crash at any point replays exactly the records
+whose effect is missing, and replay skips the ones already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from stream.config import Settings
+from stream.events import Rejection, decode
+from stream.kpis import Rules
+from stream.schemas import dead_letter_topic
+from stream.state.partition import PartitionState, StateConfig
+
+log = logging.getLogger(__name__)
+
+
+class TopicProcessor:
+    """Consumes one source topic and keeps its KPI state, partition by partition."""
+
+    def __init__(
+        self, app: faust.App, topic: str, rules: Rules, settings: Settings, config: StateConfig
+    ) -> None:
+        self.app = app
+        self.topic_name = topic
+        self.rules = rules
+        self.settings = settings
+        self.config = config
+        self.source = app.topic(
+            topic, partitions=settings.partitions, key_serializer="raw", value_serializer="raw"
+        )
+        self.dead_letters = app.topic(
+            dead_letter_topic(topic),
+            partitions=settings.partitions,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.table = app.Table(
+            f"state-{topic}",
+            partitions=settings.partitions,
+            key_type=bytes,  # bytes in, bytes out: the records are encoded by PartitionState
+            value_type=bytes,
+            on_recover=self._on_recovered,
+        )
+        self.states: dict[int, PartitionState] = {}
+        self._pending: dict[int, list[EventT]] = defaultdict(list)
+        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._last_flush: dict[int, float] = defaultdict(time.monotonic)
+        self._last_event: dict[int, float] = defaultdict(time.monotonic)
+        self._advanced_to: dict[int, float] = {}
+        app.agent(self.source, name=f"process-{topic}")(self._agent)
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    # -- the agent ----------------------------------------------------------------------------
+
+    async def _agent(self, stream: faust.StreamT) -> None:
+        settings = self.settings
+        async for event in stream.noack().events():
+            message = event.message
+            partition = message.partition
+            state = self.states.get(partition)
+            if state is None:
+                log.warning(
+                    "record for %s[%d] before its state was recovered; it will be replayed",
+                    self.topic_name,
+                    partition,
+                )
+                continue
+            if message.offset <= state.offset:
+                event.ack()  # applied before a restart: its effect is already in the state
+                continue
+            result = decode(
+                message.value,
+                self.topic_name,
+                max_bytes=settings.max_event_bytes,
+                now_ms=int(time.time() * 1000),
+                max_future_ms=settings.max_future * 1000,
+            )
+            if isinstance(result, Rejection):
+                await self._dead_letter(message, result)
+                state.dead_letter(message.offset)
+            else:
+                state.apply(result, message.offset)
+                self._last_event[partition] = time.monotonic()
+            self._pending[partition].append(event)
+            if time.monotonic() - self._last_flush[partition] >= settings.flush_interval:
+                await self.flush(partition)
+
+    async def _dead_letter(self, message: Any, rejection: Rejection) -> None:
+        """Send the original bytes, untouched, with headers saying why and where from."""
+        headers = [
+            ("error", rejection.error.encode()),
+            ("error_detail", rejection.detail.encode()),
+            ("source_topic", message.topic.encode()),
+            ("source_partition", str(message.partition).encode()),
+            ("source_offset", str(message.offset).encode()),
+        ]
+        log.debug(
+            "dead-lettered %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            rejection.error,
+        )
+        await self.dead_letters.send(key=message.key, value=message.value, headers=headers)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    async def flush(self, partition: int) -> None:
+        """Commit the partition's epoch to the changelog, then acknowledge its records."""
+        async with self._locks[partition]:
+            state = self.states.get(partition)
+            acks = self._pending.pop(partition, [])
+            self._last_flush[partition] = time.monotonic()
+            if state is None or not (acks or state.has_changes):
+                return
+            records, marker = state.flush()
+            for key, value in records:
+                self._send(partition, key, value)
+            await self.app.producer.flush()
+            self._send(partition, *marker)
+            await self.app.producer.flush()
+            for event in acks:
+                event.ack()
+
+    def _send(self, partition: int, key: bytes, value: bytes | None) -> None:
+        self.table.send_changelog(
+            partition, key, value, key_serializer="raw", value_serializer="raw"
+        )
+
+    async def tick(self) -> None:
+        """Once a second: idle partitions' stream time follows the clock; due flushes happen."""
+        now = time.monotonic()
+        for partition, state in list(self.states.items()):
+            self._advance_idle(partition, state, now)
+            if now - self._last_flush[partition] >= self.settings.flush_interval:
+                await self.flush(partition)
+
+    def _advance_idle(self, partition: int, state: PartitionState, now: float) -> None:
+        """After idle_timeout without events, stream time advances at wall-clock rate."""
+        idle_since = self._last_event[partition] + self.settings.idle_timeout
+        if state.stream_time is None or now <= idle_since:
+            return
+        start = max(idle_since, self._advanced_to.get(partition, idle_since))
+        state.advance(state.stream_time + int((now - start) * 1000))
+        self._advanced_to[partition] = now
+
+    # -- rebalancing --------------------------------------------------------------------------
+
+    async def _on_recovered(self) -> None:
+        """After changelog recovery: build the state of newly assigned partitions."""
+        assigned = {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic_name
+        }
+        store = self.table.data
+        rows: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for key, value in list(store.items()):
+            partition = int(key.split(b":", 2)[1])
+            if partition in assigned and partition not in self.states:
+                rows[partition].append((key, value))
+        restored = assigned - self.states.keys()
+        for partition in restored:
+            self.states[partition] = PartitionState.restore(
+                self.topic_name, partition, self.rules, self.config, rows.get(partition, [])
+            )
+            self._last_event[partition] = time.monotonic()
+            self._advanced_to.pop(partition, None)
+            log.info(
+                "%s[%d] recovered: offset %d, %d entities",
+                self.topic_name,
+                partition,
+                self.states[partition].offset,
+                len(self.states[partition].entities),
+            )
+        # The rows were needed only to rebuild: free the memory (the next assignment re-reads the
+        # changelog from the start, since a rebalance revokes every partition first).
+        store.data.clear()
+        store._key_partition.clear()
+        for partition in restored:
+            await self.flush(partition)  # commit the rollback before anything is applied
+
+    async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
+        """Before partitions move: make their state durable, then let them go."""
+        for tp in revoked:
+            if tp.topic == self.topic_name and tp.partition in self.states:
+                await self.flush(tp.partition)
+                del self.states[tp.partition]

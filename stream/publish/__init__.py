@@ -1,0 +1,1 @@
+"""Where KPIs go: Prometheus /metrics, the Redis snapshot, the JSON endpoint."""

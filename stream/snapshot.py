@@ -1,0 +1,161 @@
+"""The merged KPI snapshot (docs/snapshot.md): from per-partition window totals to one document.
+
+Each partition contributes an *entry* (its window totals at its own stream time, its outcome
+counts). Entries merge by addition, whoever owns the partition, so the same code builds the Redis
+snapshot, the JSON endpoint and the Prometheus families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from stream.kpis.catalog import CATALOG, Kpi
+from stream.measures import COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
+from stream.sketch import quantile
+from stream.state.partition import OUTCOMES, PartitionState
+from stream.windows import Totals, add_into, rows_of, totals_of, window_name
+
+Entry = dict[str, Any]
+
+
+def partition_entry(state: PartitionState) -> Entry:
+    """A JSON-able summary of one partition: what the merged snapshot needs from it."""
+    return {
+        "topic": state.topic,
+        "partition": state.partition,
+        "stream_time": state.stream_time,
+        "counts": dict(state.counts),
+        "windows": {str(w.size_ms): rows_of(w.totals) for w in state.windows},
+    }
+
+
+@dataclass
+class Merged:
+    """Sum of partition entries."""
+
+    windows: dict[int, Totals] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    stream_times: list[int] = field(default_factory=list)
+
+
+def merge(entries: Iterable[Entry]) -> Merged:
+    merged = Merged()
+    for entry in entries:
+        for size, rows in entry["windows"].items():
+            totals = merged.windows.setdefault(int(size), {})
+            add_into(totals, totals_of(rows))
+        counts = merged.counts.setdefault(entry["topic"], dict.fromkeys(OUTCOMES, 0))
+        for outcome, n in entry["counts"].items():
+            counts[outcome] = counts.get(outcome, 0) + n
+        if entry["stream_time"] is not None:
+            merged.stream_times.append(entry["stream_time"])
+    return merged
+
+
+def format_time(ms: int | None) -> str | None:
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds and Z."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def render(
+    merged: Merged,
+    windows_ms: Iterable[int],
+    partitions: Mapping[str, int],
+) -> dict[str, Any]:
+    """The snapshot document."""
+    times = merged.stream_times
+    return {
+        "valid_at": format_time(min(times)) if times else None,
+        "latest": format_time(max(times)) if times else None,
+        "partitions": dict(partitions),
+        "windows": {
+            window_name(size // 1000): {
+                kpi.name: render_kpi(kpi, merged.windows.get(size, {})) for kpi in CATALOG
+            }
+            for size in windows_ms
+        },
+        "events": {
+            topic: dict(merged.counts.get(topic, dict.fromkeys(OUTCOMES, 0)))
+            for topic in partitions
+        },
+    }
+
+
+def render_kpi(kpi: Kpi, totals: Totals) -> dict[str, Any]:
+    """One KPI: overall plus a map per segment dimension of the segments with data."""
+    by_segment = _split_by_segment(kpi, totals)
+    out: dict[str, Any] = {"overall": _value(kpi, by_segment.pop(("", ""), {}))}
+    for dimension in kpi.dimensions:
+        out[dimension] = {
+            seg: _value(kpi, series)
+            for (dim, seg), series in sorted(by_segment.items())
+            if dim == dimension
+        }
+    return out
+
+
+def _split_by_segment(
+    kpi: Kpi, totals: Totals
+) -> dict[tuple[str, str], dict[tuple[str, int], int]]:
+    """Series of this KPI's measures, grouped by (dimension, segment), keyed (measure, bin)."""
+    measures = {measure for _, measure in kpi.parts}
+    grouped: dict[tuple[str, str], dict[tuple[str, int], int]] = {}
+    for (metric, dim, seg, b), n in totals.items():
+        if metric.split(".", 1)[0] in measures:
+            grouped.setdefault((dim, seg), {})[(metric, b)] = n
+    return grouped
+
+
+def _value(kpi: Kpi, series: Mapping[tuple[str, int], int]) -> dict[str, Any]:
+    if kpi.kind == "duration":
+        return duration_value(kpi.parts[0][1], series)
+    parts = {name: series.get((measure, -1), 0) for name, measure in kpi.parts}
+    if kpi.kind == "nps":
+        return nps_value(parts["promoters"], parts["passives"], parts["detractors"])
+    numerator, other = parts.values()
+    return {**parts, "ratio": ratio(numerator, numerator + other)}
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    """numerator / denominator, or None (not 0, not NaN) when there is nothing to divide."""
+    return numerator / denominator if denominator else None
+
+
+def nps_value(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
+    """NPS = 100 * (promoters - detractors) / responses, None without responses."""
+    responses = promoters + passives + detractors
+    score = 100 * (promoters - detractors) / responses if responses else None
+    return {
+        "promoters": promoters,
+        "passives": passives,
+        "detractors": detractors,
+        "responses": responses,
+        "score": score,
+    }
+
+
+def duration_value(measure: str, series: Mapping[tuple[str, int], int]) -> dict[str, Any]:
+    """Count, exact sum and mean, sketch quantiles and cumulative histogram of a duration."""
+    count = series.get((f"{measure}.{COUNT}", -1), 0)
+    sum_ms = series.get((f"{measure}.{SUM_MS}", -1), 0)
+    sketch = {b: n for (m, b), n in series.items() if m == f"{measure}.{SKETCH}"}
+    bins = {b: n for (m, b), n in series.items() if m == f"{measure}.{HIST}"}
+    cumulative: dict[str, int] = {}
+    running = 0
+    for index, bound in enumerate((*DURATION_BOUNDS_S, "+Inf")):
+        running += bins.get(index, 0)
+        cumulative[str(bound)] = running
+    return {
+        "count": count,
+        "sum_seconds": sum_ms / 1000,
+        "mean_seconds": sum_ms / 1000 / count if count else None,
+        "p50_seconds": quantile(sketch, 0.5),
+        "p90_seconds": quantile(sketch, 0.9),
+        "buckets": cumulative,
+    }

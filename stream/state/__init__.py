@@ -1,0 +1,1 @@
+"""KPI state per source partition, and its crash-consistent persistence."""

@@ -1,0 +1,109 @@
+"""Step buckets and rolling windows in event time.
+
+Every KPI sample lands in the step bucket of its event time. A window of size W at stream time S
+is the sum of the buckets whose *end* lies in (S - W, S]; the bucket still in progress is in no
+window yet. Windows are kept as running totals (add a bucket when it closes, subtract it when it
+leaves), so a sample costs one bucket write whatever the number and size of windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A series inside a bucket: (metric, dimension, segment, bin). Overall is ("", ""); bin is -1
+#: unless the metric is a histogram or sketch.
+SeriesKey = tuple[str, str, str, int]
+Totals = dict[SeriesKey, int]
+
+
+def bucket_index(t_ms: int, step_ms: int) -> int:
+    """The index k of the bucket [k*step, (k+1)*step) holding time t."""
+    return t_ms // step_ms
+
+
+def bucket_end(t_ms: int, step_ms: int) -> int:
+    """When the bucket holding t ends (exclusive upper bound)."""
+    return (t_ms // step_ms + 1) * step_ms
+
+
+def is_late(t_ms: int, stream_time: int | None, step_ms: int, grace_ms: int) -> bool:
+    """An event is late when its bucket ended more than the grace period before stream time."""
+    return stream_time is not None and bucket_end(t_ms, step_ms) < stream_time - grace_ms
+
+
+def window_range(stream_time: int, size_ms: int, step_ms: int) -> tuple[int, int]:
+    """Inclusive bucket index range [lo, hi] of the buckets ending in (S - size, S]."""
+    return (stream_time - size_ms) // step_ms, stream_time // step_ms - 1
+
+
+def window_name(size_s: int) -> str:
+    """A short label for a window size: 300 -> '5m', 3600 -> '1h', 86400 -> '1d'."""
+    for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
+        if size_s % seconds == 0:
+            return f"{size_s // seconds}{unit}"
+    return f"{size_s}s"
+
+
+def add_into(target: Totals, source: Mapping[SeriesKey, int], sign: int = 1) -> None:
+    """target += sign * source, dropping series that reach zero."""
+    for key, value in source.items():
+        total = target.get(key, 0) + sign * value
+        if total:
+            target[key] = total
+        else:
+            target.pop(key, None)
+
+
+def rows_of(totals: Mapping[SeriesKey, int]) -> list[list[Any]]:
+    """Totals as JSON-able rows [metric, dimension, segment, bin, value]."""
+    return [[m, d, s, b, n] for (m, d, s, b), n in totals.items()]
+
+
+def totals_of(rows: Iterable[list[Any]]) -> Totals:
+    """The inverse of rows_of."""
+    return {(m, d, s, b): n for m, d, s, b, n in rows}
+
+
+@dataclass
+class Window:
+    """Running totals of one rolling window over a partition's buckets."""
+
+    size_ms: int
+    step_ms: int
+    lo: int = 0
+    hi: int = -1  # empty range until the first advance
+    totals: Totals = field(default_factory=dict)
+
+    def covers(self, k: int) -> bool:
+        return self.lo <= k <= self.hi
+
+    def advance(self, stream_time: int, buckets: Mapping[int, Totals]) -> None:
+        """Move the range to stream time, adding buckets that entered and removing those that left."""
+        lo, hi = window_range(stream_time, self.size_ms, self.step_ms)
+        if (lo, hi) == (self.lo, self.hi):
+            return
+        old = set(_indices_in(buckets, self.lo, self.hi))
+        new = set(_indices_in(buckets, lo, hi))
+        for k in old - new:
+            add_into(self.totals, buckets[k], -1)
+        for k in new - old:
+            add_into(self.totals, buckets[k], 1)
+        self.lo, self.hi = lo, hi
+
+    def rebuild(self, stream_time: int, buckets: Mapping[int, Totals]) -> None:
+        """Recompute the totals from scratch (after recovery)."""
+        self.lo, self.hi = window_range(stream_time, self.size_ms, self.step_ms)
+        self.totals = {}
+        for k in _indices_in(buckets, self.lo, self.hi):
+            add_into(self.totals, buckets[k])
+
+
+def _indices_in(buckets: Mapping[int, Totals], lo: int, hi: int) -> Iterable[int]:
+    """Bucket indices present in [lo, hi], cheap whether the range or the store is the smaller."""
+    if hi < lo:
+        return ()
+    if hi - lo + 1 <= len(buckets):
+        return (k for k in range(lo, hi + 1) if k in buckets)
+    return (k for k in buckets if lo <= k <= hi)

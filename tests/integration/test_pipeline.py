@@ -1,0 +1,305 @@
+"""End to end: events produced with `cxkpi produce`, a real worker on a real broker and Redis, and
+the published KPIs (/kpis, the Redis snapshot, /metrics) against the offline reference."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.schemas import SOURCE_TOPICS, dead_letter_topic
+from tests.reference import Rules, compare_snapshots, expected_snapshot
+from tests.servers import (
+    ROOT,
+    Broker,
+    RedisServer,
+    Worker,
+    cxkpi,
+    read_messages,
+    read_records,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+RULES = Rules(inactivity_timeout_s=120)
+PARTITIONS = dict.fromkeys(SOURCE_TOPICS, 4)
+
+
+def generate(path: Path, env: dict[str, str], count: int, seed: int) -> list[bytes]:
+    """A generated log whose event times end about an hour before now."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1, seconds=count / 20)
+    cxkpi(
+        "generate",
+        "--count",
+        str(count),
+        "--rate",
+        "20",
+        "--seed",
+        str(seed),
+        "--start",
+        start.isoformat(),
+        "--resolution-median",
+        "2m",
+        "--out",
+        str(path),
+        "--quiet",
+        env=env,
+    )
+    return path.read_bytes().splitlines()
+
+
+def expected_for(broker: Broker, total: int) -> dict[str, Any]:
+    records = read_records(broker.url, list(SOURCE_TOPICS), total)
+    return expected_snapshot(records, RULES, now_ms=int(time.time() * 1000), partitions=PARTITIONS)
+
+
+def wait_processed(worker: Worker, total: int, timeout: float = 240) -> None:
+    wait_until(lambda: worker.processed() == total, timeout, f"{total} records processed")
+
+
+def assert_same(actual: dict[str, Any] | None, expected: dict[str, Any]) -> None:
+    assert actual is not None
+    differences = compare_snapshots(actual, expected)
+    assert not differences, "\n".join(differences[:40])
+
+
+def redis_snapshot(server: RedisServer) -> dict[str, Any] | None:
+    raw = redis.Redis.from_url(server.url).get("cxkpi-test:snapshot")
+    return orjson.loads(raw) if raw else None
+
+
+def metric_samples(worker: Worker) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    body = worker.get("/metrics")
+    assert body is not None
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozenset], float]:
+    """The component gauges /metrics must show for the expected snapshot."""
+    out: dict[tuple[str, frozenset], float] = {}
+    components = {
+        "cart_abandonment": ("cxkpi_cart_sessions", "outcome", ("abandoned", "converted")),
+        "checkout_abandonment": ("cxkpi_checkout_sessions", "outcome", ("abandoned", "converted")),
+        "nps": ("cxkpi_nps_responses", "category", ("promoters", "passives", "detractors")),
+    }
+    for window, kpis in expected["windows"].items():
+        for kpi, value in kpis.items():
+            segments = [("all", "all", value["overall"])] + [
+                (dim, seg, v)
+                for dim, segs in value.items()
+                if dim != "overall"
+                for seg, v in segs.items()
+            ]
+            for dim, seg, v in segments:
+                base = {("window", window), ("dimension", dim), ("segment", seg)}
+                if kpi in components:
+                    name, label, parts = components[kpi]
+                    for part in parts:
+                        out[(name, frozenset(base | {(label, part)}))] = v[part]
+                else:
+                    out[("cxkpi_ticket_resolution_seconds_gcount", frozenset(base))] = v["count"]
+                    out[("cxkpi_ticket_resolution_seconds_gsum", frozenset(base))] = v[
+                        "sum_seconds"
+                    ]
+                    for le, n in v["buckets"].items():
+                        key = (
+                            "cxkpi_ticket_resolution_seconds_bucket",
+                            frozenset(base | {("le", le if le == "+Inf" else f"{le}.0")}),
+                        )
+                        out[key] = n
+    for topic, counts in expected["events"].items():
+        for outcome, n in counts.items():
+            out[("events_by_topic", frozenset({("topic", topic), ("outcome", outcome)}))] = n
+    return out
+
+
+def assert_metrics_match(worker: Worker, expected: dict[str, Any]) -> None:
+    actual = metric_samples(worker)
+    by_topic: dict[tuple[str, frozenset], float] = {}
+    for (name, labels), value in actual.items():
+        if name == "cxkpi_events_total":
+            rest = frozenset((k, v) for k, v in labels if k != "partition")
+            key = ("events_by_topic", rest)
+            by_topic[key] = by_topic.get(key, 0) + value
+    actual.update(by_topic)
+    wrong = [
+        f"{name}{dict(labels)}: {actual.get((name, labels))} != {value}"
+        for (name, labels), value in expected_metric_samples(expected).items()
+        if abs(actual.get((name, labels), 0.0) - value) > 1e-6 * max(1.0, abs(value))
+    ]
+    assert not wrong, "\n".join(wrong[:40])
+
+
+def test_published_kpis_equal_the_offline_computation(
+    broker: Broker, redis_server: RedisServer, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    lines = generate(tmp_path / "events.jsonl", worker_env, 4000, seed=7)
+    result = cxkpi("produce", str(tmp_path / "events.jsonl"), "--quiet", env=worker_env)
+    assert f"sent {len(lines)} events" in result.stdout
+    worker = Worker(worker_env, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        wait_processed(worker, len(lines))
+        expected = expected_for(broker, len(lines))
+        assert expected["windows"]["1h"]["nps"]["overall"]["responses"] > 100
+        assert expected["windows"]["1h"]["cart_abandonment"]["overall"]["abandoned"] > 10
+        assert expected["windows"]["1h"]["resolution_time"]["overall"]["count"] > 10
+        assert_same(worker.kpis(), expected)
+        wait_until(
+            lambda: not compare_snapshots(redis_snapshot(redis_server) or {}, expected),
+            15,
+            "the Redis snapshot to equal the reference",
+        )
+        assert_metrics_match(worker, expected)
+    finally:
+        worker.stop()
+
+
+def test_sigkill_mid_stream_and_duplicate_deliveries_stay_exact(
+    broker: Broker, redis_server: RedisServer, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    lines = generate(tmp_path / "events.jsonl", worker_env, 4000, seed=11)
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_bytes(b"".join(line + b"\n" + line + b"\n" for line in lines))
+    total = 2 * len(lines) + len(lines)  # every event twice in a row, then the log once more
+    worker = Worker(worker_env, tmp_path / "worker-1.log")
+    worker.wait_ready()
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "stream", "produce", str(doubled), "--quiet"],
+        env={**os.environ, **worker_env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: worker.processed() > total // 6, 120, "some records processed")
+        worker.kill()  # SIGKILL mid-stream
+        assert producer.wait(timeout=120) == 0
+        cxkpi("produce", str(tmp_path / "events.jsonl"), "--quiet", env=worker_env)
+        worker = Worker(worker_env, tmp_path / "worker-2.log")
+        worker.wait_ready()
+        wait_processed(worker, total)
+        expected = expected_for(broker, total)
+        assert expected["events"]["cart-events"]["duplicate"] > 100
+        assert_same(worker.kpis(), expected)
+        wait_until(
+            lambda: not compare_snapshots(redis_snapshot(redis_server) or {}, expected),
+            15,
+            "the Redis snapshot to equal the reference",
+        )
+    finally:
+        if producer.poll() is None:
+            producer.send_signal(signal.SIGTERM)
+        worker.stop()
+
+
+BAD_LINES: list[tuple[str, bytes, str]] = [
+    ("cart-events", b"{not json", "invalid_json"),
+    ("cart-events", b"\xff\xfe\x00garbage", "invalid_json"),
+    ("cart-events", b'["an", "array"]', "invalid_json"),
+    (
+        "cart-events",
+        b'{"event_id": "b1", "type": "cart_exploded", "occurred_at": '
+        b'"2026-11-23T10:00:00Z", "cart_id": "x"}',
+        "unknown_type",
+    ),
+    (
+        "cart-events",
+        b'{"event_id": "b2", "type": "item_added", "occurred_at": "2026-11-23T10:00:00Z"}',
+        "schema_violation",
+    ),
+    (
+        "tickets",
+        b'{"event_id": "b3", "type": "ticket_opened", "occurred_at": "yesterday", '
+        b'"ticket_id": "t"}',
+        "schema_violation",
+    ),
+    (
+        "tickets",
+        b'{"event_id": "b4", "type": "ticket_opened", "occurred_at": '
+        b'"2026-11-23T10:00:00Z", "ticket_id": "t", "schema_version": 2}',
+        "unsupported_schema_version",
+    ),
+    (
+        "survey-replies",
+        b'{"event_id": "b5", "type": "nps", "occurred_at": '
+        b'"2026-11-23T10:00:00Z", "response_id": "r", "score": 11}',
+        "schema_violation",
+    ),
+    (
+        "survey-replies",
+        b'{"event_id": "b6", "type": "nps", "occurred_at": '
+        b'"2026-11-23T10:00:00Z", "response_id": "r", "score": 5, "comment": "'
+        + b"x" * 70_000
+        + b'"}',
+        "too_large",
+    ),
+    (
+        "survey-replies",
+        b'{"event_id": "b7", "type": "csat", "occurred_at": '
+        b'"2099-01-01T00:00:00Z", "response_id": "r", "score": 5}',
+        "occurred_at_in_future",
+    ),
+]
+
+
+def test_bad_input_is_dead_lettered_and_valid_kpis_stay_exact(
+    broker: Broker, redis_server: RedisServer, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    lines = generate(tmp_path / "events.jsonl", worker_env, 3000, seed=5)
+    worker = Worker(worker_env, tmp_path / "worker.log")
+    worker.wait_ready()
+    pid = worker.process.pid
+    chunks = [lines[i : i + 500] for i in range(0, len(lines), 500)]
+    try:
+        for i, chunk in enumerate(chunks):
+            part = tmp_path / f"part-{i}.jsonl"
+            part.write_bytes(b"\n".join(chunk) + b"\n")
+            cxkpi("produce", str(part), "--quiet", env=worker_env)
+            for topic in SOURCE_TOPICS:
+                bad = tmp_path / f"bad-{i}-{topic}.jsonl"
+                bad.write_bytes(b"".join(line + b"\n" for t, line, _ in BAD_LINES if t == topic))
+                cxkpi(
+                    "produce",
+                    str(bad),
+                    "--no-validate",
+                    "--topic",
+                    topic,
+                    "--quiet",
+                    env=worker_env,
+                )
+        n_bad = len(BAD_LINES) * len(chunks)
+        total = len(lines) + n_bad
+        wait_processed(worker, total)
+        expected = expected_for(broker, total)
+        assert sum(c["dead_lettered"] for c in expected["events"].values()) == n_bad
+        assert_same(worker.kpis(), expected)
+        dead = read_messages(broker.url, [dead_letter_topic(t) for t in SOURCE_TOPICS], n_bad)
+        assert len(dead) == n_bad
+        originals = {(t, line): error for t, line, error in BAD_LINES}
+        for message in dead:
+            headers = {k: v.decode() for k, v in message.headers}
+            source = headers["source_topic"]
+            assert message.topic == dead_letter_topic(source)
+            assert originals[(source, message.value)] == headers["error"]
+            assert headers["error_detail"]
+            assert int(headers["source_offset"]) >= 0
+        assert worker.process.poll() is None and worker.process.pid == pid
+        assert "Traceback" not in worker.log.read_text()
+    finally:
+        worker.stop()

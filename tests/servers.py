@@ -1,0 +1,198 @@
+"""Real servers for integration tests: the Tansu broker, redis-server and cxkpi workers, each on
+free loopback ports, started and stopped by the fixtures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from stream.devbroker import free_port, start_broker, wait_for_port
+from stream.topics import bootstrap_servers
+from tests.reference import Record
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
+    """Poll until condition() is truthy; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+class Broker:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"kafka://127.0.0.1:{self.port}"
+        self.process = start_broker(self.port, workdir / "broker.log")
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+class RedisServer:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_port("127.0.0.1", self.port, 10, self.process)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def cxkpi(
+    *args: str, env: dict[str, str], check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run the cxkpi command line as a user would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "stream", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"cxkpi {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+class Worker:
+    """A `cxkpi worker` process."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = {**env, "CXKPI_WEB_PORT": str(free_port())}
+        self.base = f"http://127.0.0.1:{self.env['CXKPI_WEB_PORT']}"
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stream", "worker"],
+            env={**os.environ, **self.env},
+            cwd=ROOT,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def get(self, path: str) -> bytes | None:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=5) as response:
+                return response.read()
+        except OSError:
+            return None
+
+    def kpis(self) -> dict[str, Any] | None:
+        body = self.get("/kpis")
+        return orjson.loads(body) if body else None
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        def ready() -> bool:
+            assert self.process.poll() is None, f"worker exited; log:\n{self.log.read_text()}"
+            return self.get("/ready") is not None
+
+        wait_until(ready, timeout, "the worker to be ready")
+
+    def processed(self) -> int:
+        """Records of all source topics with an outcome, from the worker's own snapshot."""
+        doc = self.kpis()
+        if doc is None:
+            return -1
+        return sum(sum(c.values()) for c in doc["events"].values())
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def kill(self) -> None:
+        _stop(self.process, signal.SIGKILL)
+
+
+async def _read_topics(
+    broker_url: str, topics: list[str], expected: int, timeout: float
+) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # load metadata for partitions_for_topic
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or [])
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < expected:
+            assert time.monotonic() < deadline, f"read {len(out)} of {expected} records"
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                out.extend(messages)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def read_messages(
+    broker_url: str, topics: list[str], expected: int, timeout: float = 60
+) -> list[Any]:
+    """The first `expected` records of the topics, read back from the broker."""
+    return asyncio.run(_read_topics(broker_url, topics, expected, timeout))
+
+
+def read_records(broker_url: str, topics: list[str], expected: int) -> list[Record]:
+    """Source records as the reference computation takes them."""
+    return [
+        Record(m.topic, m.partition, m.offset, m.value)
+        for m in read_messages(broker_url, topics, expected)
+    ]
