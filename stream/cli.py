@@ -136,7 +136,9 @@ def _timestamp(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("an RFC 3339 timestamp such as 2026-11-23T10:00:00Z")
+        raise argparse.ArgumentTypeError(
+            "an RFC 3339 timestamp such as 2026-11-23T10:00:00Z"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -80,7 +80,7 @@ class Window:
         return self.lo <= k <= self.hi
 
     def advance(self, stream_time: int, buckets: Mapping[int, Totals]) -> None:
-        """Move the range to stream time, adding buckets that entered and removing those that left."""
+        """Slide to stream time: add the buckets that entered, subtract those that left."""
         lo, hi = window_range(stream_time, self.size_ms, self.step_ms)
         if (lo, hi) == (self.lo, self.hi):
             return

@@ -235,7 +235,6 @@ def expected_snapshot(
         by_partition[(record.topic, record.partition)].append(record)
     processed = {tp: _process(rs, rules, now_ms) for tp, rs in by_partition.items()}
 
-    counts: dict[str, dict[str, tuple[int, ...]]] = {}
     ratio_parts: dict[tuple[str, str, str, str], dict[str, int]] = defaultdict(
         lambda: {"abandoned": 0, "converted": 0}
     )
@@ -281,18 +280,18 @@ def expected_snapshot(
         for kpi in ("cart_abandonment", "checkout_abandonment"):
             kpis[kpi] = _shape(
                 kpi,
-                lambda dim, seg, k=kpi: _ratio(ratio_parts.get((window, k, dim, seg))),
+                lambda dim, seg, k=kpi, w=window: _ratio(ratio_parts.get((w, k, dim, seg))),
                 ratio_parts,
                 window,
             )
         kpis["resolution_time"] = _shape(
             "resolution_time",
-            lambda dim, seg: _duration(durations.get((window, dim, seg), [])),
+            lambda dim, seg, w=window: _duration(durations.get((w, dim, seg), [])),
             durations,
             window,
         )
         kpis["nps"] = _shape(
-            "nps", lambda dim, seg: _nps(nps_parts.get((window, dim, seg))), nps_parts, window
+            "nps", lambda dim, seg, w=window: _nps(nps_parts.get((w, dim, seg))), nps_parts, window
         )
         windows[window] = kpis
 

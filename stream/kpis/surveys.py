@@ -48,7 +48,10 @@ class SurveyRules:
         for f in facts:
             if f[_TYPE] != "nps":
                 continue
-            segments = (OVERALL, *((d, v or UNKNOWN) for d, v in zip(DIMENSIONS, f[5:8])))
+            segments = (
+                OVERALL,
+                *((d, v or UNKNOWN) for d, v in zip(DIMENSIONS, f[5:8], strict=True)),
+            )
             out.append((f[_T], f"nps_{nps_category(f[_SCORE])}", segments, 1))
         return out
 

@@ -53,7 +53,10 @@ class TicketRules:
             return []
         segments: Segments = (
             OVERALL,
-            *((d, v if v is not None else UNKNOWN) for d, v in zip(DIMENSIONS, opening[_DATA])),
+            *(
+                (d, v if v is not None else UNKNOWN)
+                for d, v in zip(DIMENSIONS, opening[_DATA], strict=True)
+            ),
         )
         return [
             (f[_T], "resolution", segments, max(0, f[_T] - opening[_T]))
@@ -62,7 +65,7 @@ class TicketRules:
         ]
 
     def _forget_at(self, facts: list[Fact]) -> int:
-        """A closed ticket is forgotten once its events are past grace; any ticket after retention."""
+        """A closed ticket is forgotten once past grace; any ticket after the retention."""
         last = facts[-1][_T]
         forget = last + self.retention_ms
         if any(f[_KIND_AT] == CLOSED for f in facts):

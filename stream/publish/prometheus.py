@@ -103,7 +103,7 @@ def _kpi_families(kpi: Kpi, windows: dict[str, dict[str, Any]]) -> Iterator[Metr
     )
     value = GaugeMetricFamily(
         PREFIX + value_name,
-        f"{kpi.name.replace('_', ' ')} of this worker's partitions (fleet: divide summed components)",
+        f"{kpi.name.replace('_', ' ')} of this worker's partitions (fleet: divide sums)",
         labels=SEGMENT_LABELS,
     )
     for labels, v in _segments(per_window):
