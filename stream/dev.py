@@ -28,7 +28,7 @@ from rich.live import Live
 from rich.table import Table
 
 from stream.config import Settings
-from stream.devbroker import free_port, start_broker, wait_for_port
+from stream.devservers import free_port, start_broker, start_redis, wait_for_port
 from stream.topics import ensure_topics
 
 #: Demo defaults: short enough to see carts abandoned and tickets solved within minutes.
@@ -66,7 +66,7 @@ class Children:
 
 
 def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     workdir = Path(tempfile.mkdtemp(prefix="cxkpi-dev-"))
     children = Children()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -74,13 +74,14 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
         broker_port = free_port()
         children.add("broker", start_broker(broker_port, workdir / "broker.log"))
         broker = f"kafka://127.0.0.1:{broker_port}"
-        merged = {**DEMO, **{k: v for k, v in flags.items() if v is not None}}
-        merged.update(broker=broker, profile="dev")
         redis_url = _start_redis(children, workdir, console)
-        merged["redis_url"] = redis_url or "none"
-        settings = Settings.load(merged, environ={})
+        # flags, then the environment, then the demo's defaults, then the usual defaults
+        chosen = {k: v for k, v in flags.items() if v is not None}
+        chosen.update(broker=broker, profile="dev", redis_url=redis_url or "none")
+        environ = {**{f"CXKPI_{k.upper()}": v for k, v in DEMO.items()}, **os.environ}
+        settings = Settings.load(chosen, environ=environ)
         asyncio.run(ensure_topics(settings))
-        env = {**os.environ, **{f"CXKPI_{k.upper()}": str(v) for k, v in merged.items()}}
+        env = {**environ, **{f"CXKPI_{k.upper()}": str(v) for k, v in chosen.items()}}
         python = [sys.executable, "-m", "stream"]
         children.add("worker", _spawn([*python, "worker"], env, workdir / "worker.log"))
         wait_for_port(settings.web_host, settings.web_port, 60, children.processes[-1][1])
@@ -127,28 +128,7 @@ def _start_redis(children: Children, workdir: Path, console: Console) -> str | N
         )
         return None
     port = free_port()
-    process = children.add(
-        "redis",
-        subprocess.Popen(
-            [
-                server,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        ),
-    )
-    wait_for_port("127.0.0.1", port, 10, process)
+    children.add("redis", start_redis(port, workdir))
     return f"redis://127.0.0.1:{port}/0"
 
 

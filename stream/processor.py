@@ -12,10 +12,11 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from stream.config import Settings
 from stream.events import Rejection, decode
@@ -24,6 +25,21 @@ from stream.schemas import dead_letter_topic
 from stream.state.partition import PartitionState, StateConfig
 
 log = logging.getLogger(__name__)
+
+#: After this long without a record on a partition, check that the consumer did not skip any.
+STALL_S = 2.0
+#: Rewinds to the same offset before a gap there is taken as real.
+MAX_REWINDS = 3
+
+
+@dataclass
+class Rewind:
+    """A seek back to the first offset the state lacks, until that record arrives."""
+
+    offset: int
+    attempts: int = 0
+    since: float = 0.0
+    accepted: bool = False
 
 
 class TopicProcessor:
@@ -57,8 +73,10 @@ class TopicProcessor:
         self._pending: dict[int, list[EventT]] = defaultdict(list)
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last_flush: dict[int, float] = defaultdict(time.monotonic)
-        self._last_event: dict[int, float] = defaultdict(time.monotonic)
+        self._last_event: dict[int, float] = defaultdict(time.monotonic)  # last applied event
+        self._last_record: dict[int, float] = defaultdict(time.monotonic)  # last record at all
         self._advanced_to: dict[int, float] = {}
+        self._rewinds: dict[int, Rewind] = {}  # partitions waiting for skipped records
         app.agent(self.source, name=f"process-{topic}")(self._agent)
         app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -69,6 +87,7 @@ class TopicProcessor:
         async for event in stream.noack().events():
             message = event.message
             partition = message.partition
+            self._last_record[partition] = time.monotonic()
             state = self.states.get(partition)
             if state is None:
                 log.warning(
@@ -80,6 +99,9 @@ class TopicProcessor:
             if message.offset <= state.offset:
                 event.ack()  # applied before a restart: its effect is already in the state
                 continue
+            gap = message.offset > state.offset + 1 or partition in self._rewinds
+            if gap and await self._skipped(partition, state, message.offset):
+                continue  # comes again, after the records before it
             result = decode(
                 message.value,
                 self.topic_name,
@@ -115,6 +137,58 @@ class TopicProcessor:
         )
         await self.dead_letters.send(key=message.key, value=message.value, headers=headers)
 
+    async def _skipped(self, partition: int, state: PartitionState, offset: int) -> bool:
+        """True when this record must wait: records before it were skipped by the consumer.
+
+        Around rebalances Faust can fetch records and drop them (faust-streaming #216, #221),
+        leaving a gap. The state knows exactly which offset it needs next, so the processor seeks
+        back to it and, until it arrives, holds off the records after it (prefetched ones would
+        otherwise be applied first and the missing ones then skipped as already applied). A gap
+        that survives several rewinds is real (compaction, transaction markers) and is accepted.
+        """
+        wanted = state.offset + 1
+        rewind = self._rewinds.get(partition)
+        if offset == wanted or (rewind is not None and rewind.accepted and rewind.offset == wanted):
+            self._rewinds.pop(partition, None)
+            return False
+        if rewind is None or rewind.offset != wanted:
+            await self._rewind(partition, Rewind(wanted))
+        return True
+
+    async def _rewind(self, partition: int, rewind: Rewind) -> None:
+        self._rewinds[partition] = rewind
+        rewind.attempts += 1
+        rewind.since = time.monotonic()
+        log.warning(
+            "%s[%d]: the consumer skipped records from offset %d; seeking back (%d)",
+            self.topic_name,
+            partition,
+            rewind.offset,
+            rewind.attempts,
+        )
+        await self.app.consumer.seek(TP(self.topic_name, partition), rewind.offset)
+
+    async def _check_position(self, partition: int, state: PartitionState, now: float) -> None:
+        """Rewind a quiet partition whose consumer moved past records the state never saw."""
+        rewind = self._rewinds.get(partition)
+        if rewind is not None:
+            if now - rewind.since < STALL_S:
+                return
+            if rewind.attempts >= MAX_REWINDS:
+                rewind.accepted = True
+                log.warning(
+                    "%s[%d]: offset %d never arrives; accepting the gap",
+                    self.topic_name,
+                    partition,
+                    rewind.offset,
+                )
+            await self._rewind(partition, rewind)
+            return
+        if now - self._last_record[partition] >= STALL_S:
+            position = await self.app.consumer.position(TP(self.topic_name, partition))
+            if position is not None and position > state.offset + 1:
+                await self._rewind(partition, Rewind(state.offset + 1))
+
     # -- persistence --------------------------------------------------------------------------
 
     async def flush(self, partition: int) -> None:
@@ -140,12 +214,14 @@ class TopicProcessor:
         )
 
     async def tick(self) -> None:
-        """Once a second: idle partitions' stream time follows the clock; due flushes happen."""
+        """Once a second: idle partitions' stream time follows the clock; due flushes happen;
+        a consumer that moved past records the state never saw is sent back."""
         now = time.monotonic()
         for partition, state in list(self.states.items()):
             self._advance_idle(partition, state, now)
             if now - self._last_flush[partition] >= self.settings.flush_interval:
                 await self.flush(partition)
+            await self._check_position(partition, state, now)
 
     def _advance_idle(self, partition: int, state: PartitionState, now: float) -> None:
         """After idle_timeout without events, stream time advances at wall-clock rate."""
@@ -174,8 +250,9 @@ class TopicProcessor:
             self.states[partition] = PartitionState.restore(
                 self.topic_name, partition, self.rules, self.config, rows.get(partition, [])
             )
-            self._last_event[partition] = time.monotonic()
+            self._last_event[partition] = self._last_record[partition] = time.monotonic()
             self._advanced_to.pop(partition, None)
+            self._rewinds.pop(partition, None)
             log.info(
                 "%s[%d] recovered: offset %d, %d entities",
                 self.topic_name,

