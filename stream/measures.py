@@ -20,7 +20,7 @@ DURATION_BOUNDS_S = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800
 _BOUNDS_MS = tuple(b * 1000 for b in DURATION_BOUNDS_S)
 
 #: Measures whose value is a duration in milliseconds.
-DURATION_MEASURES = frozenset({"resolution"})
+DURATION_MEASURES = frozenset({"resolution", "first_response"})
 
 COUNT, SUM_MS, HIST, SKETCH = "count", "sum_ms", "le", "sketch"
 

@@ -1,18 +1,20 @@
 """The merged KPI snapshot (docs/snapshot.md): from per-partition window totals to one document.
 
-Each partition contributes an *entry* (its window totals at its own stream time, its outcome
-counts). Entries merge by addition, whoever owns the partition, so the same code builds the Redis
-snapshot, the JSON endpoint and the Prometheus families.
+Each partition contributes an *entry* (its window totals at its own stream time, its live gauges,
+its outcome counts). Entries merge by addition, whoever owns the partition, so the same code
+builds the Redis snapshot, the JSON endpoint and the Prometheus families.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from stream.kpis.catalog import CATALOG, Kpi
+from stream.kpis.carts import MICROS
+from stream.kpis.catalog import LIVE, WINDOWED, Kpi
 from stream.measures import COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
 from stream.sketch import quantile
 from stream.state.partition import OUTCOMES, PartitionState
@@ -29,6 +31,7 @@ def partition_entry(state: PartitionState) -> Entry:
         "stream_time": state.stream_time,
         "counts": dict(state.counts),
         "windows": {str(w.size_ms): rows_of(w.totals) for w in state.windows},
+        "live": rows_of(state.gauges),
     }
 
 
@@ -37,6 +40,7 @@ class Merged:
     """Sum of partition entries."""
 
     windows: dict[int, Totals] = field(default_factory=dict)
+    live: Totals = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     stream_times: list[int] = field(default_factory=list)
 
@@ -45,8 +49,8 @@ def merge(entries: Iterable[Entry]) -> Merged:
     merged = Merged()
     for entry in entries:
         for size, rows in entry["windows"].items():
-            totals = merged.windows.setdefault(int(size), {})
-            add_into(totals, totals_of(rows))
+            add_into(merged.windows.setdefault(int(size), {}), totals_of(rows))
+        add_into(merged.live, totals_of(entry.get("live", [])))
         counts = merged.counts.setdefault(entry["topic"], dict.fromkeys(OUTCOMES, 0))
         for outcome, n in entry["counts"].items():
             counts[outcome] = counts.get(outcome, 0) + n
@@ -76,10 +80,11 @@ def render(
         "partitions": dict(partitions),
         "windows": {
             window_name(size // 1000): {
-                kpi.name: render_kpi(kpi, merged.windows.get(size, {})) for kpi in CATALOG
+                kpi.name: render_kpi(kpi, merged.windows.get(size, {})) for kpi in WINDOWED
             }
             for size in windows_ms
         },
+        "live": {kpi.name: render_kpi(kpi, merged.live) for kpi in LIVE},
         "events": {
             topic: dict(merged.counts.get(topic, dict.fromkeys(OUTCOMES, 0)))
             for topic in partitions
@@ -100,26 +105,41 @@ def render_kpi(kpi: Kpi, totals: Totals) -> dict[str, Any]:
     return out
 
 
-def _split_by_segment(
-    kpi: Kpi, totals: Totals
-) -> dict[tuple[str, str], dict[tuple[str, int], int]]:
-    """Series of this KPI's measures, grouped by (dimension, segment), keyed (measure, bin)."""
+#: Series of one segment of one KPI, keyed (metric, bin).
+SegmentSeries = dict[tuple[str, int], int]
+
+
+def _split_by_segment(kpi: Kpi, totals: Totals) -> dict[tuple[str, str], SegmentSeries]:
+    """Series of this KPI's measures, grouped by (dimension, segment)."""
     measures = {measure for _, measure in kpi.parts}
-    grouped: dict[tuple[str, str], dict[tuple[str, int], int]] = {}
+    grouped: dict[tuple[str, str], SegmentSeries] = {}
     for (metric, dim, seg, b), n in totals.items():
-        if metric.split(".", 1)[0] in measures:
+        if base_measure(metric) in measures:
             grouped.setdefault((dim, seg), {})[(metric, b)] = n
     return grouped
 
 
-def _value(kpi: Kpi, series: Mapping[tuple[str, int], int]) -> dict[str, Any]:
+def base_measure(metric: str) -> str:
+    """'resolution.count' -> 'resolution', 'priced_orders:EUR' -> 'priced_orders'."""
+    return metric.split(".", 1)[0].split(":", 1)[0]
+
+
+def _value(kpi: Kpi, series: SegmentSeries) -> dict[str, Any]:
     if kpi.kind == "duration":
         return duration_value(kpi.parts[0][1], series)
+    if kpi.kind == "money":
+        return money_value(series)
     parts = {name: series.get((measure, -1), 0) for name, measure in kpi.parts}
     if kpi.kind == "nps":
         return nps_value(parts["promoters"], parts["passives"], parts["detractors"])
-    numerator, other = parts.values()
-    return {**parts, "ratio": ratio(numerator, numerator + other)}
+    if kpi.kind == "mean":
+        return mean_value(parts["responses"], parts["score_sum"], parts["easy"])
+    if kpi.kind == "live":
+        return parts
+    first, second = parts.values()
+    denominator = first + second if kpi.kind == "share" else second
+    value = ratio(first, denominator)
+    return {**parts, kpi.value: None if value is None else value * kpi.scale}
 
 
 def ratio(numerator: int, denominator: int) -> float | None:
@@ -128,7 +148,7 @@ def ratio(numerator: int, denominator: int) -> float | None:
 
 
 def nps_value(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
-    """NPS = 100 * (promoters - detractors) / responses, None without responses."""
+    """NPS = 100 * (promoters - detractors) / responses, with its adjusted-Wald 95 % margin."""
     responses = promoters + passives + detractors
     score = 100 * (promoters - detractors) / responses if responses else None
     return {
@@ -137,10 +157,50 @@ def nps_value(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
         "detractors": detractors,
         "responses": responses,
         "score": score,
+        "margin_of_error": nps_margin_of_error(promoters, detractors, responses),
     }
 
 
-def duration_value(measure: str, series: Mapping[tuple[str, int], int]) -> dict[str, Any]:
+def nps_margin_of_error(promoters: int, detractors: int, responses: int) -> float | None:
+    """Adjusted-Wald 95 % margin of error of NPS, in NPS points (MeasuringU: n + 3, + 3/4 each).
+
+    p = (P + 3/4) / (n + 3), d = (D + 3/4) / (n + 3);
+    var = (p + d - (p - d)^2) / (n + 3); margin = 100 * 1.96 * sqrt(var).
+    """
+    if not responses:
+        return None
+    n = responses + 3
+    p, d = (promoters + 0.75) / n, (detractors + 0.75) / n
+    return 100 * 1.96 * math.sqrt((p + d - (p - d) ** 2) / n)
+
+
+def mean_value(responses: int, score_sum: int, easy: int) -> dict[str, Any]:
+    """CES: mean score (7 = very easy) and the share of easy answers (5-7)."""
+    return {
+        "responses": responses,
+        "score_sum": score_sum,
+        "mean": ratio(score_sum, responses),
+        "easy": easy,
+        "easy_ratio": ratio(easy, responses),
+    }
+
+
+def money_value(series: SegmentSeries) -> dict[str, Any]:
+    """Per currency: priced orders, exact amount (summed in millionths) and average order value."""
+    out: dict[str, Any] = {}
+    for (metric, _), n in sorted(series.items()):
+        measure, _, currency = metric.partition(":")
+        entry = out.setdefault(currency, {"orders": 0, "amount": 0.0, "average": None})
+        if measure == "priced_orders":
+            entry["orders"] = n
+        else:
+            entry["amount"] = n / MICROS
+    for entry in out.values():
+        entry["average"] = entry["amount"] / entry["orders"] if entry["orders"] else None
+    return out
+
+
+def duration_value(measure: str, series: SegmentSeries) -> dict[str, Any]:
     """Count, exact sum and mean, sketch quantiles and cumulative histogram of a duration."""
     count = series.get((f"{measure}.{COUNT}", -1), 0)
     sum_ms = series.get((f"{measure}.{SUM_MS}", -1), 0)

@@ -25,15 +25,38 @@ KEYS = {"cart-events": "cart_id", "tickets": "ticket_id", "survey-replies": "res
 BOUNDS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
 TOPIC_DIMENSIONS = {
-    "cart-events": ("channel", "region"),
+    "cart-events": ("channel", "region", "currency"),
     "tickets": ("team", "priority", "channel", "region"),
     "survey-replies": ("channel", "region", "team"),
 }
+_CART, _TICKET, _SURVEY = (
+    ("channel", "region"),
+    ("channel", "region", "team", "priority"),
+    ("channel", "region", "team"),
+)
 DIMENSIONS = {
-    "cart_abandonment": ("channel", "region"),
-    "checkout_abandonment": ("channel", "region"),
-    "resolution_time": ("channel", "region", "team", "priority"),
-    "nps": ("channel", "region", "team"),
+    "cart_abandonment": _CART,
+    "checkout_abandonment": _CART,
+    "conversion": _CART,
+    "average_order_value": _CART,
+    "upsell": _CART,
+    "resolution_time": _TICKET,
+    "first_response_time": _TICKET,
+    "first_contact_resolution": _TICKET,
+    "reopen_rate": _TICKET,
+    "open_backlog": _TICKET,
+    "nps": _SURVEY,
+    "csat": _SURVEY,
+    "ces": _SURVEY,
+}
+WINDOWED_KPIS = [k for k in DIMENSIONS if k != "open_backlog"]
+#: kpi -> (numerator, denominator, value key, scale)
+FRACTIONS = {
+    "conversion": ("converted", "created", "ratio", 1),
+    "upsell": ("upsold", "orders", "ratio", 1),
+    "first_contact_resolution": ("first_contact", "solves", "ratio", 1),
+    "reopen_rate": ("reopens", "solves", "ratio", 1),
+    "csat": ("satisfied", "responses", "score", 100),
 }
 
 
@@ -143,14 +166,25 @@ def _process(records: list[Record], rules: Rules, now_ms: int) -> _Partition:
     return part
 
 
-def _cart_samples(part: _Partition, rules: Rules) -> list[tuple[int, str, dict[str, str]]]:
-    """(outcome time, component, segments) for every cart session with an outcome."""
-    timeout = rules.inactivity_timeout_s * 1000
-    carts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+Sample = tuple[str, str, int | None, dict[str, str], int]  # kpi, component, t, segments, value
+
+
+def _by_entity(part: _Partition, key: str) -> list[list[dict[str, Any]]]:
+    entities: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in part.applied:
-        carts[event["cart_id"]].append(event)
-    out = []
-    for events in carts.values():
+        entities[event[key]].append(event)
+    return list(entities.values())
+
+
+def _segs(event: dict[str, Any], dims: tuple[str, ...]) -> dict[str, str]:
+    return {d: event["_seg"].get(d) or "unknown" for d in dims}
+
+
+def _cart_samples(part: _Partition, rules: Rules) -> list[Sample]:
+    """Every cart KPI sample of one partition, session by session."""
+    timeout = rules.inactivity_timeout_s * 1000
+    out: list[Sample] = []
+    for events in _by_entity(part, "cart_id"):
         events.sort(key=lambda e: (e["_t"], e["type"] == "order_placed", e["event_id"]))
         sessions: list[list[dict[str, Any]]] = []
         for event in events:
@@ -164,45 +198,93 @@ def _cart_samples(part: _Partition, rules: Rules) -> list[tuple[int, str, dict[s
             else:
                 current.append(event)
         for session in sessions:
-            if not any(e["type"] == "item_added" for e in session):
-                continue
-            if session[-1]["type"] == "order_placed":
-                at, outcome = session[-1]["_t"], "converted"
-            elif part.stream_time >= session[-1]["_t"] + timeout:
-                at, outcome = session[-1]["_t"] + timeout, "abandoned"
-            else:
-                continue
             segs = {
                 d: next((e["_seg"][d] for e in session if e["_seg"].get(d)), "unknown")
                 for d in ("channel", "region")
             }
-            out.append((at, f"cart_{outcome}", segs))
-            if any(e["type"] == "checkout_started" for e in session):
-                out.append((at, f"checkout_{outcome}", segs))
+            types = [e["type"] for e in session]
+            created = [e["_t"] for e in session if e["type"] in ("cart_created", "item_added")]
+            if created:
+                out.append(("conversion", "created", created[0], segs, 1))
+            order = session[-1] if types[-1] == "order_placed" else None
+            if order is not None:
+                t = order["_t"]
+                out.append(("upsell", "orders", t, segs, 1))
+                if any(e["type"] == "item_added" and e.get("upsell") for e in session):
+                    out.append(("upsell", "upsold", t, segs, 1))
+                if order.get("amount") is not None:
+                    currency = order["_seg"].get("currency") or "unknown"
+                    micros = round(order["amount"] * 1_000_000)
+                    out.append(("average_order_value", f"orders:{currency}", t, segs, 1))
+                    out.append(("average_order_value", f"amount:{currency}", t, segs, micros))
+            if "item_added" not in types:
+                continue
+            if order is not None:
+                at, outcome = order["_t"], "converted"
+                out.append(("conversion", "converted", at, segs, 1))
+            elif part.stream_time >= session[-1]["_t"] + timeout:
+                at, outcome = session[-1]["_t"] + timeout, "abandoned"
+            else:
+                continue
+            out.append(("cart_abandonment", outcome, at, segs, 1))
+            if "checkout_started" in types:
+                out.append(("checkout_abandonment", outcome, at, segs, 1))
     return out
 
 
-def _resolution_samples(part: _Partition) -> list[tuple[int, int, dict[str, str]]]:
-    """(solve time, resolution ms, segments) for every solve whose opening is known."""
-    tickets: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in part.applied:
-        tickets[event["ticket_id"]].append(event)
-    out = []
-    for events in tickets.values():
-        openings = sorted(
-            (e for e in events if e["type"] == "ticket_opened"),
-            key=lambda e: (e["_t"], e["event_id"]),
-        )
+def _ticket_samples(part: _Partition) -> list[Sample]:
+    """Every ticket KPI sample of one partition; tickets without a seen opening give none."""
+    out: list[Sample] = []
+    for events in _by_entity(part, "ticket_id"):
+        events.sort(key=lambda e: (e["_t"], e["event_id"]))
+        openings = [e for e in events if e["type"] == "ticket_opened"]
         if not openings:
             continue
-        opening = openings[0]
-        segs = {
-            d: opening["_seg"].get(d) or "unknown"
-            for d in ("channel", "region", "team", "priority")
-        }
+        opened = openings[0]["_t"]
+        segs = _segs(openings[0], ("channel", "region", "team", "priority"))
+        replies = reopens = 0
         for event in events:
-            if event["type"] == "ticket_solved":
-                out.append((event["_t"], max(0, event["_t"] - opening["_t"]), segs))
+            kind, t = event["type"], event["_t"]
+            if kind == "agent_replied" and event.get("public", True):
+                if replies == 0:
+                    out.append(("first_response_time", "samples", t, segs, max(0, t - opened)))
+                replies += 1
+            elif kind == "ticket_reopened":
+                reopens += 1
+                out.append(("reopen_rate", "reopens", t, segs, 1))
+            elif kind == "ticket_solved":
+                out.append(("resolution_time", "samples", t, segs, max(0, t - opened)))
+                out.append(("reopen_rate", "solves", t, segs, 1))
+                out.append(("first_contact_resolution", "solves", t, segs, 1))
+                if replies <= 1 and reopens == 0:
+                    out.append(("first_contact_resolution", "first_contact", t, segs, 1))
+        statuses = [
+            e["type"]
+            for e in events
+            if e["type"] in ("ticket_opened", "ticket_reopened", "ticket_solved", "ticket_closed")
+        ]
+        if statuses[-1] in ("ticket_opened", "ticket_reopened"):
+            out.append(("open_backlog", "tickets", None, segs, 1))
+    return out
+
+
+def _survey_samples(part: _Partition) -> list[Sample]:
+    out: list[Sample] = []
+    for event in part.applied:
+        t, score, kind = event["_t"], event["score"], event["type"]
+        segs = _segs(event, ("channel", "region", "team"))
+        if kind == "nps":
+            category = "promoters" if score >= 9 else "passives" if score >= 7 else "detractors"
+            out.append(("nps", category, t, segs, 1))
+        elif kind == "csat":
+            out.append(("csat", "responses", t, segs, 1))
+            if score >= 4:
+                out.append(("csat", "satisfied", t, segs, 1))
+        else:
+            out.append(("ces", "responses", t, segs, 1))
+            out.append(("ces", "score_sum", t, segs, score))
+            if score >= 5:
+                out.append(("ces", "easy", t, segs, 1))
     return out
 
 
@@ -212,10 +294,6 @@ def _in_window(t: int, stream_time: int | None, size_s: int, rules: Rules) -> bo
     step = rules.step_s * 1000
     end = (t // step + 1) * step
     return stream_time - size_s * 1000 < end <= stream_time
-
-
-def _segment_keys(segs: Mapping[str, str], dims: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [("overall", "")] + [(d, segs[d]) for d in dims]
 
 
 def _quantile(samples: list[int], q: float) -> float | None:
@@ -235,72 +313,49 @@ def expected_snapshot(
         by_partition[(record.topic, record.partition)].append(record)
     processed = {tp: _process(rs, rules, now_ms) for tp, rs in by_partition.items()}
 
-    ratio_parts: dict[tuple[str, str, str, str], dict[str, int]] = defaultdict(
-        lambda: {"abandoned": 0, "converted": 0}
+    # (window or None for live, kpi, dimension, segment) -> component -> list of values
+    cells: dict[tuple[str | None, str, str, str], dict[str, list[int]]] = defaultdict(
+        lambda: defaultdict(list)
     )
-    nps_parts: dict[tuple[str, str, str], dict[str, int]] = defaultdict(
-        lambda: {"promoters": 0, "passives": 0, "detractors": 0}
-    )
-    durations: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for (topic, _), part in processed.items():
-        for size in rules.windows_s:
-            window = _window_name(size)
-            if topic == "cart-events":
-                for at, component, segs in _cart_samples(part, rules):
-                    if _in_window(at, part.stream_time, size, rules):
-                        kpi, outcome = component.split("_")
-                        for dim, seg in _segment_keys(segs, ("channel", "region")):
-                            ratio_parts[(window, f"{kpi}_abandonment", dim, seg)][outcome] += 1
-            elif topic == "tickets":
-                for at, value, segs in _resolution_samples(part):
-                    if _in_window(at, part.stream_time, size, rules):
-                        for key in _segment_keys(segs, DIMENSIONS["resolution_time"]):
-                            durations[(window, *key)].append(value)
+        samples = {
+            "cart-events": lambda p=part: _cart_samples(p, rules),
+            "tickets": lambda p=part: _ticket_samples(p),
+            "survey-replies": lambda p=part: _survey_samples(p),
+        }[topic]()
+        for kpi, component, t, segs, value in samples:
+            if t is None:
+                places: list[str | None] = [None]
             else:
-                for event in part.applied:
-                    if event["type"] == "nps" and _in_window(
-                        event["_t"], part.stream_time, size, rules
-                    ):
-                        score = event["score"]
-                        category = (
-                            "promoters"
-                            if score >= 9
-                            else "passives"
-                            if score >= 7
-                            else "detractors"
-                        )
-                        segs = {d: event["_seg"].get(d) or "unknown" for d in DIMENSIONS["nps"]}
-                        for key in _segment_keys(segs, DIMENSIONS["nps"]):
-                            nps_parts[(window, *key)][category] += 1
+                places = [
+                    _window_name(size)
+                    for size in rules.windows_s
+                    if _in_window(t, part.stream_time, size, rules)
+                ]
+            for place in places:
+                for dim, seg in [("overall", ""), *segs.items()]:
+                    cells[(place, kpi, dim, seg)][component].append(value)
 
-    windows: dict[str, Any] = {}
-    for size in rules.windows_s:
-        window = _window_name(size)
-        kpis: dict[str, Any] = {}
-        for kpi in ("cart_abandonment", "checkout_abandonment"):
-            kpis[kpi] = _shape(
-                kpi,
-                lambda dim, seg, k=kpi, w=window: _ratio(ratio_parts.get((w, k, dim, seg))),
-                ratio_parts,
-                window,
-            )
-        kpis["resolution_time"] = _shape(
-            "resolution_time",
-            lambda dim, seg, w=window: _duration(durations.get((w, dim, seg), [])),
-            durations,
-            window,
-        )
-        kpis["nps"] = _shape(
-            "nps", lambda dim, seg, w=window: _nps(nps_parts.get((w, dim, seg))), nps_parts, window
-        )
-        windows[window] = kpis
+    def kpi_doc(place: str | None, kpi: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"overall": _render(kpi, cells.get((place, kpi, "overall", ""), {}))}
+        for dim in DIMENSIONS[kpi]:
+            out[dim] = {
+                seg: _render(kpi, values)
+                for (p, k, d, seg), values in sorted(cells.items(), key=lambda kv: kv[0][3])
+                if p == place and k == kpi and d == dim and any(values.values())
+            }
+        return out
 
     times = [p.stream_time for p in processed.values() if p.stream_time is not None]
     return {
         "valid_at": _format(min(times)) if times else None,
         "latest": _format(max(times)) if times else None,
         "partitions": dict(partitions),
-        "windows": windows,
+        "windows": {
+            _window_name(size): {kpi: kpi_doc(_window_name(size), kpi) for kpi in WINDOWED_KPIS}
+            for size in rules.windows_s
+        },
+        "live": {"open_backlog": kpi_doc(None, "open_backlog")},
         "events": {
             topic: {
                 o: sum(p.counts[o] for (t, _), p in processed.items() if t == topic)
@@ -311,39 +366,67 @@ def expected_snapshot(
     }
 
 
-def _shape(kpi: str, value: Any, store: Mapping[tuple, Any], window: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"overall": value("overall", "")}
-    for dim in DIMENSIONS[kpi]:
-        segments = sorted(
-            {
-                key[-1]
-                for key in store
-                if key[0] == window and key[-2] == dim and (len(key) == 3 or key[1] == kpi)
+def _total(values: Mapping[str, list[int]], component: str) -> int:
+    return sum(values.get(component, []))
+
+
+def _div(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _render(kpi: str, values: Mapping[str, list[int]]) -> dict[str, Any]:
+    """The published value of one KPI cell, computed from its raw samples."""
+    n = lambda c: _total(values, c)  # noqa: E731
+    if kpi in ("cart_abandonment", "checkout_abandonment"):
+        return {
+            "abandoned": n("abandoned"),
+            "converted": n("converted"),
+            "ratio": _div(n("abandoned"), n("abandoned") + n("converted")),
+        }
+    if kpi in FRACTIONS:
+        top, bottom, key, scale = FRACTIONS[kpi]
+        ratio = _div(n(top), n(bottom))
+        return {top: n(top), bottom: n(bottom), key: None if ratio is None else ratio * scale}
+    if kpi in ("resolution_time", "first_response_time"):
+        return _duration(values.get("samples", []))
+    if kpi == "average_order_value":
+        currencies = sorted({c.split(":", 1)[1] for c in values})
+        return {
+            cur: {
+                "orders": n(f"orders:{cur}"),
+                "amount": n(f"amount:{cur}") / 1_000_000,
+                "average": _div(n(f"amount:{cur}") / 1_000_000, n(f"orders:{cur}")),
             }
-        )
-        values = {seg: value(dim, seg) for seg in segments}
-        out[dim] = {seg: v for seg, v in values.items() if _nonzero(v)}
-    return out
+            for cur in currencies
+        }
+    if kpi == "open_backlog":
+        return {"tickets": n("tickets")}
+    if kpi == "ces":
+        return {
+            "responses": n("responses"),
+            "score_sum": n("score_sum"),
+            "mean": _div(n("score_sum"), n("responses")),
+            "easy": n("easy"),
+            "easy_ratio": _div(n("easy"), n("responses")),
+        }
+    return _nps(n("promoters"), n("passives"), n("detractors"))
 
 
-def _nonzero(value: Mapping[str, Any]) -> bool:
-    return any(value.get(k) for k in ("abandoned", "converted", "count", "responses"))
-
-
-def _ratio(parts: Mapping[str, int] | None) -> dict[str, Any]:
-    a, c = (parts or {}).get("abandoned", 0), (parts or {}).get("converted", 0)
-    return {"abandoned": a, "converted": c, "ratio": a / (a + c) if a + c else None}
-
-
-def _nps(parts: Mapping[str, int] | None) -> dict[str, Any]:
-    p, q, d = ((parts or {}).get(k, 0) for k in ("promoters", "passives", "detractors"))
-    n = p + q + d
+def _nps(p: int, q: int, d: int) -> dict[str, Any]:
+    total = p + q + d
+    margin = None
+    if total:
+        # adjusted Wald (MeasuringU): add 3 responses, 3/4 of them promoters and detractors
+        n_adj = total + 3
+        pp, dd = (p + 0.75) / n_adj, (d + 0.75) / n_adj
+        margin = 100 * 1.96 * math.sqrt((pp * (1 - pp) + dd * (1 - dd) + 2 * pp * dd) / n_adj)
     return {
         "promoters": p,
         "passives": q,
         "detractors": d,
-        "responses": n,
-        "score": 100 * (p - d) / n if n else None,
+        "responses": total,
+        "score": 100 * (p - d) / total if total else None,
+        "margin_of_error": margin,
     }
 
 
@@ -404,6 +487,6 @@ def compare_snapshots(
         if not ok:
             differences.append(f"{path}: {a!r} != expected {e!r}")
 
-    for key in ("valid_at", "latest", "partitions", "windows", "events"):
+    for key in ("valid_at", "latest", "partitions", "windows", "live", "events"):
         walk(key, actual.get(key), expected.get(key))
     return differences

@@ -4,7 +4,8 @@ Each source topic has one rules object. State code asks it three questions about
 cart, a ticket, a survey response), always from the entity's full list of applied facts, so that
 an out-of-order event simply changes the answer:
 
-- `contributions`: which samples the entity adds, each in the bucket of its event time;
+- `contributions`: which samples the entity adds, each in the bucket of its event time (or to a
+  live gauge);
 - `next_due`: the stream time at which the answer changes without a new event (a cart times out,
   a finished entity can be forgotten);
 - `keep`: which facts are still needed (the rest can no longer change, their samples stay).
@@ -22,10 +23,12 @@ from stream.segments import SegmentNames
 Fact = tuple[Any, ...]
 #: ((dimension, segment), ...) with ("", "") for overall.
 Segments = tuple[tuple[str, str], ...]
-#: (t_ms, measure, segments, value): one sample in the bucket of t.
+#: (t_ms, measure, segments, value): one sample in the bucket of t; t = NOW for a live gauge
+#: (such as the open backlog) that belongs to no bucket and follows the entity's current facts.
 Contribution = tuple[int, str, Segments, int]
 
 OVERALL = ("", "")
+NOW = -1
 
 
 class Rules(Protocol):

@@ -1,4 +1,4 @@
-"""Cart sessions, abandonment and conversion (docs/semantics.md, "Carts").
+"""Cart sessions: abandonment, conversion, order value and upsell (docs/semantics.md, "Carts").
 
 A cart's facts split into sessions by inactivity gaps and by `order_placed`. A session with items
 converts at its order or is abandoned `timeout` after its last event; both outcomes land in the
@@ -24,7 +24,9 @@ _KIND = {
     "order_placed": ORDER,
 }
 # fact = (t, rank, event_id, kind, channel, region, extra); extra: upsell flag or [amount, currency]
-_T, _KIND_AT, _CHANNEL, _REGION = 0, 3, 4, 5
+_T, _KIND_AT, _CHANNEL, _REGION, _EXTRA = 0, 3, 4, 5, 6
+#: Order amounts are summed exactly, in millionths of the currency unit.
+MICROS = 1_000_000
 
 
 @dataclass
@@ -67,7 +69,7 @@ class CartRules:
     """KPI rules of the `cart-events` topic."""
 
     topic = "cart-events"
-    dimensions = ("channel", "region")
+    dimensions = ("channel", "region", "currency")
 
     def __init__(self, *, timeout_ms: int, step_ms: int, grace_ms: int) -> None:
         self.timeout_ms = timeout_ms
@@ -81,7 +83,9 @@ class CartRules:
         if kind == ITEM:
             extra = bool(body.get("upsell", False))
         elif kind == ORDER:
-            extra = [body.get("amount"), body.get("currency")]
+            amount = body.get("amount")
+            micros = None if amount is None else round(amount * MICROS)
+            extra = [micros, segment_name(names, "currency", body) or UNKNOWN]
         return (
             event.t,
             1 if kind == ORDER else 0,
@@ -95,6 +99,16 @@ class CartRules:
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
         out: list[Contribution] = []
         for session in split_sessions(facts, self.timeout_ms):
+            segments: Segments = (
+                OVERALL,
+                ("channel", session.segment(_CHANNEL)),
+                ("region", session.segment(_REGION)),
+            )
+            created = next((f[_T] for f in session.facts if f[_KIND_AT] in (CREATED, ITEM)), None)
+            if created is not None:
+                out.append((created, "carts_created", segments, 1))
+            if session.order_t is not None:
+                out.extend(self._order(session, segments))
             if not session.has(ITEM):
                 continue
             if session.order_t is not None:
@@ -103,14 +117,23 @@ class CartRules:
                 at, outcome = session.last + self.timeout_ms, "abandoned"
             else:
                 continue
-            segments: Segments = (
-                OVERALL,
-                ("channel", session.segment(_CHANNEL)),
-                ("region", session.segment(_REGION)),
-            )
             out.append((at, f"cart_{outcome}", segments, 1))
             if session.has(CHECKOUT):
                 out.append((at, f"checkout_{outcome}", segments, 1))
+        return out
+
+    @staticmethod
+    def _order(session: Session, segments: Segments) -> list[Contribution]:
+        """An order: counted, its amount by currency (when given), and whether it was upsold."""
+        at = session.order_t
+        assert at is not None
+        micros, currency = session.facts[-1][_EXTRA]
+        out: list[Contribution] = [(at, "orders", segments, 1)]
+        if micros is not None:
+            out.append((at, f"priced_orders:{currency}", segments, 1))
+            out.append((at, f"order_amount_micros:{currency}", segments, micros))
+        if any(f[_KIND_AT] == ITEM and f[_EXTRA] for f in session.facts):
+            out.append((at, "upsell_orders", segments, 1))
         return out
 
     def _final_at(self, session: Session, stream_time: int) -> int | None:

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CART_DIMENSIONS = ("channel", "region")
+TICKET_DIMENSIONS = ("channel", "region", "team", "priority")
+SURVEY_DIMENSIONS = ("channel", "region", "team")
+
 
 @dataclass(frozen=True)
 class Kpi:
     """One published KPI.
 
-    kind: `ratio` (numerator over numerator + other), `nps` (promoters, passives, detractors) or
-    `duration` (a sample distribution in seconds). `parts` maps each published component to the
-    bucket measure it is summed from.
+    kind decides how its components become a value:
+    - `share`: first ÷ (first + second), e.g. abandoned ÷ (abandoned + converted);
+    - `fraction`: first ÷ second, times `scale` (CSAT is a percentage);
+    - `nps`: promoters, passives, detractors → score and margin of error;
+    - `mean`: responses, score sum, easy → mean and share of easy;
+    - `duration`: a distribution of seconds (count, sum, histogram, quantile sketch);
+    - `money`: priced orders and amounts per currency → average;
+    - `live`: a gauge of now, not windowed (the open backlog).
+    `parts` maps each published component to the bucket measure it is summed from.
     """
 
     name: str
@@ -19,44 +29,106 @@ class Kpi:
     topic: str
     dimensions: tuple[str, ...]
     parts: tuple[tuple[str, str], ...]
-    metric: str  # Prometheus name of the components (without the cxkpi_ prefix)
+    value: str = "ratio"  # the JSON key of the computed value
+    scale: float = 1.0
 
 
 CATALOG: tuple[Kpi, ...] = (
     Kpi(
         "cart_abandonment",
-        "ratio",
+        "share",
         "cart-events",
-        ("channel", "region"),
+        CART_DIMENSIONS,
         (("abandoned", "cart_abandoned"), ("converted", "cart_converted")),
-        "cart_sessions",
     ),
     Kpi(
         "checkout_abandonment",
-        "ratio",
+        "share",
         "cart-events",
-        ("channel", "region"),
+        CART_DIMENSIONS,
         (("abandoned", "checkout_abandoned"), ("converted", "checkout_converted")),
-        "checkout_sessions",
     ),
     Kpi(
-        "resolution_time",
+        "conversion",
+        "fraction",
+        "cart-events",
+        CART_DIMENSIONS,
+        (("converted", "cart_converted"), ("created", "carts_created")),
+    ),
+    Kpi(
+        "average_order_value",
+        "money",
+        "cart-events",
+        CART_DIMENSIONS,
+        (("orders", "priced_orders"), ("amount", "order_amount_micros")),
+        value="average",
+    ),
+    Kpi(
+        "upsell",
+        "fraction",
+        "cart-events",
+        CART_DIMENSIONS,
+        (("upsold", "upsell_orders"), ("orders", "orders")),
+    ),
+    Kpi("resolution_time", "duration", "tickets", TICKET_DIMENSIONS, (("samples", "resolution"),)),
+    Kpi(
+        "first_response_time",
         "duration",
         "tickets",
-        ("channel", "region", "team", "priority"),
-        (("samples", "resolution"),),
-        "ticket_resolution_seconds",
+        TICKET_DIMENSIONS,
+        (("samples", "first_response"),),
+    ),
+    Kpi(
+        "first_contact_resolution",
+        "fraction",
+        "tickets",
+        TICKET_DIMENSIONS,
+        (("first_contact", "first_contact_solves"), ("solves", "ticket_solves")),
+    ),
+    Kpi(
+        "reopen_rate",
+        "fraction",
+        "tickets",
+        TICKET_DIMENSIONS,
+        (("reopens", "ticket_reopens"), ("solves", "ticket_solves")),
+    ),
+    Kpi(
+        "open_backlog",
+        "live",
+        "tickets",
+        TICKET_DIMENSIONS,
+        (("tickets", "open_tickets"),),
+        value="tickets",
     ),
     Kpi(
         "nps",
         "nps",
         "survey-replies",
-        ("channel", "region", "team"),
+        SURVEY_DIMENSIONS,
         (
             ("promoters", "nps_promoters"),
             ("passives", "nps_passives"),
             ("detractors", "nps_detractors"),
         ),
-        "nps_responses",
+        value="score",
+    ),
+    Kpi(
+        "csat",
+        "fraction",
+        "survey-replies",
+        SURVEY_DIMENSIONS,
+        (("satisfied", "csat_satisfied"), ("responses", "csat_responses")),
+        value="score",
+        scale=100.0,
+    ),
+    Kpi(
+        "ces",
+        "mean",
+        "survey-replies",
+        SURVEY_DIMENSIONS,
+        (("responses", "ces_responses"), ("score_sum", "ces_score_sum"), ("easy", "ces_easy")),
+        value="mean",
     ),
 )
+WINDOWED = tuple(k for k in CATALOG if k.kind != "live")
+LIVE = tuple(k for k in CATALOG if k.kind == "live")

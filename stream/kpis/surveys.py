@@ -1,4 +1,4 @@
-"""Survey responses: NPS (docs/semantics.md, "Surveys").
+"""Survey responses: NPS, CSAT and CES (docs/semantics.md, "Surveys").
 
 Each response is its own sample in the bucket of its event time; the entity (the response id) is
 kept only as long as a duplicate of it could still arrive inside grace.
@@ -46,13 +46,22 @@ class SurveyRules:
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
         out: list[Contribution] = []
         for f in facts:
-            if f[_TYPE] != "nps":
-                continue
+            t, kind, score = f[_T], f[_TYPE], f[_SCORE]
             segments = (
                 OVERALL,
                 *((d, v or UNKNOWN) for d, v in zip(DIMENSIONS, f[5:8], strict=True)),
             )
-            out.append((f[_T], f"nps_{nps_category(f[_SCORE])}", segments, 1))
+            if kind == "nps":
+                out.append((t, f"nps_{nps_category(score)}", segments, 1))
+            elif kind == "csat":
+                out.append((t, "csat_responses", segments, 1))
+                if score >= 4:
+                    out.append((t, "csat_satisfied", segments, 1))
+            else:
+                out.append((t, "ces_responses", segments, 1))
+                out.append((t, "ces_score_sum", segments, score))
+                if score >= 5:
+                    out.append((t, "ces_easy", segments, 1))
         return out
 
     def _forget_at(self, facts: list[Fact]) -> int:

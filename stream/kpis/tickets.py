@@ -1,14 +1,16 @@
-"""Ticket resolution time (docs/semantics.md, "Tickets").
+"""Support KPIs of a ticket (docs/semantics.md, "Tickets").
 
-Every `ticket_solved` is one sample, measured from the ticket's earliest `ticket_opened`, in the
-bucket of the solve. A solve that arrives before its opening becomes a sample when the opening
-arrives, because samples are recomputed from all of the ticket's facts.
+Every `ticket_solved` is a resolution sample, measured from the ticket's earliest `ticket_opened`,
+in the bucket of the solve; the earliest public reply is the first-response sample; each solve is
+also judged for first-contact resolution; reopens are counted; and an open ticket adds one to the
+live backlog. Samples are recomputed from all of the ticket's facts, so a solve that arrives
+before its opening becomes a sample when the opening arrives.
 """
 
 from __future__ import annotations
 
 from stream.events import Event
-from stream.kpis import OVERALL, Contribution, Fact, Segments, segment_name
+from stream.kpis import NOW, OVERALL, Contribution, Fact, Segments, segment_name
 from stream.segments import UNKNOWN, SegmentNames
 from stream.windows import bucket_end
 
@@ -51,6 +53,7 @@ class TicketRules:
         opening = next((f for f in facts if f[_KIND_AT] == OPENED), None)
         if opening is None:
             return []
+        opened = opening[_T]
         segments: Segments = (
             OVERALL,
             *(
@@ -58,11 +61,26 @@ class TicketRules:
                 for d, v in zip(DIMENSIONS, opening[_DATA], strict=True)
             ),
         )
-        return [
-            (f[_T], "resolution", segments, max(0, f[_T] - opening[_T]))
-            for f in facts
-            if f[_KIND_AT] == SOLVED
-        ]
+        out: list[Contribution] = []
+        public_replies = reopens = 0
+        for fact in facts:  # in event-time order: each solve is judged by what came before it
+            kind, t = fact[_KIND_AT], fact[_T]
+            if kind == AGENT_REPLY and fact[_DATA]:
+                if public_replies == 0:
+                    out.append((t, "first_response", segments, max(0, t - opened)))
+                public_replies += 1
+            elif kind == REOPENED:
+                reopens += 1
+                out.append((t, "ticket_reopens", segments, 1))
+            elif kind == SOLVED:
+                out.append((t, "resolution", segments, max(0, t - opened)))
+                out.append((t, "ticket_solves", segments, 1))
+                if public_replies <= 1 and reopens == 0:
+                    out.append((t, "first_contact_solves", segments, 1))
+        status = [f[_KIND_AT] for f in facts if f[_KIND_AT] in (OPENED, REOPENED, SOLVED, CLOSED)]
+        if status[-1] in (OPENED, REOPENED):
+            out.append((NOW, "open_tickets", segments, 1))
+        return out
 
     def _forget_at(self, facts: list[Fact]) -> int:
         """A closed ticket is forgotten once past grace; any ticket after the retention."""

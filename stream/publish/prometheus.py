@@ -1,10 +1,10 @@
 """Prometheus exposition of this worker's partitions.
 
-KPI values are gauges of the window (they go up and down as windows slide). Every ratio comes
-with its components, and every duration with a gauge histogram (`_bucket`, `_gsum`, `_gcount`),
-so the fleet-wide value is computed in PromQL by summing components over workers, then dividing.
-Ratios, NPS score, means and quantiles are also exported per worker for single-worker setups and
-quick looks; they must not be averaged across workers.
+KPI values are gauges of the window (they go up and down as windows slide). Every KPI is exported
+as its components, `cxkpi_<kpi>_<component>`, so the fleet-wide value is computed in PromQL by
+summing components over workers, then dividing. Durations are gauge histograms (`_bucket`,
+`_gsum`, `_gcount`). The computed value (`_ratio`, `_score`, `_mean`, …) is also exported per
+worker for single-worker setups and quick looks; it must not be averaged across workers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from stream.snapshot import Entry, merge, render
 from stream.state.partition import OUTCOMES
 
 PREFIX = "cxkpi_"
-SEGMENT_LABELS = ["window", "dimension", "segment"]
+WINDOW_LABELS = ["window", "dimension", "segment"]
+LIVE_LABELS = ["dimension", "segment"]
+#: (label values, rendered value) of every window and segment of one KPI.
+Values = list[tuple[list[str], Any]]
 
 
 class KpiCollector(Collector):
@@ -46,7 +49,13 @@ class KpiCollector(Collector):
         yield from _processing_families(entries)
         snapshot = render(merge(entries), self.windows_ms, self.partitions)
         for kpi in CATALOG:
-            yield from _kpi_families(kpi, snapshot["windows"])
+            if kpi.kind == "live":
+                values = list(_segments({None: snapshot["live"][kpi.name]}))
+            else:
+                values = list(
+                    _segments({w: kpis[kpi.name] for w, kpis in snapshot["windows"].items()})
+                )
+            yield from kpi_families(kpi, values)
 
 
 def _processing_families(entries: list[Entry]) -> Iterator[Metric]:
@@ -77,60 +86,78 @@ def _processing_families(entries: list[Entry]) -> Iterator[Metric]:
     yield from (events, stream_time, owned)
 
 
-def _segments(kpi_windows: dict[str, dict[str, Any]]) -> Iterator[tuple[list[str], Any]]:
-    """([window, dimension, segment], value) for overall and every segment of every window."""
-    for window, kpi in kpi_windows.items():
-        yield [window, "all", "all"], kpi["overall"]
+def _segments(per_window: dict[str | None, dict[str, Any]]) -> Iterator[tuple[list[str], Any]]:
+    """(labels, value) for overall and every segment; no window label for live KPIs."""
+    for window, kpi in per_window.items():
+        prefix = [] if window is None else [window]
+        yield [*prefix, "all", "all"], kpi["overall"]
         for dimension, values in kpi.items():
             if dimension != "overall":
                 for segment, value in values.items():
-                    yield [window, dimension, segment], value
+                    yield [*prefix, dimension, segment], value
 
 
-def _kpi_families(kpi: Kpi, windows: dict[str, dict[str, Any]]) -> Iterator[Metric]:
-    per_window = {window: kpis[kpi.name] for window, kpis in windows.items()}
+def kpi_families(kpi: Kpi, values: Values) -> Iterator[Metric]:
+    """The metric families of one KPI from its rendered values."""
+    labels = LIVE_LABELS if kpi.kind == "live" else WINDOW_LABELS
+    title = kpi.name.replace("_", " ")
     if kpi.kind == "duration":
-        yield from _duration_families(kpi, per_window)
+        yield from _duration_families(kpi, values, title)
         return
-    label = "outcome" if kpi.kind == "ratio" else "category"
-    components = GaugeMetricFamily(
-        PREFIX + kpi.metric,
-        f"{kpi.name.replace('_', ' ')}: window counts by {label} (sum over workers)",
-        labels=[*SEGMENT_LABELS, label],
-    )
-    value_name, value_key = (
-        (f"{kpi.name}_ratio", "ratio") if kpi.kind == "ratio" else ("nps_score", "score")
-    )
-    value = GaugeMetricFamily(
-        PREFIX + value_name,
-        f"{kpi.name.replace('_', ' ')} of this worker's partitions (fleet: divide sums)",
-        labels=SEGMENT_LABELS,
-    )
-    for labels, v in _segments(per_window):
-        for part, _ in kpi.parts:
-            components.add_metric([*labels, part], v[part])
-        if v[value_key] is not None:
-            value.add_metric(labels, v[value_key])
-    yield from (components, value)
+    if kpi.kind == "money":
+        yield from _money_families(kpi, values, title)
+        return
+    value_keys = {
+        "nps": ("score", "margin_of_error"),
+        "mean": ("mean", "easy_ratio"),
+        "live": (),
+    }.get(kpi.kind, (kpi.value,))
+    parts = [name for name, _ in kpi.parts]
+    if kpi.kind == "nps":
+        parts.append("responses")
+    components = {
+        part: GaugeMetricFamily(
+            f"{PREFIX}{kpi.name}_{part}",
+            f"{title}: {part.replace('_', ' ')} (sum over workers)",
+            labels=labels,
+        )
+        for part in parts
+    }
+    computed = {
+        key: GaugeMetricFamily(
+            f"{PREFIX}{kpi.name}_{key}",
+            f"{title}: {key.replace('_', ' ')} of this worker's partitions "
+            "(fleet: compute from the summed components)",
+            labels=labels,
+        )
+        for key in value_keys
+    }
+    for label_values, value in values:
+        for part, family in components.items():
+            family.add_metric(label_values, value[part])
+        for key, family in computed.items():
+            if value[key] is not None:
+                family.add_metric(label_values, value[key])
+    yield from components.values()
+    yield from computed.values()
 
 
-def _duration_families(kpi: Kpi, per_window: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+def _duration_families(kpi: Kpi, values: Values, title: str) -> Iterator[Metric]:
+    base = f"{PREFIX}{kpi.name}_seconds"
     histogram = GaugeHistogramMetricFamily(
-        PREFIX + kpi.metric,
-        f"{kpi.name.replace('_', ' ')} samples in the window (gauge histogram, seconds)",
-        labels=SEGMENT_LABELS,
+        base, f"{title} samples in the window (gauge histogram, seconds)", labels=WINDOW_LABELS
     )
     mean = GaugeMetricFamily(
-        PREFIX + kpi.metric.replace("_seconds", "_mean_seconds"),
-        f"Mean {kpi.name.replace('_', ' ')} of this worker's partitions (fleet: _gsum / _gcount)",
-        labels=SEGMENT_LABELS,
+        f"{PREFIX}{kpi.name}_mean_seconds",
+        f"Mean {title} of this worker's partitions (fleet: sum(_gsum) / sum(_gcount))",
+        labels=WINDOW_LABELS,
     )
     quantiles = GaugeMetricFamily(
-        PREFIX + kpi.metric.replace("_seconds", "_quantile_seconds"),
-        f"Median and p90 {kpi.name.replace('_', ' ')} of this worker's partitions (1 % sketch)",
-        labels=[*SEGMENT_LABELS, "quantile"],
+        f"{PREFIX}{kpi.name}_quantile_seconds",
+        f"Median and p90 {title} of this worker's partitions (1 % sketch)",
+        labels=[*WINDOW_LABELS, "quantile"],
     )
-    for labels, v in _segments(per_window):
+    for labels, v in values:
         buckets = [(_le(bound), float(n)) for bound, n in v["buckets"].items()]
         histogram.add_metric(labels, buckets, v["sum_seconds"])
         if v["mean_seconds"] is not None:
@@ -139,6 +166,32 @@ def _duration_families(kpi: Kpi, per_window: dict[str, dict[str, Any]]) -> Itera
             if v[key] is not None:
                 quantiles.add_metric([*labels, q], v[key])
     yield from (histogram, mean, quantiles)
+
+
+def _money_families(kpi: Kpi, values: Values, title: str) -> Iterator[Metric]:
+    labels = [*WINDOW_LABELS, "currency"]
+    orders = GaugeMetricFamily(
+        f"{PREFIX}{kpi.name}_orders",
+        f"{title}: orders with an amount (sum over workers)",
+        labels=labels,
+    )
+    amount = GaugeMetricFamily(
+        f"{PREFIX}{kpi.name}_amount",
+        f"{title}: sum of order amounts (sum over workers)",
+        labels=labels,
+    )
+    average = GaugeMetricFamily(
+        f"{PREFIX}{kpi.name}_average",
+        f"{title} of this worker's partitions (fleet: amount / orders)",
+        labels=labels,
+    )
+    for label_values, by_currency in values:
+        for currency, v in by_currency.items():
+            orders.add_metric([*label_values, currency], v["orders"])
+            amount.add_metric([*label_values, currency], v["amount"])
+            if v["average"] is not None:
+                average.add_metric([*label_values, currency], v["average"])
+    yield from (orders, amount, average)
 
 
 def _le(bound: str) -> str:

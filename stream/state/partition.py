@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 
 from stream.events import Event
-from stream.kpis import Contribution, Fact, Rules
+from stream.kpis import NOW, Contribution, Fact, Rules
 from stream.measures import expand
 from stream.segments import SegmentNames
-from stream.windows import Totals, Window, bucket_index, is_late, rows_of, totals_of
+from stream.windows import Totals, Window, add_into, bucket_index, is_late, rows_of, totals_of
 
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
 
@@ -77,6 +77,7 @@ class PartitionState:
         self.entities: dict[str, Entity] = {}
         self.buckets: dict[int, Totals] = {}
         self.windows = [Window(size, config.step_ms) for size in config.windows_ms]
+        self.gauges: Totals = {}  # live values (open backlog), derived from the entities
         self._largest = max(self.windows, key=lambda w: w.size_ms)
         self._timers: list[tuple[int, str]] = []
         self._floor = 0  # buckets below this index are in no window and are dropped
@@ -148,11 +149,14 @@ class PartitionState:
         kept = rules.keep(entity.facts, now)
         if len(kept) != len(entity.facts):
             self._touch_entity(key, entity)
+            remaining = rules.contributions(kept, now) if kept else []
+            # samples of the forgotten facts stay in their buckets; live gauges follow the facts
+            self._apply_difference(_live(fresh), _live(remaining))
             if not kept:
                 del self.entities[key]
                 return
             entity.facts = kept
-            fresh = rules.contributions(kept, now)
+            fresh = remaining
         entity.contributions = fresh
         self._schedule(key, entity)
 
@@ -173,6 +177,10 @@ class PartitionState:
             self._add(contribution, -times)
 
     def _add(self, contribution: Contribution, times: int) -> None:
+        if contribution[0] == NOW:
+            for series, amount in expand(contribution):
+                add_into(self.gauges, {series: amount * times})
+            return
         k = bucket_index(contribution[0], self.config.step_ms)
         if k < self._floor:
             return  # older than every window: invisible, and its bucket is gone
@@ -309,4 +317,11 @@ class PartitionState:
         self._floor = self._largest.lo
         for key, entity in self.entities.items():
             entity.contributions = self.rules.contributions(entity.facts, self.stream_time)
+            for contribution in _live(entity.contributions):
+                self._add(contribution, 1)
             self._schedule(key, entity)
+
+
+def _live(contributions: list[Contribution]) -> list[Contribution]:
+    """The contributions to live gauges, which follow an entity's current facts."""
+    return [c for c in contributions if c[0] == NOW]

@@ -99,39 +99,39 @@ def metric_samples(worker: Worker) -> dict[tuple[str, frozenset[tuple[str, str]]
     }
 
 
+def _cells(kpi: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    return [("all", "all", kpi["overall"])] + [
+        (dim, seg, v) for dim, segs in kpi.items() if dim != "overall" for seg, v in segs.items()
+    ]
+
+
 def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozenset], float]:
-    """The component gauges /metrics must show for the expected snapshot."""
+    """The component series /metrics must show for the expected snapshot."""
     out: dict[tuple[str, frozenset], float] = {}
-    components = {
-        "cart_abandonment": ("cxkpi_cart_sessions", "outcome", ("abandoned", "converted")),
-        "checkout_abandonment": ("cxkpi_checkout_sessions", "outcome", ("abandoned", "converted")),
-        "nps": ("cxkpi_nps_responses", "category", ("promoters", "passives", "detractors")),
-    }
-    for window, kpis in expected["windows"].items():
+    places = [(w, kpis) for w, kpis in expected["windows"].items()] + [(None, expected["live"])]
+    for window, kpis in places:
         for kpi, value in kpis.items():
-            segments = [("all", "all", value["overall"])] + [
-                (dim, seg, v)
-                for dim, segs in value.items()
-                if dim != "overall"
-                for seg, v in segs.items()
-            ]
-            for dim, seg, v in segments:
-                base = {("window", window), ("dimension", dim), ("segment", seg)}
-                if kpi in components:
-                    name, label, parts = components[kpi]
-                    for part in parts:
-                        out[(name, frozenset(base | {(label, part)}))] = v[part]
-                else:
-                    out[("cxkpi_ticket_resolution_seconds_gcount", frozenset(base))] = v["count"]
-                    out[("cxkpi_ticket_resolution_seconds_gsum", frozenset(base))] = v[
-                        "sum_seconds"
-                    ]
+            for dim, seg, v in _cells(value):
+                base = {("dimension", dim), ("segment", seg)}
+                if window is not None:
+                    base.add(("window", window))
+                if "buckets" in v:  # a duration: gauge histogram
+                    out[(f"cxkpi_{kpi}_seconds_gcount", frozenset(base))] = v["count"]
+                    out[(f"cxkpi_{kpi}_seconds_gsum", frozenset(base))] = v["sum_seconds"]
                     for le, n in v["buckets"].items():
-                        key = (
-                            "cxkpi_ticket_resolution_seconds_bucket",
-                            frozenset(base | {("le", le if le == "+Inf" else f"{le}.0")}),
-                        )
-                        out[key] = n
+                        le_label = le if le == "+Inf" else f"{le}.0"
+                        out[
+                            (f"cxkpi_{kpi}_seconds_bucket", frozenset(base | {("le", le_label)}))
+                        ] = n
+                elif kpi == "average_order_value":
+                    for currency, money in v.items():
+                        labels = frozenset(base | {("currency", currency)})
+                        out[(f"cxkpi_{kpi}_orders", labels)] = money["orders"]
+                        out[(f"cxkpi_{kpi}_amount", labels)] = money["amount"]
+                else:
+                    for part, n in v.items():
+                        if isinstance(n, int):  # components; computed values are floats
+                            out[(f"cxkpi_{kpi}_{part}", frozenset(base))] = n
     for topic, counts in expected["events"].items():
         for outcome, n in counts.items():
             out[("events_by_topic", frozenset({("topic", topic), ("outcome", outcome)}))] = n
@@ -169,6 +169,15 @@ def test_published_kpis_equal_the_offline_computation(
         assert expected["windows"]["1h"]["nps"]["overall"]["responses"] > 100
         assert expected["windows"]["1h"]["cart_abandonment"]["overall"]["abandoned"] > 10
         assert expected["windows"]["1h"]["resolution_time"]["overall"]["count"] > 10
+        hour = expected["windows"]["1h"]
+        assert hour["first_response_time"]["overall"]["count"] > 10
+        assert hour["first_contact_resolution"]["overall"]["solves"] > 10
+        assert hour["conversion"]["overall"]["created"] > 10
+        assert hour["upsell"]["overall"]["upsold"] > 0
+        assert set(hour["average_order_value"]["overall"]) == {"EUR", "USD"}  # two currencies
+        assert hour["csat"]["overall"]["responses"] > 10
+        assert hour["ces"]["overall"]["responses"] > 5
+        assert expected["live"]["open_backlog"]["overall"]["tickets"] > 10
         assert_same(worker.kpis(), expected)
         wait_until(
             lambda: not compare_snapshots(redis_snapshot(redis_server) or {}, expected),
