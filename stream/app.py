@@ -23,6 +23,7 @@ from stream.processor import TopicProcessor
 from stream.publish.http import add_routes
 from stream.publish.prometheus import KpiCollector
 from stream.publish.redis_store import SnapshotStore
+from stream.segments import Admitted, merge_admitted
 from stream.snapshot import Entry, merge, partition_entry, render
 from stream.state.partition import StateConfig
 
@@ -97,7 +98,7 @@ class KpiApp:
             else None
         )
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(KpiCollector(self.entries_list, self.windows_ms, self.partitions))
+        self.registry.register(KpiCollector(self.local_document))
         add_routes(self.app, self.registry, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
         self.app.timer(settings.publish_interval, name="cxkpi.publish")(self._publish)
@@ -113,19 +114,32 @@ class KpiApp:
             for n, state in p.states.items()
         }
 
-    def entries_list(self) -> list[Entry]:
-        return list(self.entries().values())
+    def fleet_entries(self) -> list[Entry]:
+        """This worker's live entries, plus the latest known ones of the other workers."""
+        mine = self.entries()
+        others = self.store.others if self.store is not None else {}
+        return [*mine.values(), *(e for k, e in others.items() if k not in mine)]
 
-    def render(self, entries: list[Entry]) -> dict[str, Any]:
+    def render(self, entries: list[Entry], admitted: Admitted | None = None) -> dict[str, Any]:
         """The merged document of the given entries (ignoring partitions no longer configured)."""
         current = [e for e in entries if e["partition"] < self.partitions.get(e["topic"], 0)]
-        return render(merge(current), self.windows_ms, self.partitions)
+        return render(
+            merge(current),
+            self.windows_ms,
+            self.partitions,
+            max_values=self.settings.max_segment_values,
+            admitted=admitted,
+        )
+
+    def local_document(self) -> tuple[list[Entry], dict[str, Any]]:
+        """This worker's entries and their document, segments folded as the fleet folds them."""
+        local = list(self.entries().values())
+        fleet = merge_admitted(e["segments"] for e in self.fleet_entries())
+        return local, self.render(local, admitted=fleet)
 
     def snapshot(self) -> dict[str, Any]:
         """Live entries of this worker merged with the latest known entries of the others."""
-        mine = self.entries()
-        others = self.store.others if self.store is not None else {}
-        entries = [*mine.values(), *(e for k, e in others.items() if k not in mine)]
+        entries = self.fleet_entries()
         document = self.render(entries)
         covered = {f"{e['topic']}/{e['partition']}" for e in entries}
         expected = {f"{t}/{n}" for t, count in self.partitions.items() for n in range(count)}

@@ -16,6 +16,7 @@ from typing import Any
 from stream.kpis.carts import MICROS
 from stream.kpis.catalog import LIVE, WINDOWED, Kpi
 from stream.measures import COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
+from stream.segments import OTHER, RESERVED, Admitted, fleet_names, merge_admitted
 from stream.sketch import quantile
 from stream.state.partition import OUTCOMES, PartitionState
 from stream.windows import Totals, add_into, rows_of, totals_of, window_name
@@ -32,6 +33,8 @@ def partition_entry(state: PartitionState) -> Entry:
         "counts": dict(state.counts),
         "windows": {str(w.size_ms): rows_of(w.totals) for w in state.windows},
         "live": rows_of(state.gauges),
+        "segments": state.names.admitted,
+        "folded": state.names.folded,
     }
 
 
@@ -43,6 +46,8 @@ class Merged:
     live: Totals = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     stream_times: list[int] = field(default_factory=list)
+    admitted: Admitted = field(default_factory=dict)
+    folded: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> dimension -> n
 
 
 def merge(entries: Iterable[Entry]) -> Merged:
@@ -50,7 +55,11 @@ def merge(entries: Iterable[Entry]) -> Merged:
     for entry in entries:
         for size, rows in entry["windows"].items():
             add_into(merged.windows.setdefault(int(size), {}), totals_of(rows))
-        add_into(merged.live, totals_of(entry.get("live", [])))
+        add_into(merged.live, totals_of(entry["live"]))
+        merged.admitted = merge_admitted([merged.admitted, entry["segments"]])
+        folded = merged.folded.setdefault(entry["topic"], {})
+        for dimension, n in entry["folded"].items():
+            folded[dimension] = folded.get(dimension, 0) + n
         counts = merged.counts.setdefault(entry["topic"], dict.fromkeys(OUTCOMES, 0))
         for outcome, n in entry["counts"].items():
             counts[outcome] = counts.get(outcome, 0) + n
@@ -71,8 +80,18 @@ def render(
     merged: Merged,
     windows_ms: Iterable[int],
     partitions: Mapping[str, int],
+    *,
+    max_values: int,
+    admitted: Admitted | None = None,
 ) -> dict[str, Any]:
-    """The snapshot document."""
+    """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
+
+    `admitted` is the fleet's admitted values when `merged` covers only some partitions (a
+    worker's /metrics), so that every worker folds the same values.
+    """
+    keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
+    windows = {size: _fold(totals, keep) for size, totals in merged.windows.items()}
+    live = _fold(merged.live, keep)
     times = merged.stream_times
     return {
         "valid_at": format_time(min(times)) if times else None,
@@ -80,16 +99,33 @@ def render(
         "partitions": dict(partitions),
         "windows": {
             window_name(size // 1000): {
-                kpi.name: render_kpi(kpi, merged.windows.get(size, {})) for kpi in WINDOWED
+                kpi.name: render_kpi(kpi, windows.get(size, {})) for kpi in WINDOWED
             }
             for size in windows_ms
         },
-        "live": {kpi.name: render_kpi(kpi, merged.live) for kpi in LIVE},
+        "live": {kpi.name: render_kpi(kpi, live) for kpi in LIVE},
+        "segments": {
+            "kept": {d: sorted(v) for d, v in sorted(keep.items())},
+            "folded_events": {
+                topic: dict(sorted(merged.folded.get(topic, {}).items())) for topic in partitions
+            },
+        },
         "events": {
             topic: dict(merged.counts.get(topic, dict.fromkeys(OUTCOMES, 0)))
             for topic in partitions
         },
     }
+
+
+def _fold(totals: Totals, keep: Mapping[str, frozenset[str]]) -> Totals:
+    """Series of segment values outside the fleet-wide bound, added into `other`."""
+    out: Totals = {}
+    for (metric, dim, seg, b), n in totals.items():
+        if dim in keep and seg not in keep[dim] and seg not in RESERVED:
+            seg = OTHER
+        key = (metric, dim, seg, b)
+        out[key] = out.get(key, 0) + n
+    return out
 
 
 def render_kpi(kpi: Kpi, totals: Totals) -> dict[str, Any]:

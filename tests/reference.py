@@ -118,23 +118,29 @@ class _Partition:
     applied: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     stream_time: int | None = None
-    seen_values: dict[str, list[str]] = field(default_factory=dict)
+    first_seen: dict[str, dict[str, int]] = field(default_factory=dict)  # dim -> value -> t
+    folded: dict[str, int] = field(default_factory=dict)  # dim -> events folded into other
 
 
-def _bounded(part: _Partition, rules: Rules, dim: str, value: Any) -> str | None:
+def _bounded(part: _Partition, rules: Rules, dim: str, value: Any, t: int) -> str | None:
+    """The partition-level name of a value (first N seen per partition, or the allow-list)."""
     if value is None:
         return None
     if not isinstance(value, str) or not value:
         return "unknown"
     if dim in rules.allow:
-        return value if value in rules.allow[dim] else "other"
-    seen = part.seen_values.setdefault(dim, [])
-    if value in seen:
-        return value
-    if value in ("unknown", "other") or len(seen) >= rules.max_segment_values:
-        return "other"
-    seen.append(value)
-    return value
+        if value in rules.allow[dim]:
+            return value
+    else:
+        seen = part.first_seen.setdefault(dim, {})
+        if value in seen:
+            return value
+        if value not in ("unknown", "other") and len(seen) < rules.max_segment_values:
+            seen[value] = t
+            return value
+    if value not in ("unknown", "other"):
+        part.folded[dim] = part.folded.get(dim, 0) + 1
+    return "other"
 
 
 def _process(records: list[Record], rules: Rules, now_ms: int) -> _Partition:
@@ -158,7 +164,7 @@ def _process(records: list[Record], rules: Rules, now_ms: int) -> _Partition:
         part.counts["applied"] += 1
         part.stream_time = t if part.stream_time is None else max(part.stream_time, t)
         event["_seg"] = {
-            d: _bounded(part, rules, d, event.get(d))
+            d: _bounded(part, rules, d, event.get(d), t)
             for d in TOPIC_DIMENSIONS[record.topic]
             if d in event
         }
@@ -313,6 +319,23 @@ def expected_snapshot(
         by_partition[(record.topic, record.partition)].append(record)
     processed = {tp: _process(rs, rules, now_ms) for tp, rs in by_partition.items()}
 
+    # Fleet-wide bound: per dimension, the N values first seen earliest over all partitions.
+    first_seen: dict[str, dict[str, int]] = {}
+    for part in processed.values():
+        for dim, values in part.first_seen.items():
+            target = first_seen.setdefault(dim, {})
+            for value, t in values.items():
+                target[value] = min(t, target.get(value, t))
+    kept = {
+        dim: sorted(values, key=lambda v: (values[v], v))[: rules.max_segment_values]
+        for dim, values in first_seen.items()
+    }
+
+    def fleet_name(dim: str, seg: str) -> str:
+        if dim in kept and seg not in kept[dim] and seg not in ("unknown", "other"):
+            return "other"
+        return seg
+
     # (window or None for live, kpi, dimension, segment) -> component -> list of values
     cells: dict[tuple[str | None, str, str, str], dict[str, list[int]]] = defaultdict(
         lambda: defaultdict(list)
@@ -334,7 +357,7 @@ def expected_snapshot(
                 ]
             for place in places:
                 for dim, seg in [("overall", ""), *segs.items()]:
-                    cells[(place, kpi, dim, seg)][component].append(value)
+                    cells[(place, kpi, dim, fleet_name(dim, seg))][component].append(value)
 
     def kpi_doc(place: str | None, kpi: str) -> dict[str, Any]:
         out: dict[str, Any] = {"overall": _render(kpi, cells.get((place, kpi, "overall", ""), {}))}
@@ -356,6 +379,12 @@ def expected_snapshot(
             for size in rules.windows_s
         },
         "live": {"open_backlog": kpi_doc(None, "open_backlog")},
+        "segments": {
+            "kept": {dim: sorted(values) for dim, values in sorted(kept.items())},
+            "folded_events": {
+                topic: dict(sorted(_sum_folded(processed, topic).items())) for topic in partitions
+            },
+        },
         "events": {
             topic: {
                 o: sum(p.counts[o] for (t, _), p in processed.items() if t == topic)
@@ -364,6 +393,15 @@ def expected_snapshot(
             for topic in partitions
         },
     }
+
+
+def _sum_folded(processed: Mapping[tuple[str, int], _Partition], topic: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (t, _), part in processed.items():
+        if t == topic:
+            for dim, n in part.folded.items():
+                out[dim] = out.get(dim, 0) + n
+    return out
 
 
 def _total(values: Mapping[str, list[int]], component: str) -> int:
@@ -487,6 +525,6 @@ def compare_snapshots(
         if not ok:
             differences.append(f"{path}: {a!r} != expected {e!r}")
 
-    for key in ("valid_at", "latest", "partitions", "windows", "live", "events"):
+    for key in ("valid_at", "latest", "partitions", "windows", "live", "segments", "events"):
         walk(key, actual.get(key), expected.get(key))
     return differences

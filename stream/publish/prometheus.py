@@ -9,7 +9,7 @@ worker for single-worker setups and quick looks; it must not be averaged across 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import (
@@ -21,7 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from stream.kpis.catalog import CATALOG, Kpi
-from stream.snapshot import Entry, merge, render
+from stream.snapshot import Entry
 from stream.state.partition import OUTCOMES
 
 PREFIX = "cxkpi_"
@@ -32,22 +32,17 @@ Values = list[tuple[list[str], Any]]
 
 
 class KpiCollector(Collector):
-    """Builds all KPI families from the live partition entries at scrape time."""
+    """Builds all KPI families at scrape time from this worker's partitions.
 
-    def __init__(
-        self,
-        entries: Callable[[], Iterable[Entry]],
-        windows_ms: tuple[int, ...],
-        partitions: dict[str, int],
-    ) -> None:
-        self.entries = entries
-        self.windows_ms = windows_ms
-        self.partitions = partitions
+    `source` returns this worker's partition entries and their rendered document.
+    """
+
+    def __init__(self, source: Callable[[], tuple[list[Entry], dict[str, Any]]]) -> None:
+        self.source = source
 
     def collect(self) -> Iterator[Metric]:
-        entries = list(self.entries())
+        entries, snapshot = self.source()
         yield from _processing_families(entries)
-        snapshot = render(merge(entries), self.windows_ms, self.partitions)
         for kpi in CATALOG:
             if kpi.kind == "live":
                 values = list(_segments({None: snapshot["live"][kpi.name]}))
@@ -73,6 +68,12 @@ def _processing_families(entries: list[Entry]) -> Iterator[Metric]:
     owned = GaugeMetricFamily(
         PREFIX + "partitions_assigned", "Source partitions this worker owns", labels=["topic"]
     )
+    folded = CounterMetricFamily(
+        PREFIX + "segment_values_folded",
+        "Events whose segment value was beyond the bound (first N per dimension, or not on the "
+        "allow-list) and was counted as 'other', per partition",
+        labels=["topic", "partition", "dimension"],
+    )
     per_topic: dict[str, int] = {}
     for entry in entries:
         labels = [entry["topic"], str(entry["partition"])]
@@ -81,9 +82,11 @@ def _processing_families(entries: list[Entry]) -> Iterator[Metric]:
             events.add_metric([*labels, outcome], entry["counts"].get(outcome, 0))
         if entry["stream_time"] is not None:
             stream_time.add_metric(labels, entry["stream_time"] / 1000)
+        for dimension, n in entry["folded"].items():
+            folded.add_metric([*labels, dimension], n)
     for topic, n in per_topic.items():
         owned.add_metric([topic], n)
-    yield from (events, stream_time, owned)
+    yield from (events, stream_time, owned, folded)
 
 
 def _segments(per_window: dict[str | None, dict[str, Any]]) -> Iterator[tuple[list[str], Any]]:

@@ -101,7 +101,7 @@ class PartitionState:
             return self._count("duplicate")
         for dimension in self.rules.dimensions:  # every applied value counts toward the bound
             if dimension in event.body:
-                self.names.name(dimension, event.body[dimension])
+                self.names.admit(dimension, event.body[dimension], event.t)
         fact = self.rules.fact(event, self.names)
         if entity is None:
             entity = self.entities[event.key] = Entity([])
@@ -262,6 +262,7 @@ class PartitionState:
             "stream_time": self.stream_time,
             "counts": self.counts,
             "segments": self.names.admitted,
+            "folded": self.names.folded,
         }
 
     @classmethod
@@ -304,7 +305,9 @@ class PartitionState:
             state.offset = meta["offset"]
             state.stream_time = meta["stream_time"]
             state.counts.update(meta["counts"])
-            state.names = SegmentNames(config.max_segment_values, config.allow, meta["segments"])
+            state.names = SegmentNames(
+                config.max_segment_values, config.allow, meta["segments"], meta["folded"]
+            )
         state._rebuild_derived()
         return state
 

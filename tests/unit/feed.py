@@ -46,7 +46,12 @@ class Feed:
         return self.state.apply(event, self.offset)
 
     def document(self) -> dict[str, Any]:
-        return render(merge([partition_entry(self.state)]), CONFIG.windows_ms, {self.topic: 1})
+        return render(
+            merge([partition_entry(self.state)]),
+            CONFIG.windows_ms,
+            {self.topic: 1},
+            max_values=CONFIG.max_segment_values,
+        )
 
     def kpi(self, name: str, window: str = "1h") -> dict[str, Any]:
         return self.document()["windows"][window][name]
