@@ -1,8 +1,13 @@
 """The offline reference: docs/semantics.md computed by brute force over an event log.
 
-Deliberately independent of the `stream` package (no import from it): it classifies records with
-the reference JSON Schema validator, builds every sample from scratch per partition, and sums
-windows directly. Integration tests compare what the live system publishes against it.
+Deliberately independent of the `stream` package (nothing is imported from it): records are
+classified with the reference JSON Schema validator (`jsonschema`), every KPI sample is rebuilt
+from scratch per partition from the applied events, and windows are summed directly from the
+samples. Clarity over speed. Integration tests compare what the live system publishes (the
+document of docs/snapshot.md) against `expected_snapshot`, with `compare_snapshots`.
+
+Not modelled: idle advancement of stream time (tests disable it) and the forgetting of tickets
+after `ticket_retention` (the open backlog counts every open ticket ever seen).
 """
 
 from __future__ import annotations
@@ -21,19 +26,42 @@ from typing import Any
 import jsonschema
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
+#: The event types of each source topic (spec/events.md).
+TYPES = {
+    "cart-events": frozenset(
+        {"cart_created", "item_added", "item_removed", "checkout_started", "order_placed"}
+    ),
+    "tickets": frozenset(
+        {
+            "ticket_opened",
+            "agent_replied",
+            "customer_replied",
+            "ticket_solved",
+            "ticket_reopened",
+            "ticket_closed",
+        }
+    ),
+    "survey-replies": frozenset({"nps", "csat", "ces"}),
+}
+#: The field that is the record key of each topic.
 KEYS = {"cart-events": "cart_id", "tickets": "ticket_id", "survey-replies": "response_id"}
+#: Histogram bounds in seconds (+Inf is added).
 BOUNDS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
+#: The names a partition never bounds: they use up no place and are never folded.
+RESERVED = ("unknown", "other")
+
+#: The bounded dimensions of each topic's events (currency: of orders).
 TOPIC_DIMENSIONS = {
     "cart-events": ("channel", "region", "currency"),
-    "tickets": ("team", "priority", "channel", "region"),
+    "tickets": ("channel", "region", "team", "priority"),
     "survey-replies": ("channel", "region", "team"),
 }
-_CART, _TICKET, _SURVEY = (
-    ("channel", "region"),
-    ("channel", "region", "team", "priority"),
-    ("channel", "region", "team"),
-)
+_CART = ("channel", "region")
+_TICKET = ("channel", "region", "team", "priority")
+_SURVEY = ("channel", "region", "team")
+#: The segment dimensions of each published KPI.
 DIMENSIONS = {
     "cart_abandonment": _CART,
     "checkout_abandonment": _CART,
@@ -49,8 +77,9 @@ DIMENSIONS = {
     "csat": _SURVEY,
     "ces": _SURVEY,
 }
-WINDOWED_KPIS = [k for k in DIMENSIONS if k != "open_backlog"]
-#: kpi -> (numerator, denominator, value key, scale)
+LIVE_KPIS = ("open_backlog",)
+WINDOWED_KPIS = tuple(k for k in DIMENSIONS if k not in LIVE_KPIS)
+#: kpi -> (numerator, denominator, name of the value, scale of the value)
 FRACTIONS = {
     "conversion": ("converted", "created", "ratio", 1),
     "upsell": ("upsold", "orders", "ratio", 1),
@@ -62,11 +91,14 @@ FRACTIONS = {
 
 @dataclass(frozen=True)
 class Rules:
+    """The processor settings the reference needs (seconds unless named otherwise)."""
+
     step_s: int = 60
     grace_s: int = 300
     windows_s: tuple[int, ...] = (300, 3600, 86400)
     inactivity_timeout_s: int = 1800
     max_segment_values: int = 20
+    #: dimension -> allowed values; a dimension with an allow-list folds every other value
     allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
     max_future_s: int = 3600
     max_event_bytes: int = 65536
@@ -74,47 +106,82 @@ class Rules:
 
 @dataclass(frozen=True)
 class Record:
+    """One source record as read back from Kafka."""
+
     topic: str
     partition: int
     offset: int
     value: bytes
 
 
+# --------------------------------------------------------------------------------------------
+# Classification of one record
+
+
 @cache
 def _validator(topic: str) -> jsonschema.Draft202012Validator:
+    """The topic's JSON Schema validator, loaded at first use."""
     schema = json.loads((SCHEMAS / f"{topic}.schema.json").read_text())
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
-def _ms(text: str) -> int:
-    delta = datetime.fromisoformat(text) - datetime(1970, 1, 1, tzinfo=UTC)
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _to_ms(text: str) -> int:
+    """RFC 3339 text -> integer milliseconds since the epoch (sub-millisecond digits cut)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("timestamp without offset")
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-def _valid_event(record: Record, rules: Rules, now_ms: int) -> dict[str, Any] | None:
-    if len(record.value) > rules.max_event_bytes:
+def _decode(record: Record, rules: Rules, now_ms: int) -> dict[str, Any] | None:
+    """The event of a record with its time in `_t`, or None when it is dead-lettered.
+
+    Checks in order: size, UTF-8 JSON object, type, schema, schema_version, future timestamp.
+    """
+    raw = record.value
+    if raw is None or len(raw) > rules.max_event_bytes:
         return None
     try:
-        event = json.loads(record.value.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        # NaN / Infinity are not JSON (RFC 8259), although Python's json accepts them.
+        event = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
         return None
     if not isinstance(event, dict):
         return None
-    types = _validator(record.topic).schema["properties"]["type"]["enum"]
-    if event.get("type") not in types or not _validator(record.topic).is_valid(event):
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in TYPES[record.topic]:
         return None
-    if event.get("schema_version", 1) != 1:
+    if not _validator(record.topic).is_valid(event):
         return None
-    event["_t"] = _ms(event["occurred_at"])
-    if event["_t"] > now_ms + rules.max_future_s * 1000:
+    if "schema_version" in event and event["schema_version"] != 1:
         return None
+    try:
+        # The schema's pattern admits impossible dates (month 13, second 60): such a timestamp
+        # is "unparseable" (spec/events.md, Bad input) and dead-lettered. Note: the venv has no
+        # rfc3339 format checker, so the schema's `format: date-time` is not enforced.
+        t = _to_ms(event["occurred_at"])
+    except ValueError:
+        return None
+    if t > now_ms + rules.max_future_s * 1000:
+        return None
+    event["_t"] = t
     return event
+
+
+# --------------------------------------------------------------------------------------------
+# One partition: outcomes, stream time and partition-level segment names
 
 
 @dataclass
 class _Partition:
-    """Everything applied on one partition, in processing order."""
+    """What one topic-partition did with its records, in offset order."""
 
+    topic: str
     applied: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     stream_time: int | None = None
@@ -122,12 +189,15 @@ class _Partition:
     folded: dict[str, int] = field(default_factory=dict)  # dim -> events folded into other
 
 
-def _bounded(part: _Partition, rules: Rules, dim: str, value: Any, t: int) -> str | None:
-    """The partition-level name of a value (first N seen per partition, or the allow-list)."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        return "unknown"
+def _partition_name(part: _Partition, rules: Rules, dim: str, value: str, t: int) -> str:
+    """The name a partition gives a segment value when an event carrying it is applied.
+
+    Ambiguity (most literal reading): a producer value spelled `unknown` or `other` keeps that
+    name, uses up no place and is not folded ("`unknown` and `other` never use up a place").
+    An allow-list miss is counted in `folded_events` like a value beyond the first N.
+    """
+    if value in RESERVED:
+        return value
     if dim in rules.allow:
         if value in rules.allow[dim]:
             return value
@@ -135,286 +205,349 @@ def _bounded(part: _Partition, rules: Rules, dim: str, value: Any, t: int) -> st
         seen = part.first_seen.setdefault(dim, {})
         if value in seen:
             return value
-        if value not in ("unknown", "other") and len(seen) < rules.max_segment_values:
-            seen[value] = t
+        if len(seen) < rules.max_segment_values:
+            seen[value] = t  # the event time it was first seen at (in processing order)
             return value
-    if value not in ("unknown", "other"):
-        part.folded[dim] = part.folded.get(dim, 0) + 1
+    part.folded[dim] = part.folded.get(dim, 0) + 1
     return "other"
 
 
-def _process(records: list[Record], rules: Rules, now_ms: int) -> _Partition:
-    part = _Partition()
+def _process(topic: str, records: list[Record], rules: Rules, now_ms: int) -> _Partition:
+    """Classify a partition's records in offset order; keep the applied events."""
+    part = _Partition(topic)
     step, grace = rules.step_s * 1000, rules.grace_s * 1000
-    applied_ids: set[tuple[str, str]] = set()
+    applied_ids: set[tuple[str, str]] = set()  # (record key, event_id)
     for record in sorted(records, key=lambda r: r.offset):
-        event = _valid_event(record, rules, now_ms)
+        event = _decode(record, rules, now_ms)
         if event is None:
             part.counts["dead_lettered"] += 1
             continue
         t = event["_t"]
-        if part.stream_time is not None and (t // step + 1) * step < part.stream_time - grace:
-            part.counts["late"] += 1
+        bucket_end = (t // step + 1) * step
+        if part.stream_time is not None and bucket_end < part.stream_time - grace:
+            part.counts["late"] += 1  # checked before duplicates: a late duplicate is late
             continue
-        identity = (str(event[KEYS[record.topic]]), event["event_id"])
+        identity = (event[KEYS[topic]], event["event_id"])
         if identity in applied_ids:
             part.counts["duplicate"] += 1
             continue
         applied_ids.add(identity)
         part.counts["applied"] += 1
         part.stream_time = t if part.stream_time is None else max(part.stream_time, t)
+        # Names are decided now, at application: a value admitted later stays admitted.
         event["_seg"] = {
-            d: _bounded(part, rules, d, event.get(d), t)
-            for d in TOPIC_DIMENSIONS[record.topic]
-            if d in event
+            dim: _partition_name(part, rules, dim, event[dim], t)
+            for dim in TOPIC_DIMENSIONS[topic]
+            if isinstance(event.get(dim), str)
         }
         part.applied.append(event)
     return part
 
 
-Sample = tuple[str, str, int | None, dict[str, str], int]  # kpi, component, t, segments, value
+# --------------------------------------------------------------------------------------------
+# KPI samples of one partition
 
 
-def _by_entity(part: _Partition, key: str) -> list[list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class Sample:
+    """One contribution to a KPI component: `value` added at event time `t` (None: live)."""
+
+    kpi: str
+    component: str
+    t: int | None
+    segments: Mapping[str, str]
+    value: int = 1
+
+
+def _by_key(events: list[dict[str, Any]], key: str) -> list[list[dict[str, Any]]]:
     entities: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in part.applied:
+    for event in events:
         entities[event[key]].append(event)
     return list(entities.values())
 
 
-def _segs(event: dict[str, Any], dims: tuple[str, ...]) -> dict[str, str]:
-    return {d: event["_seg"].get(d) or "unknown" for d in dims}
+def _segments_of(event: dict[str, Any], dims: Iterable[str]) -> dict[str, str]:
+    """The partition-level names of an event's segments (`unknown` when missing)."""
+    return {dim: event["_seg"].get(dim, "unknown") for dim in dims}
+
+
+def _sessions(events: list[dict[str, Any]], timeout: int) -> list[list[dict[str, Any]]]:
+    """Split one cart's events (sorted) into sessions: gap >= timeout or after an order."""
+    sessions: list[list[dict[str, Any]]] = []
+    for event in events:
+        current = sessions[-1] if sessions else None
+        if (
+            current is None
+            or current[-1]["type"] == "order_placed"
+            or event["_t"] - current[-1]["_t"] >= timeout
+        ):
+            sessions.append([event])
+        else:
+            current.append(event)
+    return sessions
 
 
 def _cart_samples(part: _Partition, rules: Rules) -> list[Sample]:
     """Every cart KPI sample of one partition, session by session."""
     timeout = rules.inactivity_timeout_s * 1000
     out: list[Sample] = []
-    for events in _by_entity(part, "cart_id"):
+    for events in _by_key(part.applied, "cart_id"):
         events.sort(key=lambda e: (e["_t"], e["type"] == "order_placed", e["event_id"]))
-        sessions: list[list[dict[str, Any]]] = []
-        for event in events:
-            current = sessions[-1] if sessions else None
-            if (
-                current is None
-                or current[-1]["type"] == "order_placed"
-                or event["_t"] - current[-1]["_t"] >= timeout
-            ):
-                sessions.append([event])
-            else:
-                current.append(event)
-        for session in sessions:
+        for session in _sessions(events, timeout):
+            # Segment of a session: its earliest event that has the field, else unknown.
             segs = {
-                d: next((e["_seg"][d] for e in session if e["_seg"].get(d)), "unknown")
-                for d in ("channel", "region")
+                dim: next((e["_seg"][dim] for e in session if dim in e["_seg"]), "unknown")
+                for dim in _CART
             }
             types = [e["type"] for e in session]
             created = [e["_t"] for e in session if e["type"] in ("cart_created", "item_added")]
             if created:
-                out.append(("conversion", "created", created[0], segs, 1))
+                out.append(Sample("conversion", "created", created[0], segs))
             order = session[-1] if types[-1] == "order_placed" else None
             if order is not None:
                 t = order["_t"]
-                out.append(("upsell", "orders", t, segs, 1))
-                if any(e["type"] == "item_added" and e.get("upsell") for e in session):
-                    out.append(("upsell", "upsold", t, segs, 1))
-                if order.get("amount") is not None:
-                    currency = order["_seg"].get("currency") or "unknown"
-                    micros = round(order["amount"] * 1_000_000)
-                    out.append(("average_order_value", f"orders:{currency}", t, segs, 1))
-                    out.append(("average_order_value", f"amount:{currency}", t, segs, micros))
+                out.append(Sample("upsell", "orders", t, segs))
+                if any(e["type"] == "item_added" and e.get("upsell") is True for e in session):
+                    out.append(Sample("upsell", "upsold", t, segs))
+                if "amount" in order:
+                    currency = order["_seg"].get("currency", "unknown")
+                    micros = round(Fraction(str(order["amount"])) * 1_000_000)
+                    segs_c = {**segs, "currency": currency}
+                    out.append(Sample("average_order_value", "orders", t, segs_c))
+                    out.append(Sample("average_order_value", "amount", t, segs_c, micros))
             if "item_added" not in types:
-                continue
+                continue  # a session with no items has no outcome
             if order is not None:
                 at, outcome = order["_t"], "converted"
-                out.append(("conversion", "converted", at, segs, 1))
-            elif part.stream_time >= session[-1]["_t"] + timeout:
+                out.append(Sample("conversion", "converted", at, segs))
+            elif part.stream_time is not None and part.stream_time >= session[-1]["_t"] + timeout:
                 at, outcome = session[-1]["_t"] + timeout, "abandoned"
             else:
-                continue
-            out.append(("cart_abandonment", outcome, at, segs, 1))
+                continue  # still open
+            out.append(Sample("cart_abandonment", outcome, at, segs))
             if "checkout_started" in types:
-                out.append(("checkout_abandonment", outcome, at, segs, 1))
+                out.append(Sample("checkout_abandonment", outcome, at, segs))
     return out
 
 
 def _ticket_samples(part: _Partition) -> list[Sample]:
-    """Every ticket KPI sample of one partition; tickets without a seen opening give none."""
+    """Every ticket KPI sample of one partition; a ticket without an opening gives none."""
     out: list[Sample] = []
-    for events in _by_entity(part, "ticket_id"):
+    for events in _by_key(part.applied, "ticket_id"):
         events.sort(key=lambda e: (e["_t"], e["event_id"]))
         openings = [e for e in events if e["type"] == "ticket_opened"]
         if not openings:
             continue
         opened = openings[0]["_t"]
-        segs = _segs(openings[0], ("channel", "region", "team", "priority"))
-        replies = reopens = 0
+        segs = _segments_of(openings[0], _TICKET)
+        public_replies = reopens = 0
         for event in events:
             kind, t = event["type"], event["_t"]
-            if kind == "agent_replied" and event.get("public", True):
-                if replies == 0:
-                    out.append(("first_response_time", "samples", t, segs, max(0, t - opened)))
-                replies += 1
+            if kind == "agent_replied" and event.get("public", True) is True:
+                if public_replies == 0:
+                    # Ambiguity: semantics.md says "reply - opening" without the max(0, ·) it
+                    # gives resolution time; clamped like it (a duration is never negative).
+                    out.append(
+                        Sample("first_response_time", "samples", t, segs, max(0, t - opened))
+                    )
+                public_replies += 1
             elif kind == "ticket_reopened":
                 reopens += 1
-                out.append(("reopen_rate", "reopens", t, segs, 1))
+                out.append(Sample("reopen_rate", "reopens", t, segs))
             elif kind == "ticket_solved":
-                out.append(("resolution_time", "samples", t, segs, max(0, t - opened)))
-                out.append(("reopen_rate", "solves", t, segs, 1))
-                out.append(("first_contact_resolution", "solves", t, segs, 1))
-                if replies <= 1 and reopens == 0:
-                    out.append(("first_contact_resolution", "first_contact", t, segs, 1))
+                out.append(Sample("resolution_time", "samples", t, segs, max(0, t - opened)))
+                out.append(Sample("reopen_rate", "solves", t, segs))
+                out.append(Sample("first_contact_resolution", "solves", t, segs))
+                if public_replies <= 1 and reopens == 0:
+                    out.append(Sample("first_contact_resolution", "first_contact", t, segs))
         statuses = [
             e["type"]
             for e in events
             if e["type"] in ("ticket_opened", "ticket_reopened", "ticket_solved", "ticket_closed")
         ]
         if statuses[-1] in ("ticket_opened", "ticket_reopened"):
-            out.append(("open_backlog", "tickets", None, segs, 1))
+            out.append(Sample("open_backlog", "tickets", None, segs))
     return out
 
 
 def _survey_samples(part: _Partition) -> list[Sample]:
+    """One NPS, CSAT or CES response per applied survey event; segments from the event."""
     out: list[Sample] = []
     for event in part.applied:
         t, score, kind = event["_t"], event["score"], event["type"]
-        segs = _segs(event, ("channel", "region", "team"))
+        segs = _segments_of(event, _SURVEY)
         if kind == "nps":
             category = "promoters" if score >= 9 else "passives" if score >= 7 else "detractors"
-            out.append(("nps", category, t, segs, 1))
+            out.append(Sample("nps", category, t, segs))
         elif kind == "csat":
-            out.append(("csat", "responses", t, segs, 1))
+            out.append(Sample("csat", "responses", t, segs))
             if score >= 4:
-                out.append(("csat", "satisfied", t, segs, 1))
+                out.append(Sample("csat", "satisfied", t, segs))
         else:
-            out.append(("ces", "responses", t, segs, 1))
-            out.append(("ces", "score_sum", t, segs, score))
+            out.append(Sample("ces", "responses", t, segs))
+            out.append(Sample("ces", "score_sum", t, segs, int(score)))
             if score >= 5:
-                out.append(("ces", "easy", t, segs, 1))
+                out.append(Sample("ces", "easy", t, segs))
     return out
 
 
-def _in_window(t: int, stream_time: int | None, size_s: int, rules: Rules) -> bool:
+def _samples(part: _Partition, rules: Rules) -> list[Sample]:
+    if part.topic == "cart-events":
+        return _cart_samples(part, rules)
+    if part.topic == "tickets":
+        return _ticket_samples(part)
+    return _survey_samples(part)
+
+
+# --------------------------------------------------------------------------------------------
+# Windows, merge and the document
+
+
+def window_name(size_s: int) -> str:
+    """docs/snapshot.md: whole hours up to a day -> Nh, longer whole days -> Nd, else Nm, Ns."""
+    if size_s > 86400 and size_s % 86400 == 0:
+        return f"{size_s // 86400}d"
+    if size_s % 3600 == 0:
+        return f"{size_s // 3600}h"
+    if size_s % 60 == 0:
+        return f"{size_s // 60}m"
+    return f"{size_s}s"
+
+
+def _in_window(t: int, stream_time: int | None, size_s: int, step_s: int) -> bool:
+    """Whether the bucket of `t` ends in (S - W, S]."""
     if stream_time is None:
         return False
-    step = rules.step_s * 1000
+    step = step_s * 1000
     end = (t // step + 1) * step
     return stream_time - size_s * 1000 < end <= stream_time
 
 
-def _quantile(samples: list[int], q: float) -> float | None:
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(Fraction(q).limit_denominator(10_000) * len(ordered)))
-    return ordered[rank - 1] / 1000
+def _format(ms: int) -> str:
+    """RFC 3339, UTC, millisecond precision, Z."""
+    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def expected_snapshot(
     records: Iterable[Record], rules: Rules, *, now_ms: int, partitions: Mapping[str, int]
 ) -> dict[str, Any]:
-    """The document of docs/snapshot.md for the given source records."""
+    """The document of docs/snapshot.md for the given source records (any order)."""
     by_partition: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for record in records:
         by_partition[(record.topic, record.partition)].append(record)
-    processed = {tp: _process(rs, rules, now_ms) for tp, rs in by_partition.items()}
+    processed = {tp: _process(tp[0], rs, rules, now_ms) for tp, rs in sorted(by_partition.items())}
 
-    # Fleet-wide bound: per dimension, the N values first seen earliest over all partitions.
+    # Fleet-wide bound: per dimension, the N admitted values first seen earliest over all
+    # partitions (of every topic), ties by value; the other admitted values merge into `other`.
     first_seen: dict[str, dict[str, int]] = {}
     for part in processed.values():
         for dim, values in part.first_seen.items():
-            target = first_seen.setdefault(dim, {})
+            merged = first_seen.setdefault(dim, {})
             for value, t in values.items():
-                target[value] = min(t, target.get(value, t))
+                merged[value] = min(t, merged.get(value, t))
     kept = {
         dim: sorted(values, key=lambda v: (values[v], v))[: rules.max_segment_values]
         for dim, values in first_seen.items()
     }
 
-    def fleet_name(dim: str, seg: str) -> str:
-        if dim in kept and seg not in kept[dim] and seg not in ("unknown", "other"):
+    def fleet_name(dim: str, name: str) -> str:
+        if dim in kept and name not in RESERVED and name not in kept[dim]:
             return "other"
-        return seg
+        return name
 
-    # (window or None for live, kpi, dimension, segment) -> component -> list of values
-    cells: dict[tuple[str | None, str, str, str], dict[str, list[int]]] = defaultdict(
-        lambda: defaultdict(list)
+    # (place, kpi, dimension, segment) -> component -> summed value, and the number of samples
+    # (a segment is shown when it has at least one sample). place: window name, or None = live.
+    totals: dict[tuple[str | None, str, str, str], dict[str, int]] = defaultdict(
+        lambda: defaultdict(int)
     )
-    for (topic, _), part in processed.items():
-        samples = {
-            "cart-events": lambda p=part: _cart_samples(p, rules),
-            "tickets": lambda p=part: _ticket_samples(p),
-            "survey-replies": lambda p=part: _survey_samples(p),
-        }[topic]()
-        for kpi, component, t, segs, value in samples:
-            if t is None:
+    samples_seen: dict[tuple[str | None, str, str, str], list[int]] = defaultdict(list)
+    for part in processed.values():
+        for sample in _samples(part, rules):
+            if sample.t is None:
                 places: list[str | None] = [None]
             else:
                 places = [
-                    _window_name(size)
+                    window_name(size)
                     for size in rules.windows_s
-                    if _in_window(t, part.stream_time, size, rules)
+                    if _in_window(sample.t, part.stream_time, size, rules.step_s)
                 ]
+            component = sample.component
+            if "currency" in sample.segments:
+                component += ":" + fleet_name("currency", sample.segments["currency"])
+            cells = [("overall", "")] + [
+                (dim, fleet_name(dim, sample.segments[dim])) for dim in DIMENSIONS[sample.kpi]
+            ]
             for place in places:
-                for dim, seg in [("overall", ""), *segs.items()]:
-                    cells[(place, kpi, dim, fleet_name(dim, seg))][component].append(value)
+                for dim, name in cells:
+                    cell = (place, sample.kpi, dim, name)
+                    totals[cell][component] += sample.value
+                    if component.startswith("samples"):
+                        samples_seen[cell].append(sample.value)
 
     def kpi_doc(place: str | None, kpi: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"overall": _render(kpi, cells.get((place, kpi, "overall", ""), {}))}
+        doc: dict[str, Any] = {
+            "overall": _render(
+                kpi,
+                totals.get((place, kpi, "overall", ""), {}),
+                samples_seen.get((place, kpi, "overall", ""), []),
+            )
+        }
         for dim in DIMENSIONS[kpi]:
-            out[dim] = {
-                seg: _render(kpi, values)
-                for (p, k, d, seg), values in sorted(cells.items(), key=lambda kv: kv[0][3])
-                if p == place and k == kpi and d == dim and any(values.values())
+            names = sorted(n for (p, k, d, n) in totals if (p, k, d) == (place, kpi, dim))
+            doc[dim] = {
+                name: _render(
+                    kpi,
+                    totals[(place, kpi, dim, name)],
+                    samples_seen.get((place, kpi, dim, name), []),
+                )
+                for name in names
             }
-        return out
+        return doc
 
     times = [p.stream_time for p in processed.values() if p.stream_time is not None]
+    folded: dict[str, dict[str, int]] = {topic: {} for topic in partitions}
+    for part in processed.values():
+        for dim, n in part.folded.items():
+            target = folded.setdefault(part.topic, {})
+            target[dim] = target.get(dim, 0) + n
     return {
         "valid_at": _format(min(times)) if times else None,
         "latest": _format(max(times)) if times else None,
         "partitions": dict(partitions),
         "windows": {
-            _window_name(size): {kpi: kpi_doc(_window_name(size), kpi) for kpi in WINDOWED_KPIS}
+            window_name(size): {kpi: kpi_doc(window_name(size), kpi) for kpi in WINDOWED_KPIS}
             for size in rules.windows_s
         },
-        "live": {"open_backlog": kpi_doc(None, "open_backlog")},
+        "live": {kpi: kpi_doc(None, kpi) for kpi in LIVE_KPIS},
         "segments": {
             "kept": {dim: sorted(values) for dim, values in sorted(kept.items())},
-            "folded_events": {
-                topic: dict(sorted(_sum_folded(processed, topic).items())) for topic in partitions
-            },
+            "folded_events": {topic: dict(sorted(dims.items())) for topic, dims in folded.items()},
         },
         "events": {
             topic: {
-                o: sum(p.counts[o] for (t, _), p in processed.items() if t == topic)
-                for o in OUTCOMES
+                outcome: sum(p.counts[outcome] for p in processed.values() if p.topic == topic)
+                for outcome in OUTCOMES
             }
             for topic in partitions
         },
     }
 
 
-def _sum_folded(processed: Mapping[tuple[str, int], _Partition], topic: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for (t, _), part in processed.items():
-        if t == topic:
-            for dim, n in part.folded.items():
-                out[dim] = out.get(dim, 0) + n
-    return out
-
-
-def _total(values: Mapping[str, list[int]], component: str) -> int:
-    return sum(values.get(component, []))
+# --------------------------------------------------------------------------------------------
+# Rendering one KPI cell
 
 
 def _div(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def _render(kpi: str, values: Mapping[str, list[int]]) -> dict[str, Any]:
-    """The published value of one KPI cell, computed from its raw samples."""
-    n = lambda c: _total(values, c)  # noqa: E731
+def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str, Any]:
+    """The published value of one KPI cell from its component totals (and duration samples)."""
+
+    def n(component: str) -> int:
+        return totals.get(component, 0)
+
     if kpi in ("cart_abandonment", "checkout_abandonment"):
         return {
             "abandoned": n("abandoned"),
@@ -426,9 +559,9 @@ def _render(kpi: str, values: Mapping[str, list[int]]) -> dict[str, Any]:
         ratio = _div(n(top), n(bottom))
         return {top: n(top), bottom: n(bottom), key: None if ratio is None else ratio * scale}
     if kpi in ("resolution_time", "first_response_time"):
-        return _duration(values.get("samples", []))
+        return _duration(samples)
     if kpi == "average_order_value":
-        currencies = sorted({c.split(":", 1)[1] for c in values})
+        currencies = sorted({c.split(":", 1)[1] for c in totals if c.startswith("orders:")})
         return {
             cur: {
                 "orders": n(f"orders:{cur}"),
@@ -447,84 +580,116 @@ def _render(kpi: str, values: Mapping[str, list[int]]) -> dict[str, Any]:
             "easy": n("easy"),
             "easy_ratio": _div(n("easy"), n("responses")),
         }
-    return _nps(n("promoters"), n("passives"), n("detractors"))
+    if kpi == "nps":
+        return _nps(n("promoters"), n("passives"), n("detractors"))
+    raise ValueError(f"unknown KPI {kpi}")
 
 
-def _nps(p: int, q: int, d: int) -> dict[str, Any]:
-    total = p + q + d
-    margin = None
-    if total:
-        # adjusted Wald (MeasuringU): add 3 responses, 3/4 of them promoters and detractors
-        n_adj = total + 3
-        pp, dd = (p + 0.75) / n_adj, (d + 0.75) / n_adj
-        margin = 100 * 1.96 * math.sqrt((pp * (1 - pp) + dd * (1 - dd) + 2 * pp * dd) / n_adj)
+def _nps(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
+    """NPS and its adjusted-Wald 95 % margin of error (MeasuringU), as semantics.md writes it."""
+    responses = promoters + passives + detractors
+    score = margin = None
+    if responses:
+        score = 100 * (promoters - detractors) / responses
+        n_adj = responses + 3
+        p = (promoters + 0.75) / n_adj
+        d = (detractors + 0.75) / n_adj
+        margin = 100 * 1.96 * math.sqrt((p + d - (p - d) ** 2) / n_adj)
     return {
-        "promoters": p,
-        "passives": q,
-        "detractors": d,
-        "responses": total,
-        "score": 100 * (p - d) / total if total else None,
+        "promoters": promoters,
+        "passives": passives,
+        "detractors": detractors,
+        "responses": responses,
+        "score": score,
         "margin_of_error": margin,
     }
 
 
-def _duration(samples: list[int]) -> dict[str, Any]:
-    n, total = len(samples), sum(samples)
-    buckets = {str(b): sum(1 for s in samples if s <= b * 1000) for b in BOUNDS}
-    buckets["+Inf"] = n
+def quantile_ms(samples: list[int], q: float) -> int | None:
+    """Nearest rank: the ceil(q·n)-th smallest sample (rank at least 1); None when empty."""
+    if not samples:
+        return None
+    # q as the decimal it was written as: ceil(0.9 · 10) must be 9, not 10 (0.9 is not exact).
+    exact_q = Fraction(q).limit_denominator(10_000)
+    rank = max(1, math.ceil(exact_q * len(samples)))
+    return sorted(samples)[rank - 1]
+
+
+def _duration(samples_ms: list[int]) -> dict[str, Any]:
+    """Count, exact sum, mean, exact nearest-rank p50/p90 and cumulative histogram (seconds)."""
+    count, total = len(samples_ms), sum(samples_ms)
+    buckets = {str(b): sum(1 for s in samples_ms if s <= b * 1000) for b in BOUNDS}
+    buckets["+Inf"] = count
+    p50, p90 = quantile_ms(samples_ms, 0.5), quantile_ms(samples_ms, 0.9)
     return {
-        "count": n,
+        "count": count,
         "sum_seconds": total / 1000,
-        "mean_seconds": total / 1000 / n if n else None,
-        "p50_seconds": _quantile(samples, 0.5),
-        "p90_seconds": _quantile(samples, 0.9),
+        "mean_seconds": _div(total / 1000, count),
+        "p50_seconds": None if p50 is None else p50 / 1000,
+        "p90_seconds": None if p90 is None else p90 / 1000,
         "buckets": buckets,
     }
 
 
-def _window_name(size: int) -> str:
-    for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
-        if size % seconds == 0:
-            return f"{size // seconds}{unit}"
-    return f"{size}s"
+# --------------------------------------------------------------------------------------------
+# Comparison
+
+QUANTILE_KEYS = frozenset({"p50_seconds", "p90_seconds"})
+#: Floats that are exact by construction (integer ms / millionths divided once).
+EXACT_FLOAT_KEYS = frozenset({"sum_seconds", "amount"})
+TOP_LEVEL = ("valid_at", "latest", "partitions", "windows", "live", "segments", "events")
 
 
-def _format(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _leaf_matches(key: str, actual: Any, expected: Any, quantile_rel_tol: float) -> bool:
+    if not (_is_number(actual) and _is_number(expected)):
+        return type(actual) is type(expected) and actual == expected
+    if key in QUANTILE_KEYS:
+        return abs(actual - expected) <= quantile_rel_tol * abs(expected) + 1e-9
+    if isinstance(expected, int) and isinstance(actual, int):
+        return actual == expected  # counts
+    if key in EXACT_FLOAT_KEYS:
+        return actual == expected
+    # Means, ratios, scores, margins: within floating-point rounding.
+    return math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def compare_snapshots(
     actual: dict[str, Any], expected: dict[str, Any], quantile_rel_tol: float = 0.01
 ) -> list[str]:
-    """Differences between a published snapshot and the expected one ([] when equal)."""
+    """Human-readable differences `path: actual … vs expected …` ([] when they agree).
+
+    Quantiles within `quantile_rel_tol` (relative), computed floats within 1e-9 relative,
+    everything else exactly. Keys `actual` has beyond `expected` are ignored at the top level
+    only (e.g. `complete`, `snapshot_store`).
+    """
     differences: list[str] = []
 
-    def walk(path: str, a: Any, e: Any) -> None:
+    def walk(path: str, key: str, a: Any, e: Any) -> None:
         if isinstance(e, dict):
             if not isinstance(a, dict):
-                differences.append(f"{path}: {a!r} is not an object")
+                differences.append(f"{path}: actual {a!r} vs expected an object")
                 return
-            for key in sorted(set(a) | set(e)):
-                if key not in e:
-                    differences.append(f"{path}.{key}: unexpected {a[key]!r}")
-                elif key not in a:
-                    differences.append(f"{path}.{key}: missing, expected {e[key]!r}")
+            for k in sorted(set(a) | set(e), key=str):
+                if k not in e:
+                    differences.append(f"{path}.{k}: actual {a[k]!r} vs expected nothing")
+                elif k not in a:
+                    differences.append(f"{path}.{k}: actual missing vs expected {e[k]!r}")
                 else:
-                    walk(f"{path}.{key}", a[key], e[key])
-            return
-        leaf = path.rsplit(".", 1)[-1]
-        if a is None or e is None or isinstance(e, str):
-            ok = a == e
-        elif leaf in ("p50_seconds", "p90_seconds"):
-            ok = abs(a - e) <= quantile_rel_tol * abs(e) + 1e-9
-        elif isinstance(e, float) or isinstance(a, float):
-            ok = math.isclose(a, e, rel_tol=1e-9, abs_tol=1e-9)
-        else:
-            ok = a == e
-        if not ok:
-            differences.append(f"{path}: {a!r} != expected {e!r}")
+                    walk(f"{path}.{k}", k, a[k], e[k])
+        elif not _leaf_matches(key, a, e, quantile_rel_tol):
+            differences.append(f"{path}: actual {a!r} vs expected {e!r}")
 
-    for key in ("valid_at", "latest", "partitions", "windows", "live", "segments", "events"):
-        walk(key, actual.get(key), expected.get(key))
+    if not isinstance(actual, dict):
+        return [f"snapshot: actual {actual!r} vs expected an object"]
+    for key in [*TOP_LEVEL, *sorted(k for k in expected if k not in TOP_LEVEL)]:
+        if key not in expected:
+            continue
+        if key not in actual:
+            differences.append(f"{key}: actual missing vs expected {expected[key]!r}")
+        else:
+            walk(key, key, actual[key], expected[key])
     return differences
