@@ -86,6 +86,7 @@ class KpiApp:
             grace_ms=settings.grace * 1000,
             windows_ms=self.windows_ms,
             max_segment_values=settings.max_segment_values,
+            allow=settings.allow,
         )
         self.processors = [
             TopicProcessor(self.app, rules.topic, rules, settings, config)
@@ -129,6 +130,7 @@ class KpiApp:
             self.partitions,
             max_values=self.settings.max_segment_values,
             admitted=admitted,
+            enabled=self.settings.enabled,
         )
 
     def local_document(self) -> tuple[list[Entry], dict[str, Any]]:

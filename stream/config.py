@@ -1,4 +1,5 @@
-"""Settings: one table of options, read from CLI flags, then environment variables, then defaults.
+"""Settings: one table of options, read from CLI flags, then environment variables, then the KPI
+configuration file (`cxkpi.toml`, see stream/kpiconfig.py), then built-in defaults.
 
 Every option is validated at start; a bad value stops the process with a message naming the
 setting, where it came from, and what is allowed.
@@ -11,8 +12,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from stream.kpiconfig import KpiConfig
 
 
 class ConfigError(ValueError):
@@ -116,6 +121,14 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
+    Option(
+        "config",
+        "cxkpi.toml",
+        str,
+        "KPI configuration file (windows, timeouts, segments, KPIs, alert thresholds); a "
+        "relative path is looked up from the working directory, then the installation; "
+        "'none' for built-in defaults.",
+    ),
     Option("broker", "kafka://localhost:9092", _broker, "Kafka bootstrap server URL(s)."),
     Option(
         "redis_url",
@@ -191,6 +204,7 @@ _BY_NAME = {o.name: o for o in OPTIONS}
 class Settings:
     """Validated settings (durations in seconds)."""
 
+    config: str
     broker: str
     redis_url: str
     app_id: str
@@ -210,17 +224,31 @@ class Settings:
     publish_interval: float
     profile: str
     log_level: str
+    kpis: KpiConfig | None = None  # the KPI configuration file, when one is used
+
+    @property
+    def allow(self) -> dict[str, frozenset[str]]:
+        """Segment allow-lists from the configuration file."""
+        return dict(self.kpis.allow) if self.kpis is not None else {}
+
+    def enabled(self, kpi: str) -> bool:
+        """Whether a KPI is published (all are, without a configuration file)."""
+        return self.kpis is None or self.kpis.kpis[kpi].enabled
 
     @classmethod
     def load(
         cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
     ) -> Settings:
-        """Settings from flags (name -> text or None), then the environment, then defaults."""
+        """Settings from flags (name -> text or None), the environment, the file, the defaults."""
         flags = flags or {}
         environ = os.environ if environ is None else environ
+        kpis = _kpi_file(flags.get("config") or environ.get("CXKPI_CONFIG") or "cxkpi.toml")
+        from_file = _file_values(kpis)
         values: dict[str, Any] = {}
         for option in OPTIONS:
             text, source = option.default, "default"
+            if option.name in from_file:
+                text, source = from_file[option.name], f"file {kpis.path}" if kpis else ""
             if option.env in environ:
                 text, source = environ[option.env], f"environment variable {option.env}"
             if flags.get(option.name) is not None:
@@ -232,7 +260,7 @@ class Settings:
                 raise ConfigError(
                     f"invalid {option.name} {shown} from {source}: expected {exc}"
                 ) from None
-        settings = cls(**values)
+        settings = cls(**values, kpis=kpis)
         settings.check()
         return settings
 
@@ -252,9 +280,30 @@ class Settings:
         """The settings with secrets hidden, for logs and --help."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = redact_url(value) if _BY_NAME[f.name].secret else value
+            if f.name in _BY_NAME:
+                value = getattr(self, f.name)
+                out[f.name] = redact_url(value) if _BY_NAME[f.name].secret else value
         return out
+
+
+def _kpi_file(name: str) -> KpiConfig | None:
+    """The KPI configuration file named by the config setting, or None for 'none'."""
+    from stream.kpiconfig import DEFAULT_CONFIG_PATH, load_kpi_config  # it imports this module
+
+    if name.lower() == "none":
+        return None
+    path = Path(name)
+    if not path.is_absolute() and not path.exists() and name == DEFAULT_CONFIG_PATH.name:
+        path = DEFAULT_CONFIG_PATH
+    if not path.exists():
+        raise ConfigError(f"invalid config {name!r}: no such file; give a path, or 'none'")
+    return load_kpi_config(path)
+
+
+def _file_values(kpis: KpiConfig | None) -> dict[str, str]:
+    from stream.kpiconfig import settings_overrides
+
+    return settings_overrides(kpis) if kpis is not None else {}
 
 
 def redact_url(url: str) -> str:
@@ -268,7 +317,9 @@ def redact_url(url: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
     """Add the flags of the named settings (all when None), each saying its env var and default."""
-    group = parser.add_argument_group("settings (flag, else environment variable, else default)")
+    group = parser.add_argument_group(
+        "settings (flag, else environment variable, else the config file, else default)"
+    )
     for option in OPTIONS:
         if names is not None and option.name not in names:
             continue

@@ -8,7 +8,7 @@ builds the Redis snapshot, the JSON endpoint and the Prometheus families.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,11 +83,13 @@ def render(
     *,
     max_values: int,
     admitted: Admitted | None = None,
+    enabled: Callable[[str], bool] = lambda kpi: True,
 ) -> dict[str, Any]:
     """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
 
     `admitted` is the fleet's admitted values when `merged` covers only some partitions (a
-    worker's /metrics), so that every worker folds the same values.
+    worker's /metrics), so that every worker folds the same values. KPIs switched off in the
+    configuration file (`enabled`) are left out.
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
     windows = {size: _fold(totals, keep) for size, totals in merged.windows.items()}
@@ -99,11 +101,13 @@ def render(
         "partitions": dict(partitions),
         "windows": {
             window_name(size // 1000): {
-                kpi.name: render_kpi(kpi, windows.get(size, {})) for kpi in WINDOWED
+                kpi.name: render_kpi(kpi, windows.get(size, {}))
+                for kpi in WINDOWED
+                if enabled(kpi.name)
             }
             for size in windows_ms
         },
-        "live": {kpi.name: render_kpi(kpi, live) for kpi in LIVE},
+        "live": {kpi.name: render_kpi(kpi, live) for kpi in LIVE if enabled(kpi.name)},
         "segments": {
             "kept": {d: sorted(v) for d, v in sorted(keep.items())},
             "folded_events": {
@@ -118,14 +122,24 @@ def render(
 
 
 def _fold(totals: Totals, keep: Mapping[str, frozenset[str]]) -> Totals:
-    """Series of segment values outside the fleet-wide bound, added into `other`."""
+    """Series of segment values outside the fleet-wide bound, added into `other`.
+
+    Currencies are part of the measure name ('priced_orders:EUR') and are folded the same way.
+    """
     out: Totals = {}
     for (metric, dim, seg, b), n in totals.items():
-        if dim in keep and seg not in keep[dim] and seg not in RESERVED:
+        if _beyond(keep, dim, seg):
             seg = OTHER
+        measure, sep, currency = metric.partition(":")
+        if sep and _beyond(keep, "currency", currency):
+            metric = f"{measure}:{OTHER}"
         key = (metric, dim, seg, b)
         out[key] = out.get(key, 0) + n
     return out
+
+
+def _beyond(keep: Mapping[str, frozenset[str]], dimension: str, value: str) -> bool:
+    return dimension in keep and value not in keep[dimension] and value not in RESERVED
 
 
 def render_kpi(kpi: Kpi, totals: Totals) -> dict[str, Any]:

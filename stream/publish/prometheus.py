@@ -44,6 +44,10 @@ class KpiCollector(Collector):
         entries, snapshot = self.source()
         yield from _processing_families(entries)
         for kpi in CATALOG:
+            if kpi.name not in snapshot["live"] and kpi.name not in next(
+                iter(snapshot["windows"].values()), {}
+            ):
+                continue  # switched off in the configuration file
             if kpi.kind == "live":
                 values = list(_segments({None: snapshot["live"][kpi.name]}))
             else:

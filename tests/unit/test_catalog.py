@@ -116,3 +116,19 @@ def test_replies_before_the_opening_arrives() -> None:
     fcr = feed.kpi("first_contact_resolution")["overall"]
     assert (fcr["first_contact"], fcr["solves"]) == (0, 1)  # two public replies before the solve
     assert feed.document()["live"]["open_backlog"]["overall"] == {"tickets": 0}
+
+
+def test_kpis_switched_off_are_not_published() -> None:
+    from stream.snapshot import merge, partition_entry, render
+    from tests.unit.feed import CONFIG
+
+    feed = Feed("survey-replies")
+    feed("r", "ces", 0, score=7)
+    doc = render(
+        merge([partition_entry(feed.state)]),
+        CONFIG.windows_ms,
+        {feed.topic: 1},
+        max_values=20,
+        enabled=lambda kpi: kpi != "ces",
+    )
+    assert "ces" not in doc["windows"]["1h"] and "nps" in doc["windows"]["1h"]

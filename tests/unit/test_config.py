@@ -36,3 +36,33 @@ def test_secrets_are_never_shown() -> None:
     settings = Settings.load({"redis_url": "redis://:hunter2@localhost:6379/0"}, environ={})
     assert "hunter2" not in str(settings.describe())
     assert redact_url("rediss://u:pw@h:1/0") == "rediss://u:***@h:1/0"
+
+
+def test_the_config_file_sits_between_environment_and_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "k.toml"
+    path.write_text(
+        '[windows]\ngrace = "2m"\n[segments.allow]\nchannel = ["web", "app"]\n'
+        "[kpis.ces]\nenabled = false\n"
+    )
+    assert Settings.load({"config": str(path)}, environ={}).grace == 120
+    assert Settings.load({"config": str(path)}, environ={"CXKPI_GRACE": "3m"}).grace == 180
+    assert Settings.load({"config": str(path), "grace": "4m"}, environ={}).grace == 240
+    settings = Settings.load({}, environ={"CXKPI_CONFIG": str(path)})
+    assert settings.allow == {"channel": frozenset({"web", "app"})}
+    assert not settings.enabled("ces") and settings.enabled("nps")
+    bare = Settings.load({"config": "none"}, environ={})
+    assert bare.kpis is None and bare.enabled("ces") and bare.grace == 300
+
+
+def test_the_example_file_is_used_by_default() -> None:
+    settings = Settings.load({}, environ={})
+    assert settings.kpis is not None and settings.kpis.path.name == "cxkpi.toml"
+    assert settings.kpis.kpis["nps"].alert is not None
+
+
+def test_a_bad_file_names_the_file_and_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.toml"
+    path.write_text('[windows]\nsizes = ["90s"]\n')
+    with pytest.raises(ConfigError) as error:
+        Settings.load({"config": str(path)}, environ={})
+    assert str(path) in str(error.value) and "windows.sizes" in str(error.value)
