@@ -54,6 +54,8 @@ class SegmentNames:
         """The bounded name of a raw value."""
         if not isinstance(value, str) or not value:
             return UNKNOWN
+        if value in RESERVED:
+            return value  # a producer's own 'unknown' or 'other' means just that
         allowed = self.allow.get(dimension)
         if allowed is not None:
             return value if value in allowed else OTHER

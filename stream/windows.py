@@ -39,8 +39,10 @@ def window_range(stream_time: int, size_ms: int, step_ms: int) -> tuple[int, int
 
 
 def window_name(size_s: int) -> str:
-    """A short label for a window size: 300 -> '5m', 3600 -> '1h', 86400 -> '1d'."""
-    for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
+    """A short label for a window size: 300 -> 5m, 3600 -> 1h, 86400 -> 24h, 604800 -> 7d."""
+    if size_s > 86400 and size_s % 86400 == 0:
+        return f"{size_s // 86400}d"
+    for unit, seconds in (("h", 3600), ("m", 60)):
         if size_s % seconds == 0:
             return f"{size_s // seconds}{unit}"
     return f"{size_s}s"

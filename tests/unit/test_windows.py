@@ -58,4 +58,11 @@ def test_running_totals_survive_a_long_jump() -> None:
 
 
 def test_window_names() -> None:
-    assert [window_name(s) for s in (300, 3600, 86400, 90, 7200)] == ["5m", "1h", "1d", "90s", "2h"]
+    assert [window_name(s) for s in (300, 3600, 86400, 90, 7200, 7 * 86400)] == [
+        "5m",
+        "1h",
+        "24h",
+        "90s",
+        "2h",
+        "7d",
+    ]
