@@ -26,24 +26,10 @@ from stream.schemas import (
     schema_error,
     schema_path,
 )
+from tests.reference import TYPES
 
-# events.md, the tables' `type` columns
-CONTRACT_TYPES = {
-    "cart-events": frozenset(
-        {"cart_created", "item_added", "item_removed", "checkout_started", "order_placed"}
-    ),
-    "tickets": frozenset(
-        {
-            "ticket_opened",
-            "agent_replied",
-            "customer_replied",
-            "ticket_solved",
-            "ticket_reopened",
-            "ticket_closed",
-        }
-    ),
-    "survey-replies": frozenset({"nps", "csat", "ces"}),
-}
+# events.md, the tables' `type` columns, as the offline reference writes them out
+CONTRACT_TYPES = TYPES
 ENVELOPE = {"event_id": "e-1", "occurred_at": "2026-11-23T10:15:00.123Z"}
 
 # events.md, "Example", verbatim
