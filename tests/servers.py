@@ -50,7 +50,12 @@ class RedisServer:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
         self.process = start_redis(self.port, workdir)
+
+    def restart(self) -> None:
+        """Start again on the same port (empty: it keeps nothing on disk)."""
+        self.process = start_redis(self.port, self.workdir)
 
     def stop(self) -> None:
         _stop(self.process)
