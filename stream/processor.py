@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.types import TP, EventT
 
 from stream.config import Settings
@@ -159,6 +160,9 @@ class TopicProcessor:
         self._rewinds[partition] = rewind
         rewind.attempts += 1
         rewind.since = time.monotonic()
+        tp = TP(self.topic_name, partition)
+        if tp not in self.app.consumer.assignment():
+            return  # moving away in a rebalance: its next owner reads from its own state
         log.warning(
             "%s[%d]: the consumer skipped records from offset %d; seeking back (%d)",
             self.topic_name,
@@ -166,7 +170,10 @@ class TopicProcessor:
             rewind.offset,
             rewind.attempts,
         )
-        await self.app.consumer.seek(TP(self.topic_name, partition), rewind.offset)
+        try:
+            await self.app.consumer.seek(tp, rewind.offset)
+        except IllegalStateError:  # revoked between the check and the seek
+            log.info("%s[%d] was revoked while seeking back", self.topic_name, partition)
 
     async def _check_position(self, partition: int, state: PartitionState, now: float) -> None:
         """Rewind a quiet partition whose consumer moved past records the state never saw."""
@@ -184,8 +191,12 @@ class TopicProcessor:
                 )
             await self._rewind(partition, rewind)
             return
-        if now - self._last_record[partition] >= STALL_S:
-            position = await self.app.consumer.position(TP(self.topic_name, partition))
+        tp = TP(self.topic_name, partition)
+        if now - self._last_record[partition] >= STALL_S and tp in self.app.consumer.assignment():
+            try:
+                position = await self.app.consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                return
             if position is not None and position > state.offset + 1:
                 await self._rewind(partition, Rewind(state.offset + 1))
 
@@ -235,10 +246,19 @@ class TopicProcessor:
     # -- rebalancing --------------------------------------------------------------------------
 
     async def _on_recovered(self) -> None:
-        """After changelog recovery: build the state of newly assigned partitions."""
+        """After changelog recovery: let go of partitions that moved away, build the new ones.
+
+        A partition this worker kept through the rebalance keeps its state: it was flushed on
+        revoke and nobody else wrote to it. (Faust re-reads only the tail of a kept partition's
+        changelog, so its rows here are partial and must not be used.) A newly assigned one is
+        rebuilt from its whole changelog.
+        """
         assigned = {
             tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic_name
         }
+        for partition in self.states.keys() - assigned:
+            del self.states[partition]
+            self._pending.pop(partition, None)  # never acknowledged: the new owner replays them
         store = self.table.data
         rows: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, value in list(store.items()):
@@ -260,16 +280,16 @@ class TopicProcessor:
                 self.states[partition].offset,
                 len(self.states[partition].entities),
             )
-        # The rows were needed only to rebuild: free the memory (the next assignment re-reads the
-        # changelog from the start, since a rebalance revokes every partition first).
+        # The rows were needed only to rebuild: free the memory. A partition that comes back after
+        # moving away is re-read from the start (Faust forgets its changelog position then).
         store.data.clear()
         store._key_partition.clear()
         for partition in restored:
             await self.flush(partition)  # commit the rollback before anything is applied
 
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
-        """Before partitions move: make their state durable, then let them go."""
+        """Before partitions may move: make their state durable (which ones move is known only
+        after the assignment, in `_on_recovered`)."""
         for tp in revoked:
             if tp.topic == self.topic_name and tp.partition in self.states:
                 await self.flush(tp.partition)
-                del self.states[tp.partition]
