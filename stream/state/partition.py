@@ -193,8 +193,8 @@ class PartitionState:
                 value = totals.get(series, 0) + delta
                 if value:
                     totals[series] = value
-                else:
-                    del totals[series]
+                else:  # zero: drop the series (a 0 ms sample adds 0 to a series not there yet)
+                    totals.pop(series, None)
         if not bucket:
             del self.buckets[k]
 

@@ -224,3 +224,13 @@ def test_crash_at_any_point_then_replay_gives_the_same_state(seed: int) -> None:
         k: e.facts for k, e in feed.state.entities.items()
     }
     assert again.buckets == feed.state.buckets
+
+
+def test_a_solve_before_its_opening_is_a_zero_second_sample() -> None:
+    """Regression: a 0 ms sample adds 0 to a sum series that does not exist yet."""
+    feed = Feed("tickets")
+    feed("t", "ticket_solved", 10)
+    feed("t", "ticket_opened", 12)  # opened after the solve, in event time
+    feed("x", "customer_replied", 14)
+    res = feed.kpi("resolution_time")["overall"]
+    assert (res["count"], res["sum_seconds"], res["buckets"]["60"]) == (1, 0.0, 1)
