@@ -59,9 +59,6 @@ class Entity:
     due: int | None = None  # earliest scheduled re-evaluation
 
 
-_ABSENT = object()
-
-
 class PartitionState:
     """The KPI state of one partition of one source topic."""
 
