@@ -115,9 +115,10 @@ class KpiApp:
             for n, state in p.states.items()
         }
 
-    def fleet_entries(self) -> list[Entry]:
-        """This worker's live entries, plus the latest known ones of the other workers."""
-        mine = self.entries()
+    def fleet_entries(self, mine: dict[str, Entry] | None = None) -> list[Entry]:
+        """This worker's live entries (`mine`, built when not given), plus the latest known ones
+        of the other workers."""
+        mine = self.entries() if mine is None else mine
         others = self.store.others if self.store is not None else {}
         return [*mine.values(), *(e for k, e in others.items() if k not in mine)]
 
@@ -135,8 +136,9 @@ class KpiApp:
 
     def local_document(self) -> tuple[list[Entry], dict[str, Any]]:
         """This worker's entries and their document, segments folded as the fleet folds them."""
-        local = list(self.entries().values())
-        fleet = merge_admitted(e["segments"] for e in self.fleet_entries())
+        mine = self.entries()
+        fleet = merge_admitted(e["segments"] for e in self.fleet_entries(mine))
+        local = list(mine.values())
         return local, self.render(local, admitted=fleet)
 
     def snapshot(self) -> dict[str, Any]:

@@ -28,7 +28,13 @@ from rich.live import Live
 from rich.table import Table
 
 from stream.config import Settings
-from stream.devservers import free_port, start_broker, start_redis, wait_for_port
+from stream.devservers import (
+    DevServerUnavailable,
+    free_port,
+    start_broker,
+    start_redis,
+    wait_for_port,
+)
 from stream.topics import ensure_topics
 
 #: Demo defaults: short enough to see carts abandoned and tickets solved within minutes.
@@ -120,15 +126,12 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
 
 
 def _start_redis(children: Children, workdir: Path, console: Console) -> str | None:
-    server = shutil.which("redis-server")
-    if server is None:
-        console.print(
-            "[yellow]redis-server is not installed: running without the snapshot "
-            "store (apt-get install redis-server to add it)[/yellow]"
-        )
-        return None
     port = free_port()
-    children.add("redis", start_redis(port, workdir))
+    try:
+        children.add("redis", start_redis(port, workdir))
+    except DevServerUnavailable as exc:
+        console.print(f"[yellow]{exc}: running without the snapshot store[/yellow]")
+        return None
     return f"redis://127.0.0.1:{port}/0"
 
 

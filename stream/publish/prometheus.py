@@ -43,10 +43,11 @@ class KpiCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         entries, snapshot = self.source()
         yield from _processing_families(entries)
+        published = {
+            name for kpis in (snapshot["live"], *snapshot["windows"].values()) for name in kpis
+        }
         for kpi in CATALOG:
-            if kpi.name not in snapshot["live"] and kpi.name not in next(
-                iter(snapshot["windows"].values()), {}
-            ):
+            if kpi.name not in published:
                 continue  # switched off in the configuration file
             if kpi.kind == "live":
                 values = list(_segments({None: snapshot["live"][kpi.name]}))
