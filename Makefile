@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need first.
-.PHONY: demo test lint setup
+.PHONY: demo test lint setup monitoring
 
 setup:
 	./ops/setup.sh test
@@ -13,3 +13,8 @@ lint: setup
 
 test: setup lint
 	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+# Regenerate the committed Prometheus rules and Grafana dashboard from cxkpi.toml.
+monitoring: setup
+	.venv/bin/cxkpi rules --out ops/prometheus/rules/cxkpi.rules.yml
+	.venv/bin/cxkpi dashboard --out ops/grafana/dashboards/cxkpi-overview.json

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need, idempotently: a virtualenv with the package
-# (and its test extras), and Debian's redis-server when it is missing.
+# (and its test extras), and the Debian packages below when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-test}"
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# Debian packages the tests run for real: redis-server, and Prometheus with promtool and
+# Alertmanager for the monitoring chain. The demo needs only redis-server.
+packages=(redis-server)
+[ "$extras" = test ] && packages+=(prometheus prometheus-alertmanager)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing redis-server (Debian package)"
+    echo "setup: installing ${missing[*]} (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "setup: redis-server is not installed; install it (apt-get install redis-server)" >&2
+    echo "setup: missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})" >&2
     [ "$extras" = test ] && exit 1
   fi
 fi

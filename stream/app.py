@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import faust
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from stream.config import Settings
@@ -99,7 +100,7 @@ class KpiApp:
             else None
         )
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(KpiCollector(self.local_document))
+        self.registry.register(KpiCollector(self.local_document, self.partitions, self.lags))
         add_routes(self.app, self.registry, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
         self.app.timer(settings.publish_interval, name="cxkpi.publish")(self._publish)
@@ -152,6 +153,18 @@ class KpiApp:
             "disabled" if self.store is None else "up" if self.store.available else "down"
         )
         return document
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Records not yet processed per owned partition, where the high watermark is known."""
+        consumer = self.app.consumer
+        out: dict[tuple[str, int], int] = {}
+        for processor in self.processors:
+            for partition, state in processor.states.items():
+                tp = TP(processor.topic_name, partition)
+                highwater = consumer.highwater(tp) if consumer else None
+                if highwater is not None:
+                    out[processor.topic_name, partition] = max(0, highwater - state.offset - 1)
+        return out
 
     # -- timers -------------------------------------------------------------------------------
 

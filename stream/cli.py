@@ -1,4 +1,4 @@
-"""The `cxkpi` command: worker, dev, generate, produce, topics.
+"""The `cxkpi` command: worker, dev, generate, produce, topics, rules, dashboard.
 
 Every subcommand's --help lists its options with their environment variables and defaults.
 """
@@ -129,6 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(topics, BROKER_ONLY)
     topics.set_defaults(run=run_topics)
+
+    for name, what, default_out in (
+        (
+            "rules",
+            "Prometheus recording and alert rules (YAML)",
+            "ops/prometheus/rules/cxkpi.rules.yml",
+        ),
+        ("dashboard", "the Grafana dashboard (JSON)", "ops/grafana/dashboards/cxkpi-overview.json"),
+    ):
+        command = commands.add_parser(
+            name,
+            help=f"generate {what} from the KPI configuration file",
+            description=f"Write {what}, generated from the KPI configuration file's windows, "
+            f"KPI switches and alert thresholds. The repository keeps the result in "
+            f"{default_out} (`make monitoring` regenerates it).",
+        )
+        command.add_argument(
+            "--out", default="-", help="file to write (default: - for standard output)"
+        )
+        command.add_argument(
+            "--check",
+            action="store_true",
+            help="write nothing; exit 1 if --out differs from what would be generated",
+        )
+        add_arguments(command, ("config",))
+        command.set_defaults(run=run_generated)
     return parser
 
 
@@ -289,6 +315,32 @@ async def _send_live(events, broker: str, rate: float, advance) -> int:  # type:
     finally:
         await producer.stop()
     return sent
+
+
+def run_generated(args: argparse.Namespace) -> int:
+    from stream.kpiconfig import default_kpi_config
+    from stream.monitoring.dashboard import render_dashboard
+    from stream.monitoring.rules import render_rules
+
+    settings = Settings.load(flags_from(args))
+    config = settings.kpis or default_kpi_config()
+    source = config.path.name if config.path.is_absolute() else str(config.path)
+    text = render_rules(config, source) if args.command == "rules" else render_dashboard(config)
+    if args.check:
+        if args.out == "-":
+            raise ConfigError("--check needs --out FILE to compare with")
+        path = Path(args.out)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            print(f"{path} is stale: run `cxkpi {args.command} --out {path}`", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
 
 
 def run_dev(args: argparse.Namespace) -> int:

@@ -53,9 +53,20 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "windows": {"sizes": ["5m", "1h", "24h"], "step": "1m", "grace": "5m"},
     "timeouts": {"cart_inactivity": "30m", "idle_partition": "1m", "ticket_retention": "7d"},
     "segments": {"max_values": 20, "allow": {}},
+    "alerting": {
+        "for": "5m",
+        "severity": "warning",
+        "runbook_url": "docs/runbook.md",
+        "dead_letter_ratio": 0.01,
+        "dead_letter_min_events": 100,
+        "stalled_for": "5m",
+        "silent_for": "15m",
+        "uncovered_for": "2m",
+    },
     "kpis": {},
 }
-_ALERT_KEYS = ("above", "below", "p90_above", "window", "min_samples")
+_ALERT_KEYS = ("above", "below", "p90_above", "window", "min_samples", "for", "severity")
+SEVERITIES = ("critical", "warning", "info")
 _KINDS = ("above", "below", "p90_above")
 _DURATION_TEXT = "a duration such as 30s, 5m, 1h, 1d or a number of seconds"
 
@@ -68,6 +79,22 @@ class Alert:
     threshold: float  # in the KPI's unit; seconds for p90_above
     window_s: int | None  # None for the live gauge (open_backlog)
     min_samples: int
+    for_s: int = 300  # how long the condition must hold before the alert fires
+    severity: str = "warning"
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """Defaults of the KPI alerts and the thresholds of the processor's own health alerts."""
+
+    for_s: int = 300
+    severity: str = "warning"
+    runbook_url: str = "docs/runbook.md"
+    dead_letter_ratio: float = 0.01  # share of a topic's records dead-lettered (over 5m)
+    dead_letter_min_events: int = 100  # records in 5m before the dead-letter share counts
+    stalled_for_s: int = 300  # lag and no progress for this long: consumer stalled
+    silent_for_s: int = 900  # no event applied on a topic for this long
+    uncovered_for_s: int = 120  # partitions not covered exactly once for this long
 
 
 @dataclass(frozen=True)
@@ -93,6 +120,7 @@ class KpiConfig:
     max_segment_values: int
     allow: dict[str, frozenset[str]]
     kpis: dict[str, KpiSettings]
+    alerting: Alerting = Alerting()
 
 
 class _Checker:
@@ -161,7 +189,36 @@ def _range_text(name: str) -> str:
     return f"a number from {lo:g} to {hi:g} ({unit})"
 
 
-def _alert(check: _Checker, name: str, value: object, sizes: dict[int, str]) -> Alert:
+def _severity(check: _Checker, value: object, key: str) -> str:
+    if value not in SEVERITIES:
+        raise check.bad(key, value, f"one of {', '.join(SEVERITIES)}")
+    return str(value)
+
+
+def _alerting(check: _Checker, table: dict[str, Any]) -> Alerting:
+    ratio = table["dead_letter_ratio"]
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
+        raise check.bad("alerting.dead_letter_ratio", ratio, "a number greater than 0, at most 1")
+    runbook = table["runbook_url"]
+    if not isinstance(runbook, str) or not runbook.strip():
+        raise check.bad("alerting.runbook_url", runbook, "a URL or path text")
+    return Alerting(
+        for_s=check.whole_seconds(table["for"], "alerting.for", allow_zero=True),
+        severity=_severity(check, table["severity"], "alerting.severity"),
+        runbook_url=runbook,
+        dead_letter_ratio=float(ratio),
+        dead_letter_min_events=check.integer(
+            table["dead_letter_min_events"], "alerting.dead_letter_min_events", 1, math.inf
+        ),
+        stalled_for_s=check.whole_seconds(table["stalled_for"], "alerting.stalled_for"),
+        silent_for_s=check.whole_seconds(table["silent_for"], "alerting.silent_for"),
+        uncovered_for_s=check.whole_seconds(table["uncovered_for"], "alerting.uncovered_for"),
+    )
+
+
+def _alert(
+    check: _Checker, name: str, value: object, sizes: dict[int, str], defaults: Alerting
+) -> Alert:
     key = f"kpis.{name}.alert"
     example = (
         '{ p90_above = "8h", window = "24h", min_samples = 20 }'
@@ -235,7 +292,17 @@ def _alert(check: _Checker, name: str, value: object, sizes: dict[int, str]) -> 
         window_s = int(seconds)
         if "min_samples" in alert:
             min_samples = check.integer(alert["min_samples"], f"{key}.min_samples", 1, math.inf)
-    return Alert(kind, threshold, window_s, min_samples)
+    for_s = (
+        check.whole_seconds(alert["for"], f"{key}.for", allow_zero=True)
+        if "for" in alert
+        else defaults.for_s
+    )
+    severity = (
+        _severity(check, alert["severity"], f"{key}.severity")
+        if "severity" in alert
+        else defaults.severity
+    )
+    return Alert(kind, threshold, window_s, min_samples, for_s, severity)
 
 
 def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
@@ -300,6 +367,7 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
                 raise check.bad(key, item, expected)
         allow[dimension] = frozenset(names)
 
+    alerting = _alerting(check, sections["alerting"])
     kpis_doc = sections["kpis"]
     for name in kpis_doc:
         if name not in KPI_RANGES:
@@ -312,7 +380,7 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
         enabled = table.get("enabled", True)
         if not isinstance(enabled, bool):
             raise check.bad(f"kpis.{name}.enabled", enabled, "true or false")
-        alert = _alert(check, name, table["alert"], sizes) if "alert" in table else None
+        alert = _alert(check, name, table["alert"], sizes, alerting) if "alert" in table else None
         kpis[name] = KpiSettings(name, enabled, alert)
 
     return KpiConfig(
@@ -326,6 +394,7 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
         max_segment_values=max_values,
         allow=allow,
         kpis=kpis,
+        alerting=alerting,
     )
 
 
@@ -343,6 +412,11 @@ def load_kpi_config(path: Path = DEFAULT_CONFIG_PATH) -> KpiConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     return _parse(path, doc)
+
+
+def default_kpi_config() -> KpiConfig:
+    """The built-in defaults, for `--config none`."""
+    return _parse(Path("built-in defaults"), {})
 
 
 def _seconds_text(seconds: float) -> str:

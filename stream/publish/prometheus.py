@@ -9,7 +9,7 @@ worker for single-worker setups and quick looks; it must not be averaged across 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import (
@@ -37,12 +37,20 @@ class KpiCollector(Collector):
     `source` returns this worker's partition entries and their rendered document.
     """
 
-    def __init__(self, source: Callable[[], tuple[list[Entry], dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        source: Callable[[], tuple[list[Entry], dict[str, Any]]],
+        partitions: Mapping[str, int],
+        lags: Callable[[], Mapping[tuple[str, int], int]],
+    ) -> None:
         self.source = source
+        self.partitions = partitions
+        self.lags = lags
 
     def collect(self) -> Iterator[Metric]:
         entries, snapshot = self.source()
         yield from _processing_families(entries)
+        yield from self._consumer_families()
         published = {
             name for kpis in (snapshot["live"], *snapshot["windows"].values()) for name in kpis
         }
@@ -56,6 +64,24 @@ class KpiCollector(Collector):
                     _segments({w: kpis[kpi.name] for w, kpis in snapshot["windows"].items()})
                 )
             yield from kpi_families(kpi, values)
+
+    def _consumer_families(self) -> Iterator[Metric]:
+        configured = GaugeMetricFamily(
+            PREFIX + "topic_partitions",
+            "Partitions of each source topic (configured): the fleet's partitions_assigned "
+            "should add up to this",
+            labels=["topic"],
+        )
+        for topic, n in self.partitions.items():
+            configured.add_metric([topic], n)
+        lag = GaugeMetricFamily(
+            PREFIX + "consumer_lag_records",
+            "Records of the partition not yet processed (high watermark minus next offset)",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), n in sorted(self.lags().items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield from (configured, lag)
 
 
 def _processing_families(entries: list[Entry]) -> Iterator[Metric]:

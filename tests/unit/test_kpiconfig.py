@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from stream.kpiconfig import (
     DEFAULT_CONFIG_PATH,
     KPI_RANGES,
     Alert,
+    Alerting,
     KpiConfig,
     load_kpi_config,
     settings_overrides,
@@ -33,7 +35,7 @@ EXAMPLE_ALERTS = {
     "first_contact_resolution": Alert("below", 0.5, 86400, 20),
     "open_backlog": Alert("above", 500, None, 1),
     "reopen_rate": Alert("above", 0.2, 86400, 20),
-    "nps": Alert("below", 0, 86400, 30),
+    "nps": Alert("below", 0, 86400, 30, severity="critical"),
     "csat": Alert("below", 80, 86400, 30),
     "ces": Alert("below", 4.5, 86400, 30),
 }
@@ -64,6 +66,7 @@ def test_example_file_loads_with_the_documented_values() -> None:
     assert all(k.enabled for k in config.kpis.values())
     assert {name: k.alert for name, k in config.kpis.items()} == EXAMPLE_ALERTS
     assert all(name == k.name for name, k in config.kpis.items())
+    assert config.alerting == Alerting()  # the file spells out the built-in defaults
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.step_s = 1  # type: ignore[misc]
 
@@ -135,8 +138,12 @@ KNOWN = "cart_abandonment, checkout_abandonment, conversion, average_order_value
 
 INVALID = [
     # unknown tables and keys
-    ("[window]\nstep = '1m'", "window", "expected one of windows, timeouts, segments, kpis"),
-    ("top = 1", "top", "expected one of windows, timeouts, segments, kpis"),
+    (
+        "[window]\nstep = '1m'",
+        "window",
+        "expected one of windows, timeouts, segments, alerting, kpis",
+    ),
+    ("top = 1", "top", "expected one of windows, timeouts, segments, alerting, kpis"),
     ("windows = 5", "windows", "expected a table"),
     ("[windows]\nsize = ['5m']", "windows.size", "expected one of sizes, step, grace"),
     (
@@ -427,3 +434,41 @@ def test_file_values_sit_below_environment_and_flags(tmp_path: Path) -> None:
     settings = Settings.load({"grace": "4m"}, {**file_env, "CXKPI_GRACE": "3m"})
     assert settings.grace == 240
     assert Settings.load({}, file_env).grace == 120
+
+
+def test_alert_for_and_severity_default_from_the_alerting_section(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[alerting]\nfor = "10m"\nseverity = "info"\n'
+        '[kpis.nps]\nalert = { below = 0, window = "1h" }\n'
+        '[kpis.csat]\nalert = { below = 80, window = "1h", for = "0s", severity = "critical" }\n',
+    )
+    config = load_kpi_config(path)
+    assert config.alerting.for_s == 600
+    nps, csat = config.kpis["nps"].alert, config.kpis["csat"].alert
+    assert nps is not None and (nps.for_s, nps.severity) == (600, "info")
+    assert csat is not None and (csat.for_s, csat.severity) == (0, "critical")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[alerting]\nseverity = "page"', "alerting.severity: invalid value 'page'"),
+        ("[alerting]\ndead_letter_ratio = 0", "alerting.dead_letter_ratio: invalid value 0"),
+        ('[alerting]\nstalled_for = "0s"', "alerting.stalled_for: invalid value '0s'"),
+        ("[alerting]\ndead_letter_min_events = 0", "alerting.dead_letter_min_events"),
+        ('[alerting]\nrunbook_url = ""', "alerting.runbook_url: invalid value ''"),
+        ('[alerting]\npage_after = "1m"', "alerting.page_after: unknown key"),
+        (
+            '[kpis.nps]\nalert = { below = 0, window = "1h", severity = "loud" }',
+            "kpis.nps.alert.severity: invalid value 'loud'",
+        ),
+        (
+            '[kpis.nps]\nalert = { below = 0, window = "1h", for = "-1m" }',
+            "kpis.nps.alert.for: invalid value '-1m'",
+        ),
+    ],
+)
+def test_bad_alerting_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_kpi_config(write(tmp_path, text))

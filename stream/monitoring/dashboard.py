@@ -1,0 +1,249 @@
+"""The Grafana dashboard, generated from the KPI configuration file and the recording rules.
+
+Every KPI panel queries a recording rule (fleet-wide, summed over workers, then divided), with
+the window, dimension and segment chosen by dashboard variables. Alert thresholds from
+`cxkpi.toml` are drawn as threshold lines, so the dashboard and the alerts never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from stream.kpiconfig import Alert, KpiConfig
+from stream.kpis.catalog import CATALOG, Kpi
+from stream.monitoring import rules
+from stream.windows import window_name
+
+UID = "cxkpi-overview"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+WIDTH, HEIGHT, COLUMNS = 8, 8, 3
+ROWS = (("Commerce", "cart-events"), ("Support", "tickets"), ("Surveys", "survey-replies"))
+SELECTOR = 'window="$window", dimension="$dimension", segment="$segment"'
+LIVE_SELECTOR = 'dimension="$dimension", segment="$segment"'
+
+
+def _thresholds(alert: Alert | None) -> dict[str, Any]:
+    """Green on the good side of the alert threshold, red beyond it (a line on the graph)."""
+    if alert is None:
+        return {"mode": "absolute", "steps": [{"color": "green", "value": None}]}
+    low, high = ("red", "green") if alert.kind == "below" else ("green", "red")
+    return {
+        "mode": "absolute",
+        "steps": [{"color": low, "value": None}, {"color": high, "value": alert.threshold}],
+    }
+
+
+def _panel(
+    title: str,
+    targets: list[dict[str, str]],
+    unit: str,
+    description: str,
+    thresholds: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    shown = thresholds is not None and len(thresholds["steps"]) > 1
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": [
+            {"datasource": DATASOURCE, "refId": chr(ord("A") + i), **t}
+            for i, t in enumerate(targets)
+        ],
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "thresholds": thresholds or _thresholds(None),
+                "custom": {"thresholdsStyle": {"mode": "line" if shown else "off"}},
+            },
+            "overrides": [],
+        },
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+    }
+
+
+def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
+    """One panel per recorded value of the KPI; the alerted value carries the threshold line."""
+    for i, series in enumerate(rules.values(kpi)):
+        selector = LIVE_SELECTOR if kpi.kind == "live" else SELECTOR
+        legend = "{{currency}}" if "currency" in series.labels else series.title
+        where = "now" if kpi.kind == "live" else "over the selected window"
+        description = f"Fleet-wide {series.title.lower()} {where} (`{series.record}`)."
+        if alert is not None and i == 0:
+            on = f" over {window_name(alert.window_s)}" if alert.window_s else ""
+            description += f" The line is the alert threshold ({rules.alert_name(kpi, alert)}{on})."
+        yield _panel(
+            series.title,
+            [{"expr": f"{series.record}{{{selector}}}", "legendFormat": legend}],
+            series.unit,
+            description,
+            _thresholds(alert if i == 0 else None),
+        )
+
+
+def health_panels(config: KpiConfig) -> list[dict[str, Any]]:
+    alerting = config.alerting
+    dead_letters = Alert("above", alerting.dead_letter_ratio, None, 1)
+    return [
+        _panel(
+            "Events/s by outcome",
+            [{"expr": f"sum by (outcome) ({rules.EVENTS_RATE})", "legendFormat": "{{outcome}}"}],
+            "ops",
+            "Source records per second: applied, duplicate, late (beyond grace), dead_lettered.",
+        ),
+        _panel(
+            "Late events/s",
+            [
+                {
+                    "expr": f'{rules.EVENTS_RATE}{{outcome="late"}}',
+                    "legendFormat": "{{topic}}",
+                }
+            ],
+            "ops",
+            "Events older than the grace period: counted, not applied.",
+        ),
+        _panel(
+            "Dead-lettered share",
+            [{"expr": rules.DEAD_LETTER_RATIO, "legendFormat": "{{topic}}"}],
+            "percentunit",
+            "Share of each topic's records sent to <topic>.dlq over 5m; the line is the "
+            "CxkpiDeadLettersHigh threshold.",
+            _thresholds(dead_letters),
+        ),
+        _panel(
+            "Consumer lag",
+            [
+                {
+                    "expr": f"sum by (topic) ({rules.CONSUMER_LAG})",
+                    "legendFormat": "{{topic}}",
+                }
+            ],
+            "short",
+            "Records in the source topics not yet processed.",
+        ),
+        _panel(
+            "Stream time behind the clock",
+            [{"expr": rules.STREAM_DELAY, "legendFormat": "{{topic}}"}],
+            "s",
+            "How far the slowest partition's event time is behind now.",
+        ),
+        _panel(
+            "Partitions covered",
+            [{"expr": "sum by (topic) (cxkpi_partitions_assigned)", "legendFormat": "{{topic}}"}],
+            "short",
+            "Partitions owned by scraped workers. KPIs are withheld while a topic's partitions "
+            "are not each owned exactly once (CxkpiPartitionsNotCovered).",
+        ),
+    ]
+
+
+def _variables(config: KpiConfig) -> list[dict[str, Any]]:
+    windows = [window_name(s) for s in config.windows_s]
+    default = "1h" if "1h" in windows else windows[0]
+
+    def custom(name: str, options: list[str], current: str) -> dict[str, Any]:
+        return {
+            "type": "custom",
+            "name": name,
+            "label": name.capitalize(),
+            "query": ",".join(options),
+            "current": {"text": current, "value": current},
+            "options": [{"text": o, "value": o, "selected": o == current} for o in options],
+        }
+
+    return [
+        {
+            "type": "datasource",
+            "name": "datasource",
+            "label": "Data source",
+            "query": "prometheus",
+            "current": {"text": "Prometheus", "value": "prometheus"},
+        },
+        custom("window", windows, default),
+        custom("dimension", ["all", "channel", "region", "team", "priority"], "all"),
+        {
+            "type": "query",
+            "name": "segment",
+            "label": "Segment",
+            "datasource": DATASOURCE,
+            "query": {
+                "query": 'label_values({__name__=~".+:cxkpi_.+:samples|.+:cxkpi_open_backlog_'
+                'tickets:sum", dimension="$dimension"}, segment)',
+                "refId": "segments",
+            },
+            "definition": "segments of the chosen dimension",
+            "refresh": 2,
+            "sort": 1,
+            "current": {"text": "all", "value": "all"},
+        },
+    ]
+
+
+def _layout(panels: list[dict[str, Any]], y: int) -> int:
+    """Place panels in a grid of COLUMNS from row y; returns the next free row."""
+    for i, panel in enumerate(panels):
+        panel["gridPos"] = {
+            "x": (i % COLUMNS) * WIDTH,
+            "y": y + (i // COLUMNS) * HEIGHT,
+            "w": WIDTH,
+            "h": HEIGHT,
+        }
+    return y + -(-len(panels) // COLUMNS) * HEIGHT
+
+
+def dashboard(config: KpiConfig) -> dict[str, Any]:
+    """The overview dashboard: a row per source topic, then the processor's health."""
+    sections: list[tuple[str, list[dict[str, Any]]]] = []
+    for title, topic in ROWS:
+        panels = [
+            panel
+            for kpi in CATALOG
+            if kpi.topic == topic and config.kpis[kpi.name].enabled
+            for panel in kpi_panels(kpi, config.kpis[kpi.name].alert)
+        ]
+        sections.append((title, panels))
+    sections.append(("Processor health", health_panels(config)))
+    all_panels: list[dict[str, Any]] = []
+    y = 0
+    for title, panels in sections:
+        all_panels.append(
+            {
+                "type": "row",
+                "title": title,
+                "collapsed": False,
+                "gridPos": {"x": 0, "y": y, "w": WIDTH * COLUMNS, "h": 1},
+                "panels": [],
+            }
+        )
+        y = _layout(panels, y + 1)
+        all_panels.extend(panels)
+    for panel_id, panel in enumerate(all_panels, start=1):
+        panel["id"] = panel_id
+    return {
+        "uid": UID,
+        "title": "Customer experience KPIs",
+        "description": "Generated by `cxkpi dashboard` from the KPI configuration file.",
+        "tags": ["cxkpi"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": True,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": _variables(config)},
+        "annotations": {"list": []},
+        "panels": all_panels,
+    }
+
+
+def render_dashboard(config: KpiConfig) -> str:
+    return json.dumps(dashboard(config), indent=2) + "\n"
+
+
+def panel_queries(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(panel title, PromQL) of every query of every panel, for checks against Prometheus."""
+    for panel in document["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target["expr"]

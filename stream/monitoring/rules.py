@@ -1,0 +1,377 @@
+"""Prometheus recording and alert rules, generated from the KPI configuration file.
+
+Workers export each KPI as components per partition they own. The recording rules sum the
+components over workers, then divide, and name the result `level:metric:operations`
+(`window_dimension_segment:cxkpi_nps:score`). A KPI is recorded only while every partition of its
+topic is owned by exactly one scraped worker: during a rebalance, or while a dead worker's
+partitions move, the series has a short gap instead of a false dip or a double-counted spike.
+
+Alert thresholds come from `cxkpi.toml`, so `cxkpi rules` is the one way these files change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from stream.kpiconfig import Alert, Alerting, KpiConfig
+from stream.kpis.catalog import CATALOG, Kpi
+from stream.windows import window_name
+
+LEVEL = "window_dimension_segment"
+LIVE_LEVEL = "dimension_segment"
+BY = "window, dimension, segment"
+#: records a topic's partition count while each partition is owned by exactly one worker
+COVERED = "topic:cxkpi_partitions:covered"
+EVENTS_RATE = "topic_outcome:cxkpi_events:rate5m"
+DEAD_LETTER_RATIO = "topic:cxkpi_events_dead_lettered:ratio_rate5m"
+CONSUMER_LAG = "topic_partition:cxkpi_consumer_lag_records:max"
+STREAM_DELAY = "topic:cxkpi_stream_time_delay_seconds:max"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One recorded fleet-wide value of a KPI: its rule name and what it means."""
+
+    record: str
+    title: str
+    unit: str  # Grafana unit: percentunit, none, s, short
+    labels: tuple[str, ...] = ("window", "dimension", "segment")
+
+
+def components(kpi: Kpi) -> list[str]:
+    """The exported component metrics of a KPI (summed over workers by the rules)."""
+    if kpi.kind == "duration":
+        return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
+    parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
+    return [*parts, "cxkpi_nps_responses"] if kpi.kind == "nps" else parts
+
+
+def level(kpi: Kpi) -> str:
+    if kpi.kind == "live":
+        return LIVE_LEVEL
+    return f"{LEVEL}_currency" if kpi.kind == "money" else LEVEL
+
+
+def by(kpi: Kpi) -> str:
+    return {"live": "dimension, segment", "money": f"{BY}, currency"}.get(kpi.kind, BY)
+
+
+def summed(kpi: Kpi, metric: str) -> str:
+    """The recording rule name of a component's fleet-wide sum."""
+    return f"{level(kpi)}:{metric}:sum"
+
+
+def samples(kpi: Kpi) -> str:
+    """The recording rule name of a windowed KPI's sample count (the min_samples guard)."""
+    return f"{level(kpi)}:cxkpi_{kpi.name}:samples"
+
+
+def values(kpi: Kpi) -> list[Series]:
+    """The recorded values of a KPI, the first being the one its alert compares."""
+    title = kpi.name.replace("_", " ").capitalize()
+    name = f"{level(kpi)}:cxkpi_{kpi.name}"
+    match kpi.kind:
+        case "share" | "fraction" if kpi.scale == 1:
+            return [Series(f"{name}:ratio", title, "percentunit")]
+        case "fraction":
+            return [Series(f"{name}:score", f"{title} (%)", "percent")]
+        case "nps":
+            return [Series(f"{name}:score", "NPS", "none")]
+        case "mean":
+            return [
+                Series(f"{name}:mean", f"{title} (mean, 1-7)", "none"),
+                Series(f"{name}:easy_ratio", f"{title}: share easy (5-7)", "percentunit"),
+            ]
+        case "duration":
+            seconds = f"{level(kpi)}:cxkpi_{kpi.name}_seconds"
+            return [
+                Series(f"{seconds}:p90", f"{title} p90", "s"),
+                Series(f"{seconds}:p50", f"{title} median", "s"),
+                Series(f"{seconds}:mean", f"{title} mean", "s"),
+            ]
+        case "money":
+            labels = ("window", "dimension", "segment", "currency")
+            return [Series(f"{name}:average", title, "none", labels)]
+        case _:
+            return [Series(summed(kpi, f"cxkpi_{kpi.name}_tickets"), title, "short", labels=())]
+
+
+def _guarded(expr: str, kpi: Kpi) -> str:
+    return f'{expr}\nand on () {COVERED}{{topic="{kpi.topic}"}}'
+
+
+def _divide(numerator: str, denominator: str, scale: float = 1) -> str:
+    scaled = f"{scale:g} * " if scale != 1 else ""
+    return f"{scaled}{numerator}\n/ on ({BY}) ({denominator} > 0)"
+
+
+def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
+    """Sums of the components (guarded by partition coverage), then the values from them."""
+    for metric in components(kpi):
+        if kpi.kind == "duration" and metric.endswith("_gsum"):
+            continue  # the mean is computed from the buckets' own sum below
+        yield {
+            "record": summed(kpi, metric),
+            "expr": _guarded(f"sum by ({by(kpi)}) ({metric})", kpi),
+        }
+    if kpi.kind == "live":
+        return
+    parts = [summed(kpi, m) for m in components(kpi)]
+    n = kpi.name
+    match kpi.kind:
+        case "share":
+            first, second = parts
+            yield {"record": samples(kpi), "expr": f"{first} + {second}"}
+            yield {"record": values(kpi)[0].record, "expr": _divide(first, samples(kpi))}
+        case "fraction":
+            first, second = parts
+            yield {"record": samples(kpi), "expr": second}
+            yield {
+                "record": values(kpi)[0].record,
+                "expr": _divide(first, samples(kpi), kpi.scale),
+            }
+        case "nps":
+            promoters, _, detractors, responses = parts
+            yield {"record": samples(kpi), "expr": responses}
+            yield {
+                "record": values(kpi)[0].record,
+                "expr": _divide(f"({promoters} - {detractors})", samples(kpi), 100),
+            }
+        case "mean":
+            responses, score_sum, easy = parts
+            mean, easy_ratio = values(kpi)
+            yield {"record": samples(kpi), "expr": responses}
+            yield {"record": mean.record, "expr": _divide(score_sum, samples(kpi))}
+            yield {"record": easy_ratio.record, "expr": _divide(easy, samples(kpi))}
+        case "duration":
+            p90, p50, mean = values(kpi)
+            buckets = _guarded(f"sum by ({BY}, le) (cxkpi_{n}_seconds_bucket)", kpi)
+            yield {"record": samples(kpi), "expr": parts[0]}
+            for series, q in ((p90, "0.9"), (p50, "0.5")):
+                yield {
+                    "record": series.record,
+                    "expr": f"histogram_quantile({q},\n{buckets}\n)",
+                }
+            gsum = _guarded(f"sum by ({BY}) (cxkpi_{n}_seconds_gsum)", kpi)
+            yield {"record": mean.record, "expr": _divide(f"({gsum})", samples(kpi))}
+        case "money":
+            orders, amount = parts
+            yield {"record": samples(kpi), "expr": orders}
+            yield {
+                "record": values(kpi)[0].record,
+                "expr": f"{amount}\n/ on ({by(kpi)}) ({samples(kpi)} > 0)",
+            }
+
+
+def health_recording_rules() -> list[dict[str, str]]:
+    """Partition coverage and the processor's own rates, lag and delay."""
+    applied = 'cxkpi_events_total{outcome="applied"}'
+    expected = "on (topic) max by (topic) (cxkpi_topic_partitions)"
+    return [
+        {
+            "record": COVERED,
+            "expr": (
+                f"count by (topic) (count by (topic, partition) ({applied})) == {expected}\n"
+                f"and on (topic)\ncount by (topic) ({applied}) == {expected}"
+            ),
+        },
+        {"record": EVENTS_RATE, "expr": "sum by (topic, outcome) (rate(cxkpi_events_total[5m]))"},
+        {
+            "record": DEAD_LETTER_RATIO,
+            "expr": (
+                'sum by (topic) (rate(cxkpi_events_total{outcome="dead_lettered"}[5m]))\n'
+                "/ (sum by (topic) (rate(cxkpi_events_total[5m])) > 0)"
+            ),
+        },
+        {
+            "record": CONSUMER_LAG,
+            "expr": "max by (topic, partition) (cxkpi_consumer_lag_records)",
+        },
+        {
+            "record": STREAM_DELAY,
+            "expr": "time() - min by (topic) (cxkpi_stream_time_seconds)",
+        },
+    ]
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+def alert_name(kpi: Kpi, alert: Alert) -> str:
+    camel = "".join(word.capitalize() for word in kpi.name.split("_"))
+    if alert.kind == "p90_above":
+        return f"{camel}P90TooLong"
+    if kpi.kind == "live":
+        return f"{camel}TooLarge"
+    return f"{camel}Too{'High' if alert.kind == 'above' else 'Low'}"
+
+
+def _seconds(s: int) -> str:
+    return window_name(s) if s else "0s"
+
+
+def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
+    """The alert of one KPI: its fleet-wide overall value against the threshold, and only with at
+    least min_samples samples in the window (so a handful of replies cannot page anyone)."""
+    value = values(kpi)[0]
+    op = "<" if alert.kind == "below" else ">"
+    direction = "below" if alert.kind == "below" else "above"
+    is_duration = value.unit == "s"
+    threshold = _seconds(int(alert.threshold)) if is_duration else f"{alert.threshold:g}"
+    shown = "humanizeDuration" if is_duration else 'printf "%.4g"'
+    name = alert_name(kpi, alert)
+    title = "NPS" if kpi.name == "nps" else kpi.name.replace("_", " ")
+    labels = {"severity": alert.severity, "kpi": kpi.name, "service": "cxkpi"}
+    if alert.window_s is None:  # the live backlog
+        expr = f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}'
+        scope, guard = "", ""
+    else:
+        labels["window"] = window = window_name(alert.window_s)
+        selector = f'{{window="{window}", dimension="all"}}'
+        expr = (
+            f"{value.record}{selector} {op} {alert.threshold:g}\n"
+            f"and on ({by(kpi)}) {samples(kpi)}{selector} >= {alert.min_samples}"
+        )
+        scope = f"over {window}"
+        guard = f" It needs at least {alert.min_samples} samples in the window."
+    quantity = f"{title} p90" if alert.kind == "p90_above" else title
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": _seconds(alert.for_s),
+        "labels": labels,
+        "annotations": {
+            "summary": f"{quantity[0].upper()}{quantity[1:]} {scope or 'now'} is "
+            f"{{{{ $value | {shown} }}}}, {direction} {threshold}",
+            "description": f"The fleet-wide {quantity} (all segments)"
+            f"{scope and ' ' + scope} has been {direction} {threshold} "
+            f"for {_seconds(alert.for_s)}.{guard} The dashboard's segment variables show "
+            "where it comes from.",
+            "runbook_url": f"{runbook_url}#{name.lower()}",
+        },
+    }
+
+
+def health_alerts(alerting: Alerting) -> list[dict[str, Any]]:
+    """The processor's own health: coverage, silence, stalls, dead letters."""
+    runbook = alerting.runbook_url
+
+    def alert(name: str, expr: str, for_s: int, severity: str, summary: str, text: str) -> dict:
+        return {
+            "alert": name,
+            "expr": expr,
+            "for": _seconds(for_s),
+            "labels": {"severity": severity, "service": "cxkpi"},
+            "annotations": {
+                "summary": summary,
+                "description": text,
+                "runbook_url": f"{runbook}#{name.lower()}",
+            },
+        }
+
+    ratio = f"{alerting.dead_letter_ratio:g}"
+    min_rate = f"{alerting.dead_letter_min_events / 300:g}"
+    return [
+        alert(
+            "CxkpiNoWorker",
+            "absent(cxkpi_topic_partitions)",
+            alerting.uncovered_for_s,
+            "critical",
+            "No cxkpi worker is scraped",
+            "Prometheus scrapes no cxkpi worker, so no KPI is published.",
+        ),
+        alert(
+            "CxkpiPartitionsNotCovered",
+            f"max by (topic) (cxkpi_topic_partitions) unless on (topic) {COVERED}",
+            alerting.uncovered_for_s,
+            "critical",
+            "KPIs of {{ $labels.topic }} are not published",
+            "The partitions of {{ $labels.topic }} are not each owned by exactly one scraped "
+            f"worker (a worker is down, recovering or rebalancing) for "
+            f"{_seconds(alerting.uncovered_for_s)}, so its KPIs are withheld.",
+        ),
+        alert(
+            "CxkpiNoEventsApplied",
+            f'sum by (topic) ({EVENTS_RATE}{{outcome="applied"}}) == 0',
+            alerting.silent_for_s,
+            "warning",
+            "No {{ $labels.topic }} event applied",
+            "No event of {{ $labels.topic }} has been applied for "
+            f"{_seconds(alerting.silent_for_s)}: producers stopped, or every event is late, "
+            "a duplicate or dead-lettered.",
+        ),
+        alert(
+            "CxkpiConsumerStalled",
+            f"{CONSUMER_LAG} > 0\n"
+            f"and on (topic, partition) sum by (topic, partition) "
+            f"(rate(cxkpi_events_total[5m])) == 0",
+            alerting.stalled_for_s,
+            "critical",
+            "Consumer stalled on {{ $labels.topic }}[{{ $labels.partition }}]",
+            "{{ $value }} records wait on {{ $labels.topic }}[{{ $labels.partition }}] and none "
+            f"was processed for {_seconds(alerting.stalled_for_s)}.",
+        ),
+        alert(
+            "CxkpiDeadLettersHigh",
+            f"{DEAD_LETTER_RATIO} > {ratio}\n"
+            f"and on (topic) sum by (topic) (rate(cxkpi_events_total[5m])) >= {min_rate}",
+            300,
+            "warning",
+            "{{ $value | humanizePercentage }} of {{ $labels.topic }} records dead-lettered",
+            f"More than {alerting.dead_letter_ratio:.2%} of {{{{ $labels.topic }}}} records "
+            f"over 5m went to {{{{ $labels.topic }}}}.dlq (with at least "
+            f"{alerting.dead_letter_min_events} records in 5m). Read the error headers there.",
+        ),
+    ]
+
+
+def rule_groups(config: KpiConfig) -> dict[str, Any]:
+    """The whole rule file: recording rules, then KPI alerts, then health alerts."""
+    enabled = [k for k in CATALOG if config.kpis[k.name].enabled]
+    recording = health_recording_rules()
+    for kpi in enabled:
+        recording.extend(recording_rules(kpi))
+    kpi_alerts = [
+        kpi_alert(kpi, alert, config.alerting.runbook_url)
+        for kpi in enabled
+        if (alert := config.kpis[kpi.name].alert) is not None
+    ]
+    return {
+        "groups": [
+            {"name": "cxkpi.recording", "rules": recording},
+            {"name": "cxkpi.kpi-alerts", "rules": kpi_alerts},
+            {"name": "cxkpi.health-alerts", "rules": health_alerts(config.alerting)},
+        ]
+    }
+
+
+class _Literal(str):
+    """Multi-line expressions as YAML block scalars, readable in review."""
+
+
+def _represent(dumper: yaml.SafeDumper, text: _Literal) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+
+
+yaml.SafeDumper.add_representer(_Literal, _represent)
+
+
+def _blocks(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _blocks(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_blocks(v) for v in node]
+    return _Literal(node) if isinstance(node, str) and "\n" in node else node
+
+
+def render_rules(config: KpiConfig, source: str) -> str:
+    header = (
+        f"# Generated by `cxkpi rules` from {source}; do not edit by hand.\n"
+        "# Change thresholds in the KPI configuration file and run `make monitoring`.\n"
+    )
+    body = yaml.safe_dump(_blocks(rule_groups(config)), sort_keys=False, width=100)
+    return header + body
