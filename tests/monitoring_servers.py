@@ -116,7 +116,7 @@ class Prometheus:
     """Scrapes the given workers every second and evaluates the rules every second."""
 
     def __init__(
-        self, workdir: Path, targets: list[str], rules: Path, alertmanager_port: int
+        self, workdir: Path, targets: list[str], rules: Path, alertmanager_port: int | None = None
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -130,6 +130,8 @@ class Prometheus:
                         "alertmanagers": [
                             {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}
                         ]
+                        if alertmanager_port
+                        else []
                     },
                     "scrape_configs": [
                         {"job_name": "cxkpi", "static_configs": [{"targets": targets}]}
