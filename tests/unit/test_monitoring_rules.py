@@ -419,3 +419,12 @@ def test_health_alerts(tmp_path: Path) -> None:
             },
         ],
     )
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbook = (ROOT / "docs/runbook.md").read_text()
+    anchors = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for r in group["rules"]:
+            if "alert" in r:
+                assert r["annotations"]["runbook_url"].split("#")[1] in anchors, r["alert"]
