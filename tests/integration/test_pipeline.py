@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,9 @@ def generate(path: Path, env: dict[str, str], count: int, seed: int) -> list[byt
     return path.read_bytes().splitlines()
 
 
-def expected_for(broker: Broker, total: int) -> dict[str, Any]:
+def expected_for(broker: Broker, total: int, rules: Rules = RULES) -> dict[str, Any]:
     records = read_records(broker.url, list(SOURCE_TOPICS), total)
-    return expected_snapshot(records, RULES, now_ms=int(time.time() * 1000), partitions=PARTITIONS)
+    return expected_snapshot(records, rules, now_ms=int(time.time() * 1000), partitions=PARTITIONS)
 
 
 def wait_processed(worker: Worker, total: int, timeout: float = 240) -> None:
@@ -227,97 +228,107 @@ def test_sigkill_mid_stream_and_duplicate_deliveries_stay_exact(
         worker.stop()
 
 
-BAD_LINES: list[tuple[str, bytes, str]] = [
-    ("cart-events", b"{not json", "invalid_json"),
-    ("cart-events", b"\xff\xfe\x00garbage", "invalid_json"),
-    ("cart-events", b'["an", "array"]', "invalid_json"),
+#: (topic, template, error): `{i}` makes every malformed record distinct
+BAD_KINDS: list[tuple[str, bytes, str]] = [
+    ("cart-events", b"{not json {i}", "invalid_json"),
+    ("cart-events", b"\xff\xfe\x00garbage {i}", "invalid_json"),
+    ("cart-events", b'["an", "array", {i}]', "invalid_json"),
     (
         "cart-events",
-        b'{"event_id": "b1", "type": "cart_exploded", "occurred_at": '
+        b'{"event_id": "b{i}", "type": "cart_exploded", "occurred_at": '
         b'"2026-11-23T10:00:00Z", "cart_id": "x"}',
         "unknown_type",
     ),
     (
         "cart-events",
-        b'{"event_id": "b2", "type": "item_added", "occurred_at": "2026-11-23T10:00:00Z"}',
+        b'{"event_id": "b{i}", "type": "item_added", "occurred_at": "2026-11-23T10:00:00Z"}',
         "schema_violation",
     ),
     (
         "tickets",
-        b'{"event_id": "b3", "type": "ticket_opened", "occurred_at": "yesterday", '
+        b'{"event_id": "b{i}", "type": "ticket_opened", "occurred_at": "yesterday", '
         b'"ticket_id": "t"}',
         "schema_violation",
     ),
     (
         "tickets",
-        b'{"event_id": "b4", "type": "ticket_opened", "occurred_at": '
+        b'{"event_id": "b{i}", "type": "ticket_opened", "occurred_at": '
         b'"2026-11-23T10:00:00Z", "ticket_id": "t", "schema_version": 2}',
         "unsupported_schema_version",
     ),
     (
         "survey-replies",
-        b'{"event_id": "b5", "type": "nps", "occurred_at": '
+        b'{"event_id": "b{i}", "type": "nps", "occurred_at": '
         b'"2026-11-23T10:00:00Z", "response_id": "r", "score": 11}',
         "schema_violation",
     ),
-    (
+    (  # over the test's max_event_bytes (4 KiB): dead-lettered unparsed
         "survey-replies",
-        b'{"event_id": "b6", "type": "nps", "occurred_at": '
+        b'{"event_id": "b{i}", "type": "nps", "occurred_at": '
         b'"2026-11-23T10:00:00Z", "response_id": "r", "score": 5, "comment": "'
-        + b"x" * 70_000
+        + b"x" * 5000
         + b'"}',
         "too_large",
     ),
     (
         "survey-replies",
-        b'{"event_id": "b7", "type": "csat", "occurred_at": '
+        b'{"event_id": "b{i}", "type": "csat", "occurred_at": '
         b'"2099-01-01T00:00:00Z", "response_id": "r", "score": 5}',
         "occurred_at_in_future",
     ),
 ]
+MALFORMED = 10_000
+ROUNDS = 10
+
+
+def malformed(first: int, count: int) -> list[tuple[str, bytes, str]]:
+    """`count` distinct malformed records, cycling through every kind."""
+    return [
+        (topic, template.replace(b"{i}", str(i).encode()), error)
+        for i in range(first, first + count)
+        for topic, template, error in [BAD_KINDS[i % len(BAD_KINDS)]]
+    ]
 
 
 def test_bad_input_is_dead_lettered_and_valid_kpis_stay_exact(
     broker: Broker, redis_server: RedisServer, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    lines = generate(tmp_path / "events.jsonl", worker_env, 3000, seed=5)
-    worker = Worker(worker_env, tmp_path / "worker.log")
+    """10,000 malformed records interleaved with valid ones: each is in its dead-letter topic
+    with its reason and original bytes, and the valid events' KPIs are exact."""
+    env = {**worker_env, "CXKPI_MAX_EVENT_BYTES": "4096"}
+    lines = generate(tmp_path / "events.jsonl", env, 3000, seed=5)
+    worker = Worker(env, tmp_path / "worker.log")
     worker.wait_ready()
     pid = worker.process.pid
-    chunks = [lines[i : i + 500] for i in range(0, len(lines), 500)]
+    per_round, bad_per_round = len(lines) // ROUNDS, MALFORMED // ROUNDS
+    sent: dict[tuple[str, bytes], str] = {}
     try:
-        for i, chunk in enumerate(chunks):
+        for i in range(ROUNDS):
             part = tmp_path / f"part-{i}.jsonl"
-            part.write_bytes(b"\n".join(chunk) + b"\n")
-            cxkpi("produce", str(part), "--quiet", env=worker_env)
+            part.write_bytes(b"\n".join(lines[i * per_round : (i + 1) * per_round]) + b"\n")
+            cxkpi("produce", str(part), "--quiet", env=env)
+            bad = malformed(i * bad_per_round, bad_per_round)
             for topic in SOURCE_TOPICS:
-                bad = tmp_path / f"bad-{i}-{topic}.jsonl"
-                bad.write_bytes(b"".join(line + b"\n" for t, line, _ in BAD_LINES if t == topic))
-                cxkpi(
-                    "produce",
-                    str(bad),
-                    "--no-validate",
-                    "--topic",
-                    topic,
-                    "--quiet",
-                    env=worker_env,
-                )
-        n_bad = len(BAD_LINES) * len(chunks)
-        total = len(lines) + n_bad
+                path = tmp_path / f"bad-{i}-{topic}.jsonl"
+                path.write_bytes(b"".join(line + b"\n" for t, line, _ in bad if t == topic))
+                cxkpi("produce", str(path), "--no-validate", "--topic", topic, "--quiet", env=env)
+            sent.update({(t, line): error for t, line, error in bad})
+        assert len(sent) == MALFORMED
+        total = len(lines) + MALFORMED
         wait_processed(worker, total)
-        expected = expected_for(broker, total)
-        assert sum(c["dead_lettered"] for c in expected["events"].values()) == n_bad
+        expected = expected_for(broker, total, replace(RULES, max_event_bytes=4096))
+        assert sum(c["dead_lettered"] for c in expected["events"].values()) == MALFORMED
         assert_same(worker.kpis(), expected)
-        dead = read_messages(broker.url, [dead_letter_topic(t) for t in SOURCE_TOPICS], n_bad)
-        assert len(dead) == n_bad
-        originals = {(t, line): error for t, line, error in BAD_LINES}
+        dead = read_messages(broker.url, [dead_letter_topic(t) for t in SOURCE_TOPICS], MALFORMED)
+        found: dict[tuple[str, bytes], str] = {}
         for message in dead:
             headers = {k: v.decode() for k, v in message.headers}
             source = headers["source_topic"]
             assert message.topic == dead_letter_topic(source)
-            assert originals[(source, message.value)] == headers["error"]
             assert headers["error_detail"]
             assert int(headers["source_offset"]) >= 0
+            found[source, message.value] = headers["error"]
+        assert found == sent, "every malformed record, its original bytes and its reason"
         assert worker.process.poll() is None and worker.process.pid == pid
         assert "Traceback" not in worker.log.read_text()
     finally:
