@@ -16,6 +16,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from stream.config import Settings
+from stream.connection import faust_credentials
 from stream.kpis import Rules
 from stream.kpis.carts import CartRules
 from stream.kpis.surveys import SurveyRules
@@ -35,6 +36,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     """Faust configuration; the dev profile holds every setting the embedded broker needs."""
     conf: dict[str, Any] = {
         "broker": settings.broker,
+        "broker_credentials": faust_credentials(settings),
         "store": "memory://",
         # State lives in memory and in the changelog; Faust's data dir only holds scratch files.
         "datadir": tempfile.mkdtemp(prefix=f"cxkpi-{settings.app_id}-"),

@@ -12,13 +12,25 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
 from stream.config import ConfigError, Settings, add_arguments, flags_from, parse_duration
 
-BROKER_ONLY = ("broker", "partitions", "log_level")
+#: the settings of commands that only talk to the broker
+BROKER_ONLY = (
+    "broker",
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+    "partitions",
+    "log_level",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -205,6 +217,7 @@ def run_topics(args: argparse.Namespace) -> int:
 
 
 def run_produce(args: argparse.Namespace) -> int:
+    from stream.connection import client_options
     from stream.produce import produce_lines
     from stream.progress import progress_bar
     from stream.topics import ensure_topics
@@ -227,7 +240,7 @@ def run_produce(args: argparse.Namespace) -> int:
         outcome = asyncio.run(
             produce_lines(
                 source,
-                broker=settings.broker,
+                kafka=client_options(settings),
                 validate=not args.no_validate,
                 topic=args.topic,
                 max_bytes=settings.max_event_bytes,
@@ -246,6 +259,7 @@ def run_produce(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from stream.connection import client_options
     from stream.generate import Profile, generate
     from stream.progress import progress_bar
 
@@ -286,19 +300,18 @@ def run_generate(args: argparse.Namespace) -> int:
 
     asyncio.run(ensure_topics(settings))
     with progress_bar("sending", count, unit="events", disable=args.quiet) as advance:
-        sent = asyncio.run(_send_live(events, settings.broker, args.rate, advance))
+        sent = asyncio.run(_send_live(events, client_options(settings), args.rate, advance))
     print(f"sent {sent} events")
     return 0
 
 
-async def _send_live(events, broker: str, rate: float, advance) -> int:  # type: ignore[no-untyped-def]
+async def _send_live(events, kafka: dict[str, Any], rate: float, advance) -> int:  # type: ignore[no-untyped-def]
     """Send each event at its event time (paced at `rate` per second from now)."""
     from aiokafka import AIOKafkaProducer
 
     from stream.generate import record_key, topic_of
-    from stream.topics import bootstrap_servers
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker), linger_ms=5)
+    producer = AIOKafkaProducer(**kafka, linger_ms=5)
     await producer.start()
     sent = 0
     started = time.monotonic()

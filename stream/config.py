@@ -66,6 +66,12 @@ def _redis(text: str) -> str:
     return text
 
 
+def _file(text: str) -> str:
+    if text and not Path(text).is_file():
+        raise ValueError("the path of a readable file, or empty")
+    return text
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -130,6 +136,36 @@ OPTIONS: tuple[Option, ...] = (
         "'none' for built-in defaults.",
     ),
     Option("broker", "kafka://localhost:9092", _broker, "Kafka bootstrap server URL(s)."),
+    Option(
+        "kafka_security_protocol",
+        "PLAINTEXT",
+        _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        "How to talk to Kafka: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL over TLS).",
+    ),
+    Option(
+        "kafka_sasl_mechanism",
+        "PLAIN",
+        _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        "SASL mechanism for the SASL_* protocols.",
+    ),
+    Option("kafka_sasl_username", "", str, "SASL user name (required for the SASL_* protocols)."),
+    Option(
+        "kafka_sasl_password",
+        "",
+        str,
+        "SASL password; prefer the environment variable to the flag (flags show in ps).",
+        secret=True,
+    ),
+    Option(
+        "kafka_ssl_cafile",
+        "",
+        _file,
+        "CA bundle (PEM) to verify the brokers with SSL and SASL_SSL; empty: the system's CAs.",
+    ),
+    Option(
+        "kafka_ssl_certfile", "", _file, "Client certificate (PEM) for mutual TLS, with the key."
+    ),
+    Option("kafka_ssl_keyfile", "", _file, "Private key (PEM) of the client certificate."),
     Option(
         "redis_url",
         "redis://localhost:6379/0",
@@ -206,6 +242,13 @@ class Settings:
 
     config: str
     broker: str
+    kafka_security_protocol: str
+    kafka_sasl_mechanism: str
+    kafka_sasl_username: str
+    kafka_sasl_password: str
+    kafka_ssl_cafile: str
+    kafka_ssl_certfile: str
+    kafka_ssl_keyfile: str
     redis_url: str
     app_id: str
     partitions: int
@@ -275,6 +318,22 @@ class Settings:
                 )
         if self.inactivity_timeout <= 0:
             raise ConfigError("invalid inactivity_timeout: must be greater than zero")
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ConfigError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "kafka_sasl_username and kafka_sasl_password (CXKPI_KAFKA_SASL_USERNAME, "
+                "CXKPI_KAFKA_SASL_PASSWORD)"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ConfigError("kafka_ssl_certfile and kafka_ssl_keyfile go together: give both")
+        uses_tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        tls_files = self.kafka_ssl_cafile or self.kafka_ssl_certfile
+        if tls_files and not uses_tls:
+            raise ConfigError(
+                "kafka_ssl_* files are set but kafka_security_protocol is "
+                f"{self.kafka_security_protocol}: use SSL or SASL_SSL"
+            )
 
     def describe(self) -> dict[str, Any]:
         """The settings with secrets hidden, for logs and --help."""
@@ -282,7 +341,7 @@ class Settings:
         for f in fields(self):
             if f.name in _BY_NAME:
                 value = getattr(self, f.name)
-                out[f.name] = redact_url(value) if _BY_NAME[f.name].secret else value
+                out[f.name] = _hidden(value) if _BY_NAME[f.name].secret else value
         return out
 
 
@@ -304,6 +363,13 @@ def _file_values(kpis: KpiConfig | None) -> dict[str, str]:
     from stream.kpiconfig import settings_overrides
 
     return settings_overrides(kpis) if kpis is not None else {}
+
+
+def _hidden(value: str) -> str:
+    """A secret as it may be shown: a URL without its password, anything else as ***."""
+    if "://" in value:
+        return redact_url(value)
+    return "***" if value else ""
 
 
 def redact_url(url: str) -> str:

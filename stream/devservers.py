@@ -70,8 +70,9 @@ def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen:
     return process
 
 
-def start_redis(port: int, workdir: Path) -> subprocess.Popen:
-    """Start redis-server on 127.0.0.1:port with no persistence, and wait until it listens."""
+def start_redis(port: int, workdir: Path, password: str | None = None) -> subprocess.Popen:
+    """Start redis-server on 127.0.0.1:port with no persistence (and a password, if given), and
+    wait until it listens."""
     server = shutil.which("redis-server")
     if server is None:
         raise DevServerUnavailable("redis-server is not installed (apt-get install redis-server)")
@@ -88,6 +89,7 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen:
             "no",
             "--dir",
             str(workdir),
+            *(["--requirepass", password] if password else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -11,13 +11,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from stream.events import Rejection, decode
 from stream.schemas import KEY_FIELD, TOPIC_OF_TYPE
-from stream.topics import bootstrap_servers
 
 
 @dataclass
@@ -51,16 +51,17 @@ def route(line: bytes, *, max_bytes: int, max_future_s: int) -> tuple[str, bytes
 async def produce_lines(
     lines: Iterable[bytes],
     *,
-    broker: str,
+    kafka: dict[str, Any],
     validate: bool = True,
     topic: str | None = None,
     max_bytes: int = 65536,
     max_future_s: int = 3600,
     on_line: Callable[[int], None] = lambda n: None,
 ) -> Outcome:
-    """Send every line (stripped) that routes; blank lines are skipped."""
+    """Send every line (stripped) that routes; blank lines are skipped. `kafka` holds the
+    producer's connection options (stream.connection.client_options)."""
     outcome = Outcome()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker), linger_ms=5)
+    producer = AIOKafkaProducer(**kafka, linger_ms=5)
     await producer.start()
     try:
         for number, raw in enumerate(lines, start=1):

@@ -13,12 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from stream.config import ConfigError, Settings
+from stream.connection import client_options
 from stream.schemas import SOURCE_TOPICS, dead_letter_topic
-
-
-def bootstrap_servers(broker_url: str) -> list[str]:
-    """'kafka://a:9092;kafka://b:9092' -> ['a:9092', 'b:9092']."""
-    return [u.strip().split("://", 1)[-1].rstrip("/") for u in broker_url.split(";") if u.strip()]
 
 
 def all_topics() -> list[str]:
@@ -27,9 +23,7 @@ def all_topics() -> list[str]:
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
     """Create missing topics; returns topic -> 'created' or 'exists'. Raises ConfigError."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers(settings.broker), request_timeout_ms=10_000
-    )
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10_000)
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
     except (KafkaError, OSError, TimeoutError) as exc:

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream.connection import bootstrap_servers
 from stream.devservers import free_port, start_broker, start_redis
-from stream.topics import bootstrap_servers
 from tests.reference import Record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,15 +47,16 @@ class Broker:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.workdir = workdir
-        self.process = start_redis(self.port, workdir)
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
+        self.workdir, self.password = workdir, password
+        self.process = start_redis(self.port, workdir, password)
 
     def restart(self) -> None:
         """Start again on the same port (empty: it keeps nothing on disk)."""
-        self.process = start_redis(self.port, self.workdir)
+        self.process = start_redis(self.port, self.workdir, self.password)
 
     def stop(self) -> None:
         _stop(self.process)

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.integration.test_pipeline import generate, wait_processed
-from tests.servers import RedisServer, Worker, cxkpi
+from tests.servers import RedisServer, Worker, cxkpi, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +68,54 @@ def test_no_personal_value_is_published_or_logged(
             assert not leaked, f"{place} contains personal values: {leaked[:5]}"
     finally:
         worker.stop()
+
+
+def test_secrets_stay_out_of_logs_and_endpoints_and_redis_auth_works(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A password-protected Redis (the URL carries the password) and a Kafka SASL password in
+    the environment: the snapshot lands in Redis, and neither password is ever shown. A second
+    worker with a wrong Redis password keeps processing and logs the refusal once."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis", password="redis-pw-Lm42")
+    env = {
+        **worker_env,
+        "CXKPI_REDIS_URL": server.url,
+        "CXKPI_KAFKA_SASL_PASSWORD": "kafka-pw-Zq81",  # set, though PLAINTEXT does not use it
+        "CXKPI_LOG_LEVEL": "debug",
+    }
+    lines = generate(tmp_path / "events.jsonl", env, 500, seed=3)
+    cxkpi("produce", str(tmp_path / "events.jsonl"), "--quiet", env=env)
+    wrong = {  # its own consumer group, so it processes every record too
+        **env,
+        "CXKPI_REDIS_URL": server.url.replace("redis-pw-Lm42", "wrong-pw-Xy77"),
+        "CXKPI_APP_ID": "cxkpi-wrong",
+    }
+    workers = [Worker(env, tmp_path / "worker.log"), Worker(wrong, tmp_path / "wrong.log")]
+    try:
+        for worker in workers:
+            worker.wait_ready()
+        for worker in workers:
+            wait_processed(worker, len(lines))
+        wait_until(lambda: "cxkpi-test:snapshot" in redis_dump(server), 30, "the snapshot")
+        places = {
+            "/metrics": (workers[0].get("/metrics") or b"").decode(),
+            "/kpis": (workers[0].get("/kpis") or b"").decode(),
+            "redis": redis_dump(server),
+            **{worker.log.name: worker.log.read_text() for worker in workers},
+            "settings line": next(
+                line for line in workers[0].log.read_text().splitlines() if "settings:" in line
+            ),
+        }
+        assert "redis://:***@127.0.0.1" in places["settings line"]
+        for place, text in places.items():
+            for secret in ("redis-pw-Lm42", "kafka-pw-Zq81", "wrong-pw-Xy77"):
+                assert secret not in text, f"{place} shows a secret"
+        assert workers[1].process.poll() is None
+        wrong_log = workers[1].log.read_text()
+        assert wrong_log.count("unavailable") == 1, "the refusal is logged once"
+        assert (workers[1].kpis() or {}).get("snapshot_store") == "down"
+    finally:
+        for worker in workers:
+            worker.stop()
+        server.stop()
