@@ -16,7 +16,8 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from stream.config import Settings
-from stream.connection import faust_credentials
+from stream.connection import bootstrap_servers, faust_credentials
+from stream.health import BrokerProbe
 from stream.kpis import Rules
 from stream.kpis.carts import CartRules
 from stream.kpis.surveys import SurveyRules
@@ -106,6 +107,8 @@ class KpiApp:
         add_routes(self.app, self.registry, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
         self.app.timer(settings.publish_interval, name="cxkpi.publish")(self._publish)
+        self.broker = BrokerProbe(bootstrap_servers(settings.broker))
+        self.app.timer(1.0, name="cxkpi.broker-probe")(self.broker.check)
         self._started = time.monotonic()
 
     # -- the snapshot -------------------------------------------------------------------------
@@ -179,7 +182,10 @@ class KpiApp:
             await self.store.publish(self.entries())
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once the worker owns partitions whose state is recovered."""
+        """Ready once the worker reaches the broker and owns partitions whose state is
+        recovered."""
+        if not self.broker.reachable:
+            return False, self.broker.describe()
         if self.app.rebalancing:
             return False, "rebalancing"
         assigned = self.app.consumer.assignment() if self.app.consumer else set()

@@ -180,20 +180,15 @@ def _timestamp(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def run_worker(args: argparse.Namespace) -> int:
     import faust
 
     from stream.app import KpiApp
+    from stream.logs import setup_logging
     from stream.topics import ensure_topics
 
     settings = Settings.load(flags_from(args))
-    _setup_logging(settings.log_level)
+    setup_logging(settings.log_level)
     logging.getLogger(__name__).info("settings: %s", settings.describe())
     asyncio.run(ensure_topics(settings))
     kpi_app = KpiApp(settings)

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 STALL_S = 2.0
 #: Rewinds to the same offset before a gap there is taken as real.
 MAX_REWINDS = 3
+#: How long a source log must end below the applied offset before it counts as a new log (a new
+#: partition leader's high watermark can lag for a moment).
+SHORT_LOG_S = 10.0
 
 
 @dataclass
@@ -78,6 +81,7 @@ class TopicProcessor:
         self._last_record: dict[int, float] = defaultdict(time.monotonic)  # last record at all
         self._advanced_to: dict[int, float] = {}
         self._rewinds: dict[int, Rewind] = {}  # partitions waiting for skipped records
+        self._short_since: dict[int, float] = {}  # partitions whose log ends below the state
         app.agent(self.source, name=f"process-{topic}")(self._agent)
         app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -175,6 +179,31 @@ class TopicProcessor:
         except IllegalStateError:  # revoked between the check and the seek
             log.info("%s[%d] was revoked while seeking back", self.topic_name, partition)
 
+    async def _check_log_end(self, partition: int, state: PartitionState, now: float) -> None:
+        """A source log never ends below what was applied from it, unless it was deleted and
+        recreated or the broker lost its data (the dev broker keeps nothing across a restart).
+        Then the new log is read from its start; the records already applied keep their effect."""
+        tp = TP(self.topic_name, partition)
+        if tp not in self.app.consumer.assignment():
+            return
+        end = self.app.consumer.highwater(tp)
+        if end is None or end > state.offset:
+            self._short_since.pop(partition, None)
+            return
+        if now - self._short_since.setdefault(partition, now) < SHORT_LOG_S:
+            return
+        del self._short_since[partition]
+        log.warning(
+            "%s[%d]: the log now ends at offset %d, below the %d already applied: the topic was "
+            "recreated or the broker lost its data; reading the new log from its start",
+            self.topic_name,
+            partition,
+            end,
+            state.offset + 1,
+        )
+        state.source_restarted()
+        await self._rewind(partition, Rewind(0))
+
     async def _check_position(self, partition: int, state: PartitionState, now: float) -> None:
         """Rewind a quiet partition whose consumer moved past records the state never saw."""
         rewind = self._rewinds.get(partition)
@@ -232,6 +261,7 @@ class TopicProcessor:
             self._advance_idle(partition, state, now)
             if now - self._last_flush[partition] >= self.settings.flush_interval:
                 await self.flush(partition)
+            await self._check_log_end(partition, state, now)
             await self._check_position(partition, state, now)
 
     def _advance_idle(self, partition: int, state: PartitionState, now: float) -> None:

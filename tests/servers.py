@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,12 @@ class Broker:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"kafka://127.0.0.1:{self.port}"
+        self.workdir = workdir
         self.process = start_broker(self.port, workdir / "broker.log")
+
+    def restart(self) -> None:
+        """Start again on the same port. The dev broker keeps nothing: it comes back empty."""
+        self.process = start_broker(self.port, self.workdir / "broker.log")
 
     def stop(self) -> None:
         _stop(self.process)
@@ -114,6 +120,16 @@ class Worker:
                 return response.read()
         except OSError:
             return None
+
+    def readiness(self) -> tuple[int | None, str]:
+        """/ready's status and reason (None when the worker does not answer)."""
+        try:
+            with urllib.request.urlopen(self.base + "/ready", timeout=5) as response:
+                return response.status, orjson.loads(response.read())["reason"]
+        except urllib.error.HTTPError as error:
+            return error.code, orjson.loads(error.read())["reason"]
+        except OSError:
+            return None, ""
 
     def kpis(self) -> dict[str, Any] | None:
         body = self.get("/kpis")

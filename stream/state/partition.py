@@ -114,6 +114,12 @@ class PartitionState:
         self.offset = offset
         self._count("dead_lettered")
 
+    def source_restarted(self) -> None:
+        """The source log now ends below the applied offset (the topic was recreated, or the
+        broker lost its data): read the new log from its start. What was applied stays."""
+        self.offset = -1
+        self._marker_due = True
+
     def _count(self, outcome: str) -> str:
         self.counts[outcome] += 1
         return outcome

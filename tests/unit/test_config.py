@@ -66,3 +66,22 @@ def test_a_bad_file_names_the_file_and_key(tmp_path) -> None:  # type: ignore[no
     with pytest.raises(ConfigError) as error:
         Settings.load({"config": str(path)}, environ={})
     assert str(path) in str(error.value) and "windows.sizes" in str(error.value)
+
+
+def test_repeated_kafka_client_errors_are_held_back() -> None:
+    import logging
+
+    from stream.logs import QuietRepeats
+
+    quiet = QuietRepeats(every_s=30)
+
+    def record(name: str, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, ("x",), None)
+
+    flood = [quiet.filter(record("aiokafka", "Unable connect to node %s")) for _ in range(100)]
+    assert flood.count(True) == 1
+    assert quiet.filter(record("aiokafka.conn", "another message %s"))
+    assert all(quiet.filter(record("stream.app", "ours %s")) for _ in range(3))
+    quiet.every_s = 0  # the next one gets through and says how many were held back
+    passed = record("aiokafka", "Unable connect to node %s")
+    assert quiet.filter(passed) and "(and 99 more like it" in passed.msg
