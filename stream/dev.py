@@ -80,7 +80,7 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
         broker_port = free_port()
         children.add("broker", start_broker(broker_port, workdir / "broker.log"))
         broker = f"kafka://127.0.0.1:{broker_port}"
-        redis_url = _start_redis(children, workdir, console)
+        redis_url = start_redis_child(children, workdir, console)
         # flags, then the environment, then the demo's defaults, then the usual defaults
         chosen = {k: v for k, v in flags.items() if v is not None}
         chosen.update(broker=broker, profile="dev", redis_url=redis_url or "none")
@@ -89,11 +89,11 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
         asyncio.run(ensure_topics(settings))
         env = {**environ, **{f"CXKPI_{k.upper()}": str(v) for k, v in chosen.items()}}
         python = [sys.executable, "-m", "stream"]
-        children.add("worker", _spawn([*python, "worker"], env, workdir / "worker.log"))
+        children.add("worker", spawn([*python, "worker"], env, workdir / "worker.log"))
         wait_for_port(settings.web_host, settings.web_port, 60, children.processes[-1][1])
         children.add(
             "generator",
-            _spawn(
+            spawn(
                 [
                     *python,
                     "generate",
@@ -125,7 +125,7 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _start_redis(children: Children, workdir: Path, console: Console) -> str | None:
+def start_redis_child(children: Children, workdir: Path, console: Console) -> str | None:
     port = free_port()
     try:
         children.add("redis", start_redis(port, workdir))
@@ -135,7 +135,7 @@ def _start_redis(children: Children, workdir: Path, console: Console) -> str | N
     return f"redis://127.0.0.1:{port}/0"
 
 
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         command,
         env=env,
@@ -153,7 +153,7 @@ def _watch(base: str, children: Children, args: argparse.Namespace, console: Con
             dead = children.dead()
             if dead:
                 raise SystemExit(f"{dead} exited unexpectedly; see its log above")
-            snapshot = _fetch(f"{base}/kpis")
+            snapshot = fetch_json(f"{base}/kpis")
             if args.no_ui:
                 console.print(summary_line(snapshot))
             else:
@@ -161,7 +161,7 @@ def _watch(base: str, children: Children, args: argparse.Namespace, console: Con
             time.sleep(1)
 
 
-def _fetch(url: str) -> dict[str, Any] | None:
+def fetch_json(url: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return orjson.loads(response.read())

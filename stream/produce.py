@@ -7,6 +7,7 @@ as they are (for testing the dead-letter path).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from stream.events import Rejection, decode
+from stream.generate import record_key, topic_of
 from stream.schemas import KEY_FIELD, TOPIC_OF_TYPE
 
 
@@ -84,3 +86,29 @@ async def produce_lines(
     finally:
         await producer.stop()
     return outcome
+
+
+async def send_live(
+    events: Iterable[dict[str, Any]],
+    kafka: dict[str, Any],
+    rate: float,
+    advance: Callable[[int], None],
+) -> int:
+    """Send each event at its event time (paced at `rate` per second from now)."""
+    producer = AIOKafkaProducer(**kafka, linger_ms=5)
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        for event in events:
+            delay = started + sent / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await producer.send(
+                topic_of(event), orjson.dumps(event), key=record_key(event).encode()
+            )
+            sent += 1
+            advance(1)
+    finally:
+        await producer.stop()
+    return sent
