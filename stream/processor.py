@@ -27,10 +27,9 @@ from stream.state.partition import PartitionState, StateConfig
 
 log = logging.getLogger(__name__)
 
-#: After this long without a record on a partition, check that the consumer did not skip any.
+#: After this long without a record on a partition, check that the consumer did not skip any;
+#: and how long a seek back may go without the re-read starting before it is sent again.
 STALL_S = 2.0
-#: Rewinds to the same offset before a gap there is taken as real.
-MAX_REWINDS = 3
 #: How long a source log must end below the applied offset before it counts as a new log (a new
 #: partition leader's high watermark can lag for a moment).
 SHORT_LOG_S = 10.0
@@ -38,12 +37,18 @@ SHORT_LOG_S = 10.0
 
 @dataclass
 class Rewind:
-    """A seek back to the first offset the state lacks, until that record arrives."""
+    """A seek back to the first offset the state lacks, until that record arrives.
+
+    Records fetched before the seek still arrive first, in rising order, and are held back. The
+    re-read shows itself by going back (an offset at or below the highest one held). If it then
+    starts beyond the wanted offset, that offset does not exist in the log (a transaction marker,
+    or compaction) and the gap is real. No timeout ever declares a record missing.
+    """
 
     offset: int
     attempts: int = 0
     since: float = 0.0
-    accepted: bool = False
+    highest: int = -1  # the highest offset held back since the last seek
 
 
 class TopicProcessor:
@@ -78,7 +83,7 @@ class TopicProcessor:
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last_flush: dict[int, float] = defaultdict(time.monotonic)
         self._last_event: dict[int, float] = defaultdict(time.monotonic)  # last applied event
-        self._last_record: dict[int, float] = defaultdict(time.monotonic)  # last record at all
+        self._last_any = time.monotonic()  # last record of any partition of the topic
         self._advanced_to: dict[int, float] = {}
         self._rewinds: dict[int, Rewind] = {}  # partitions waiting for skipped records
         self._short_since: dict[int, float] = {}  # partitions whose log ends below the state
@@ -92,7 +97,7 @@ class TopicProcessor:
         async for event in stream.noack().events():
             message = event.message
             partition = message.partition
-            self._last_record[partition] = time.monotonic()
+            self._last_any = time.monotonic()
             state = self.states.get(partition)
             if state is None:
                 log.warning(
@@ -149,15 +154,29 @@ class TopicProcessor:
         leaving a gap. The state knows exactly which offset it needs next, so the processor seeks
         back to it and, until it arrives, holds off the records after it (prefetched ones would
         otherwise be applied first and the missing ones then skipped as already applied). A gap
-        that survives several rewinds is real (compaction, transaction markers) and is accepted.
+        is taken as real only when the re-read starts past it (see Rewind).
         """
         wanted = state.offset + 1
         rewind = self._rewinds.get(partition)
-        if offset == wanted or (rewind is not None and rewind.accepted and rewind.offset == wanted):
+        if offset == wanted:
+            self._rewinds.pop(partition, None)
+            return False
+        if rewind is not None and rewind.offset == wanted and offset <= rewind.highest:
+            # the re-read started past the wanted offset: it is not in the log
+            log.warning(
+                "%s[%d]: offsets %d to %d are not in the log; continuing at %d",
+                self.topic_name,
+                partition,
+                wanted,
+                offset - 1,
+                offset,
+            )
             self._rewinds.pop(partition, None)
             return False
         if rewind is None or rewind.offset != wanted:
-            await self._rewind(partition, Rewind(wanted))
+            rewind = Rewind(wanted)
+            await self._rewind(partition, rewind)
+        rewind.highest = max(rewind.highest, offset)
         return True
 
     async def _rewind(self, partition: int, rewind: Rewind) -> None:
@@ -174,10 +193,10 @@ class TopicProcessor:
             rewind.offset,
             rewind.attempts,
         )
-        try:
-            await self.app.consumer.seek(tp, rewind.offset)
-        except IllegalStateError:  # revoked between the check and the seek
-            log.info("%s[%d] was revoked while seeking back", self.topic_name, partition)
+        try:  # in the consumer's own thread: a seek from here races its fetcher
+            await self.app.consumer.seek_wait({tp: rewind.offset})
+        except (IllegalStateError, TimeoutError):  # revoked meanwhile, or the broker is away
+            log.info("%s[%d]: seeking back did not complete", self.topic_name, partition)
 
     async def _check_log_end(self, partition: int, state: PartitionState, now: float) -> None:
         """A source log never ends below what was applied from it, unless it was deleted and
@@ -205,23 +224,17 @@ class TopicProcessor:
         await self._rewind(partition, Rewind(0))
 
     async def _check_position(self, partition: int, state: PartitionState, now: float) -> None:
-        """Rewind a quiet partition whose consumer moved past records the state never saw."""
+        """Rewind a partition whose consumer moved past records the state never saw, once the
+        whole topic is quiet (while the agent is busy, fetched records are only queued)."""
         rewind = self._rewinds.get(partition)
+        quiet = now - self._last_any >= STALL_S
         if rewind is not None:
-            if now - rewind.since < STALL_S:
-                return
-            if rewind.attempts >= MAX_REWINDS:
-                rewind.accepted = True
-                log.warning(
-                    "%s[%d]: offset %d never arrives; accepting the gap",
-                    self.topic_name,
-                    partition,
-                    rewind.offset,
-                )
-            await self._rewind(partition, rewind)
+            waited = now - rewind.since
+            if (quiet and waited >= STALL_S) or waited >= 5 * STALL_S:
+                await self._rewind(partition, rewind)  # the re-read has not shown up: seek again
             return
         tp = TP(self.topic_name, partition)
-        if now - self._last_record[partition] >= STALL_S and tp in self.app.consumer.assignment():
+        if quiet and tp in self.app.consumer.assignment():
             try:
                 position = await self.app.consumer.position(tp)
             except IllegalStateError:  # revoked meanwhile
@@ -300,7 +313,7 @@ class TopicProcessor:
             self.states[partition] = PartitionState.restore(
                 self.topic_name, partition, self.rules, self.config, rows.get(partition, [])
             )
-            self._last_event[partition] = self._last_record[partition] = time.monotonic()
+            self._last_event[partition] = time.monotonic()
             self._advanced_to.pop(partition, None)
             self._rewinds.pop(partition, None)
             log.info(

@@ -38,8 +38,13 @@ PARTITIONS = dict.fromkeys(SOURCE_TOPICS, 4)
 
 
 def generate(path: Path, env: dict[str, str], count: int, seed: int) -> list[bytes]:
-    """A generated log whose event times end about an hour before now."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1, seconds=count / 20)
+    """A generated log whose event times end about an hour before now, a second into a minute.
+
+    Windows hold whole 1-minute buckets and leave out the one in progress, so where in its minute
+    a short log ends decides how many of its late samples (abandonments) are in the windows. A
+    fixed place makes the KPIs of a seed the same in every run."""
+    hour_ago = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    start = hour_ago + timedelta(seconds=1 - count / 20)
     cxkpi(
         "generate",
         "--count",
