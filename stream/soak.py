@@ -59,6 +59,8 @@ KIB_PER_MIB = 1024
 ERROR_LINE = re.compile(r"\b(?:ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
 WARNING_LINE = re.compile(r"\bWARNING\b")
 SHOWN_ERRORS = 50
+#: A backlog of more than this much load is pointed out next to the growth.
+BEHIND_NOTE_S = 10.0
 #: The linear trend of RSS is printed once it spans this long (shorter, it is mostly noise).
 TREND_AFTER_S = 600.0
 
@@ -553,8 +555,7 @@ def print_summary(soak: Soak, summary: dict[str, Any], failures: list[str]) -> N
         f"  load            {_clock(summary['duration_s'])} at {soak.args.rate:g} events/s "
         f"(warm-up {_clock(soak.warmup_s)})",
         f"  events          sent {summary['sent']}, processed {summary['processed']} ({shown})",
-        f"  backlog         at most {summary['max_backlog']} events sent but not yet processed "
-        "(a backlog holds fetched records in memory)",
+        f"  backlog         at most {summary['max_backlog']} events sent but not yet processed",
         f"  RSS at warm-up  {_mib(summary['rss_warmup_mib'])}"
         + (f" (at {_clock(warm_at)})" if warm_at is not None else " (warm-up not reached)"),
         f"  RSS at end      {_mib(summary['rss_end_mib'])}",
@@ -567,8 +568,16 @@ def print_summary(soak: Soak, summary: dict[str, Any], failures: list[str]) -> N
             + (f", trend {trend:+.1f} MiB/h" if trend is not None and long_enough else "")
             + f"; allowed {soak.args.max_growth:g} %"
         ),
-        f"  worker log      {len(errors)} error lines, {log.warnings if log else 0} warnings",
     ]
+    behind_s = summary["max_backlog"] / soak.args.rate
+    if behind_s > BEHIND_NOTE_S:
+        lines.append(
+            f"  note            the worker fell up to {_clock(behind_s)} of load behind: RSS then "
+            "includes fetched records waiting, so growth is not only state"
+        )
+    lines.append(
+        f"  worker log      {len(errors)} error lines, {log.warnings if log else 0} warnings"
+    )
     lines += [f"    {line}" for line in errors[:SHOWN_ERRORS]]
     if len(errors) > SHOWN_ERRORS:
         lines.append(f"    … and {len(errors) - SHOWN_ERRORS} more")
