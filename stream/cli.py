@@ -277,13 +277,11 @@ def run_generate(args: argparse.Namespace) -> int:
         count = None  # to Kafka until interrupted
     else:
         count = args.count if args.count is not None else int((args.duration or 60) * args.rate)
-    profile = Profile()
-    if args.resolution_median is not None:
-        median = args.resolution_median
-        profile = Profile(
-            resolution_median_s=median,
-            first_reply_median_s=min(profile.first_reply_median_s, median / 4),
-        )
+    profile = (
+        Profile()
+        if args.resolution_median is None
+        else Profile.with_resolution_median(args.resolution_median)
+    )
     start = args.start or datetime.now(UTC)
     events = generate(
         seed=args.seed,

@@ -44,6 +44,15 @@ class Profile:
     regions: tuple[str, ...] = ("eu", "us", "apac")
     teams: tuple[str, ...] = ("billing", "shipping", "returns", "tech")
 
+    @classmethod
+    def with_resolution_median(cls, median_s: float) -> Profile:
+        """The default traffic with tickets solved after about median_s (first replies come
+        sooner in proportion)."""
+        return cls(
+            resolution_median_s=median_s,
+            first_reply_median_s=min(cls.first_reply_median_s, median_s / 4),
+        )
+
     def __post_init__(self) -> None:
         """Reject a profile that would silently generate something else than asked."""
         for name in ("abandon_share", "checkout_share_of_abandoned", "promoter_share"):

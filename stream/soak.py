@@ -41,7 +41,7 @@ from stream.config import add_arguments as add_setting_arguments
 from stream.connection import client_options
 from stream.dev import Children, fetch_json, spawn, start_redis_child
 from stream.devservers import DevServerUnavailable, free_port, start_broker
-from stream.generate import DEFAULT_PROFILE, Profile, generate
+from stream.generate import Profile, generate
 from stream.topics import ensure_topics
 
 #: Worker settings of the soak: small, so the largest window fills and old state goes quickly.
@@ -261,10 +261,7 @@ class Load:
         self, kafka: dict[str, Any], rate: float, count: int, seed: int, median_s: float
     ) -> None:
         self.kafka, self.rate, self.count = kafka, rate, count
-        self.profile = Profile(
-            resolution_median_s=median_s,
-            first_reply_median_s=min(DEFAULT_PROFILE.first_reply_median_s, median_s / 4),
-        )
+        self.profile = Profile.with_resolution_median(median_s)
         self.seed = seed
         self.sent = 0
         self.error: str | None = None
