@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need first.
-.PHONY: demo test lint setup monitoring
+.PHONY: demo test lint setup monitoring bench
 
 setup:
 	./ops/setup.sh test
@@ -18,3 +18,7 @@ test: setup lint
 monitoring: setup
 	.venv/bin/cxkpi rules --out ops/prometheus/rules/cxkpi.rules.yml
 	.venv/bin/cxkpi dashboard --out ops/grafana/dashboards/cxkpi-overview.json
+
+# The performance benchmark (bench/run.py): floor, full worker, raw consumer, latency, memory.
+bench: setup
+	.venv/bin/python -m bench.run

@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser(
         "generate",
         help="realistic synthetic events, to Kafka or to a JSON Lines file",
-        description="Generate events for all three topics (about 70 %% of carts abandoned, "
+        description="Generate events for all three topics (about 70 % of carts abandoned, "
         "log-normal resolution times, NPS around +30). Without --out, events are sent to Kafka "
         "in real time at --rate; with --out they are written as fast as possible, spaced "
         "1/rate apart in event time. Same --seed and --start: same events.",

@@ -1,0 +1,675 @@
+"""The measurements: bare aiokafka loop, bare Faust agent (floor), full worker, latency at a fixed
+offered load, and memory with many open carts and tickets.
+
+Every consumer reads the same topics from offset 0 under its own fresh consumer group. The full
+worker's progress is read from its consumer group's committed offsets at the broker, not from
+/metrics: a scrape costs the worker tens of milliseconds of CPU (more with more windows), which
+would slow down exactly what is measured. Offsets are committed a few seconds after records are
+processed, at the start as at the end, so the delay cancels out of the rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.eventlog import (
+    Produced,
+    Record,
+    connection,
+    mixed_events,
+    produce,
+    to_record,
+)
+from bench.latency import MAX_AGE_S, Scrape, Sent, first_visible, percentile, quantiles
+from stream.app import topic_rules
+from stream.config import Settings
+from stream.devservers import free_port
+from stream.events import Event, decode
+from stream.progress import progress_bar
+from stream.schemas import SOURCE_TOPICS
+from stream.state.partition import PartitionState, StateConfig
+from tests.servers import ROOT, Worker
+from tests.servers import _stop as stop_process
+
+#: Give up when a consumer makes no progress for this long.
+STALL_S = 180.0
+_EVENTS_LINE = re.compile(rb"^cxkpi_events_total\{([^}]*)\} (\S+)", re.MULTILINE)
+_LABEL = re.compile(rb'(\w+)="([^"]*)"')
+
+
+class BenchError(RuntimeError):
+    """The benchmark itself failed (not a missed target)."""
+
+
+@dataclass
+class Throughput:
+    """Records consumed and the time they took, measured from the first record on."""
+
+    events: int
+    seconds: float
+    peak_rss_bytes: int | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Context:
+    """What every phase needs: the broker, the log on it, where to put logs, how to show."""
+
+    broker: str
+    profile: str
+    workdir: Path
+    produced: Produced
+    quiet: bool = False
+    run_id: str = field(default_factory=lambda: f"{os.getpid()}-{int(time.time())}")
+
+    def app_id(self, label: str) -> str:
+        return f"bench-{label}-{self.run_id}"
+
+    def worker_env(self, app_id: str, windows: str, **extra: str) -> dict[str, str]:
+        env = {
+            "CXKPI_BROKER": self.broker,
+            "CXKPI_REDIS_URL": "none",
+            "CXKPI_PROFILE": self.profile,
+            "CXKPI_APP_ID": app_id,
+            "CXKPI_WINDOWS": windows,
+            "CXKPI_IDLE_TIMEOUT": "1d",  # replaying a log: stream time follows the events only
+            "CXKPI_LOG_LEVEL": "warning",
+        }
+        env.update(extra)
+        return env
+
+
+# -- process and broker probes ----------------------------------------------------------------
+
+
+def proc_status(pid: int, field_name: str) -> int:
+    """A memory figure from /proc/<pid>/status (VmRSS, VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) * 1024
+    raise BenchError(f"/proc/{pid}/status has no {field_name}")
+
+
+def parse_counts(body: bytes) -> dict[tuple[str, int], int]:
+    """Records with an outcome per (topic, partition), from a /metrics body."""
+    counts: dict[tuple[str, int], int] = {}
+    for match in _EVENTS_LINE.finditer(body):
+        labels = dict(_LABEL.findall(match.group(1)))
+        tp = (labels[b"topic"].decode(), int(labels[b"partition"]))
+        counts[tp] = counts.get(tp, 0) + int(float(match.group(2)))
+    return counts
+
+
+async def scrape(session: aiohttp.ClientSession, worker: Worker) -> Scrape:
+    async with session.get(worker.base + "/metrics") as response:
+        body = await response.read()
+    return Scrape(time.monotonic(), parse_counts(body))
+
+
+class Commits:
+    """The committed offsets of a consumer group, read from the broker (costs the group
+    nothing). Used for the floor's progress only: the worker's commits can stop short of the
+    end (its records are acknowledged by flushes, and a record Faust fetched and dropped is
+    never acknowledged), so the worker is followed by its changelog markers instead."""
+
+    def __init__(self, broker: str, group: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            **connection(broker), group_id=group, enable_auto_commit=False
+        )
+        self.tps: list[TopicPartition] = []
+
+    async def __aenter__(self) -> Commits:
+        await self.consumer.start()
+        await self.consumer.topics()
+        self.tps = [
+            TopicPartition(t, p)
+            for t in SOURCE_TOPICS
+            for p in sorted(self.consumer.partitions_for_topic(t) or [])
+        ]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def total(self) -> int:
+        offsets = await asyncio.gather(*(self.consumer.committed(tp) for tp in self.tps))
+        return sum(o for o in offsets if o)
+
+
+class Markers:
+    """The worker's own account of its progress, read from the broker: after each flush, every
+    partition's state writes a marker record (key `m:<partition>`) to its changelog holding
+    the outcome counts of all records applied so far. The record's timestamp says when.
+
+    Reading the changelog costs the worker nothing, and the marker lags processing by at most
+    one flush interval, at the start as at the end.
+    """
+
+    def __init__(self, broker: str, app_id: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            **connection(broker), enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        self.changelogs = [f"{app_id}-state-{t}-changelog" for t in SOURCE_TOPICS]
+        self.latest: dict[tuple[str, bytes], int] = {}
+        self.history: list[tuple[float, tuple[str, bytes], int]] = []  # (time s, key, count)
+
+    async def __aenter__(self) -> Markers:
+        await self.consumer.start()
+        await self.consumer.topics()
+        tps = [
+            TopicPartition(name, p)
+            for name in self.changelogs
+            for p in sorted(self.consumer.partitions_for_topic(name) or [])
+        ]
+        if len({tp.topic for tp in tps}) != len(self.changelogs):
+            raise BenchError(f"changelog topics missing: {self.changelogs}")
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def total(self) -> int:
+        """Records with an outcome, as of the markers read so far."""
+        batch = await self.consumer.getmany(timeout_ms=100)
+        for tp, messages in batch.items():
+            for message in messages:
+                if not (message.key or b"").startswith(b"m:") or message.value is None:
+                    continue
+                count = sum(orjson.loads(message.value)["counts"].values())
+                key = (tp.topic, message.key)
+                self.latest[key] = count
+                self.history.append((message.timestamp / 1000, key, count))
+        return sum(self.latest.values())
+
+    def timing(self, expected: int) -> tuple[float, int, float]:
+        """(t0, n0, t_end) in wall-clock seconds: the first marker time with any record done,
+        the records done then, and the marker time at which all `expected` were done."""
+        latest: dict[tuple[str, bytes], int] = {}
+        t0: float | None = None
+        n0 = 0
+        for t, key, count in sorted(self.history):
+            latest[key] = count
+            total = sum(latest.values())
+            if total and t0 is None:
+                t0, n0 = t, total
+            if total >= expected and t0 is not None:
+                return t0, n0, t
+        raise BenchError(f"the markers never reached {expected} records")
+
+
+async def follow(
+    ctx: Context,
+    progress: Commits | Markers,
+    expected: int,
+    label: str,
+    process: subprocess.Popen,
+    log: Path,
+    done: Callable[[], bool] = lambda: False,
+    every: float = 0.5,
+) -> None:
+    """Wait until `expected` records are done (or `done()`), showing progress; fail when the
+    process exits or nothing moves for STALL_S."""
+    last_progress, last_n = time.monotonic(), 0
+    with progress_bar(label, expected, unit="events", disable=ctx.quiet) as advance:
+        while True:
+            if process.poll() is not None:
+                raise BenchError(f"{label}: the process exited ({process.returncode}); see {log}")
+            n = await progress.total()
+            now = time.monotonic()
+            if n > last_n:
+                advance(min(n, expected) - min(last_n, expected))
+                last_n, last_progress = n, now
+            if n >= expected or done():
+                return
+            if now - last_progress > STALL_S:
+                raise BenchError(f"{label}: stuck at {n} of {expected} records; see {log}")
+            await asyncio.sleep(every)
+
+
+async def follow_worker(
+    ctx: Context, app_id: str, expected: int, label: str, worker: Worker
+) -> tuple[float, int, float]:
+    """Follow a worker's markers until `expected` records are done; their (t0, n0, t_end)."""
+    async with Markers(ctx.broker, app_id) as markers:
+        await follow(ctx, markers, expected, label, worker.process, worker.log)
+        return markers.timing(expected)
+
+
+def rate_from(t_ready: float, t0: float, n0: int, t_end: float, expected: int) -> tuple[int, float]:
+    """(events, seconds) after the first marker; from readiness when the first marker already
+    held most of the log (tiny runs)."""
+    if n0 <= expected // 2 and t_end > t0:
+        return expected - n0, t_end - t0
+    return expected, max(t_end - t_ready, 1e-3)
+
+
+# -- raw aiokafka --------------------------------------------------------------------------
+
+
+async def measure_raw(ctx: Context) -> Throughput:
+    """A bare aiokafka loop over every partition of the source topics: what the broker and the
+    client library can deliver to one Python process."""
+    expected = ctx.produced.total
+    consumer = AIOKafkaConsumer(
+        **connection(ctx.broker), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [
+            TopicPartition(t, p)
+            for t in SOURCE_TOPICS
+            for p in sorted(consumer.partitions_for_topic(t) or [])
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen, first_batch, t_first = 0, 0, 0.0
+        deadline = time.monotonic() + STALL_S
+        with progress_bar("raw aiokafka", expected, unit="events", disable=ctx.quiet) as advance:
+            t_start = time.monotonic()
+            while seen < expected:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"raw consumer: read {seen} of {expected} records")
+                batch = await consumer.getmany(timeout_ms=500)
+                n = sum(len(messages) for messages in batch.values())
+                if n and not seen:
+                    t_first, first_batch = time.monotonic(), n
+                seen += n
+                advance(n)
+            t_last = time.monotonic()
+    finally:
+        await consumer.stop()
+    if first_batch <= seen // 2 and t_last > t_first:
+        return Throughput(seen - first_batch, t_last - t_first)
+    return Throughput(seen, t_last - t_start)  # a tiny log came in one fetch
+
+
+# -- the floor: a bare Faust agent -----------------------------------------------------------
+
+
+async def measure_floor(ctx: Context, label: str) -> Throughput:
+    """The bare Faust app of bench/floor.py: one agent per topic that only iterates."""
+    app_id = ctx.app_id(label)
+    result = ctx.workdir / f"{app_id}.json"
+    log = ctx.workdir / f"{app_id}.log"
+    expected = ctx.produced.total
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.floor",
+            "--broker",
+            ctx.broker,
+            "--app-id",
+            app_id,
+            "--expected",
+            str(expected),
+            "--result",
+            str(result),
+            "--profile",
+            ctx.profile,
+            "--web-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # progress from its commits; the timing itself comes from inside the process
+        async with Commits(ctx.broker, app_id) as commits:
+            await follow(
+                ctx, commits, expected, "floor (bare Faust)", process, log, done=result.exists
+            )
+        deadline = time.monotonic() + 30
+        while not result.exists():
+            if time.monotonic() > deadline:
+                raise BenchError(f"floor: committed everything but wrote no result; see {log}")
+            await asyncio.sleep(0.2)
+        body = orjson.loads(result.read_bytes())
+        peak = proc_status(process.pid, "VmHWM")
+    finally:
+        stop_process(process)
+    return Throughput(body["events"] - 1, body["last"] - body["first"], peak)
+
+
+# -- the full worker ------------------------------------------------------------------------
+
+
+async def measure_full(
+    ctx: Context, label: str, windows: str, keep: bool = False
+) -> tuple[Throughput, Worker | None]:
+    """The real `cxkpi worker` (whole KPI catalog, all segments) over the whole log. With
+    `keep`, the worker is returned still running (caught up), for the latency phase."""
+    app_id = ctx.app_id(label)
+    log = ctx.workdir / f"{app_id}.log"
+    expected = ctx.produced.total
+    worker = Worker(ctx.worker_env(app_id, windows), log)
+    try:
+        worker.wait_ready(timeout=120)
+        t_ready = time.time()  # marker timestamps are wall-clock
+        t0, n0, t_end = await follow_worker(ctx, app_id, expected, f"full worker, {label}", worker)
+        peak = proc_status(worker.process.pid, "VmHWM")
+        async with aiohttp.ClientSession() as session:
+            counts = (await scrape(session, worker)).counts
+        if sum(counts.values()) != expected:
+            raise BenchError(
+                f"{label}: /metrics counts {sum(counts.values())} records, {expected} were sent"
+            )
+    except BaseException:
+        worker.stop()
+        raise
+    if not keep:
+        worker.stop()
+    events, seconds = rate_from(t_ready, t0, n0, t_end, expected)
+    return Throughput(events, seconds, peak), worker if keep else None
+
+
+# -- latency at a fixed offered load --------------------------------------------------------
+
+
+@dataclass
+class Latency:
+    offered_rate: float
+    sent: int
+    scrapes: int
+    p50_s: float
+    p99_s: float
+    upper_p50_s: float
+    upper_p99_s: float
+    never_visible: int
+
+
+async def measure_latency(
+    ctx: Context,
+    worker: Worker,
+    rate: float,
+    duration_s: float,
+    start: datetime,
+    seed: int,
+    scrape_every: tuple[float, float] = (0.25, 0.75),
+) -> Latency:
+    """Offer `rate` events/s in the log's mix to a caught-up worker for `duration_s`, scraping
+    /metrics at random moments; see bench/latency.py for how latency follows from that.
+
+    Event times continue from `start` (the log's end) at the offered rate, so stream time
+    advances as in production and no event is late.
+    """
+    events = mixed_events(seed, start + timedelta(seconds=1), rate)
+    producer = AIOKafkaProducer(**connection(ctx.broker), linger_ms=0)
+    sent: list[Sent] = []
+    scrapes: list[Scrape] = []
+    done = asyncio.Event()
+
+    async def offer() -> None:
+        pending: list[tuple[Record, float, asyncio.Future[Any]]] = []
+        t_start = time.monotonic()
+        total = int(rate * duration_s)
+        with progress_bar("latency load", total, unit="events", disable=ctx.quiet) as advance:
+            for i in range(total):
+                delay = t_start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                record = to_record(next(events))
+                t = time.monotonic()
+                future = await producer.send(record.topic, record.value, key=record.key)
+                pending.append((record, t, future))
+                advance(1)
+        for record, t, future in pending:
+            meta = await future
+            sent.append(Sent(record.topic, meta.partition, meta.offset, t))
+        done.set()
+
+    async def poll(session: aiohttp.ClientSession) -> None:
+        rng = random.Random(seed)
+        while True:
+            await asyncio.sleep(rng.uniform(*scrape_every))
+            scrapes.append(await scrape(session, worker))
+            if done.is_set() and all(
+                scrapes[-1].counts.get((e.topic, e.partition), 0) > e.offset for e in sent[-50:]
+            ):
+                return
+
+    await producer.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            poller = asyncio.create_task(poll(session))
+            await offer()
+            await asyncio.wait_for(poller, timeout=60)
+    except TimeoutError:
+        raise BenchError("latency: the offered events did not all show in /metrics") from None
+    finally:
+        await producer.stop()
+    sent.sort(key=lambda e: e.t)
+    upper = first_visible(sent, scrapes)
+    shown = [a for a in upper if a is not None]
+    if not shown:
+        raise BenchError("latency: no offered event ever showed in /metrics")
+    # observe every age up to the slowest event seen, so the estimate is never cut off
+    estimate = quantiles(sent, scrapes, max_age_s=max(MAX_AGE_S, max(shown) + 1.0))
+    return Latency(
+        offered_rate=rate,
+        sent=len(sent),
+        scrapes=len(scrapes),
+        p50_s=estimate[0.5],
+        p99_s=estimate[0.99],
+        upper_p50_s=percentile(shown, 0.5),
+        upper_p99_s=percentile(shown, 0.99),
+        never_visible=len(upper) - len(shown),
+    )
+
+
+# -- memory with many open carts and tickets --------------------------------------------------
+
+
+@dataclass
+class Memory:
+    """Resident memory of a worker as open entities are added.
+
+    The first tenth of the carts and tickets warms the worker up (buffers, caches, lazily built
+    structures); growth per entity is measured from there, so the fixed costs of the first
+    records do not count as state.
+    """
+
+    open_carts: int
+    open_tickets: int
+    warmup_carts: int
+    warmup_tickets: int
+    rss_empty_bytes: int
+    rss_warm_bytes: int
+    rss_carts_bytes: int
+    rss_tickets_bytes: int
+    peak_rss_carts_bytes: int  # VmHWM once the open carts are in, before the tickets
+    peak_rss_bytes: int  # VmHWM at the end
+    changelog_bytes_per_cart: float
+    changelog_bytes_per_ticket: float
+
+    @property
+    def bytes_per_cart(self) -> float:
+        added = self.open_carts - self.warmup_carts
+        return (self.rss_carts_bytes - self.rss_warm_bytes) / max(added, 1)
+
+    @property
+    def bytes_per_ticket(self) -> float:
+        added = self.open_tickets - self.warmup_tickets
+        return (self.rss_tickets_bytes - self.rss_carts_bytes) / max(added, 1)
+
+
+def split_entities(records: list[Record], share: float) -> tuple[list[Record], list[Record]]:
+    """(records of the first `share` of the entities, the rest), each in their order."""
+    keys = list(dict.fromkeys(r.key for r in records))
+    first = set(keys[: int(len(keys) * share)])
+    return [r for r in records if r.key in first], [r for r in records if r.key not in first]
+
+
+async def settled_rss(pid: int, seconds: float = 1.5) -> int:
+    """VmRSS after the worker's flushes have run (buffers of the last records released)."""
+    await asyncio.sleep(seconds)
+    return proc_status(pid, "VmRSS")
+
+
+async def measure_memory(
+    ctx: Context, carts: list[Record], tickets: list[Record], windows: str
+) -> Memory:
+    """A worker on empty topics given open carts and tickets: resident memory after each step
+    (its growth per entity is the state's cost, allocator overhead included), the peak, and
+    the size of an entity's changelog record."""
+    app_id = ctx.app_id("memory")
+    log = ctx.workdir / f"{app_id}.log"
+    env = ctx.worker_env(app_id, windows, CXKPI_INACTIVITY_TIMEOUT="1d")
+    warm_carts, more_carts = split_entities(carts, 0.1)
+    warm_tickets, more_tickets = split_entities(tickets, 0.1)
+    steps = (
+        ("warm-up carts and tickets", warm_carts + warm_tickets),
+        ("open carts", more_carts),
+        ("open tickets", more_tickets),
+    )
+    worker = Worker(env, log)
+    try:
+        worker.wait_ready(timeout=120)
+        pid = worker.process.pid
+        rss = [await settled_rss(pid)]
+        peaks: list[int] = []
+        done = 0
+        for label, records in steps:
+            with progress_bar(
+                f"producing {label}", len(records), unit="events", disable=ctx.quiet
+            ) as advance:
+                ctx.produced.merge(await produce(ctx.broker, records, advance))
+            done += len(records)
+            await follow_worker(ctx, app_id, done, f"worker, {label}", worker)
+            rss.append(await settled_rss(pid))
+            peaks.append(proc_status(pid, "VmHWM"))
+        peak = proc_status(pid, "VmHWM")
+        async with aiohttp.ClientSession() as session:
+            counts = (await scrape(session, worker)).counts
+        if sum(counts.values()) != done:
+            raise BenchError(f"memory: /metrics counts {sum(counts.values())} of {done} records")
+    finally:
+        worker.stop()
+    per_key = await changelog_sizes(ctx.broker, app_id)
+    return Memory(
+        open_carts=len({r.key for r in carts}),
+        open_tickets=len({r.key for r in tickets}),
+        warmup_carts=len({r.key for r in warm_carts}),
+        warmup_tickets=len({r.key for r in warm_tickets}),
+        rss_empty_bytes=rss[0],
+        rss_warm_bytes=rss[1],
+        rss_carts_bytes=rss[2],
+        rss_tickets_bytes=rss[3],
+        peak_rss_carts_bytes=peaks[1],
+        peak_rss_bytes=peak,
+        changelog_bytes_per_cart=per_key.get("cart-events", 0.0),
+        changelog_bytes_per_ticket=per_key.get("tickets", 0.0),
+    )
+
+
+async def changelog_sizes(broker: str, app_id: str) -> dict[str, float]:
+    """Mean bytes (key + value) of the latest changelog record of each live entity, per topic."""
+    out: dict[str, float] = {}
+    for topic in SOURCE_TOPICS:
+        latest = await latest_entity_records(broker, f"{app_id}-state-{topic}-changelog")
+        if latest:
+            out[topic] = sum(latest.values()) / len(latest)
+    return out
+
+
+async def latest_entity_records(broker: str, changelog: str) -> dict[bytes, int]:
+    """Size of the latest record of each entity key in a changelog topic.
+
+    The worker's dev profile writes one record per batch, so end offsets are right even on the
+    dev broker.
+    """
+    consumer = AIOKafkaConsumer(
+        **connection(broker), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    latest: dict[bytes, int] = {}
+    try:
+        await consumer.topics()
+        tps = [TopicPartition(changelog, p) for p in consumer.partitions_for_topic(changelog) or []]
+        if not tps:
+            return latest
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        position = dict.fromkeys(tps, 0)
+        deadline = time.monotonic() + STALL_S
+        while any(position[tp] < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise BenchError(f"could not read the changelog {changelog}")
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, messages in batch.items():
+                for message in messages:
+                    position[tp] = message.offset + 1
+                    if not (message.key or b"").startswith(b"e:"):
+                        continue
+                    if message.value is None:
+                        latest.pop(message.key, None)
+                    else:
+                        latest[message.key] = len(message.key) + len(message.value)
+    finally:
+        await consumer.stop()
+    return latest
+
+
+def heap_bytes_per_entity(records: list[Record], windows: str, sample: int = 20_000) -> float:
+    """Python heap held per entity by a partition's state once these records are applied and
+    flushed, measured in this process with tracemalloc on (a sample of) the entities: the
+    state's own cost, without allocator slack or the rest of the worker."""
+    records = records[:sample]
+    if not records:
+        return 0.0
+    topic = records[0].topic
+    settings = Settings.load(
+        {"config": "none", "windows": windows, "inactivity_timeout": "1d"}, environ={}
+    )
+    rules = next(r for r in topic_rules(settings) if r.topic == topic)
+    config = StateConfig(
+        step_ms=settings.step * 1000,
+        grace_ms=settings.grace * 1000,
+        windows_ms=tuple(w * 1000 for w in settings.windows),
+        max_segment_values=settings.max_segment_values,
+    )
+    now_ms = int(time.time() * 1000)
+    events = [
+        decode(r.value, topic, max_bytes=1 << 20, now_ms=now_ms, max_future_ms=3_600_000)
+        for r in records
+    ]
+    state = PartitionState(topic, 0, rules, config)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for offset, event in enumerate(events):
+            if isinstance(event, Event):
+                state.apply(event, offset)
+        state.flush()  # the epoch's before-images are released once written
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before) / max(len(state.entities), 1)

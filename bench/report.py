@@ -1,0 +1,165 @@
+"""Figures, targets, the printed table and the JSON file.
+
+Targets are reported, not enforced: a missed target is a finding of the benchmark, not a failure
+of it, so the exit code stays 0.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure the issue sets a bound on."""
+
+    figure: str
+    text: str
+    ok: Callable[[float], bool]
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("full_vs_floor", "≥ 0.8", lambda v: v >= 0.8),
+    Target("many_vs_three_windows", "≥ 0.9", lambda v: v >= 0.9),
+    Target("latency_p99_ms", "≤ 1000 ms", lambda v: v <= 1000),
+    Target("rss_bytes_per_open_cart", "≤ 1024 B", lambda v: v <= 1024),
+    Target("memory_peak_rss_mb", "≤ 300 MB", lambda v: v <= 300),
+)
+
+#: (figure, label, unit) in the order of the table.
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("raw_events_per_s", "raw aiokafka consume loop", "events/s"),
+    ("floor_events_per_s", "floor: bare Faust agent", "events/s"),
+    ("full_events_per_s", "full worker, 3 windows", "events/s"),
+    ("full_many_windows_events_per_s", "full worker, 12 windows", "events/s"),
+    ("full_vs_floor", "full ÷ floor", "x"),
+    ("full_vs_raw", "full ÷ raw", "x"),
+    ("many_vs_three_windows", "12 windows ÷ 3 windows", "x"),
+    ("full_peak_rss_mb", "peak RSS, full worker over the log", "MB"),
+    ("latency_offered_events_per_s", "latency: offered load (½ of full)", "events/s"),
+    ("latency_p50_ms", "latency p50, event → /metrics", "ms"),
+    ("latency_p99_ms", "latency p99, event → /metrics", "ms"),
+    ("latency_upper_p99_ms", "latency p99, first scrape showing it", "ms"),
+    ("memory_peak_rss_mb", "peak RSS with the open carts", "MB"),
+    ("memory_peak_rss_with_tickets_mb", "peak RSS with open carts and tickets", "MB"),
+    ("rss_bytes_per_open_cart", "RSS growth per open cart", "B"),
+    ("heap_bytes_per_open_cart", "state heap per open cart (tracemalloc)", "B"),
+    ("changelog_bytes_per_open_cart", "changelog record per open cart", "B"),
+    ("rss_bytes_per_open_ticket", "RSS growth per open ticket", "B"),
+    ("heap_bytes_per_open_ticket", "state heap per open ticket (tracemalloc)", "B"),
+    ("changelog_bytes_per_open_ticket", "changelog record per open ticket", "B"),
+)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = 0
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        first = meminfo.read_text().splitlines()[0].split()
+        memory = int(first[1]) * 1024
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model or platform.processor(),
+        "memory_bytes": memory,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "load_average_at_end": list(os.getloadavg()),
+    }
+
+
+def verdicts(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Each target with its figure and PASS/FAIL (absent when its phase was skipped)."""
+    out: dict[str, dict[str, Any]] = {}
+    for target in TARGETS:
+        if target.figure in figures:
+            value = figures[target.figure]
+            out[target.figure] = {
+                "target": target.text,
+                "value": value,
+                "status": "PASS" if target.ok(value) else "FAIL",
+            }
+    return out
+
+
+def _spread(values: list[float] | None, unit: str) -> str:
+    if not values or len(values) < 2:
+        return ""
+    return f"{_value(min(values), unit)} to {_value(max(values), unit)}"
+
+
+def _value(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.2f}" if value >= 0.1 else f"{value:.4f}"
+    if unit == "MB":
+        return f"{value:,.1f}"
+    return f"{value:,.0f}"
+
+
+def table(results: dict[str, Any]) -> Table:
+    """The short table: median of the repeats, their range, the target and its verdict."""
+    figures: dict[str, float] = results["figures"]
+    repeats: dict[str, list[float]] = results.get("repeat_figures", {})
+    checks = results["targets"]
+    config = results["config"]
+    out = Table(
+        title=f"cxkpi benchmark: {config['events']:,} events "
+        f"({config['mix_text']}), median of {config['repeat']}",
+        title_justify="left",
+    )
+    out.add_column("measurement")
+    out.add_column("median", justify="right")
+    out.add_column("unit")
+    out.add_column("range of repeats", justify="right")
+    out.add_column("target")
+    out.add_column("")
+    for figure, label, unit in ROWS:
+        if figure not in figures:
+            continue
+        check = checks.get(figure)
+        status = ""
+        if check:
+            colour = "green" if check["status"] == "PASS" else "red"
+            status = f"[{colour}]{check['status']}[/{colour}]"
+        out.add_row(
+            label,
+            _value(figures[figure], unit),
+            unit,
+            _spread(repeats.get(figure), unit),
+            check["target"] if check else "",
+            status,
+        )
+    return out
+
+
+def print_table(results: dict[str, Any]) -> None:
+    Console(width=120).print(table(results))
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

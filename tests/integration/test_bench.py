@@ -1,0 +1,49 @@
+"""The benchmark harness works end to end (`python -m bench.run --quick`): every phase runs, every
+figure is a positive number in the JSON file, and the table names each measurement. The figures
+of so small a run mean nothing; CI only proves the harness."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.report import ROWS, TARGETS
+from tests.servers import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_quick_benchmark_writes_every_figure_and_prints_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "logs"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    results = orjson.loads(out.read_bytes())
+    figures = results["figures"]
+    for figure, label, _ in ROWS:
+        value = figures.get(figure)
+        assert isinstance(value, int | float) and value > 0, f"{figure}: {value!r}"
+        assert label in result.stdout, f"the table does not show {label!r}:\n{result.stdout}"
+    assert set(results["targets"]) == {t.figure for t in TARGETS}
+    assert all(t["status"] in ("PASS", "FAIL") for t in results["targets"].values())
+    assert results["config"]["repeat"] == 1
+    assert results["machine"]["nproc"] >= 1
+    assert len(results["runs"]["full"]) == len(results["runs"]["floor"]) == 1
