@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 
 from bench.eventlog import (
@@ -50,6 +50,7 @@ from bench.phases import (
 )
 from bench.report import MB, machine, median, print_table, verdicts, write_json
 from stream.config import ConfigError, Settings, parse_duration
+from stream.connection import partitions_of
 from stream.devservers import DevServerUnavailable
 from stream.progress import progress_bar
 from stream.schemas import SOURCE_TOPICS
@@ -155,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"--quick: {QUICK['latency_duration']:.0f}s)",
     )
     parser.add_argument(
+        "--latency-load",
+        type=float,
+        default=0.5,
+        help="offered load of the latency phase as a share of the full worker's measured "
+        "maximum (default 0.5)",
+    )
+    parser.add_argument(
         "--event-rate",
         type=float,
         default=30.0,
@@ -180,8 +188,8 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     for name in ("events", "repeat", "open_carts", "open_tickets"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.latency_duration <= 0 or args.event_rate <= 0:
-        raise ConfigError("--latency-duration and --event-rate must be positive")
+    if args.latency_duration <= 0 or args.event_rate <= 0 or args.latency_load <= 0:
+        raise ConfigError("--latency-duration, --latency-load and --event-rate must be positive")
     for option in ("windows", "windows_many"):
         Settings.load({"config": "none", "windows": getattr(args, option)}, environ={})
     return args
@@ -205,12 +213,7 @@ async def check_empty(broker: str) -> None:
     consumer = AIOKafkaConsumer(**connection(broker), enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [
-            TopicPartition(t, p)
-            for t in SOURCE_TOPICS
-            for p in sorted(consumer.partitions_for_topic(t) or [])
-        ]
+        tps = await partitions_of(consumer, SOURCE_TOPICS)
         if tps:
             ends = await consumer.end_offsets(tps)
             held = sum(ends.values())
@@ -273,7 +276,7 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
             runs["full"].append(full)
             say(f"full worker, {args.windows} {tag}: {full.rate:,.0f} events/s")
         if worker is not None:
-            rate = median(_rates(runs["full"])) / 2
+            rate = median(_rates(runs["full"])) * args.latency_load
             say(f"latency: offering {rate:,.0f} events/s for {args.latency_duration:.0f}s")
             latency = await measure_latency(
                 ctx,
@@ -285,7 +288,8 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
             )
             say(
                 f"latency p50 {latency.p50_s * 1000:,.0f} ms, p99 {latency.p99_s * 1000:,.0f} ms "
-                f"({latency.sent:,} events, {latency.scrapes} scrapes)"
+                f"({latency.sent:,} events sent at {latency.sent_rate:,.0f}/s, processed at "
+                f"{latency.processed_rate:,.0f}/s meanwhile; {latency.scrapes} scrapes)"
             )
     finally:
         if worker is not None:
@@ -374,6 +378,7 @@ def results(
     if latency is not None:
         figures.update(
             latency_offered_events_per_s=latency.offered_rate,
+            latency_processed_events_per_s=latency.processed_rate,
             latency_p50_ms=latency.p50_s * 1000,
             latency_p99_ms=latency.p99_s * 1000,
             latency_upper_p50_ms=latency.upper_p50_s * 1000,
@@ -415,6 +420,7 @@ def results(
             "open_carts": args.open_carts,
             "open_tickets": args.open_tickets,
             "latency_duration_s": args.latency_duration,
+            "latency_load": args.latency_load,
             "quick": args.quick,
         },
         "machine": machine(),

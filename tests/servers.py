@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
-from stream.connection import bootstrap_servers
+from stream.connection import bootstrap_servers, partitions_of
 from stream.devservers import free_port, start_broker, start_redis
 from tests.reference import Record
 
@@ -166,12 +166,7 @@ async def _read_topics(
     )
     await consumer.start()
     try:
-        await consumer.topics()  # load metadata for partitions_for_topic
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or [])
-        ]
+        tps = await partitions_of(consumer, topics)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         out: list[Any] = []
