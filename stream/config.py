@@ -223,8 +223,8 @@ OPTIONS: tuple[Option, ...] = (
         "profile",
         "production",
         _choice("production", "dev"),
-        "'dev' uses settings for the embedded dev broker (short session timeout, one record "
-        "per producer batch).",
+        "'dev' uses settings for the embedded dev broker (short session and rebalance "
+        "timeouts).",
     ),
     Option(
         "log_level",
