@@ -9,7 +9,7 @@ demo:
 	.venv/bin/cxkpi dev
 
 lint: setup
-	.venv/bin/ruff check stream tests
+	.venv/bin/ruff check stream tests bench
 
 test: setup lint
 	.venv/bin/python -m pytest -q -p no:cacheprovider
