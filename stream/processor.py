@@ -78,6 +78,7 @@ class TopicProcessor:
             value_type=bytes,
             on_recover=self._on_recovered,
         )
+        self.changelog = self.table.changelog_topic.get_topic_name()
         self.states: dict[int, PartitionState] = {}
         self._pending: dict[int, list[EventT]] = defaultdict(list)
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -265,9 +266,7 @@ class TopicProcessor:
         """Hand a changelog record straight to the Kafka producer's batches. (The table's own
         send_changelog queues each record behind Faust's one-at-a-time producer buffer, which
         throttled the whole stream.)"""
-        await self.app.producer.send(
-            self.table.changelog_topic.get_topic_name(), key, value, partition, None, None
-        )
+        await self.app.producer.send(self.changelog, key, value, partition, None, None)
 
     async def tick(self) -> None:
         """Once a second: idle partitions' stream time follows the clock; due flushes happen;
