@@ -223,8 +223,7 @@ OPTIONS: tuple[Option, ...] = (
         "profile",
         "production",
         _choice("production", "dev"),
-        "'dev' uses settings for the embedded dev broker (short session and rebalance "
-        "timeouts).",
+        "'dev' uses settings for the embedded dev broker (short session and rebalance timeouts).",
     ),
     Option(
         "log_level",
