@@ -16,6 +16,7 @@ from pathlib import Path
 import faust
 import orjson
 
+from stream import drain
 from stream.app import faust_settings
 from stream.config import Settings
 from stream.schemas import SOURCE_TOPICS
@@ -71,6 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="dev", help="the worker's profile (dev on Tansu)")
     parser.add_argument("--partitions", default="4", help="partitions of the source topics")
     parser.add_argument("--web-port", default="6066", help="port of Faust's web server")
+    parser.add_argument(
+        "--fast-drain",
+        action="store_true",
+        help="hand records to the agents as the worker does (stream/drain.py), not through "
+        "Faust's own fetch loop",
+    )
     args = parser.parse_args(argv)
     settings = Settings.load(
         {
@@ -84,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     logging.basicConfig(level=logging.WARNING)
     app = build_app(settings, Counter(args.expected, args.result))
+    if args.fast_drain:
+        drain.install(app.consumer)
     worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
 

@@ -15,6 +15,7 @@ import faust
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from stream import drain
 from stream.config import Settings
 from stream.connection import bootstrap_servers, faust_credentials
 from stream.health import BrokerProbe
@@ -96,6 +97,7 @@ class KpiApp:
         self.settings = settings
         self.app = faust.App(settings.app_id, **faust_settings(settings))
         self.app.consumer._read_offset = ReadEveryRecord()  # type: ignore[attr-defined]
+        drain.install(self.app.consumer)
         self.windows_ms = tuple(w * 1000 for w in settings.windows)
         config = StateConfig(
             step_ms=settings.step * 1000,

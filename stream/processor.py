@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from stream.config import Settings
 from stream.events import Rejection, decode
 from stream.kpis import Rules
 from stream.schemas import dead_letter_topic
-from stream.state.partition import PartitionState, StateConfig
+from stream.state.partition import PartitionState, Record, StateConfig
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,9 @@ class TopicProcessor:
         )
         self.changelog = self.table.changelog_topic.get_topic_name()
         self.states: dict[int, PartitionState] = {}
-        self._pending: dict[int, list[EventT]] = defaultdict(list)
-        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._last_flush: dict[int, float] = defaultdict(time.monotonic)
+        self._pending: dict[int, list[EventT]] = defaultdict(list)  # applied, not yet acked
+        self._flushing = asyncio.Lock()  # one flush round at a time
+        self._last_flush = time.monotonic()
         self._last_event: dict[int, float] = defaultdict(time.monotonic)  # last applied event
         self._last_any = time.monotonic()  # last record of any partition of the topic
         self._advanced_to: dict[int, float] = {}
@@ -126,9 +127,7 @@ class TopicProcessor:
             else:
                 state.apply(result, message.offset)
                 self._last_event[partition] = time.monotonic()
-            self._pending[partition].append(event)
-            if time.monotonic() - self._last_flush[partition] >= settings.flush_interval:
-                await self.flush(partition)
+            self._pending[partition].append(event)  # acknowledged by the next flush round
 
     async def _dead_letter(self, message: Any, rejection: Rejection) -> None:
         """Send the original bytes, untouched, with headers saying why and where from."""
@@ -245,22 +244,34 @@ class TopicProcessor:
 
     # -- persistence --------------------------------------------------------------------------
 
-    async def flush(self, partition: int) -> None:
-        """Commit the partition's epoch to the changelog, then acknowledge its records."""
-        async with self._locks[partition]:
-            state = self.states.get(partition)
-            acks = self._pending.pop(partition, [])
-            self._last_flush[partition] = time.monotonic()
-            if state is None or not (acks or state.has_changes):
+    async def flush(self, partitions: Iterable[int] | None = None) -> None:
+        """Commit the current epoch of each partition (default: all) to the changelog, then
+        acknowledge its records.
+
+        One round writes every partition's records, waits until they are durable, then writes
+        every marker: two producer round trips whatever the number of partitions. The agent
+        keeps applying meanwhile, into the next epoch, which the next round commits.
+        """
+        async with self._flushing:
+            self._last_flush = time.monotonic()
+            epochs: list[tuple[int, list[Record], Record, list[EventT]]] = []
+            for partition in list(self.states) if partitions is None else partitions:
+                state = self.states.get(partition)
+                acks = self._pending.pop(partition, [])
+                if state is not None and (acks or state.has_changes):
+                    epochs.append((partition, *state.flush(), acks))
+            if not epochs:
                 return
-            records, marker = state.flush()
-            for key, value in records:
-                await self._send(partition, key, value)
+            for partition, records, _, _ in epochs:
+                for key, value in records:
+                    await self._send(partition, key, value)
             await self.app.producer.flush()
-            await self._send(partition, *marker)
+            for partition, _, marker, _ in epochs:
+                await self._send(partition, *marker)
             await self.app.producer.flush()
-            for event in acks:
-                event.ack()
+            for *_, acks in epochs:
+                for event in acks:
+                    event.ack()
 
     async def _send(self, partition: int, key: bytes, value: bytes | None) -> None:
         """Hand a changelog record straight to the Kafka producer's batches. (The table's own
@@ -274,8 +285,9 @@ class TopicProcessor:
         now = time.monotonic()
         for partition, state in list(self.states.items()):
             self._advance_idle(partition, state, now)
-            if now - self._last_flush[partition] >= self.settings.flush_interval:
-                await self.flush(partition)
+        if now - self._last_flush >= self.settings.flush_interval:
+            await self.flush()
+        for partition, state in list(self.states.items()):
             await self._check_log_end(partition, state, now)
             await self._check_position(partition, state, now)
 
@@ -329,12 +341,13 @@ class TopicProcessor:
         # moving away is re-read from the start (Faust forgets its changelog position then).
         store.data.clear()
         store._key_partition.clear()
-        for partition in restored:
-            await self.flush(partition)  # commit the rollback before anything is applied
+        await self.flush(restored)  # commit the rollback before anything is applied
 
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
         """Before partitions may move: make their state durable (which ones move is known only
         after the assignment, in `_on_recovered`)."""
-        for tp in revoked:
-            if tp.topic == self.topic_name and tp.partition in self.states:
-                await self.flush(tp.partition)
+        await self.flush(
+            tp.partition
+            for tp in revoked
+            if tp.topic == self.topic_name and tp.partition in self.states
+        )

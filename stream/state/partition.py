@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import heapq
 from bisect import insort
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,13 +170,17 @@ class PartitionState:
             heapq.heappush(self._timers, (due, key))
 
     def _apply_difference(self, old: list[Contribution], new: list[Contribution]) -> None:
+        """Add what is new, subtract what is gone (as multisets; the lists are short)."""
         if old == new:
             return
-        before, after = Counter(old), Counter(new)
-        for contribution, times in (after - before).items():
-            self._add(contribution, times)
-        for contribution, times in (before - after).items():
-            self._add(contribution, -times)
+        gone = list(old)
+        for contribution in new:
+            try:
+                gone.remove(contribution)
+            except ValueError:
+                self._add(contribution, 1)
+        for contribution in gone:
+            self._add(contribution, -1)
 
     def _add(self, contribution: Contribution, times: int) -> None:
         if contribution[0] == NOW:
