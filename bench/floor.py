@@ -16,8 +16,8 @@ from pathlib import Path
 import faust
 import orjson
 
-from stream import drain
-from stream.app import faust_settings
+from stream import fetching
+from stream.app import faust_settings, fetch_max_wait_ms
 from stream.config import Settings
 from stream.schemas import SOURCE_TOPICS
 
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fast-drain",
         action="store_true",
-        help="hand records to the agents as the worker does (stream/drain.py), not through "
-        "Faust's own fetch loop",
+        help="fetch and hand records to the agents as the worker does (stream/fetching.py), "
+        "not through Faust's own fetch loop",
     )
     args = parser.parse_args(argv)
     settings = Settings.load(
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     app = build_app(settings, Counter(args.expected, args.result))
     if args.fast_drain:
-        drain.install(app.consumer)
+        fetching.install(app.consumer, fetch_max_wait_ms(settings))
     worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
 

@@ -15,7 +15,7 @@ import faust
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from stream import drain
+from stream import fetching
 from stream.config import Settings
 from stream.connection import bootstrap_servers, faust_credentials
 from stream.health import BrokerProbe
@@ -66,6 +66,12 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     return conf
 
 
+def fetch_max_wait_ms(settings: Settings) -> int | None:
+    """The dev broker answers a fetch only when its wait expires: keep the wait short there
+    (it set the median latency at half load from 1.7 s to 0.5 s). On Kafka, Faust's own."""
+    return 100 if settings.profile == "dev" else None
+
+
 def topic_rules(settings: Settings) -> list[Rules]:
     step_ms, grace_ms = settings.step * 1000, settings.grace * 1000
     return [
@@ -79,25 +85,13 @@ def topic_rules(settings: Settings) -> list[Rules]:
     ]
 
 
-class ReadEveryRecord(dict):
-    """Faust's consumer drops a fetched record whose offset is below the last one it read from
-    that partition. After a seek back, the rest of an already fetched batch moves that mark
-    forward again, and the re-fetched records the seek was for are dropped. Under load this made
-    records go missing. The state's own offset check already skips records it has applied, so
-    Faust need not drop anything: its read mark reads as unset."""
-
-    def __getitem__(self, tp: TP) -> None:
-        return None
-
-
 class KpiApp:
     """The worker: a Faust app wired to processors and publishers."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = faust.App(settings.app_id, **faust_settings(settings))
-        self.app.consumer._read_offset = ReadEveryRecord()  # type: ignore[attr-defined]
-        drain.install(self.app.consumer)
+        fetching.install(self.app.consumer, fetch_max_wait_ms(settings))
         self.windows_ms = tuple(w * 1000 for w in settings.windows)
         config = StateConfig(
             step_ms=settings.step * 1000,

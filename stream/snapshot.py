@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from stream.kpis.carts import MICROS
 from stream.kpis.catalog import LIVE, WINDOWED, Kpi
 from stream.measures import COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
@@ -25,17 +27,31 @@ Entry = dict[str, Any]
 
 
 def partition_entry(state: PartitionState) -> Entry:
-    """A JSON-able summary of one partition: what the merged snapshot needs from it."""
+    """A summary of one partition: what the merged snapshot needs from it."""
     return {
         "topic": state.topic,
         "partition": state.partition,
         "stream_time": state.stream_time,
         "counts": dict(state.counts),
-        "windows": {str(w.size_ms): rows_of(w.totals) for w in state.windows},
-        "live": rows_of(state.gauges),
+        "windows": {w.size_ms: dict(w.totals) for w in state.windows},
+        "live": dict(state.gauges),
         "segments": state.names.admitted,
         "folded": state.names.folded,
     }
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """An entry as JSON, as stored in Redis: totals as rows, window sizes as strings."""
+    windows = {str(size): rows_of(totals) for size, totals in entry["windows"].items()}
+    return orjson.dumps({**entry, "windows": windows, "live": rows_of(entry["live"])})
+
+
+def decode_entry(raw: bytes) -> Entry:
+    """The inverse of encode_entry."""
+    entry = orjson.loads(raw)
+    entry["windows"] = {int(size): totals_of(rows) for size, rows in entry["windows"].items()}
+    entry["live"] = totals_of(entry["live"])
+    return entry
 
 
 @dataclass
@@ -53,9 +69,9 @@ class Merged:
 def merge(entries: Iterable[Entry]) -> Merged:
     merged = Merged()
     for entry in entries:
-        for size, rows in entry["windows"].items():
-            add_into(merged.windows.setdefault(int(size), {}), totals_of(rows))
-        add_into(merged.live, totals_of(entry["live"]))
+        for size, totals in entry["windows"].items():
+            add_into(merged.windows.setdefault(size, {}), totals)
+        add_into(merged.live, entry["live"])
         merged.admitted = merge_admitted([merged.admitted, entry["segments"]])
         folded = merged.folded.setdefault(entry["topic"], {})
         for dimension, n in entry["folded"].items():
@@ -92,8 +108,8 @@ def render(
     configuration file (`enabled`) are left out.
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
-    windows = {size: _fold(totals, keep) for size, totals in merged.windows.items()}
-    live = _fold(merged.live, keep)
+    windows = {size: by_measure(_fold(totals, keep)) for size, totals in merged.windows.items()}
+    live = by_measure(_fold(merged.live, keep))
     times = merged.stream_times
     return {
         "valid_at": format_time(min(times)) if times else None,
@@ -142,9 +158,28 @@ def _beyond(keep: Mapping[str, frozenset[str]], dimension: str, value: str) -> b
     return dimension in keep and value not in keep[dimension] and value not in RESERVED
 
 
-def render_kpi(kpi: Kpi, totals: Totals) -> dict[str, Any]:
+#: Series of one segment of one measure, keyed (metric, bin).
+SegmentSeries = dict[tuple[str, int], int]
+#: Totals grouped by base measure, then by (dimension, segment).
+Grouped = dict[str, dict[tuple[str, str], SegmentSeries]]
+
+
+def by_measure(totals: Totals) -> Grouped:
+    """Totals grouped once by base measure and segment, so that each KPI reads only its own
+    series (rather than every KPI scanning all of them)."""
+    grouped: Grouped = {}
+    for (metric, dim, seg, b), n in totals.items():
+        segments = grouped.setdefault(base_measure(metric), {})
+        segments.setdefault((dim, seg), {})[(metric, b)] = n
+    return grouped
+
+
+def render_kpi(kpi: Kpi, grouped: Grouped) -> dict[str, Any]:
     """One KPI: overall plus a map per segment dimension of the segments with data."""
-    by_segment = _split_by_segment(kpi, totals)
+    by_segment: dict[tuple[str, str], SegmentSeries] = {}
+    for measure in {measure for _, measure in kpi.parts}:
+        for segment, series in grouped.get(measure, {}).items():
+            by_segment.setdefault(segment, {}).update(series)
     out: dict[str, Any] = {"overall": _value(kpi, by_segment.pop(("", ""), {}))}
     for dimension in kpi.dimensions:
         out[dimension] = {
@@ -153,20 +188,6 @@ def render_kpi(kpi: Kpi, totals: Totals) -> dict[str, Any]:
             if dim == dimension
         }
     return out
-
-
-#: Series of one segment of one KPI, keyed (metric, bin).
-SegmentSeries = dict[tuple[str, int], int]
-
-
-def _split_by_segment(kpi: Kpi, totals: Totals) -> dict[tuple[str, str], SegmentSeries]:
-    """Series of this KPI's measures, grouped by (dimension, segment)."""
-    measures = {measure for _, measure in kpi.parts}
-    grouped: dict[tuple[str, str], SegmentSeries] = {}
-    for (metric, dim, seg, b), n in totals.items():
-        if base_measure(metric) in measures:
-            grouped.setdefault((dim, seg), {})[(metric, b)] = n
-    return grouped
 
 
 def base_measure(metric: str) -> str:

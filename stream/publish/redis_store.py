@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
 from stream.config import redact_url
-from stream.snapshot import Entry
+from stream.snapshot import Entry, decode_entry, encode_entry
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ class SnapshotStore:
         self.available = True
 
     async def _publish(self, mine: dict[str, Entry]) -> None:
-        encoded = {field: orjson.dumps(entry) for field, entry in mine.items()}
+        encoded = {field: encode_entry(entry) for field, entry in mine.items()}
         async with self.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(self.entries_key)
                     stored = await pipe.hgetall(self.entries_key)
                     others = {
-                        f.decode(): orjson.loads(v)
+                        f.decode(): decode_entry(v)
                         for f, v in stored.items()
                         if f.decode() not in mine
                     }
