@@ -46,6 +46,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "table_standby_replicas": 0,
         "stream_wait_empty": False,  # records are acknowledged by flushes, not by iteration
         "consumer_auto_offset_reset": "earliest",
+        # Per partition and fetch (Faust: 1 MiB). Fetched records wait in memory as Python
+        # objects; a quarter of that keeps throughput and cuts the resident memory of a catch-up.
+        "consumer_max_fetch_size": 256 * 1024,
         "producer_acks": -1,
         "web_enabled": True,
         "web_bind": settings.web_host,

@@ -12,6 +12,7 @@ partition. Every event whose value a partition folds is counted.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 
 UNKNOWN = "unknown"
@@ -57,9 +58,11 @@ class SegmentNames:
         if value in RESERVED:
             return value  # a producer's own 'unknown' or 'other' means just that
         allowed = self.allow.get(dimension)
-        if allowed is not None:
-            return value if value in allowed else OTHER
-        return value if value in self.admitted.get(dimension, ()) else OTHER
+        kept = (
+            value in allowed if allowed is not None else value in self.admitted.get(dimension, ())
+        )
+        # interned: the state keeps one copy of each (bounded) name, not one per event
+        return sys.intern(value) if kept else OTHER
 
 
 def merge_admitted(parts: Iterable[Mapping[str, Mapping[str, int]]]) -> Admitted:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream.events import Event
-from stream.kpis import OVERALL, Contribution, Fact, Segments, segment_name
+from stream.kpis import OVERALL, Contribution, Fact, Segments, segment_name, shared
 from stream.segments import UNKNOWN, SegmentNames
 from stream.windows import bucket_end
 
@@ -99,10 +99,12 @@ class CartRules:
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
         out: list[Contribution] = []
         for session in split_sessions(facts, self.timeout_ms):
-            segments: Segments = (
-                OVERALL,
-                ("channel", session.segment(_CHANNEL)),
-                ("region", session.segment(_REGION)),
+            segments: Segments = shared(
+                (
+                    OVERALL,
+                    ("channel", session.segment(_CHANNEL)),
+                    ("region", session.segment(_REGION)),
+                )
             )
             created = next((f[_T] for f in session.facts if f[_KIND_AT] in (CREATED, ITEM)), None)
             if created is not None:

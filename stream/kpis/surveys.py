@@ -7,7 +7,7 @@ kept only as long as a duplicate of it could still arrive inside grace.
 from __future__ import annotations
 
 from stream.events import Event
-from stream.kpis import OVERALL, Contribution, Fact, segment_name
+from stream.kpis import OVERALL, Contribution, Fact, segment_name, shared
 from stream.segments import UNKNOWN, SegmentNames
 from stream.windows import bucket_end
 
@@ -47,9 +47,8 @@ class SurveyRules:
         out: list[Contribution] = []
         for f in facts:
             t, kind, score = f[_T], f[_TYPE], f[_SCORE]
-            segments = (
-                OVERALL,
-                *((d, v or UNKNOWN) for d, v in zip(DIMENSIONS, f[5:8], strict=True)),
+            segments = shared(
+                (OVERALL, *((d, v or UNKNOWN) for d, v in zip(DIMENSIONS, f[5:8], strict=True)))
             )
             if kind == "nps":
                 out.append((t, f"nps_{nps_category(score)}", segments, 1))

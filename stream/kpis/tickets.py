@@ -10,7 +10,7 @@ before its opening becomes a sample when the opening arrives.
 from __future__ import annotations
 
 from stream.events import Event
-from stream.kpis import NOW, OVERALL, Contribution, Fact, Segments, segment_name
+from stream.kpis import NOW, OVERALL, Contribution, Fact, Segments, segment_name, shared
 from stream.segments import UNKNOWN, SegmentNames
 from stream.windows import bucket_end
 
@@ -54,12 +54,14 @@ class TicketRules:
         if opening is None:
             return []
         opened = opening[_T]
-        segments: Segments = (
-            OVERALL,
-            *(
-                (d, v if v is not None else UNKNOWN)
-                for d, v in zip(DIMENSIONS, opening[_DATA], strict=True)
-            ),
+        segments: Segments = shared(
+            (
+                OVERALL,
+                *(
+                    (d, v if v is not None else UNKNOWN)
+                    for d, v in zip(DIMENSIONS, opening[_DATA], strict=True)
+                ),
+            )
         )
         out: list[Contribution] = []
         public_replies = reopens = 0
