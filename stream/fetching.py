@@ -110,8 +110,27 @@ def cap_fetch_wait(consumer: Consumer, max_wait_ms: int) -> None:
     thread._create_worker_consumer = create_capped
 
 
+#: What the adjustments replace or use; checked at start, so that a Faust release that renames
+#: one fails with a clear message instead of silently running without it.
+REQUIRED = (
+    "_drain_messages",
+    "_read_offset",
+    "_add_gap",
+    "_commit_every",
+    "_thread",
+    "suspend_flow",
+    "callback",
+)
+
+
 def install(consumer: Consumer, fetch_max_wait_ms: int | None = None) -> None:
     """Apply the adjustments above to a consumer that has not started yet."""
+    missing = [name for name in REQUIRED if not hasattr(consumer, name)]
+    if missing or not hasattr(consumer._thread, "_create_worker_consumer"):  # type: ignore[attr-defined]
+        raise RuntimeError(
+            f"this faust-streaming release lacks {', '.join(missing) or '_create_worker_consumer'}"
+            " that stream/fetching.py adjusts; install the version pyproject.toml names"
+        )
     consumer._read_offset = ReadEveryRecord()  # type: ignore[attr-defined]
     consumer._drain_messages = types.MethodType(fast_drain, consumer)  # type: ignore[method-assign]
     if fetch_max_wait_ms is not None:
