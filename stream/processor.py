@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 #: After this long without a record on a partition, check that the consumer did not skip any;
 #: and how long a seek back may go without the re-read starting before it is sent again.
 STALL_S = 2.0
+#: Changelog records a flush round hands to the producer before it lets the agent run (a send
+#: only queues the record, so a long round would otherwise hold the event loop).
+YIELD_EVERY = 200
 #: How long a source log must end below the applied offset before it counts as a new log (a new
 #: partition leader's high watermark can lag for a moment).
 SHORT_LOG_S = 10.0
@@ -262,9 +265,13 @@ class TopicProcessor:
                     epochs.append((partition, *state.flush(), acks))
             if not epochs:
                 return
+            sent = 0
             for partition, records, _, _ in epochs:
                 for key, value in records:
                     await self._send(partition, key, value)
+                    sent += 1
+                    if sent % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # let the agent go on between chunks
             await self.app.producer.flush()
             for partition, _, marker, _ in epochs:
                 await self._send(partition, *marker)
