@@ -296,8 +296,9 @@ async def measure_raw(ctx: Context) -> Throughput:
 # -- the floor: a bare Faust agent -----------------------------------------------------------
 
 
-async def measure_floor(ctx: Context, label: str) -> Throughput:
-    """The bare Faust app of bench/floor.py: one agent per topic that only iterates."""
+async def measure_floor(ctx: Context, label: str, raised: bool = False) -> Throughput:
+    """The bare Faust app of bench/floor.py: one agent per topic that only iterates. `raised`:
+    with the worker's own fetching (stream/fetching.py) instead of Faust's."""
     app_id = ctx.app_id(label)
     result = ctx.workdir / f"{app_id}.json"
     log = ctx.workdir / f"{app_id}.log"
@@ -319,6 +320,7 @@ async def measure_floor(ctx: Context, label: str) -> Throughput:
             ctx.profile,
             "--web-port",
             str(free_port()),
+            *(["--fast-drain"] if raised else []),
         ],
         cwd=ROOT,
         stdout=log.open("ab"),
@@ -328,9 +330,8 @@ async def measure_floor(ctx: Context, label: str) -> Throughput:
     try:
         # progress from its commits; the timing itself comes from inside the process
         async with Commits(ctx.broker, app_id) as commits:
-            await follow(
-                ctx, commits, expected, "floor (bare Faust)", process, log, done=result.exists
-            )
+            title = "raised floor (worker's fetching)" if raised else "floor (bare Faust)"
+            await follow(ctx, commits, expected, title, process, log, done=result.exists)
         deadline = time.monotonic() + 30
         while not result.exists():
             if time.monotonic() > deadline:

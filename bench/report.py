@@ -43,9 +43,11 @@ TARGETS: tuple[Target, ...] = (
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("raw_events_per_s", "raw aiokafka consume loop", "events/s"),
     ("floor_events_per_s", "floor: bare Faust agent", "events/s"),
+    ("raised_floor_events_per_s", "raised floor: bare agent, the worker's fetching", "events/s"),
     ("full_events_per_s", "full worker, 3 windows", "events/s"),
     ("full_many_windows_events_per_s", "full worker, 12 windows", "events/s"),
     ("full_vs_floor", "full ÷ floor", "x"),
+    ("full_vs_raised_floor", "full ÷ raised floor", "x"),
     ("full_vs_raw", "full ÷ raw", "x"),
     ("many_vs_three_windows", "12 windows ÷ 3 windows", "x"),
     ("full_peak_rss_mb", "peak RSS, full worker over the log", "MB"),

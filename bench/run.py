@@ -1,8 +1,9 @@
 """`python -m bench.run` (`make bench`): the whole benchmark in one run, on one broker.
 
 One event log is produced once; then, in each repeat, a bare aiokafka loop, a bare Faust agent
-(the floor) and the full worker with three and with twelve windows each read all of it from the
-start under their own consumer group. The last full worker, caught up, then takes a fixed offered
+(the floor), the same agent with the worker's fetching (the raised floor, stream/fetching.py) and
+the full worker with three and with twelve windows each read all of it from the start under their
+own consumer group. The last full worker, caught up, then takes a fixed offered
 load of half the measured maximum for the latency figures. Memory is measured last, on a fresh
 broker, with a worker given only open carts and open tickets. Medians of the repeats go to the
 table and, with every repeat, to the JSON file.
@@ -82,8 +83,9 @@ OPEN_ENTITY_RATE = 100.0
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run",
-        description="Benchmark the cxkpi worker against a bare Faust agent (the floor) and a bare "
-        "aiokafka loop on one pre-produced log (50 % cart, 30 % ticket, 20 % survey events); "
+        description="Benchmark the cxkpi worker against a bare Faust agent (the floor), the same "
+        "agent with the worker's fetching (the raised floor) and a bare aiokafka loop on one "
+        "pre-produced log (50 % cart, 30 % ticket, 20 % survey events); "
         "latency at half the measured maximum; memory with many open carts and tickets. "
         "Prints a table with the targets and writes every figure to a JSON file. Targets "
         "are reported, not enforced: the exit code is 0 unless the benchmark itself failed.",
@@ -243,7 +245,13 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
     server = Broker(workdir) if embedded else None
     broker = server.url if server else args.broker
     say(f"broker {broker} ({'embedded Tansu' if server else 'given'}), profile {profile}")
-    runs: dict[str, list[Throughput]] = {"raw": [], "floor": [], "full": [], "full_many": []}
+    runs: dict[str, list[Throughput]] = {
+        "raw": [],
+        "floor": [],
+        "raised_floor": [],
+        "full": [],
+        "full_many": [],
+    }
     latency: Latency | None = None
     worker: Worker | None = None
     try:
@@ -268,6 +276,8 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
             say(f"raw aiokafka loop {tag}: {runs['raw'][-1].rate:,.0f} events/s")
             runs["floor"].append(await measure_floor(ctx, f"floor-{r}"))
             say(f"floor (bare Faust agent) {tag}: {runs['floor'][-1].rate:,.0f} events/s")
+            runs["raised_floor"].append(await measure_floor(ctx, f"raised-{r}", raised=True))
+            say(f"raised floor {tag}: {runs['raised_floor'][-1].rate:,.0f} events/s")
             many, _ = await measure_full(ctx, f"many-{r}", args.windows_many)
             runs["full_many"].append(many)
             say(f"full worker, {args.windows_many} {tag}: {many.rate:,.0f} events/s")
@@ -355,11 +365,15 @@ def results(
     figures: dict[str, float] = {
         "raw_events_per_s": median(rates["raw"]),
         "floor_events_per_s": median(rates["floor"]),
+        "raised_floor_events_per_s": median(rates["raised_floor"]),
         "full_events_per_s": median(rates["full"]),
         "full_many_windows_events_per_s": median(rates["full_many"]),
         "full_peak_rss_mb": max(r.peak_rss_bytes or 0 for r in runs["full"]) / MB,
     }
     figures["full_vs_floor"] = figures["full_events_per_s"] / figures["floor_events_per_s"]
+    figures["full_vs_raised_floor"] = (
+        figures["full_events_per_s"] / figures["raised_floor_events_per_s"]
+    )
     figures["full_vs_raw"] = figures["full_events_per_s"] / figures["raw_events_per_s"]
     figures["many_vs_three_windows"] = (
         figures["full_many_windows_events_per_s"] / figures["full_events_per_s"]
@@ -367,9 +381,13 @@ def results(
     repeat_figures: dict[str, list[float]] = {
         "raw_events_per_s": rates["raw"],
         "floor_events_per_s": rates["floor"],
+        "raised_floor_events_per_s": rates["raised_floor"],
         "full_events_per_s": rates["full"],
         "full_many_windows_events_per_s": rates["full_many"],
         "full_vs_floor": [f / b for f, b in zip(rates["full"], rates["floor"], strict=True)],
+        "full_vs_raised_floor": [
+            f / b for f, b in zip(rates["full"], rates["raised_floor"], strict=True)
+        ],
         "full_vs_raw": [f / b for f, b in zip(rates["full"], rates["raw"], strict=True)],
         "many_vs_three_windows": [
             m / f for m, f in zip(rates["full_many"], rates["full"], strict=True)
