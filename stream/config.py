@@ -223,7 +223,8 @@ OPTIONS: tuple[Option, ...] = (
         "profile",
         "production",
         _choice("production", "dev"),
-        "'dev' uses settings for the embedded dev broker (short session and rebalance timeouts).",
+        "'dev' uses settings for the embedded dev broker (short session and rebalance "
+        "timeouts, a 100 ms fetch wait).",
     ),
     Option(
         "log_level",
