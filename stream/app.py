@@ -6,7 +6,6 @@ partitions, then publishing (Prometheus, Redis, HTTP).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
 import time
@@ -118,7 +117,6 @@ class KpiApp:
         self.registry.register(KpiCollector(self.local_document, self.partitions, self.lags))
         add_routes(self.app, self.registry, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
-        self.app.task(self._flush_rounds)
         self.app.timer(settings.publish_interval, name="cxkpi.publish")(self._publish)
         self.broker = BrokerProbe(bootstrap_servers(settings.broker))
         self.app.timer(1.0, name="cxkpi.broker-probe")(self.broker.check)
@@ -189,14 +187,6 @@ class KpiApp:
     async def _tick(self) -> None:
         for processor in self.processors:
             await processor.tick()
-
-    async def _flush_rounds(self) -> None:
-        """Every flush_interval, commit each topic's state to the changelog. A loop, not a
-        timer: a round waits for the broker and may take longer than the interval."""
-        while True:
-            await asyncio.sleep(self.settings.flush_interval)
-            for processor in self.processors:
-                await processor.flush()
 
     async def _publish(self) -> None:
         if self.store is not None:

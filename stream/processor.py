@@ -86,6 +86,7 @@ class TopicProcessor:
         self.states: dict[int, PartitionState] = {}
         self._pending: dict[int, list[EventT]] = defaultdict(list)  # applied, not yet acked
         self._flushing = asyncio.Lock()  # one flush round at a time
+        self._last_flush = time.monotonic()
         self._last_event: dict[int, float] = defaultdict(time.monotonic)  # last applied event
         self._last_any = time.monotonic()  # last record of any partition of the topic
         self._advanced_to: dict[int, float] = {}
@@ -255,6 +256,7 @@ class TopicProcessor:
         keeps applying meanwhile, into the next epoch, which the next round commits.
         """
         async with self._flushing:
+            self._last_flush = time.monotonic()
             epochs: list[tuple[int, list[Record], Record, list[EventT]]] = []
             for partition in list(self.states) if partitions is None else partitions:
                 state = self.states.get(partition)
@@ -285,11 +287,14 @@ class TopicProcessor:
         await self.app.producer.send(self.changelog, key, value, partition, None, None)
 
     async def tick(self) -> None:
-        """Once a second: idle partitions' stream time follows the clock; a consumer that moved
-        past records the state never saw is sent back."""
+        """Once a second: idle partitions' stream time follows the clock; due flushes happen;
+        a consumer that moved past records the state never saw is sent back."""
         now = time.monotonic()
         for partition, state in list(self.states.items()):
             self._advance_idle(partition, state, now)
+        if now - self._last_flush >= self.settings.flush_interval:
+            await self.flush()
+        for partition, state in list(self.states.items()):
             await self._check_log_end(partition, state, now)
             await self._check_position(partition, state, now)
 
