@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import faust
 from faust.types import TP
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
-from stream import fetching
+from stream import fetching, heap
 from stream.config import Settings
 from stream.connection import bootstrap_servers, faust_credentials
 from stream.health import BrokerProbe
@@ -25,11 +26,18 @@ from stream.kpis.surveys import SurveyRules
 from stream.kpis.tickets import TicketRules
 from stream.processor import TopicProcessor
 from stream.publish.http import add_routes
-from stream.publish.prometheus import KpiCollector
+from stream.publish.prometheus import KpiCollector, Windows, WindowText
 from stream.publish.redis_store import SnapshotStore
-from stream.segments import Admitted, merge_admitted
-from stream.snapshot import Entry, merge, partition_entry, render
-from stream.state.partition import StateConfig
+from stream.segments import Admitted, fleet_names, merge_admitted
+from stream.snapshot import (
+    Entry,
+    merge,
+    partition_entry,
+    render,
+    window_renderer,
+    window_versions,
+)
+from stream.state.partition import PartitionState, StateConfig
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +123,8 @@ class KpiApp:
         )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(KpiCollector(self.local_document, self.partitions, self.lags))
-        add_routes(self.app, self.registry, self.snapshot, self.readiness)
+        self.window_text = WindowText(self.window_key, self.window_inputs)
+        add_routes(self.app, self.metrics_text, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
         self.app.timer(settings.publish_interval, name="cxkpi.publish")(self._publish)
         self.broker = BrokerProbe(bootstrap_servers(settings.broker))
@@ -123,6 +132,10 @@ class KpiApp:
         self._started = time.monotonic()
 
     # -- the snapshot -------------------------------------------------------------------------
+
+    def owned(self) -> list[PartitionState]:
+        """The state of every partition this worker owns."""
+        return [state for p in self.processors for state in p.states.values()]
 
     def entries(self) -> dict[str, Entry]:
         """Entries of the partitions this worker owns, keyed 'topic/partition'."""
@@ -151,12 +164,41 @@ class KpiApp:
             enabled=self.settings.enabled,
         )
 
+    # -- /metrics ------------------------------------------------------------------------------
+
+    async def metrics_text(self) -> bytes:
+        """This worker's /metrics: the families that change with every event, then the windowed
+        KPIs (rebuilt only when a window changed)."""
+        return generate_latest(self.registry) + await self.window_text.text()
+
     def local_document(self) -> tuple[list[Entry], dict[str, Any]]:
-        """This worker's entries and their document, segments folded as the fleet folds them."""
-        mine = self.entries()
-        fleet = merge_admitted(e["segments"] for e in self.fleet_entries(mine))
-        local = list(mine.values())
-        return local, self.render(local, admitted=fleet)
+        """This worker's entries (without window totals) and their live KPIs, segments folded
+        as the fleet folds them."""
+        local = [partition_entry(state, windows=False) for state in self.owned()]
+        return local, self.render(local, admitted=self.fleet_admitted())
+
+    def fleet_admitted(self) -> Admitted:
+        """Segment values admitted by any partition of the fleet (this worker's live state, the
+        others' latest known entries)."""
+        others = self.store.others if self.store is not None else {}
+        mine = {f"{p.topic_name}/{n}": s for p in self.processors for n, s in p.states.items()}
+        return merge_admitted(
+            [
+                *(s.names.admitted for s in mine.values()),
+                *(e["segments"] for k, e in others.items() if k not in mine),
+            ]
+        )
+
+    def keep(self) -> dict[str, frozenset[str]]:
+        """Per dimension, the segment values that keep their name fleet-wide."""
+        return fleet_names(self.fleet_admitted(), self.settings.max_segment_values)
+
+    def window_key(self) -> tuple[Hashable, ...]:
+        """Changes whenever the windowed KPIs of this worker's partitions may have."""
+        return tuple(sorted(self.keep().items())), window_versions(self.owned())
+
+    def window_inputs(self) -> Callable[[], Windows]:
+        return window_renderer(self.owned(), self.windows_ms, self.keep(), self.settings.enabled)
 
     def snapshot(self) -> dict[str, Any]:
         """Live entries of this worker merged with the latest known entries of the others."""
@@ -187,6 +229,7 @@ class KpiApp:
     async def _tick(self) -> None:
         for processor in self.processors:
             await processor.tick()
+        heap.release_free_memory()
 
     async def _publish(self) -> None:
         if self.store is not None:

@@ -26,14 +26,15 @@ from stream.windows import Totals, add_into, rows_of, totals_of, window_name
 Entry = dict[str, Any]
 
 
-def partition_entry(state: PartitionState) -> Entry:
-    """A summary of one partition: what the merged snapshot needs from it."""
+def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
+    """A summary of one partition: what the merged snapshot needs from it (without the window
+    totals when `windows` is false)."""
     return {
         "topic": state.topic,
         "partition": state.partition,
         "stream_time": state.stream_time,
         "counts": dict(state.counts),
-        "windows": {w.size_ms: dict(w.totals) for w in state.windows},
+        "windows": {w.size_ms: dict(w.totals) for w in state.windows} if windows else {},
         "live": dict(state.gauges),
         "segments": state.names.admitted,
         "folded": state.names.folded,
@@ -108,21 +109,13 @@ def render(
     configuration file (`enabled`) are left out.
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
-    windows = {size: by_measure(_fold(totals, keep)) for size, totals in merged.windows.items()}
     live = by_measure(_fold(merged.live, keep))
     times = merged.stream_times
     return {
         "valid_at": format_time(min(times)) if times else None,
         "latest": format_time(max(times)) if times else None,
         "partitions": dict(partitions),
-        "windows": {
-            window_name(size // 1000): {
-                kpi.name: render_kpi(kpi, windows.get(size, {}))
-                for kpi in WINDOWED
-                if enabled(kpi.name)
-            }
-            for size in windows_ms
-        },
+        "windows": render_windows(merged.windows, windows_ms, keep, enabled),
         "live": {kpi.name: render_kpi(kpi, live) for kpi in LIVE if enabled(kpi.name)},
         "segments": {
             "kept": {d: sorted(v) for d, v in sorted(keep.items())},
@@ -135,6 +128,50 @@ def render(
             for topic in partitions
         },
     }
+
+
+def render_windows(
+    windows: Mapping[int, Totals],
+    windows_ms: Iterable[int],
+    keep: Mapping[str, frozenset[str]],
+    enabled: Callable[[str], bool] = lambda kpi: True,
+) -> dict[str, dict[str, Any]]:
+    """The windowed KPIs of merged window totals, per window name, segments beyond `keep`
+    folded to other."""
+    grouped = {size: by_measure(_fold(totals, keep)) for size, totals in windows.items()}
+    return {
+        window_name(size // 1000): {
+            kpi.name: render_kpi(kpi, grouped.get(size, {}))
+            for kpi in WINDOWED
+            if enabled(kpi.name)
+        }
+        for size in windows_ms
+    }
+
+
+def window_versions(states: Iterable[PartitionState]) -> tuple[int, ...]:
+    """Changes whenever a window total of any of the states may have changed."""
+    return tuple(w.version for state in states for w in state.windows)
+
+
+def window_renderer(
+    states: Iterable[PartitionState],
+    windows_ms: Iterable[int],
+    keep: Mapping[str, frozenset[str]],
+    enabled: Callable[[str], bool] = lambda kpi: True,
+) -> Callable[[], dict[str, dict[str, Any]]]:
+    """Copies of the states' window totals, and a function that renders their windowed KPIs from
+    the copies alone, so that it may run in another thread while the states change."""
+    copies = [(w.size_ms, dict(w.totals)) for state in states for w in state.windows]
+    sizes = tuple(windows_ms)
+
+    def render() -> dict[str, dict[str, Any]]:
+        merged: dict[int, Totals] = {}
+        for size, totals in copies:
+            add_into(merged.setdefault(size, {}), totals)
+        return render_windows(merged, sizes, keep, enabled)
+
+    return render
 
 
 def _fold(totals: Totals, keep: Mapping[str, frozenset[str]]) -> Totals:

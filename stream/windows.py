@@ -8,6 +8,7 @@ leaves), so a sample costs one bucket write whatever the number and size of wind
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,11 @@ def window_name(size_s: int) -> str:
     return f"{size_s}s"
 
 
+#: Window versions: a new number for every change of any window's totals, unique in the process
+#: (a partition moving away and back never repeats a version it had before).
+_versions = itertools.count(1)
+
+
 def add_into(target: Totals, source: Mapping[SeriesKey, int], sign: int = 1) -> None:
     """target += sign * source, dropping series that reach zero."""
     for key, value in source.items():
@@ -77,9 +83,16 @@ class Window:
     lo: int = 0
     hi: int = -1  # empty range until the first advance
     totals: Totals = field(default_factory=dict)
+    #: Changes whenever the totals may have: what is rendered from them can be reused until then.
+    version: int = 0
 
     def covers(self, k: int) -> bool:
         return self.lo <= k <= self.hi
+
+    def changed(self) -> Totals:
+        """The totals, to be changed by the caller (a sample landed in a covered bucket)."""
+        self.version = next(_versions)
+        return self.totals
 
     def advance(self, stream_time: int, buckets: Mapping[int, Totals]) -> None:
         """Slide to stream time: add the buckets that entered, subtract those that left."""
@@ -93,6 +106,7 @@ class Window:
         for k in new - old:
             add_into(self.totals, buckets[k], 1)
         self.lo, self.hi = lo, hi
+        self.version = next(_versions)
 
     def rebuild(self, stream_time: int, buckets: Mapping[int, Totals]) -> None:
         """Recompute the totals from scratch (after recovery)."""
@@ -100,6 +114,7 @@ class Window:
         self.totals = {}
         for k in _indices_in(buckets, self.lo, self.hi):
             add_into(self.totals, buckets[k])
+        self.version = next(_versions)
 
 
 def _indices_in(buckets: Mapping[int, Totals], lo: int, hi: int) -> Iterable[int]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from prometheus_client import CollectorRegistry, generate_latest
 
 #: The Prometheus text format (aiohttp wants the charset apart from the content type).
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -15,7 +14,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 def add_routes(
     app: faust.App,
-    registry: CollectorRegistry,
+    metrics_text: Callable[[], Awaitable[bytes]],
     snapshot: Callable[[], dict[str, Any]],
     readiness: Callable[[], tuple[bool, str]],
 ) -> None:
@@ -23,7 +22,7 @@ def add_routes(
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
-        response = web.bytes(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
+        response = web.bytes(await metrics_text(), content_type=METRICS_CONTENT_TYPE)
         response.charset = "utf-8"
         return response
 

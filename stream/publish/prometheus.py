@@ -9,9 +9,11 @@ worker for single-worker setups and quick looks; it must not be averaged across 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import asyncio
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any
 
+from prometheus_client import generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
@@ -20,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from stream.kpis.catalog import CATALOG, Kpi
+from stream.kpis.catalog import LIVE, WINDOWED, Kpi
 from stream.snapshot import Entry
 from stream.state.partition import OUTCOMES
 
@@ -29,10 +31,13 @@ WINDOW_LABELS = ["window", "dimension", "segment"]
 LIVE_LABELS = ["dimension", "segment"]
 #: (label values, rendered value) of every window and segment of one KPI.
 Values = list[tuple[list[str], Any]]
+#: Rendered windowed KPIs: window name -> KPI name -> value (snapshot.render_windows).
+Windows = dict[str, dict[str, Any]]
 
 
 class KpiCollector(Collector):
-    """Builds all KPI families at scrape time from this worker's partitions.
+    """Builds the families that change with every event at scrape time: outcome counts, stream
+    times, consumer lag and live KPIs (the windowed KPIs are `WindowText`'s).
 
     `source` returns this worker's partition entries and their rendered document.
     """
@@ -51,19 +56,9 @@ class KpiCollector(Collector):
         entries, snapshot = self.source()
         yield from _processing_families(entries)
         yield from self._consumer_families()
-        published = {
-            name for kpis in (snapshot["live"], *snapshot["windows"].values()) for name in kpis
-        }
-        for kpi in CATALOG:
-            if kpi.name not in published:
-                continue  # switched off in the configuration file
-            if kpi.kind == "live":
-                values = list(_segments({None: snapshot["live"][kpi.name]}))
-            else:
-                values = list(
-                    _segments({w: kpis[kpi.name] for w, kpis in snapshot["windows"].items()})
-                )
-            yield from kpi_families(kpi, values)
+        for kpi in LIVE:
+            if kpi.name in snapshot["live"]:  # else switched off in the configuration file
+                yield from kpi_families(kpi, list(_segments({None: snapshot["live"][kpi.name]})))
 
     def _consumer_families(self) -> Iterator[Metric]:
         configured = GaugeMetricFamily(
@@ -82,6 +77,47 @@ class KpiCollector(Collector):
         for (topic, partition), n in sorted(self.lags().items()):
             lag.add_metric([topic, str(partition)], n)
         yield from (configured, lag)
+
+
+class WindowText:
+    """The windowed KPI families as exposition text, rebuilt only when their inputs changed.
+
+    Window totals change when a partition's stream time crosses a step boundary, or a sample
+    lands in a bucket that is already closed: far less often than /metrics is scraped. Building
+    this text is most of a scrape's cost on a large state, so it is reused until `key` changes.
+    A rebuild renders copies taken on the event loop (`inputs`) in a thread, so the worker keeps
+    processing events meanwhile.
+    """
+
+    def __init__(
+        self, key: Callable[[], Hashable], inputs: Callable[[], Callable[[], Windows]]
+    ) -> None:
+        self.key = key
+        self.inputs = inputs
+        self._built: tuple[Hashable, bytes] | None = None
+        self._lock = asyncio.Lock()  # concurrent scrapes share one rebuild
+
+    async def text(self) -> bytes:
+        async with self._lock:
+            key = self.key()
+            if self._built is None or self._built[0] != key:
+                render = self.inputs()
+                text = await asyncio.to_thread(lambda: generate_latest(_Families(render())))
+                self._built = (key, text)
+            return self._built[1]
+
+
+class _Families(Collector):
+    """The window families of a rendered document, for generate_latest."""
+
+    def __init__(self, windows: Windows) -> None:
+        self.windows = windows
+
+    def collect(self) -> Iterator[Metric]:
+        for kpi in WINDOWED:
+            per_window = {w: kpis[kpi.name] for w, kpis in self.windows.items() if kpi.name in kpis}
+            if per_window:  # else switched off in the configuration file
+                yield from kpi_families(kpi, list(_segments(per_window)))
 
 
 def _processing_families(entries: list[Entry]) -> Iterator[Metric]:

@@ -192,7 +192,7 @@ class PartitionState:
             return  # older than every window: invisible, and its bucket is gone
         self._touch_bucket(k)
         bucket = self.buckets.setdefault(k, {})
-        covering = [w.totals for w in self.windows if w.covers(k)]
+        covering = [w.changed() for w in self.windows if w.covers(k)]
         for series, amount in expand(contribution):
             delta = amount * times
             for totals in (bucket, *covering):
