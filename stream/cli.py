@@ -195,6 +195,7 @@ def _timestamp(text: str) -> datetime:
 def run_worker(args: argparse.Namespace) -> int:
     import faust
 
+    from stream import heap
     from stream.app import KpiApp
     from stream.logs import setup_logging
     from stream.topics import ensure_topics
@@ -204,6 +205,7 @@ def run_worker(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info("settings: %s", settings.describe())
     asyncio.run(ensure_topics(settings))
     kpi_app = KpiApp(settings)
+    heap.freeze_survivors()
     worker = faust.Worker(
         kpi_app.app,
         loglevel=settings.log_level.upper(),
