@@ -411,7 +411,10 @@ async def measure_latency(
     advances as in production and no event is late.
     """
     events = mixed_events(seed, start + timedelta(seconds=1), rate)
-    producer = AIOKafkaProducer(**connection(ctx.broker), linger_ms=0)
+    total = int(rate * duration_s)
+    # made before the clock starts, so that only sending shares the machine with the worker
+    records = [to_record(next(events)) for _ in range(total)]
+    producer = AIOKafkaProducer(**connection(ctx.broker), linger_ms=5)
     sent: list[Sent] = []
     scrapes: list[Scrape] = []
     done = asyncio.Event()
@@ -419,13 +422,11 @@ async def measure_latency(
     async def offer() -> None:
         pending: list[tuple[Record, float, asyncio.Future[Any]]] = []
         t_start = time.monotonic()
-        total = int(rate * duration_s)
         with progress_bar("latency load", total, unit="events", disable=ctx.quiet) as advance:
-            for i in range(total):
+            for i, record in enumerate(records):
                 delay = t_start + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                record = to_record(next(events))
                 t = time.monotonic()
                 future = await producer.send(record.topic, record.value, key=record.key)
                 pending.append((record, t, future))
