@@ -99,12 +99,18 @@ class Window:
         lo, hi = window_range(stream_time, self.size_ms, self.step_ms)
         if (lo, hi) == (self.lo, self.hi):
             return
-        old = set(_indices_in(buckets, self.lo, self.hi))
-        new = set(_indices_in(buckets, lo, hi))
-        for k in old - new:
-            add_into(self.totals, buckets[k], -1)
-        for k in new - old:
-            add_into(self.totals, buckets[k], 1)
+        if self.lo <= self.hi and self.lo <= lo and self.hi <= hi:  # slid forward: the ends move
+            for k in _indices_in(buckets, self.lo, min(lo - 1, self.hi)):
+                add_into(self.totals, buckets[k], -1)
+            for k in _indices_in(buckets, max(self.hi + 1, lo), hi):
+                add_into(self.totals, buckets[k], 1)
+        else:
+            old = set(_indices_in(buckets, self.lo, self.hi))
+            new = set(_indices_in(buckets, lo, hi))
+            for k in old - new:
+                add_into(self.totals, buckets[k], -1)
+            for k in new - old:
+                add_into(self.totals, buckets[k], 1)
         self.lo, self.hi = lo, hi
         self.version = next(_versions)
 

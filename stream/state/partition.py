@@ -201,7 +201,9 @@ class PartitionState:
             return  # older than every window: invisible, and its bucket is gone
         self._touch_bucket(k)
         bucket = self.buckets.setdefault(k, {})
-        covering = [w.changed() for w in self.windows if w.covers(k)]
+        # every window ends at the last closed bucket: a sample in the open one is in none yet
+        closed = k <= self.windows[0].hi
+        covering = [w.changed() for w in self.windows if w.covers(k)] if closed else []
         for series, amount in expand(contribution):
             delta = amount * times
             for totals in (bucket, *covering):

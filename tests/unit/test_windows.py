@@ -1,5 +1,7 @@
 """Bucket and window arithmetic: boundaries, grace, running totals."""
 
+import random
+
 from stream.windows import Window, bucket_end, is_late, window_name, window_range
 
 STEP = 60_000
@@ -55,6 +57,21 @@ def test_running_totals_survive_a_long_jump() -> None:
     assert window.totals == {("m", "", "", -1): 2}
     window.advance(10_000 * STEP, buckets)
     assert window.totals == {}
+
+
+def test_sliding_forward_equals_rebuilding_at_every_step() -> None:
+    rng = random.Random(7)
+    buckets = {k: {("m", "", "", -1): rng.randint(1, 9)} for k in range(400) if rng.random() < 0.7}
+    window = Window(60 * STEP, STEP)
+    t = 0
+    for _ in range(300):  # small steps, jumps within the window, and past it
+        t += rng.choice((1, STEP // 2, STEP, 3 * STEP, 59 * STEP, 70 * STEP))
+        version, slid = window.version, window_range(t, 60 * STEP, STEP) != (window.lo, window.hi)
+        window.advance(t, buckets)
+        fresh = Window(60 * STEP, STEP)
+        fresh.rebuild(t, buckets)
+        assert (window.lo, window.hi, window.totals) == (fresh.lo, fresh.hi, fresh.totals)
+        assert (window.version != version) == slid  # renders are reused only while it holds
 
 
 def test_window_names() -> None:
