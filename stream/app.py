@@ -198,6 +198,7 @@ class KpiApp:
         return tuple(sorted(self.keep().items())), window_versions(self.owned())
 
     def window_inputs(self) -> Callable[[], Windows]:
+        """A renderer of the windowed KPIs over copies of this worker's window totals."""
         return window_renderer(self.owned(), self.windows_ms, self.keep(), self.settings.enabled)
 
     def snapshot(self) -> dict[str, Any]:
