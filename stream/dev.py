@@ -75,6 +75,9 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
     console = Console(stderr=True, soft_wrap=True)
     workdir = Path(tempfile.mkdtemp(prefix="cxkpi-dev-"))
     children = Children()
+    # Ctrl-C stops the demo, as it says, even when it was started with SIGINT ignored (a shell
+    # ignores it for background jobs, and Python then never turns it into KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         broker_port = free_port()

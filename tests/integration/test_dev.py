@@ -49,12 +49,28 @@ def test_demo_shows_live_kpis_and_ctrl_c_stops_everything() -> None:
         )
     finally:
         demo.send_signal(signal.SIGINT)
-        code = demo.wait(timeout=60)
+        code = _wait_or_terminate(demo, lines)
     assert code == 0, "".join(lines[-30:])
     reader.join(timeout=5)
     assert "stopping" in "".join(lines)
     time.sleep(0.5)
     assert not any(listening(p) for p in ports), "a child process still listens"
+
+
+def _wait_or_terminate(demo: subprocess.Popen[str], lines: list[str]) -> int:
+    """The demo's exit code after Ctrl-C; if it does not stop, SIGTERM (which stops its
+    children too), then SIGKILL, and the test fails with its output."""
+    try:
+        return demo.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        demo.terminate()
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait()
+        output = "".join(lines[-30:])
+        pytest.fail(f"cxkpi dev did not stop within 60 s of Ctrl-C; its output:\n{output}")
 
 
 def _port() -> int:
