@@ -28,7 +28,7 @@ Entry = dict[str, Any]
 
 def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
     """A summary of one partition: what the merged snapshot needs from it (without the window
-    totals when `windows` is false)."""
+    totals when `windows` is false). A copy: it may be encoded in another thread."""
     return {
         "topic": state.topic,
         "partition": state.partition,
@@ -36,8 +36,8 @@ def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
         "counts": dict(state.counts),
         "windows": {w.size_ms: dict(w.totals) for w in state.windows} if windows else {},
         "live": dict(state.gauges),
-        "segments": state.names.admitted,
-        "folded": state.names.folded,
+        "segments": {d: dict(values) for d, values in state.names.admitted.items()},
+        "folded": dict(state.names.folded),
     }
 
 

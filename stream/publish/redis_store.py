@@ -8,6 +8,7 @@ timeouts, logs the reason once, and the next successful publish makes the snapsh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -59,27 +60,33 @@ class SnapshotStore:
         self.available = True
 
     async def _publish(self, mine: dict[str, Entry]) -> None:
-        encoded = {field: encode_entry(entry) for field, entry in mine.items()}
+        """Encoding and rendering a large state take a tenth of a second or more: they run in a
+        thread, on the entries (copies), so that events keep flowing meanwhile."""
+        encoded = await asyncio.to_thread(
+            lambda: {field: encode_entry(entry) for field, entry in mine.items()}
+        )
         async with self.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(self.entries_key)
                     stored = await pipe.hgetall(self.entries_key)
-                    others = {
-                        f.decode(): decode_entry(v)
-                        for f, v in stored.items()
-                        if f.decode() not in mine
-                    }
-                    document = self.render([*others.values(), *mine.values()])
+                    others, document = await asyncio.to_thread(self._merged, stored, mine)
                     pipe.multi()
                     if encoded:
                         pipe.hset(self.entries_key, mapping=encoded)
-                    pipe.set(self.snapshot_key, orjson.dumps(document))
+                    pipe.set(self.snapshot_key, document)
                     await pipe.execute()
                     self.others = others
                     return
                 except WatchError:
                     continue
+
+    def _merged(
+        self, stored: dict[bytes, bytes], mine: dict[str, Entry]
+    ) -> tuple[dict[str, Entry], bytes]:
+        """The other workers' entries from the stored hash, and the merged document as JSON."""
+        others = {f.decode(): decode_entry(v) for f, v in stored.items() if f.decode() not in mine}
+        return others, orjson.dumps(self.render([*others.values(), *mine.values()]))
 
     async def close(self) -> None:
         await self.client.aclose()
