@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
 import faust
@@ -145,12 +145,15 @@ class KpiApp:
             for n, state in p.states.items()
         }
 
-    def fleet_entries(self, mine: dict[str, Entry] | None = None) -> list[Entry]:
-        """This worker's live entries (`mine`, built when not given), plus the latest known ones
-        of the other workers."""
-        mine = self.entries() if mine is None else mine
+    def fleet_entries(self) -> list[Entry]:
+        """This worker's live entries, plus the latest known ones of the other workers."""
+        mine = self.entries()
+        return [*mine.values(), *self.others_entries(mine)]
+
+    def others_entries(self, mine: Collection[str]) -> list[Entry]:
+        """The latest known entries (from Redis) of partitions not in `mine` ('topic/n')."""
         others = self.store.others if self.store is not None else {}
-        return [*mine.values(), *(e for k, e in others.items() if k not in mine)]
+        return [e for k, e in others.items() if k not in mine]
 
     def render(self, entries: list[Entry], admitted: Admitted | None = None) -> dict[str, Any]:
         """The merged document of the given entries (ignoring partitions no longer configured)."""
@@ -180,12 +183,11 @@ class KpiApp:
     def fleet_admitted(self) -> Admitted:
         """Segment values admitted by any partition of the fleet (this worker's live state, the
         others' latest known entries)."""
-        others = self.store.others if self.store is not None else {}
-        mine = {f"{p.topic_name}/{n}": s for p in self.processors for n, s in p.states.items()}
+        mine = {f"{p.topic_name}/{n}" for p in self.processors for n in p.states}
         return merge_admitted(
             [
-                *(s.names.admitted for s in mine.values()),
-                *(e["segments"] for k, e in others.items() if k not in mine),
+                *(state.names.admitted for state in self.owned()),
+                *(e["segments"] for e in self.others_entries(mine)),
             ]
         )
 
