@@ -16,7 +16,7 @@ COPY pyproject.toml README.md /tmp/src/
 COPY stream /tmp/src/stream
 COPY schemas /tmp/src/schemas
 
-# stream/schemas.py reads the JSON Schemas from Path(__file__).parent.parent / "schemas". For an
+# stream/contract/schemas.py reads the JSON Schemas from Path(__file__).parents[2] / "schemas". For an
 # installed (non-editable) package that is site-packages/schemas, and the schemas are not package
 # data, so they are copied there.
 RUN pip install /tmp/src \
@@ -31,7 +31,7 @@ WORKDIR /app
 COPY cxkpi.toml ./
 
 # Fail the build, not the container, when the schemas or the configuration cannot be found.
-RUN python -c "import stream.schemas; from stream.config import Settings; Settings.load({}, {})"
+RUN python -c "import stream.contract.schemas; from stream.config.settings import Settings; Settings.load({}, {})"
 
 USER cxkpi
 

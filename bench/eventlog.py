@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from stream.config import Settings
-from stream.connection import client_options
-from stream.generate import Profile, generate, record_key, topic_of
+from stream.config.settings import Settings
+from stream.contract.schemas import record_key, topic_of
+from stream.runtime.connection import client_options
+from stream.tools.generate import Profile, generate
 
 #: The issue's mix of the log: shares of events per source topic.
 MIX: dict[str, float] = {"cart-events": 0.5, "tickets": 0.3, "survey-replies": 0.2}

@@ -16,10 +16,10 @@ from pathlib import Path
 import faust
 import orjson
 
-from stream import fetching
 from stream.app import faust_settings, fetch_max_wait_ms
-from stream.config import Settings
-from stream.schemas import SOURCE_TOPICS
+from stream.config.settings import Settings
+from stream.contract.schemas import SOURCE_TOPICS
+from stream.runtime import fetching
 
 
 class Counter:
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fast-drain",
         action="store_true",
-        help="fetch and hand records to the agents as the worker does (stream/fetching.py), "
-        "not through Faust's own fetch loop",
+        help="fetch and hand records to the agents as the worker does "
+        "(stream/runtime/fetching.py), not through Faust's own fetch loop",
     )
     args = parser.parse_args(argv)
     settings = Settings.load(

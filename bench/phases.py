@@ -40,13 +40,13 @@ from bench.eventlog import (
 )
 from bench.latency import MAX_AGE_S, Scrape, Sent, first_visible, percentile, quantiles
 from stream.app import topic_rules
-from stream.config import Settings
-from stream.connection import partitions_of
-from stream.devservers import free_port
-from stream.events import Event, decode
-from stream.progress import progress_bar
-from stream.schemas import SOURCE_TOPICS
+from stream.config.settings import Settings
+from stream.contract.events import Event, decode
+from stream.contract.schemas import SOURCE_TOPICS
+from stream.runtime.connection import partitions_of
 from stream.state.partition import PartitionState, StateConfig
+from stream.tools.devservers import free_port
+from stream.tools.progress import progress_bar
 from tests.servers import ROOT, Worker
 from tests.servers import _stop as stop_process
 
@@ -298,7 +298,7 @@ async def measure_raw(ctx: Context) -> Throughput:
 
 async def measure_floor(ctx: Context, label: str, raised: bool = False) -> Throughput:
     """The bare Faust app of bench/floor.py: one agent per topic that only iterates. `raised`:
-    with the worker's own fetching (stream/fetching.py) instead of Faust's."""
+    with the worker's own fetching (stream/runtime/fetching.py) instead of Faust's."""
     app_id = ctx.app_id(label)
     result = ctx.workdir / f"{app_id}.json"
     log = ctx.workdir / f"{app_id}.log"

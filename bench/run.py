@@ -1,12 +1,12 @@
 """`python -m bench.run` (`make bench`): the whole benchmark in one run, on one broker.
 
-One event log is produced once; then, in each repeat, a bare aiokafka loop, a bare Faust agent
-(the floor), the same agent with the worker's fetching (the raised floor, stream/fetching.py) and
+One event log is produced once; then, in each repeat, a bare aiokafka loop, a bare Faust agent (the
+floor), the same agent with the worker's fetching (the raised floor, stream/runtime/fetching.py) and
 the full worker with three and with twelve windows each read all of it from the start under their
-own consumer group. The last full worker, caught up, then takes a fixed offered
-load of half the measured maximum for the latency figures. Memory is measured last, on a fresh
-broker, with a worker given only open carts and open tickets. Medians of the repeats go to the
-table and, with every repeat, to the JSON file.
+own consumer group. The last full worker, caught up, then takes a fixed offered load of half the
+measured maximum for the latency figures. Memory is measured last, on a fresh broker, with a worker
+given only open carts and open tickets. Medians of the repeats go to the table and, with every
+repeat, to the JSON file.
 """
 
 from __future__ import annotations
@@ -50,12 +50,13 @@ from bench.phases import (
     measure_raw,
 )
 from bench.report import MB, machine, median, print_table, verdicts, write_json
-from stream.config import ConfigError, Settings, parse_duration
-from stream.connection import partitions_of
-from stream.devservers import DevServerUnavailable
-from stream.progress import progress_bar
-from stream.schemas import SOURCE_TOPICS
-from stream.topics import ensure_topics
+from stream.config import ConfigError, parse_duration
+from stream.config.settings import Settings
+from stream.contract.schemas import SOURCE_TOPICS
+from stream.runtime.connection import partitions_of
+from stream.runtime.topics import ensure_topics
+from stream.tools.devservers import DevServerUnavailable
+from stream.tools.progress import progress_bar
 from tests.servers import Broker, Worker
 
 THREE_WINDOWS = "5m,1h,24h"

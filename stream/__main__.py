@@ -1,3 +1,3 @@
-from stream.cli import main
+from stream.tools.cli import main
 
 main()

@@ -16,20 +16,14 @@ import faust
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream import fetching, heap
-from stream.config import Settings
-from stream.connection import bootstrap_servers, faust_credentials
-from stream.health import BrokerProbe
-from stream.kpis import Rules
+from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
 from stream.kpis.surveys import SurveyRules
 from stream.kpis.tickets import TicketRules
-from stream.processor import TopicProcessor
 from stream.publish.http import add_routes
 from stream.publish.prometheus import KpiCollector, Windows, WindowText
 from stream.publish.redis_store import SnapshotStore
-from stream.segments import Admitted, fleet_names, merge_admitted
-from stream.snapshot import (
+from stream.publish.snapshot import (
     Entry,
     merge,
     partition_entry,
@@ -37,7 +31,13 @@ from stream.snapshot import (
     window_renderer,
     window_versions,
 )
+from stream.runtime import fetching, heap
+from stream.runtime.connection import bootstrap_servers, faust_credentials
+from stream.runtime.health import BrokerProbe
+from stream.runtime.processor import TopicProcessor
+from stream.state.facts import Rules
 from stream.state.partition import PartitionState, StateConfig
+from stream.state.segments import Admitted, fleet_names, merge_admitted
 
 log = logging.getLogger(__name__)
 

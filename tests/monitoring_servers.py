@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from stream.devservers import free_port, wait_for_port
+from stream.tools.devservers import free_port, wait_for_port
 from tests.servers import _stop, wait_until
 
 

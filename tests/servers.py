@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from stream.connection import bootstrap_servers, partitions_of
-from stream.devservers import free_port, start_broker, start_redis
+from stream.runtime.connection import bootstrap_servers, partitions_of
+from stream.tools.devservers import free_port, start_broker, start_redis
 from tests.reference import Record
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stream.events import Event
-from stream.kpis import OVERALL, Contribution, Fact, Segments, segment_name, shared
-from stream.segments import UNKNOWN, SegmentNames
-from stream.windows import bucket_end
+from stream.contract.events import Event
+from stream.kpis import segment_name, shared
+from stream.state.facts import OVERALL, Contribution, Fact, Segments
+from stream.state.segments import UNKNOWN, SegmentNames
+from stream.state.windows import bucket_end
 
 CREATED, ITEM, REMOVED, CHECKOUT, ORDER = "c", "i", "r", "k", "o"
 _KIND = {

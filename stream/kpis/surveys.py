@@ -6,10 +6,11 @@ kept only as long as a duplicate of it could still arrive inside grace.
 
 from __future__ import annotations
 
-from stream.events import Event
-from stream.kpis import OVERALL, Contribution, Fact, segment_name, shared
-from stream.segments import UNKNOWN, SegmentNames
-from stream.windows import bucket_end
+from stream.contract.events import Event
+from stream.kpis import segment_name, shared
+from stream.state.facts import OVERALL, Contribution, Fact
+from stream.state.segments import UNKNOWN, SegmentNames
+from stream.state.windows import bucket_end
 
 # fact = (t, 0, event_id, type, score, channel, region, team)
 _T, _TYPE, _SCORE = 0, 3, 4

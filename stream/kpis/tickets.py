@@ -9,10 +9,11 @@ before its opening becomes a sample when the opening arrives.
 
 from __future__ import annotations
 
-from stream.events import Event
-from stream.kpis import NOW, OVERALL, Contribution, Fact, Segments, segment_name, shared
-from stream.segments import UNKNOWN, SegmentNames
-from stream.windows import bucket_end
+from stream.contract.events import Event
+from stream.kpis import segment_name, shared
+from stream.state.facts import NOW, OVERALL, Contribution, Fact, Segments
+from stream.state.segments import UNKNOWN, SegmentNames
+from stream.state.windows import bucket_end
 
 OPENED, AGENT_REPLY, CUSTOMER_REPLY, SOLVED, REOPENED, CLOSED = "o", "a", "c", "s", "r", "x"
 _KIND = {

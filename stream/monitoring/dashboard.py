@@ -11,10 +11,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from stream.kpiconfig import Alert, KpiConfig
+from stream.config.kpifile import Alert, KpiConfig
 from stream.kpis.catalog import CATALOG, Kpi
 from stream.monitoring import rules
-from stream.windows import window_name
+from stream.state.windows import window_name
 
 UID = "cxkpi-overview"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}

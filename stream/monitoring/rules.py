@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from stream.kpiconfig import Alert, Alerting, KpiConfig
+from stream.config.kpifile import Alert, Alerting, KpiConfig
 from stream.kpis.catalog import CATALOG, Kpi
-from stream.windows import window_name
+from stream.state.windows import window_name
 
 LEVEL = "window_dimension_segment"
 LIVE_LEVEL = "dimension_segment"

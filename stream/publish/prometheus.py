@@ -23,7 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from stream.kpis.catalog import LIVE, WINDOWED, Kpi
-from stream.snapshot import Entry
+from stream.publish.snapshot import Entry
 from stream.state.partition import OUTCOMES
 
 PREFIX = "cxkpi_"

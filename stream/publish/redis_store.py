@@ -17,8 +17,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
-from stream.config import redact_url
-from stream.snapshot import Entry, decode_entry, encode_entry
+from stream.config.settings import redact_url
+from stream.publish.snapshot import Entry, decode_entry, encode_entry
 
 log = logging.getLogger(__name__)
 

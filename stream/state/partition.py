@@ -26,11 +26,11 @@ from typing import Any
 
 import orjson
 
-from stream.events import Event
-from stream.kpis import NOW, Contribution, Fact, Rules
-from stream.measures import expand
-from stream.segments import SegmentNames
-from stream.windows import Totals, Window, add_into, bucket_index, is_late, rows_of, totals_of
+from stream.contract.events import Event
+from stream.state.facts import NOW, Contribution, Fact, Rules
+from stream.state.measures import expand
+from stream.state.segments import SegmentNames
+from stream.state.windows import Totals, Window, add_into, bucket_index, is_late, rows_of, totals_of
 
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
 

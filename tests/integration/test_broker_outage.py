@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.schemas import SOURCE_TOPICS
+from stream.contract.schemas import SOURCE_TOPICS
 from tests.integration.test_pipeline import PARTITIONS, RULES, assert_same, generate
 from tests.reference import Record, expected_snapshot
 from tests.servers import Broker, Worker, cxkpi, read_records, wait_until

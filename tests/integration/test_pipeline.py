@@ -18,7 +18,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.schemas import SOURCE_TOPICS, dead_letter_topic
+from stream.contract.schemas import SOURCE_TOPICS, dead_letter_topic
 from tests.reference import Rules, compare_snapshots, expected_snapshot
 from tests.servers import (
     ROOT,

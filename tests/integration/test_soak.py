@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stream import soak
+from stream.tools.soak import options, run
 from tests.servers import Broker, RedisServer
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ SLACK_MIB = 4.0
 def soak_args(*argv: str) -> argparse.Namespace:
     """The arguments as `cxkpi soak` parses them."""
     parser = argparse.ArgumentParser(prog="cxkpi soak")
-    soak.add_arguments(parser)
+    options.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -50,7 +50,7 @@ def test_soak_memory_stays_flat(broker: Broker, redis_server: RedisServer, tmp_p
         *("--resolution-median", "10s", "--drain-timeout", "60s"),
         *("--report", str(report_path), "--logs", str(tmp_path / "soak-logs")),
     )
-    code = soak.run(args)
+    code = run.run(args)
     report: dict[str, Any] = orjson.loads(report_path.read_bytes())
     summary, samples = report["summary"], report["samples"]
     assert code == 0, report["failures"]

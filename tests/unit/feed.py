@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.events import Event
+from stream.contract.events import Event
 from stream.kpis.carts import CartRules
 from stream.kpis.surveys import SurveyRules
 from stream.kpis.tickets import TicketRules
-from stream.snapshot import merge, partition_entry, render
+from stream.publish.snapshot import merge, partition_entry, render
 from stream.state.partition import PartitionState, StateConfig
 
 MIN = 60_000

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from stream.config import OPTIONS, Settings
+from stream.config.settings import OPTIONS, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {"kafka", "redis", "worker", "generator", "prometheus", "alertmanager", "grafana"}

@@ -1,0 +1,387 @@
+"""Settings: one table of options, read from CLI flags, then environment variables, then the KPI
+configuration file (`cxkpi.toml`, see stream/config/kpifile.py), then built-in defaults.
+
+Every option is validated at start; a bad value stops the process with a message naming the
+setting, where it came from, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from stream.config import ConfigError, parse_duration
+from stream.config.kpifile import (
+    DEFAULT_CONFIG_PATH,
+    KpiConfig,
+    load_kpi_config,
+    settings_overrides,
+)
+
+
+def _whole_seconds(text: str) -> int:
+    value = parse_duration(text)
+    if value != int(value):
+        raise ValueError("a whole number of seconds (e.g. 90s, 5m)")
+    return int(value)
+
+
+def _durations(text: str) -> tuple[int, ...]:
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("a comma-separated list of durations such as 5m,1h,24h")
+    return tuple(_whole_seconds(p) for p in parts)
+
+
+def _broker(text: str) -> str:
+    for url in text.split(";"):
+        parsed = urlsplit(url.strip() if "://" in url else f"kafka://{url.strip()}")
+        if parsed.scheme not in ("kafka", "aiokafka") or not parsed.hostname:
+            raise ValueError("kafka://HOST:PORT (several separated by ';')")
+    return text
+
+
+def _redis(text: str) -> str:
+    if text.lower() in ("", "none", "off"):
+        return ""
+    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("redis://[:password@]HOST:PORT/DB, rediss://… (TLS), unix://PATH, or none")
+    return text
+
+
+def _file(text: str) -> str:
+    if text and not Path(text).is_file():
+        raise ValueError("the path of a readable file, or empty")
+    return text
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return text
+
+    return parse
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"a whole number from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"a whole number from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _positive_duration(text: str) -> float:
+    value = parse_duration(text)
+    if value <= 0:
+        raise ValueError("a duration greater than zero")
+    return value
+
+
+def _name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+        raise ValueError("1-64 letters, digits, '.', '_' or '-'")
+    return text
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, environment variable, parser and help."""
+
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "CXKPI_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "config",
+        "cxkpi.toml",
+        str,
+        "KPI configuration file (windows, timeouts, segments, KPIs, alert thresholds); a "
+        "relative path is looked up from the working directory, then the installation; "
+        "'none' for built-in defaults.",
+    ),
+    Option("broker", "kafka://localhost:9092", _broker, "Kafka bootstrap server URL(s)."),
+    Option(
+        "kafka_security_protocol",
+        "PLAINTEXT",
+        _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        "How to talk to Kafka: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL over TLS).",
+    ),
+    Option(
+        "kafka_sasl_mechanism",
+        "PLAIN",
+        _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        "SASL mechanism for the SASL_* protocols.",
+    ),
+    Option("kafka_sasl_username", "", str, "SASL user name (required for the SASL_* protocols)."),
+    Option(
+        "kafka_sasl_password",
+        "",
+        str,
+        "SASL password; prefer the environment variable to the flag (flags show in ps).",
+        secret=True,
+    ),
+    Option(
+        "kafka_ssl_cafile",
+        "",
+        _file,
+        "CA bundle (PEM) to verify the brokers with SSL and SASL_SSL; empty: the system's CAs.",
+    ),
+    Option(
+        "kafka_ssl_certfile", "", _file, "Client certificate (PEM) for mutual TLS, with the key."
+    ),
+    Option("kafka_ssl_keyfile", "", _file, "Private key (PEM) of the client certificate."),
+    Option(
+        "redis_url",
+        "redis://localhost:6379/0",
+        _redis,
+        "Redis URL for the merged snapshot; 'none' runs without it.",
+        secret=True,
+    ),
+    Option("app_id", "cxkpi", _name, "Consumer group, changelog topic and Redis key prefix."),
+    Option("partitions", "4", _int_range(1, 1024), "Partitions of every source topic."),
+    Option("windows", "5m,1h,24h", _durations, "Rolling window sizes, comma-separated."),
+    Option("step", "1m", _whole_seconds, "How often windows advance (the bucket size)."),
+    Option("grace", "5m", _whole_seconds, "How late an event may be and still count."),
+    Option(
+        "inactivity_timeout", "30m", _whole_seconds, "A cart with no event this long is abandoned."
+    ),
+    Option(
+        "idle_timeout",
+        "1m",
+        _positive_duration,
+        "After this much wall time without events, a partition's stream time follows the clock.",
+    ),
+    Option(
+        "max_future", "1h", _whole_seconds, "Events further ahead of the clock are dead-lettered."
+    ),
+    Option(
+        "ticket_retention", "7d", _whole_seconds, "A ticket idle this long is forgotten (memory)."
+    ),
+    Option(
+        "max_event_bytes",
+        "65536",
+        _int_range(64, 16 * 1024 * 1024),
+        "Larger records are dead-lettered unparsed.",
+    ),
+    Option(
+        "max_segment_values",
+        "20",
+        _int_range(1, 1000),
+        "Distinct values kept per segment dimension; the rest count as 'other'.",
+    ),
+    Option("web_host", "127.0.0.1", str, "Address the HTTP server (/metrics, /kpis) binds to."),
+    Option("web_port", "6066", _int_range(1, 65535), "Port of the HTTP server."),
+    Option(
+        "flush_interval",
+        "1s",
+        _positive_duration,
+        "How often state is written to the changelog and offsets become committable.",
+    ),
+    Option(
+        "publish_interval",
+        "1s",
+        _positive_duration,
+        "How often the Redis snapshot is refreshed.",
+    ),
+    Option(
+        "profile",
+        "production",
+        _choice("production", "dev"),
+        "'dev' uses settings for the embedded dev broker (short session and rebalance "
+        "timeouts, a 100 ms fetch wait).",
+    ),
+    Option(
+        "log_level",
+        "info",
+        _choice("debug", "info", "warning", "error"),
+        "Logging verbosity.",
+    ),
+)
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings (durations in seconds)."""
+
+    config: str
+    broker: str
+    kafka_security_protocol: str
+    kafka_sasl_mechanism: str
+    kafka_sasl_username: str
+    kafka_sasl_password: str
+    kafka_ssl_cafile: str
+    kafka_ssl_certfile: str
+    kafka_ssl_keyfile: str
+    redis_url: str
+    app_id: str
+    partitions: int
+    windows: tuple[int, ...]
+    step: int
+    grace: int
+    inactivity_timeout: int
+    idle_timeout: float
+    max_future: int
+    ticket_retention: int
+    max_event_bytes: int
+    max_segment_values: int
+    web_host: str
+    web_port: int
+    flush_interval: float
+    publish_interval: float
+    profile: str
+    log_level: str
+    kpis: KpiConfig | None = None  # the KPI configuration file, when one is used
+
+    @property
+    def allow(self) -> dict[str, frozenset[str]]:
+        """Segment allow-lists from the configuration file."""
+        return dict(self.kpis.allow) if self.kpis is not None else {}
+
+    def enabled(self, kpi: str) -> bool:
+        """Whether a KPI is published (all are, without a configuration file)."""
+        return self.kpis is None or self.kpis.kpis[kpi].enabled
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Settings from flags (name -> text or None), the environment, the file, the defaults."""
+        flags = flags or {}
+        environ = os.environ if environ is None else environ
+        kpis = _kpi_file(flags.get("config") or environ.get("CXKPI_CONFIG") or "cxkpi.toml")
+        from_file = _file_values(kpis)
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            text, source = option.default, "default"
+            if option.name in from_file:
+                text, source = from_file[option.name], f"file {kpis.path}" if kpis else ""
+            if option.env in environ:
+                text, source = environ[option.env], f"environment variable {option.env}"
+            if flags.get(option.name) is not None:
+                text, source = str(flags[option.name]), f"flag {option.flag}"
+            try:
+                values[option.name] = option.parse(text)
+            except ValueError as exc:
+                shown = "(hidden)" if option.secret else repr(text)
+                raise ConfigError(
+                    f"invalid {option.name} {shown} from {source}: expected {exc}"
+                ) from None
+        settings = cls(**values, kpis=kpis)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Rules that tie several settings together."""
+        if self.step <= 0:
+            raise ConfigError("invalid step: must be greater than zero")
+        for size in self.windows:
+            if size <= 0 or size % self.step:
+                raise ConfigError(
+                    f"invalid windows: {size}s is not a positive multiple of step ({self.step}s)"
+                )
+        if self.inactivity_timeout <= 0:
+            raise ConfigError("invalid inactivity_timeout: must be greater than zero")
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ConfigError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "kafka_sasl_username and kafka_sasl_password (CXKPI_KAFKA_SASL_USERNAME, "
+                "CXKPI_KAFKA_SASL_PASSWORD)"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ConfigError("kafka_ssl_certfile and kafka_ssl_keyfile go together: give both")
+        uses_tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        tls_files = self.kafka_ssl_cafile or self.kafka_ssl_certfile
+        if tls_files and not uses_tls:
+            raise ConfigError(
+                "kafka_ssl_* files are set but kafka_security_protocol is "
+                f"{self.kafka_security_protocol}: use SSL or SASL_SSL"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """The settings with secrets hidden, for logs and --help."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in _BY_NAME:
+                value = getattr(self, f.name)
+                out[f.name] = _hidden(value) if _BY_NAME[f.name].secret else value
+        return out
+
+
+def _kpi_file(name: str) -> KpiConfig | None:
+    """The KPI configuration file named by the config setting, or None for 'none'."""
+    if name.lower() == "none":
+        return None
+    path = Path(name)
+    if not path.is_absolute() and not path.exists() and name == DEFAULT_CONFIG_PATH.name:
+        path = DEFAULT_CONFIG_PATH
+    if not path.exists():
+        raise ConfigError(f"invalid config {name!r}: no such file; give a path, or 'none'")
+    return load_kpi_config(path)
+
+
+def _file_values(kpis: KpiConfig | None) -> dict[str, str]:
+    return settings_overrides(kpis) if kpis is not None else {}
+
+
+def _hidden(value: str) -> str:
+    """A secret as it may be shown: a URL without its password, anything else as ***."""
+    if "://" in value:
+        return redact_url(value)
+    return "***" if value else ""
+
+
+def redact_url(url: str) -> str:
+    """A URL with any password replaced by ***."""
+    parsed = urlsplit(url)
+    if not parsed.password:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+    return parsed._replace(netloc=netloc).geturl()
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Add the flags of the named settings (all when None), each saying its env var and default."""
+    group = parser.add_argument_group(
+        "settings (flag, else environment variable, else the config file, else default)"
+    )
+    for option in OPTIONS:
+        if names is not None and option.name not in names:
+            continue
+        group.add_argument(
+            option.flag,
+            dest=option.name,
+            metavar="VALUE",
+            default=None,
+            help=f"{option.help} [env {option.env}; default {option.default}]",
+        )
+
+
+def flags_from(args: argparse.Namespace) -> dict[str, str | None]:
+    return {o.name: getattr(args, o.name, None) for o in OPTIONS}

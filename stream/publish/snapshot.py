@@ -1,0 +1,329 @@
+"""The merged KPI snapshot (docs/snapshot.md): from per-partition window totals to one document.
+
+Each partition contributes an *entry* (its window totals at its own stream time, its live gauges,
+its outcome counts). Entries merge by addition, whoever owns the partition, so the same code
+builds the Redis snapshot, the JSON endpoint and the Prometheus families.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from stream.kpis.carts import MICROS
+from stream.kpis.catalog import LIVE, WINDOWED, Kpi
+from stream.state.measures import COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
+from stream.state.partition import OUTCOMES, PartitionState
+from stream.state.segments import OTHER, RESERVED, Admitted, fleet_names, merge_admitted
+from stream.state.sketch import quantile
+from stream.state.windows import Totals, add_into, rows_of, totals_of, window_name
+
+Entry = dict[str, Any]
+
+
+def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
+    """A summary of one partition: what the merged snapshot needs from it (without the window
+    totals when `windows` is false). A copy: it may be encoded in another thread."""
+    return {
+        "topic": state.topic,
+        "partition": state.partition,
+        "stream_time": state.stream_time,
+        "counts": dict(state.counts),
+        "windows": {w.size_ms: dict(w.totals) for w in state.windows} if windows else {},
+        "live": dict(state.gauges),
+        "segments": {d: dict(values) for d, values in state.names.admitted.items()},
+        "folded": dict(state.names.folded),
+    }
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """An entry as JSON, as stored in Redis: totals as rows, window sizes as strings."""
+    windows = {str(size): rows_of(totals) for size, totals in entry["windows"].items()}
+    return orjson.dumps({**entry, "windows": windows, "live": rows_of(entry["live"])})
+
+
+def decode_entry(raw: bytes) -> Entry:
+    """The inverse of encode_entry."""
+    entry = orjson.loads(raw)
+    entry["windows"] = {int(size): totals_of(rows) for size, rows in entry["windows"].items()}
+    entry["live"] = totals_of(entry["live"])
+    return entry
+
+
+@dataclass
+class Merged:
+    """Sum of partition entries."""
+
+    windows: dict[int, Totals] = field(default_factory=dict)
+    live: Totals = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    stream_times: list[int] = field(default_factory=list)
+    admitted: Admitted = field(default_factory=dict)
+    folded: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> dimension -> n
+
+
+def merge(entries: Iterable[Entry]) -> Merged:
+    merged = Merged()
+    for entry in entries:
+        for size, totals in entry["windows"].items():
+            add_into(merged.windows.setdefault(size, {}), totals)
+        add_into(merged.live, entry["live"])
+        merged.admitted = merge_admitted([merged.admitted, entry["segments"]])
+        folded = merged.folded.setdefault(entry["topic"], {})
+        for dimension, n in entry["folded"].items():
+            folded[dimension] = folded.get(dimension, 0) + n
+        counts = merged.counts.setdefault(entry["topic"], dict.fromkeys(OUTCOMES, 0))
+        for outcome, n in entry["counts"].items():
+            counts[outcome] = counts.get(outcome, 0) + n
+        if entry["stream_time"] is not None:
+            merged.stream_times.append(entry["stream_time"])
+    return merged
+
+
+def format_time(ms: int | None) -> str | None:
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds and Z."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def render(
+    merged: Merged,
+    windows_ms: Iterable[int],
+    partitions: Mapping[str, int],
+    *,
+    max_values: int,
+    admitted: Admitted | None = None,
+    enabled: Callable[[str], bool] = lambda kpi: True,
+) -> dict[str, Any]:
+    """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
+
+    `admitted` is the fleet's admitted values when `merged` covers only some partitions (a
+    worker's /metrics), so that every worker folds the same values. KPIs switched off in the
+    configuration file (`enabled`) are left out.
+    """
+    keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
+    live = by_measure(_fold(merged.live, keep))
+    times = merged.stream_times
+    return {
+        "valid_at": format_time(min(times)) if times else None,
+        "latest": format_time(max(times)) if times else None,
+        "partitions": dict(partitions),
+        "windows": render_windows(merged.windows, windows_ms, keep, enabled),
+        "live": {kpi.name: render_kpi(kpi, live) for kpi in LIVE if enabled(kpi.name)},
+        "segments": {
+            "kept": {d: sorted(v) for d, v in sorted(keep.items())},
+            "folded_events": {
+                topic: dict(sorted(merged.folded.get(topic, {}).items())) for topic in partitions
+            },
+        },
+        "events": {
+            topic: dict(merged.counts.get(topic, dict.fromkeys(OUTCOMES, 0)))
+            for topic in partitions
+        },
+    }
+
+
+def render_windows(
+    windows: Mapping[int, Totals],
+    windows_ms: Iterable[int],
+    keep: Mapping[str, frozenset[str]],
+    enabled: Callable[[str], bool] = lambda kpi: True,
+) -> dict[str, dict[str, Any]]:
+    """The windowed KPIs of merged window totals, per window name, segments beyond `keep`
+    folded to other."""
+    grouped = {size: by_measure(_fold(totals, keep)) for size, totals in windows.items()}
+    return {
+        window_name(size // 1000): {
+            kpi.name: render_kpi(kpi, grouped.get(size, {}))
+            for kpi in WINDOWED
+            if enabled(kpi.name)
+        }
+        for size in windows_ms
+    }
+
+
+def window_versions(states: Iterable[PartitionState]) -> tuple[int, ...]:
+    """Changes whenever a window total of any of the states may have changed."""
+    return tuple(w.version for state in states for w in state.windows)
+
+
+def window_renderer(
+    states: Iterable[PartitionState],
+    windows_ms: Iterable[int],
+    keep: Mapping[str, frozenset[str]],
+    enabled: Callable[[str], bool] = lambda kpi: True,
+) -> Callable[[], dict[str, dict[str, Any]]]:
+    """Copies of the states' window totals, and a function that renders their windowed KPIs from
+    the copies alone, so that it may run in another thread while the states change."""
+    copies = [(w.size_ms, dict(w.totals)) for state in states for w in state.windows]
+    sizes = tuple(windows_ms)
+
+    def render() -> dict[str, dict[str, Any]]:
+        merged: dict[int, Totals] = {}
+        for size, totals in copies:
+            add_into(merged.setdefault(size, {}), totals)
+        return render_windows(merged, sizes, keep, enabled)
+
+    return render
+
+
+def _fold(totals: Totals, keep: Mapping[str, frozenset[str]]) -> Totals:
+    """Series of segment values outside the fleet-wide bound, added into `other`.
+
+    Currencies are part of the measure name ('priced_orders:EUR') and are folded the same way.
+    """
+    out: Totals = {}
+    for (metric, dim, seg, b), n in totals.items():
+        if _beyond(keep, dim, seg):
+            seg = OTHER
+        measure, sep, currency = metric.partition(":")
+        if sep and _beyond(keep, "currency", currency):
+            metric = f"{measure}:{OTHER}"
+        key = (metric, dim, seg, b)
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def _beyond(keep: Mapping[str, frozenset[str]], dimension: str, value: str) -> bool:
+    return dimension in keep and value not in keep[dimension] and value not in RESERVED
+
+
+#: Series of one segment of one measure, keyed (metric, bin).
+SegmentSeries = dict[tuple[str, int], int]
+#: Totals grouped by base measure, then by (dimension, segment).
+Grouped = dict[str, dict[tuple[str, str], SegmentSeries]]
+
+
+def by_measure(totals: Totals) -> Grouped:
+    """Totals grouped once by base measure and segment, so that each KPI reads only its own
+    series (rather than every KPI scanning all of them)."""
+    grouped: Grouped = {}
+    for (metric, dim, seg, b), n in totals.items():
+        segments = grouped.setdefault(base_measure(metric), {})
+        segments.setdefault((dim, seg), {})[(metric, b)] = n
+    return grouped
+
+
+def render_kpi(kpi: Kpi, grouped: Grouped) -> dict[str, Any]:
+    """One KPI: overall plus a map per segment dimension of the segments with data."""
+    by_segment: dict[tuple[str, str], SegmentSeries] = {}
+    for measure in {measure for _, measure in kpi.parts}:
+        for segment, series in grouped.get(measure, {}).items():
+            by_segment.setdefault(segment, {}).update(series)
+    out: dict[str, Any] = {"overall": _value(kpi, by_segment.pop(("", ""), {}))}
+    for dimension in kpi.dimensions:
+        out[dimension] = {
+            seg: _value(kpi, series)
+            for (dim, seg), series in sorted(by_segment.items())
+            if dim == dimension
+        }
+    return out
+
+
+def base_measure(metric: str) -> str:
+    """'resolution.count' -> 'resolution', 'priced_orders:EUR' -> 'priced_orders'."""
+    return metric.split(".", 1)[0].split(":", 1)[0]
+
+
+def _value(kpi: Kpi, series: SegmentSeries) -> dict[str, Any]:
+    if kpi.kind == "duration":
+        return duration_value(kpi.parts[0][1], series)
+    if kpi.kind == "money":
+        return money_value(series)
+    parts = {name: series.get((measure, -1), 0) for name, measure in kpi.parts}
+    if kpi.kind == "nps":
+        return nps_value(parts["promoters"], parts["passives"], parts["detractors"])
+    if kpi.kind == "mean":
+        return mean_value(parts["responses"], parts["score_sum"], parts["easy"])
+    if kpi.kind == "live":
+        return parts
+    first, second = parts.values()
+    denominator = first + second if kpi.kind == "share" else second
+    value = ratio(first, denominator)
+    return {**parts, kpi.value: None if value is None else value * kpi.scale}
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    """numerator / denominator, or None (not 0, not NaN) when there is nothing to divide."""
+    return numerator / denominator if denominator else None
+
+
+def nps_value(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
+    """NPS = 100 * (promoters - detractors) / responses, with its adjusted-Wald 95 % margin."""
+    responses = promoters + passives + detractors
+    score = 100 * (promoters - detractors) / responses if responses else None
+    return {
+        "promoters": promoters,
+        "passives": passives,
+        "detractors": detractors,
+        "responses": responses,
+        "score": score,
+        "margin_of_error": nps_margin_of_error(promoters, detractors, responses),
+    }
+
+
+def nps_margin_of_error(promoters: int, detractors: int, responses: int) -> float | None:
+    """Adjusted-Wald 95 % margin of error of NPS, in NPS points (MeasuringU: n + 3, + 3/4 each).
+
+    p = (P + 3/4) / (n + 3), d = (D + 3/4) / (n + 3);
+    var = (p + d - (p - d)^2) / (n + 3); margin = 100 * 1.96 * sqrt(var).
+    """
+    if not responses:
+        return None
+    n = responses + 3
+    p, d = (promoters + 0.75) / n, (detractors + 0.75) / n
+    return 100 * 1.96 * math.sqrt((p + d - (p - d) ** 2) / n)
+
+
+def mean_value(responses: int, score_sum: int, easy: int) -> dict[str, Any]:
+    """CES: mean score (7 = very easy) and the share of easy answers (5-7)."""
+    return {
+        "responses": responses,
+        "score_sum": score_sum,
+        "mean": ratio(score_sum, responses),
+        "easy": easy,
+        "easy_ratio": ratio(easy, responses),
+    }
+
+
+def money_value(series: SegmentSeries) -> dict[str, Any]:
+    """Per currency: priced orders, exact amount (summed in millionths) and average order value."""
+    out: dict[str, Any] = {}
+    for (metric, _), n in sorted(series.items()):
+        measure, _, currency = metric.partition(":")
+        entry = out.setdefault(currency, {"orders": 0, "amount": 0.0, "average": None})
+        if measure == "priced_orders":
+            entry["orders"] = n
+        else:
+            entry["amount"] = n / MICROS
+    for entry in out.values():
+        entry["average"] = entry["amount"] / entry["orders"] if entry["orders"] else None
+    return out
+
+
+def duration_value(measure: str, series: SegmentSeries) -> dict[str, Any]:
+    """Count, exact sum and mean, sketch quantiles and cumulative histogram of a duration."""
+    count = series.get((f"{measure}.{COUNT}", -1), 0)
+    sum_ms = series.get((f"{measure}.{SUM_MS}", -1), 0)
+    sketch = {b: n for (m, b), n in series.items() if m == f"{measure}.{SKETCH}"}
+    bins = {b: n for (m, b), n in series.items() if m == f"{measure}.{HIST}"}
+    cumulative: dict[str, int] = {}
+    running = 0
+    for index, bound in enumerate((*DURATION_BOUNDS_S, "+Inf")):
+        running += bins.get(index, 0)
+        cumulative[str(bound)] = running
+    return {
+        "count": count,
+        "sum_seconds": sum_ms / 1000,
+        "mean_seconds": sum_ms / 1000 / count if count else None,
+        "p50_seconds": quantile(sketch, 0.5),
+        "p90_seconds": quantile(sketch, 0.9),
+        "buckets": cumulative,
+    }

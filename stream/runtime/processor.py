@@ -1,0 +1,239 @@
+"""The Faust side of one source topic: consume, classify, apply, persist, acknowledge.
+
+A `TopicProcessor` owns the `PartitionState` of every partition of its topic that this worker is
+assigned. Its agent acknowledges a record only after the epoch holding its effect is committed in
+the changelog (see stream/state/partition.py), so a crash at any point replays exactly the records
+whose effect is missing, and replay skips the ones already applied. Which offset each partition
+is read from is decided by its state (stream/runtime/positions.py), not by the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from stream.config.settings import Settings
+from stream.contract.events import Rejection, decode
+from stream.contract.schemas import dead_letter_topic
+from stream.runtime.positions import ReadPositions
+from stream.state.facts import Rules
+from stream.state.partition import PartitionState, Record, StateConfig
+
+log = logging.getLogger(__name__)
+
+#: Changelog records a flush round hands to the producer before it lets the agent run (a send
+#: only queues the record, so a long round would otherwise hold the event loop).
+YIELD_EVERY = 200
+class TopicProcessor:
+    """Consumes one source topic and keeps its KPI state, partition by partition."""
+
+    def __init__(
+        self, app: faust.App, topic: str, rules: Rules, settings: Settings, config: StateConfig
+    ) -> None:
+        self.app = app
+        self.topic_name = topic
+        self.rules = rules
+        self.settings = settings
+        self.config = config
+        self.source = app.topic(
+            topic, partitions=settings.partitions, key_serializer="raw", value_serializer="raw"
+        )
+        self.dead_letters = app.topic(
+            dead_letter_topic(topic),
+            partitions=settings.partitions,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.table = app.Table(
+            f"state-{topic}",
+            partitions=settings.partitions,
+            key_type=bytes,  # bytes in, bytes out: the records are encoded by PartitionState
+            value_type=bytes,
+            on_recover=self._on_recovered,
+        )
+        self.changelog = self.table.changelog_topic.get_topic_name()
+        self.states: dict[int, PartitionState] = {}
+        self._pending: dict[int, list[EventT]] = defaultdict(list)  # applied, not yet acked
+        self._flushing = asyncio.Lock()  # one flush round at a time
+        self._last_flush = time.monotonic()
+        self._last_event: dict[int, float] = defaultdict(time.monotonic)  # last applied event
+        self._last_any = time.monotonic()  # last record of any partition of the topic
+        self._advanced_to: dict[int, float] = {}
+        self.positions = ReadPositions(app, topic)
+        app.agent(self.source, name=f"process-{topic}")(self._agent)
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    # -- the agent ----------------------------------------------------------------------------
+
+    async def _agent(self, stream: faust.StreamT) -> None:
+        settings = self.settings
+        async for event in stream.noack().events():
+            message = event.message
+            partition = message.partition
+            self._last_any = time.monotonic()
+            state = self.states.get(partition)
+            if state is None:
+                log.warning(
+                    "record for %s[%d] before its state was recovered; it will be replayed",
+                    self.topic_name,
+                    partition,
+                )
+                continue
+            if message.offset <= state.offset:
+                event.ack()  # applied before a restart: its effect is already in the state
+                continue
+            gap = message.offset > state.offset + 1 or partition in self.positions.rewinds
+            if gap and await self.positions.held_back(partition, state, message.offset):
+                continue  # comes again, after the records before it
+            result = decode(
+                message.value,
+                self.topic_name,
+                max_bytes=settings.max_event_bytes,
+                now_ms=int(time.time() * 1000),
+                max_future_ms=settings.max_future * 1000,
+            )
+            if isinstance(result, Rejection):
+                await self._dead_letter(message, result)
+                state.dead_letter(message.offset)
+            else:
+                state.apply(result, message.offset)
+                self._last_event[partition] = time.monotonic()
+            self._pending[partition].append(event)  # acknowledged by the next flush round
+
+    async def _dead_letter(self, message: Any, rejection: Rejection) -> None:
+        """Send the original bytes, untouched, with headers saying why and where from."""
+        headers = [
+            ("error", rejection.error.encode()),
+            ("error_detail", rejection.detail.encode()),
+            ("source_topic", message.topic.encode()),
+            ("source_partition", str(message.partition).encode()),
+            ("source_offset", str(message.offset).encode()),
+        ]
+        log.debug(
+            "dead-lettered %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            rejection.error,
+        )
+        await self.dead_letters.send(key=message.key, value=message.value, headers=headers)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    async def flush(self, partitions: Iterable[int] | None = None) -> None:
+        """Commit the current epoch of each partition (default: all) to the changelog, then
+        acknowledge its records.
+
+        One round writes every partition's records, waits until they are durable, then writes
+        every marker: two producer round trips whatever the number of partitions. The agent
+        keeps applying meanwhile, into the next epoch, which the next round commits.
+        """
+        async with self._flushing:
+            self._last_flush = time.monotonic()
+            epochs: list[tuple[int, list[Record], Record, list[EventT]]] = []
+            for partition in list(self.states) if partitions is None else partitions:
+                state = self.states.get(partition)
+                acks = self._pending.pop(partition, [])
+                if state is not None and (acks or state.has_changes):
+                    epochs.append((partition, *state.flush(), acks))
+            if not epochs:
+                return
+            sent = 0
+            for partition, records, _, _ in epochs:
+                for key, value in records:
+                    await self._send(partition, key, value)
+                    sent += 1
+                    if sent % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # let the agent go on between chunks
+            await self.app.producer.flush()
+            for partition, _, marker, _ in epochs:
+                await self._send(partition, *marker)
+            await self.app.producer.flush()
+            for *_, acks in epochs:
+                for event in acks:
+                    event.ack()
+
+    async def _send(self, partition: int, key: bytes, value: bytes | None) -> None:
+        """Hand a changelog record straight to the Kafka producer's batches. (The table's own
+        send_changelog queues each record behind Faust's one-at-a-time producer buffer, which
+        throttled the whole stream.)"""
+        await self.app.producer.send(self.changelog, key, value, partition, None, None)
+
+    async def tick(self) -> None:
+        """Once a second: idle partitions' stream time follows the clock; due flushes happen;
+        a consumer that moved past records the state never saw is sent back."""
+        now = time.monotonic()
+        for partition, state in list(self.states.items()):
+            self._advance_idle(partition, state, now)
+        if now - self._last_flush >= self.settings.flush_interval:
+            await self.flush()
+        for partition, state in list(self.states.items()):
+            await self.positions.check(partition, state, now, self._last_any)
+
+    def _advance_idle(self, partition: int, state: PartitionState, now: float) -> None:
+        """After idle_timeout without events, stream time advances at wall-clock rate."""
+        idle_since = self._last_event[partition] + self.settings.idle_timeout
+        if state.stream_time is None or now <= idle_since:
+            return
+        start = max(idle_since, self._advanced_to.get(partition, idle_since))
+        state.advance(state.stream_time + int((now - start) * 1000))
+        self._advanced_to[partition] = now
+
+    # -- rebalancing --------------------------------------------------------------------------
+
+    async def _on_recovered(self) -> None:
+        """After changelog recovery: let go of partitions that moved away, build the new ones.
+
+        A partition this worker kept through the rebalance keeps its state: it was flushed on
+        revoke and nobody else wrote to it. (Faust re-reads only the tail of a kept partition's
+        changelog, so its rows here are partial and must not be used.) A newly assigned one is
+        rebuilt from its whole changelog.
+        """
+        assigned = {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic_name
+        }
+        for partition in self.states.keys() - assigned:
+            del self.states[partition]
+            self._pending.pop(partition, None)  # never acknowledged: the new owner replays them
+        store = self.table.data
+        rows: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for key, value in list(store.items()):
+            partition = int(key.split(b":", 2)[1])
+            if partition in assigned and partition not in self.states:
+                rows[partition].append((key, value))
+        restored = assigned - self.states.keys()
+        for partition in restored:
+            self.states[partition] = PartitionState.restore(
+                self.topic_name, partition, self.rules, self.config, rows.get(partition, [])
+            )
+            self._last_event[partition] = time.monotonic()
+            self._advanced_to.pop(partition, None)
+            self.positions.forget(partition)
+            log.info(
+                "%s[%d] recovered: offset %d, %d entities",
+                self.topic_name,
+                partition,
+                self.states[partition].offset,
+                len(self.states[partition].entities),
+            )
+        # The rows were needed only to rebuild: free the memory. A partition that comes back after
+        # moving away is re-read from the start (Faust forgets its changelog position then).
+        store.data.clear()
+        store._key_partition.clear()
+        await self.flush(restored)  # commit the rollback before anything is applied
+
+    async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
+        """Before partitions may move: make their state durable (which ones move is known only
+        after the assignment, in `_on_recovered`)."""
+        await self.flush(
+            tp.partition
+            for tp in revoked
+            if tp.topic == self.topic_name and tp.partition in self.states
+        )

@@ -1,0 +1,52 @@
+"""Creating the source and dead-letter topics with the configured partition count, idempotently.
+
+Faust refuses to start when a source topic has another partition count than its tables, and some
+brokers auto-create topics with their own default; so topics are created explicitly, and an
+existing topic with the wrong count is reported as a configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from stream.config import ConfigError
+from stream.config.settings import Settings
+from stream.contract.schemas import SOURCE_TOPICS, dead_letter_topic
+from stream.runtime.connection import client_options
+
+
+def all_topics() -> list[str]:
+    return [t for topic in SOURCE_TOPICS for t in (topic, dead_letter_topic(topic))]
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
+    """Create missing topics; returns topic -> 'created' or 'exists'. Raises ConfigError."""
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10_000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise ConfigError(
+            f"cannot reach the broker at {settings.broker} ({type(exc).__name__}: {exc}); "
+            "check --broker / CXKPI_BROKER and that the broker is running"
+        ) from None
+    try:
+        existing = set(await admin.list_topics())
+        wanted = all_topics()
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            await admin.create_topics([NewTopic(t, settings.partitions, 1) for t in missing])
+        present = [t for t in wanted if t in existing]
+        if present:
+            for meta in await admin.describe_topics(present):
+                count = len(meta["partitions"])
+                if count != settings.partitions:
+                    raise ConfigError(
+                        f"topic {meta['topic']} has {count} partitions but partitions is "
+                        f"{settings.partitions}; set --partitions {count} or recreate the topic"
+                    )
+        return {t: "created" if t in missing else "exists" for t in wanted}
+    finally:
+        await admin.close()

@@ -1,0 +1,48 @@
+"""What the state keeps of an entity, and what it asks of the KPI rules about it.
+
+The state keeps, per entity (a cart, a ticket, a survey response), the list of its applied facts.
+The KPI rules of its topic (`stream/kpis/`) answer three questions about that list, always from
+the whole list, so that an out-of-order event simply changes the answer:
+
+- `contributions`: which samples the entity adds, each in the bucket of its event time (or to a
+  live gauge);
+- `next_due`: the stream time at which the answer changes without a new event (a cart times out,
+  a finished entity can be forgotten);
+- `keep`: which facts are still needed (the rest can no longer change, their samples stay).
+
+The state defines this interface and the rules implement it, so the state never imports a rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from stream.contract.events import Event
+from stream.state.segments import SegmentNames
+
+#: One applied event reduced to what the KPIs need: (t_ms, rank, event_id, kind, *data).
+#: Facts sort by (t, rank, event_id); rank orders events of the same time.
+Fact = tuple[Any, ...]
+#: ((dimension, segment), ...) with ("", "") for overall.
+Segments = tuple[tuple[str, str], ...]
+#: (t_ms, measure, segments, value): one sample in the bucket of t; t = NOW for a live gauge
+#: (such as the open backlog) that belongs to no bucket and follows the entity's current facts.
+Contribution = tuple[int, str, Segments, int]
+
+OVERALL = ("", "")
+NOW = -1
+
+
+class Rules(Protocol):
+    """What state code needs from a topic's KPI rules."""
+
+    topic: str
+    dimensions: tuple[str, ...]
+
+    def fact(self, event: Event, names: SegmentNames) -> Fact: ...
+
+    def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]: ...
+
+    def next_due(self, facts: list[Fact], stream_time: int) -> int | None: ...
+
+    def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]: ...

@@ -1,0 +1,46 @@
+"""How a KPI sample becomes bucket series, and the histogram bounds of duration samples.
+
+Counting samples (a cart abandoned, an NPS promoter) add their value to one series per segment.
+Duration samples (a resolution time in ms) add to a count, an exact integer-millisecond sum, one
+non-cumulative histogram bin and one quantile-sketch bin, per segment. All are integers, so
+buckets and windows add and subtract them exactly.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from stream.state.facts import Contribution
+from stream.state.sketch import bin_of
+from stream.state.windows import SeriesKey
+
+#: Upper bounds (seconds) of the published histogram buckets of durations; +Inf is implied.
+DURATION_BOUNDS_S = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
+_BOUNDS_MS = tuple(b * 1000 for b in DURATION_BOUNDS_S)
+
+#: Measures whose value is a duration in milliseconds.
+DURATION_MEASURES = frozenset({"resolution", "first_response"})
+
+COUNT, SUM_MS, HIST, SKETCH = "count", "sum_ms", "le", "sketch"
+
+
+def duration_bin(value_ms: int) -> int:
+    """Index of the histogram bucket holding a duration (len(bounds) means +Inf)."""
+    return bisect_left(_BOUNDS_MS, value_ms)
+
+
+def expand(contribution: Contribution) -> Iterator[tuple[SeriesKey, int]]:
+    """The (series, amount) pairs one sample adds to its bucket."""
+    _, measure, segments, value = contribution
+    if measure in DURATION_MEASURES:
+        hist_bin = duration_bin(value)
+        sketch_bin = bin_of(value / 1000)
+        for dim, seg in segments:
+            yield (f"{measure}.{COUNT}", dim, seg, -1), 1
+            yield (f"{measure}.{SUM_MS}", dim, seg, -1), value
+            yield (f"{measure}.{HIST}", dim, seg, hist_bin), 1
+            yield (f"{measure}.{SKETCH}", dim, seg, sketch_bin), 1
+    else:
+        for dim, seg in segments:
+            yield (measure, dim, seg, -1), value

@@ -1,0 +1,88 @@
+"""Settings: precedence and fail-fast validation with messages that say what to fix."""
+
+import pytest
+
+from stream.config import ConfigError
+from stream.config.settings import Settings, redact_url
+
+
+def test_defaults_env_and_flags_in_order() -> None:
+    assert Settings.load({}, environ={}).windows == (300, 3600, 86400)
+    env = {"CXKPI_GRACE": "2m", "CXKPI_PARTITIONS": "8"}
+    settings = Settings.load({"partitions": "6"}, environ=env)
+    assert (settings.grace, settings.partitions) == (120, 6)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"grace": "soon"}, "invalid grace 'soon' from flag --grace: expected a duration"),
+        ({"partitions": "0"}, "invalid partitions '0' from flag --partitions: expected a whole"),
+        ({"windows": "5m,90s"}, "90s is not a positive multiple of step (60s)"),
+        ({"broker": "http://x"}, "invalid broker"),
+        ({"profile": "fast"}, "expected one of production, dev"),
+        ({"inactivity_timeout": "0s"}, "inactivity_timeout: must be greater than zero"),
+    ],
+)
+def test_bad_values_fail_with_the_setting_named(flags: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.load(flags, environ={})
+    assert message in str(error.value)
+
+
+def test_secrets_are_never_shown() -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.load({"redis_url": "http://:hunter2@x"}, environ={})
+    assert "hunter2" not in str(error.value)
+    settings = Settings.load({"redis_url": "redis://:hunter2@localhost:6379/0"}, environ={})
+    assert "hunter2" not in str(settings.describe())
+    assert redact_url("rediss://u:pw@h:1/0") == "rediss://u:***@h:1/0"
+
+
+def test_the_config_file_sits_between_environment_and_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "k.toml"
+    path.write_text(
+        '[windows]\ngrace = "2m"\n[segments.allow]\nchannel = ["web", "app"]\n'
+        "[kpis.ces]\nenabled = false\n"
+    )
+    assert Settings.load({"config": str(path)}, environ={}).grace == 120
+    assert Settings.load({"config": str(path)}, environ={"CXKPI_GRACE": "3m"}).grace == 180
+    assert Settings.load({"config": str(path), "grace": "4m"}, environ={}).grace == 240
+    settings = Settings.load({}, environ={"CXKPI_CONFIG": str(path)})
+    assert settings.allow == {"channel": frozenset({"web", "app"})}
+    assert not settings.enabled("ces") and settings.enabled("nps")
+    bare = Settings.load({"config": "none"}, environ={})
+    assert bare.kpis is None and bare.enabled("ces") and bare.grace == 300
+
+
+def test_the_example_file_is_used_by_default() -> None:
+    settings = Settings.load({}, environ={})
+    assert settings.kpis is not None and settings.kpis.path.name == "cxkpi.toml"
+    assert settings.kpis.kpis["nps"].alert is not None
+
+
+def test_a_bad_file_names_the_file_and_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.toml"
+    path.write_text('[windows]\nsizes = ["90s"]\n')
+    with pytest.raises(ConfigError) as error:
+        Settings.load({"config": str(path)}, environ={})
+    assert str(path) in str(error.value) and "windows.sizes" in str(error.value)
+
+
+def test_repeated_kafka_client_errors_are_held_back() -> None:
+    import logging
+
+    from stream.runtime.logs import QuietRepeats
+
+    quiet = QuietRepeats(every_s=30)
+
+    def record(name: str, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, ("x",), None)
+
+    flood = [quiet.filter(record("aiokafka", "Unable connect to node %s")) for _ in range(100)]
+    assert flood.count(True) == 1
+    assert quiet.filter(record("aiokafka.conn", "another message %s"))
+    assert all(quiet.filter(record("stream.app", "ours %s")) for _ in range(3))
+    quiet.every_s = 0  # the next one gets through and says how many were held back
+    passed = record("aiokafka", "Unable connect to node %s")
+    assert quiet.filter(passed) and "(and 99 more like it" in passed.msg

@@ -1,0 +1,430 @@
+"""The generated Prometheus rules: current with cxkpi.toml, valid, and right under promtool.
+
+`promtool test rules` evaluates the committed rule file on synthetic series of two workers, so
+each recording rule's arithmetic and each alert's threshold, `for` and minimum-sample guard are
+checked by Prometheus' own engine (Debian's `prometheus` package provides promtool).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stream.config.kpifile import DEFAULT_CONFIG_PATH, Alert, load_kpi_config
+from stream.kpis.catalog import CATALOG, Kpi
+from stream.monitoring import rules
+from stream.state.measures import DURATION_BOUNDS_S
+from stream.state.windows import window_name
+
+ROOT = Path(__file__).resolve().parents[3]
+RULES = ROOT / "ops/prometheus/rules/cxkpi.rules.yml"
+CONFIG = load_kpi_config(DEFAULT_CONFIG_PATH)
+TOPICS = sorted({k.topic for k in CATALOG})
+PARTITIONS = 4
+WORKERS = ("w1", "w2")  # w1 owns partitions 0 and 1, w2 owns 2 and 3
+BUCKETS = (*(f"{float(b)}" for b in DURATION_BOUNDS_S), "+Inf")
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    binary = shutil.which("promtool")
+    assert binary, "promtool is missing: install Debian's prometheus package (make setup does)"
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_committed_rules_are_generated_from_the_config() -> None:
+    assert RULES.read_text() == rules.render_rules(CONFIG, DEFAULT_CONFIG_PATH.name), (
+        "ops/prometheus/rules/cxkpi.rules.yml is stale: run `make monitoring`"
+    )
+
+
+def test_promtool_accepts_the_rules() -> None:
+    result = promtool("check", "rules", str(RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    alerts = [r for g in groups for r in g["rules"] if "alert" in r]
+    for alert in alerts:
+        assert alert["for"] and alert["labels"]["severity"] in ("critical", "warning", "info")
+        assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
+    configured = {k for k, s in CONFIG.kpis.items() if s.alert is not None}
+    assert {a["labels"].get("kpi") for a in alerts} - {None} == configured
+    names = [r["record"] for g in groups for r in g["rules"] if "record" in r]
+    assert all(len(name.split(":")) == 3 for name in names), "level:metric:operations"
+
+
+# -- synthetic workers -------------------------------------------------------------------------
+
+
+def labels(**values: str) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in values.items()) + "}"
+
+
+def coverage(owners: dict[int, list[str]]) -> list[dict[str, str]]:
+    """The per-partition series each worker exports for the partitions it owns."""
+    series = []
+    for topic in TOPICS:
+        for worker in WORKERS:
+            series.append(
+                {
+                    "series": "cxkpi_topic_partitions" + labels(instance=worker, topic=topic),
+                    "values": f"{PARTITIONS}x30",
+                }
+            )
+        for partition, workers in owners.items():
+            for worker in workers:
+                name = "cxkpi_events_total" + labels(
+                    instance=worker, topic=topic, partition=str(partition), outcome="applied"
+                )
+                series.append({"series": name, "values": "100+10x30"})
+    return series
+
+
+EXACTLY_ONCE = {0: ["w1"], 1: ["w1"], 2: ["w2"], 3: ["w2"]}
+
+
+def kpi_series(kpi: Kpi, per_worker: dict[str, float], window: str = "1h") -> list[dict[str, str]]:
+    """Component series of a KPI per worker. per_worker: component -> value of each worker
+    (buckets for durations: samples in the bucket given by the key)."""
+    out = []
+    for worker in WORKERS:
+        base: dict[str, str] = {"instance": worker, "dimension": "all", "segment": "all"}
+        if kpi.kind != "live":
+            base["window"] = window
+        if kpi.kind == "money":
+            base["currency"] = "EUR"
+        if kpi.kind == "duration":
+            cumulative = 0.0
+            for le in BUCKETS:
+                cumulative += per_worker.get(le, 0)
+                out.append(
+                    {
+                        "series": f"cxkpi_{kpi.name}_seconds_bucket" + labels(**base, le=le),
+                        "values": f"{cumulative:g}x30",
+                    }
+                )
+            for suffix in ("gcount", "gsum"):
+                out.append(
+                    {
+                        "series": f"cxkpi_{kpi.name}_seconds_{suffix}" + labels(**base),
+                        "values": f"{per_worker[suffix]:g}x30",
+                    }
+                )
+            continue
+        for component, value in per_worker.items():
+            out.append(
+                {
+                    "series": f"cxkpi_{kpi.name}_{component}" + labels(**base),
+                    "values": f"{value:g}x30",
+                }
+            )
+    return out
+
+
+def run_promtool_tests(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
+    path = tmp_path / "cxkpi.test.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests},
+            sort_keys=False,
+        )
+    )
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def kpi(name: str) -> Kpi:
+    return next(k for k in CATALOG if k.name == name)
+
+
+# Two workers' components and the fleet value computed by hand: (sum over workers) then divide.
+RECORDING_CASES: list[tuple[str, dict[str, float], str, float]] = [
+    ("cart_abandonment", {"abandoned": 30, "converted": 10}, "ratio", 60 / 80),
+    ("checkout_abandonment", {"abandoned": 5, "converted": 15}, "ratio", 10 / 40),
+    ("conversion", {"converted": 10, "created": 40}, "ratio", 20 / 80),
+    ("upsell", {"upsold": 3, "orders": 12}, "ratio", 6 / 24),
+    ("first_contact_resolution", {"first_contact": 7, "solves": 10}, "ratio", 14 / 20),
+    ("reopen_rate", {"reopens": 1, "solves": 10}, "ratio", 2 / 20),
+    ("csat", {"satisfied": 8, "responses": 10}, "score", 100 * 16 / 20),
+    (
+        "nps",
+        {"promoters": 6, "passives": 2, "detractors": 2, "responses": 10},
+        "score",
+        100 * (12 - 4) / 20,
+    ),
+    ("ces", {"responses": 10, "score_sum": 55, "easy": 7}, "mean", 110 / 20),
+    ("ces", {"responses": 10, "score_sum": 55, "easy": 7}, "easy_ratio", 14 / 20),
+    ("average_order_value", {"orders": 4, "amount": 100}, "average", 200 / 8),
+    # 10 samples per worker, all in (60, 300]: p90 = 60 + 0.9 * 240 (linear in the bucket)
+    ("resolution_time", {"300.0": 10, "gcount": 10, "gsum": 1500}, "p90", 60 + 0.9 * 240),
+    ("resolution_time", {"300.0": 10, "gcount": 10, "gsum": 1500}, "mean", 150),
+    (
+        "first_response_time",
+        {"60.0": 4, "300.0": 6, "gcount": 10, "gsum": 900},
+        "p50",
+        60 + 240 / 6,
+    ),
+    ("open_backlog", {"tickets": 21}, "sum", 42),
+]
+
+
+def value_record(k: Kpi, operation: str) -> str:
+    return next(s.record for s in rules.values(k) if s.record.endswith(":" + operation))
+
+
+@pytest.mark.parametrize(("name", "components", "operation", "expected"), RECORDING_CASES)
+def test_recording_rules_sum_over_workers_then_divide(
+    tmp_path: Path, name: str, components: dict[str, float], operation: str, expected: float
+) -> None:
+    k = kpi(name)
+    record = value_record(k, operation)
+    result_labels = {"dimension": "all", "segment": "all"}
+    if k.kind != "live":
+        result_labels = {"window": "1h", **result_labels}
+    if k.kind == "money":
+        result_labels["currency"] = "EUR"
+    at = {"eval_time": "5m"}
+    run_promtool_tests(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": coverage(EXACTLY_ONCE) + kpi_series(k, components),
+                "promql_expr_test": [
+                    {
+                        **at,
+                        "expr": record,
+                        "exp_samples": [
+                            {"labels": record + labels(**result_labels), "value": expected}
+                        ],
+                    }
+                ],
+            },
+            {  # a partition owned twice (a rebalance between scrapes): withheld, no spike
+                "interval": "1m",
+                "input_series": coverage({**EXACTLY_ONCE, 1: ["w1", "w2"]})
+                + kpi_series(k, components),
+                "promql_expr_test": [{**at, "expr": record, "exp_samples": []}],
+            },
+            {  # a partition owned by nobody (a worker died, not yet moved): withheld, no dip
+                "interval": "1m",
+                "input_series": coverage({0: ["w1"], 1: ["w1"], 2: ["w2"]})
+                + kpi_series(k, components),
+                "promql_expr_test": [{**at, "expr": record, "exp_samples": []}],
+            },
+        ],
+    )
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[str, float], float]:
+    """Per-worker components with `samples` samples each whose fleet value is on the bad (or
+    good) side of the alert, and that fleet value."""
+    n = samples
+    high = bad == (alert.kind != "below")  # the value should be high
+    match k.kind:
+        case "share":
+            return {"abandoned": n if high else 0, "converted": 0 if high else n}, float(high)
+        case "fraction":
+            first, second = (p for p, _ in k.parts)
+            return {first: n if high else 0, second: n}, high * k.scale
+        case "nps":
+            return {
+                "promoters": n if high else 0,
+                "passives": 0,
+                "detractors": 0 if high else n,
+                "responses": n,
+            }, (100 if high else -100)
+        case "mean":
+            return {"responses": n, "score_sum": (7 if high else 1) * n, "easy": 0}, (
+                7 if high else 1
+            )
+        case "duration":  # all in +Inf: p90 is the highest finite bound; all <= 60 s: 54 s
+            value = DURATION_BOUNDS_S[-1] if high else 54
+            return {("+Inf" if high else "60.0"): n, "gcount": n, "gsum": n}, value
+        case "money":
+            average = alert.threshold * 2 + 1 if high else 0
+            return {"orders": n, "amount": average * n}, average
+        case _:
+            return {"tickets": alert.threshold if high else 0}, 2 * alert.threshold * high
+
+
+def humanize_duration(seconds: float) -> str:
+    """Prometheus' humanizeDuration for whole seconds of a minute or more."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m {secs}s"
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    return f"{minutes}m {secs}s"
+
+
+def rendered(
+    annotations: dict[str, str], value: float, labels: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The alert's annotations as Prometheus renders them for this value and these labels."""
+    text = {
+        '{{ $value | printf "%.4g" }}': f"{value:.4g}",
+        "{{ $value | humanizeDuration }}": humanize_duration(value),
+        "{{ $value | humanizePercentage }}": f"{value * 100:.4g}%",
+        "{{ $value }}": f"{value:g}",
+        **{f"{{{{ $labels.{k} }}}}": v for k, v in (labels or {}).items()},
+    }
+    out = {}
+    for key, template in annotations.items():
+        for placeholder, shown in text.items():
+            template = template.replace(placeholder, shown)
+        assert "{{" not in template, template
+        out[key] = template
+    return out
+
+
+def rule(name: str) -> dict[str, Any]:
+    return next(
+        r
+        for g in yaml.safe_load(RULES.read_text())["groups"]
+        for r in g["rules"]
+        if r.get("alert") == name
+    )
+
+
+CONFIGURED = [(k, s.alert) for k in CATALOG if (s := CONFIG.kpis[k.name]).alert is not None]
+
+
+@pytest.mark.parametrize(("k", "alert"), CONFIGURED, ids=[k.name for k, _ in CONFIGURED])
+def test_each_alert_fires_after_for_only_with_enough_samples(
+    tmp_path: Path, k: Kpi, alert: Alert
+) -> None:
+    window = window_name(alert.window_s) if alert.window_s else "1h"
+    name = rules.alert_name(k, alert)
+    enough = -(-alert.min_samples // 2)  # per worker, so the fleet has at least min_samples
+    fire_at = f"{alert.for_s // 60 + 2}m"
+    expected_labels = {"severity": alert.severity, "kpi": k.name, "service": "cxkpi"}
+    if alert.window_s is not None:
+        expected_labels.update(window=window, dimension="all", segment="all")
+    else:
+        expected_labels.update(dimension="all", segment="all")
+    if k.kind == "money":
+        expected_labels["currency"] = "EUR"
+
+    annotations = rule(name)["annotations"]
+
+    def case(samples: int, bad: bool, fires: bool, at: str = fire_at) -> dict[str, Any]:
+        per_worker, value = components_for(k, alert, bad, samples)
+        expected = [
+            {"exp_labels": expected_labels, "exp_annotations": rendered(annotations, value)}
+        ]
+        return {
+            "interval": "1m",
+            "input_series": coverage(EXACTLY_ONCE) + kpi_series(k, per_worker, window),
+            "alert_rule_test": [
+                {"eval_time": at, "alertname": name, "exp_alerts": expected if fires else []}
+            ],
+        }
+
+    cases = [case(enough, bad=True, fires=True), case(enough, bad=False, fires=False)]
+    if alert.min_samples > 1 and k.kind != "live":  # the guard: one sample short of the minimum
+        cases.append(case((alert.min_samples - 1) // 2, bad=True, fires=False))
+    if alert.for_s >= 120:  # not yet: the condition has held for less than `for`
+        cases.append(case(enough, bad=True, fires=False, at=f"{alert.for_s // 60 - 1}m"))
+    run_promtool_tests(tmp_path, cases)
+
+
+def expect(
+    name: str, at: str, topics: list[str | None], value: float = 0, **extra: str
+) -> dict[str, Any]:
+    """An alert_rule_test: `name` fires at `at` once per topic (None: no topic label)."""
+    alert = rule(name)
+    exp = []
+    for topic in topics:
+        labels = {**alert["labels"], **extra, **({"topic": topic} if topic else {})}
+        exp.append(
+            {"exp_labels": labels, "exp_annotations": rendered(alert["annotations"], value, labels)}
+        )
+    return {"eval_time": at, "alertname": name, "exp_alerts": exp}
+
+
+def test_health_alerts(tmp_path: Path) -> None:
+    alerting = CONFIG.alerting
+    lag = {
+        "series": "cxkpi_consumer_lag_records"
+        + labels(instance="w1", topic="tickets", partition="0"),
+        "values": "50x40",
+    }
+    stuck = {  # partition 0 of tickets makes no progress while 50 records wait
+        "series": "cxkpi_events_total"
+        + labels(instance="w1", topic="tickets", partition="0", outcome="applied"),
+        "values": "100x40",
+    }
+    moving = [s for s in coverage(EXACTLY_ONCE) if s["series"] != stuck["series"]]
+    silent = [{**s, "values": "100x40"} for s in coverage(EXACTLY_ONCE)]
+    per_minute = alerting.dead_letter_min_events
+    dead = {  # dead_letter_min_events per minute, beside 40 applied per minute
+        "series": "cxkpi_events_total"
+        + labels(instance="w1", topic="cart-events", partition="0", outcome="dead_lettered"),
+        "values": f"0+{per_minute}x40",
+    }
+    share = per_minute / (per_minute + 4 * 10)
+    uncovered_at = f"{alerting.uncovered_for_s // 60 + 2}m"
+    run_promtool_tests(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": [*moving, stuck, lag],
+                "alert_rule_test": [
+                    expect(
+                        "CxkpiConsumerStalled",
+                        f"{alerting.stalled_for_s // 60 + 7}m",
+                        ["tickets"],
+                        50,
+                        partition="0",
+                    )
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [*coverage(EXACTLY_ONCE), dead],
+                "alert_rule_test": [
+                    expect("CxkpiDeadLettersHigh", "12m", ["cart-events"], share),
+                    expect("CxkpiPartitionsNotCovered", "12m", []),
+                    expect("CxkpiNoEventsApplied", "12m", []),
+                ],
+            },
+            {  # producers stopped: nothing applied on any topic
+                "interval": "1m",
+                "input_series": silent,
+                "alert_rule_test": [
+                    expect("CxkpiNoEventsApplied", f"{alerting.silent_for_s // 60 + 7}m", TOPICS)
+                ],
+            },
+            {  # worker w2 is gone and nobody took partitions 2 and 3
+                "interval": "1m",
+                "input_series": coverage({0: ["w1"], 1: ["w1"]}),
+                "alert_rule_test": [
+                    expect("CxkpiPartitionsNotCovered", uncovered_at, TOPICS, PARTITIONS)
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [{"series": 'up{job="cxkpi"}', "values": "0x30"}],
+                "alert_rule_test": [expect("CxkpiNoWorker", uncovered_at, [None], 1)],
+            },
+        ],
+    )
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbook = (ROOT / "docs/runbook.md").read_text()
+    anchors = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for r in group["rules"]:
+            if "alert" in r:
+                assert r["annotations"]["runbook_url"].split("#")[1] in anchors, r["alert"]
