@@ -110,6 +110,7 @@ class KpiApp:
             windows_ms=self.windows_ms,
             max_segment_values=settings.max_segment_values,
             allow=settings.allow,
+            long_step_ms=settings.long_step * 1000,
         )
         self.processors = [
             TopicProcessor(self.app, rules.topic, rules, settings, config)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from stream.config import ConfigError, parse_duration
+from stream.config import MAX_WINDOW_S, ConfigError, is_long_window, parse_duration
 
 #: repo root cxkpi.toml, the file used when none is given
 DEFAULT_CONFIG_PATH: Path = Path(__file__).resolve().parents[2] / "cxkpi.toml"
@@ -36,6 +36,7 @@ KPI_RANGES: dict[str, tuple[float, float, str]] = {
     "first_response_time": _SECONDS,
     "first_contact_resolution": _RATIO,
     "open_backlog": (0.0, math.inf, "open tickets"),
+    "backlog_age": (0.0, math.inf, "age in seconds"),
     "reopen_rate": _RATIO,
     "nps": (-100.0, 100.0, "score"),
     "csat": (0.0, 100.0, "percent"),
@@ -44,13 +45,18 @@ KPI_RANGES: dict[str, tuple[float, float, str]] = {
 #: KPIs whose alerts are on the p90 of a distribution of seconds
 DURATION_KPIS = frozenset(k for k, (_, _, unit) in KPI_RANGES.items() if unit == "seconds")
 #: KPIs that are a gauge of now: alerts take no window and no min_samples
-LIVE_KPIS = frozenset({"open_backlog"})
+LIVE_KPIS = frozenset({"open_backlog", "backlog_age"})
 #: segment dimensions an allow-list may name
 DIMENSIONS = ("channel", "region", "team", "priority")
 _RESERVED_SEGMENTS = frozenset({"other", "unknown"})
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "windows": {"sizes": ["5m", "1h", "24h"], "step": "1m", "grace": "5m"},
+    "windows": {
+        "sizes": ["5m", "1h", "24h", "7d", "30d"],
+        "step": "1m",
+        "long_step": "1h",
+        "grace": "5m",
+    },
     "timeouts": {"cart_inactivity": "30m", "idle_partition": "1m", "ticket_retention": "7d"},
     "segments": {"max_values": 20, "allow": {}},
     "alerting": {
@@ -65,9 +71,18 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "kpis": {},
 }
-_ALERT_KEYS = ("above", "below", "p90_above", "window", "min_samples", "for", "severity")
+_ALERT_KEYS = (
+    "above",
+    "below",
+    "p90_above",
+    "oldest_above",
+    "window",
+    "min_samples",
+    "for",
+    "severity",
+)
 SEVERITIES = ("critical", "warning", "info")
-_KINDS = ("above", "below", "p90_above")
+_KINDS = ("above", "below", "p90_above", "oldest_above")
 _DURATION_TEXT = "a duration such as 30s, 5m, 1h, 1d or a number of seconds"
 
 
@@ -75,8 +90,8 @@ _DURATION_TEXT = "a duration such as 30s, 5m, 1h, 1d or a number of seconds"
 class Alert:
     """Alert when the KPI's value (or its p90, for durations) crosses threshold in the window."""
 
-    kind: str  # "above" | "below" | "p90_above"
-    threshold: float  # in the KPI's unit; seconds for p90_above
+    kind: str  # "above" | "below" | "p90_above" | "oldest_above" (backlog_age)
+    threshold: float  # in the KPI's unit; seconds for p90_above and oldest_above
     window_s: int | None  # None for the live gauge (open_backlog)
     min_samples: int
     for_s: int = 300  # how long the condition must hold before the alert fires
@@ -113,6 +128,7 @@ class KpiConfig:
     path: Path
     windows_s: tuple[int, ...]
     step_s: int
+    long_step_s: int
     grace_s: int
     cart_inactivity_s: int
     idle_partition_s: float
@@ -223,6 +239,8 @@ def _alert(
     example = (
         '{ p90_above = "8h", window = "24h", min_samples = 20 }'
         if name in DURATION_KPIS
+        else '{ oldest_above = "7d" }'
+        if name == "backlog_age"
         else "{ above = 500 }"
         if name in LIVE_KPIS
         else '{ below = 0.5, window = "24h", min_samples = 20 }'
@@ -237,7 +255,17 @@ def _alert(
     kind = kinds[0]
     kind_key = f"{key}.{kind}"
     raw = alert[kind]
-    if name in DURATION_KPIS:
+    if name == "backlog_age" or kind == "oldest_above":
+        if name != "backlog_age" or kind != "oldest_above":
+            raise check.fail(
+                kind_key,
+                "not allowed: backlog_age takes exactly oldest_above (the oldest open ticket's "
+                f"age, {_DURATION_TEXT}, greater than zero), and only backlog_age takes it",
+            )
+        threshold = check.duration(raw, kind_key)
+        if threshold <= 0:
+            raise check.bad(kind_key, raw, "a duration greater than zero")
+    elif name in DURATION_KPIS:
         if kind != "p90_above":
             raise check.fail(
                 kind_key,
@@ -318,22 +346,30 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
 
     windows = sections["windows"]
     step_s = check.whole_seconds(windows["step"], "windows.step")
+    long_step_s = check.whole_seconds(windows["long_step"], "windows.long_step")
+    if long_step_s % step_s:
+        raise check.bad(
+            "windows.long_step", windows["long_step"], f"a multiple of windows.step ({step_s}s)"
+        )
     grace_s = check.whole_seconds(windows["grace"], "windows.grace", allow_zero=True)
     raw_sizes = windows["sizes"]
     sizes_expected = (
-        f'a non-empty list of durations, each a multiple of step ({step_s}s), e.g. ["5m", "1h"]'
+        f"a non-empty list of durations up to 400d, each a multiple of step ({step_s}s), or of "
+        f'long_step ({long_step_s}s) when longer than 24h, e.g. ["5m", "1h", "30d"]'
     )
     if not isinstance(raw_sizes, list) or not raw_sizes:
         raise check.bad("windows.sizes", raw_sizes, sizes_expected)
     sizes: dict[int, str] = {}
     for raw in raw_sizes:
         seconds = check.duration(raw, "windows.sizes")
-        if seconds <= 0 or seconds != int(seconds) or int(seconds) % step_s:
-            raise check.bad(
-                "windows.sizes",
-                raw,
-                f"a positive multiple of windows.step ({step_s}s)",
-            )
+        long = is_long_window(seconds)
+        own_key, own = ("windows.long_step", long_step_s) if long else ("windows.step", step_s)
+        if seconds <= 0 or seconds != int(seconds) or int(seconds) % own:
+            longer = ", as it is longer than 24h" if long else ""
+            expected = f"a positive multiple of {own_key} ({own}s){longer}"
+            raise check.bad("windows.sizes", raw, expected)
+        if seconds > MAX_WINDOW_S:
+            raise check.bad("windows.sizes", raw, "a window of at most 400d")
         if int(seconds) in sizes:
             raise check.bad(
                 "windows.sizes", raw, f"each size once ({sizes[int(seconds)]!r} repeats)"
@@ -387,6 +423,7 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
         path=path,
         windows_s=tuple(sizes),
         step_s=step_s,
+        long_step_s=long_step_s,
         grace_s=grace_s,
         cart_inactivity_s=cart_inactivity_s,
         idle_partition_s=idle_partition_s,
@@ -436,6 +473,7 @@ def settings_overrides(config: KpiConfig) -> dict[str, str]:
     return {
         "windows": ",".join(_seconds_text(s) for s in config.windows_s),
         "step": _seconds_text(config.step_s),
+        "long_step": _seconds_text(config.long_step_s),
         "grace": _seconds_text(config.grace_s),
         "inactivity_timeout": _seconds_text(config.cart_inactivity_s),
         "idle_timeout": _seconds_text(config.idle_partition_s),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from stream.config import ConfigError, parse_duration
+from stream.config import ConfigError, check_windows, parse_duration, window_step
 from stream.config.kpifile import (
     DEFAULT_CONFIG_PATH,
     KpiConfig,
@@ -164,8 +164,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("app_id", "cxkpi", _name, "Consumer group, changelog topic and Redis key prefix."),
     Option("partitions", "4", _int_range(1, 1024), "Partitions of every source topic."),
-    Option("windows", "5m,1h,24h", _durations, "Rolling window sizes, comma-separated."),
-    Option("step", "1m", _whole_seconds, "How often windows advance (the bucket size)."),
+    Option(
+        "windows",
+        "5m,1h,24h,7d,30d",
+        _durations,
+        "Rolling window sizes, comma-separated, up to 400d; windows longer than 24h advance by "
+        "long_step, the others by step.",
+    ),
+    Option("step", "1m", _whole_seconds, "How often windows of up to 24h advance (bucket size)."),
+    Option(
+        "long_step",
+        "1h",
+        _whole_seconds,
+        "How often windows longer than 24h advance (their bucket size); a multiple of step.",
+    ),
     Option("grace", "5m", _whole_seconds, "How late an event may be and still count."),
     Option(
         "inactivity_timeout", "30m", _whole_seconds, "A cart with no event this long is abandoned."
@@ -180,7 +192,10 @@ OPTIONS: tuple[Option, ...] = (
         "max_future", "1h", _whole_seconds, "Events further ahead of the clock are dead-lettered."
     ),
     Option(
-        "ticket_retention", "7d", _whole_seconds, "A ticket idle this long is forgotten (memory)."
+        "ticket_retention",
+        "7d",
+        _whole_seconds,
+        "A solved (not closed) ticket idle this long is forgotten; open tickets never are.",
     ),
     Option(
         "max_event_bytes",
@@ -243,6 +258,7 @@ class Settings:
     partitions: int
     windows: tuple[int, ...]
     step: int
+    long_step: int
     grace: int
     inactivity_timeout: int
     idle_timeout: float
@@ -262,6 +278,11 @@ class Settings:
     def allow(self) -> dict[str, frozenset[str]]:
         """Segment allow-lists from the configuration file."""
         return dict(self.kpis.allow) if self.kpis is not None else {}
+
+    @property
+    def window_steps(self) -> tuple[tuple[int, int], ...]:
+        """(size, step) of every window, in seconds."""
+        return tuple((s, window_step(s, self.step, self.long_step)) for s in self.windows)
 
     def enabled(self, kpi: str) -> bool:
         """Whether a KPI is published (all are, without a configuration file)."""
@@ -298,13 +319,11 @@ class Settings:
 
     def check(self) -> None:
         """Rules that tie several settings together."""
-        if self.step <= 0:
-            raise ConfigError("invalid step: must be greater than zero")
-        for size in self.windows:
-            if size <= 0 or size % self.step:
-                raise ConfigError(
-                    f"invalid windows: {size}s is not a positive multiple of step ({self.step}s)"
-                )
+        if self.step <= 0 or self.long_step <= 0:
+            raise ConfigError("invalid step: step and long_step must be greater than zero")
+        problem = check_windows(self.windows, self.step, self.long_step)
+        if problem:
+            raise ConfigError(f"invalid windows: {problem}")
         if self.inactivity_timeout <= 0:
             raise ConfigError("invalid inactivity_timeout: must be greater than zero")
         sasl = self.kafka_security_protocol.startswith("SASL_")

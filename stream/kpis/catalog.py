@@ -20,7 +20,8 @@ class Kpi:
     - `mean`: responses, score sum, easy → mean and share of easy;
     - `duration`: a distribution of seconds (count, sum, histogram, quantile sketch);
     - `money`: priced orders and amounts per currency → average;
-    - `live`: a gauge of now, not windowed (the open backlog).
+    - `live`: a gauge of now, not windowed (the open backlog);
+    - `age`: a gauge histogram of now, of the open tickets' ages, with the oldest one's age.
     `parts` maps each published component to the bucket measure it is summed from.
     """
 
@@ -31,6 +32,11 @@ class Kpi:
     parts: tuple[tuple[str, str], ...]
     value: str = "ratio"  # the JSON key of the computed value
     scale: float = 1.0
+
+    @property
+    def is_live(self) -> bool:
+        """A value of now (published without a window), not of a rolling window."""
+        return self.kind in ("live", "age")
 
 
 CATALOG: tuple[Kpi, ...] = (
@@ -101,6 +107,14 @@ CATALOG: tuple[Kpi, ...] = (
         value="tickets",
     ),
     Kpi(
+        "backlog_age",
+        "age",
+        "tickets",
+        ("team", "priority"),
+        (("tickets", "backlog_age"), ("oldest", "backlog_opened")),
+        value="oldest_seconds",
+    ),
+    Kpi(
         "nps",
         "nps",
         "survey-replies",
@@ -130,5 +144,5 @@ CATALOG: tuple[Kpi, ...] = (
         value="mean",
     ),
 )
-WINDOWED = tuple(k for k in CATALOG if k.kind != "live")
-LIVE = tuple(k for k in CATALOG if k.kind == "live")
+WINDOWED = tuple(k for k in CATALOG if not k.is_live)
+LIVE = tuple(k for k in CATALOG if k.is_live)

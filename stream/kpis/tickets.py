@@ -3,15 +3,22 @@
 Every `ticket_solved` is a resolution sample, measured from the ticket's earliest `ticket_opened`,
 in the bucket of the solve; the earliest public reply is the first-response sample; each solve is
 also judged for first-contact resolution; reopens are counted; and an open ticket adds one to the
-live backlog. Samples are recomputed from all of the ticket's facts, so a solve that arrives
-before its opening becomes a sample when the opening arrives.
+live backlog and to the backlog age (its age bin, its opening time for the mean and the oldest).
+Samples are recomputed from all of the ticket's facts, so a solve that arrives before its opening
+becomes a sample when the opening arrives.
+
+An open ticket is never forgotten, however long it is idle. A closed ticket is forgotten once past
+grace; a solved one (which may still be reopened) after `retention` without events.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from stream.contract.events import Event
 from stream.kpis import segment_name, shared
 from stream.state.facts import NOW, OVERALL, Contribution, Fact, Segments
+from stream.state.measures import AGE_BOUNDS_MS
 from stream.state.segments import UNKNOWN, SegmentNames
 from stream.state.windows import bucket_end
 
@@ -28,6 +35,8 @@ _KIND = {
 # the `public` flag for an agent reply, None otherwise.
 _T, _KIND_AT, _DATA = 0, 3, 4
 DIMENSIONS = ("team", "priority", "channel", "region")
+#: The backlog age is kept per team and per priority (and overall).
+AGE_DIMENSIONS = ("team", "priority")
 
 
 class TicketRules:
@@ -80,21 +89,48 @@ class TicketRules:
                 out.append((t, "ticket_solves", segments, 1))
                 if public_replies <= 1 and reopens == 0:
                     out.append((t, "first_contact_solves", segments, 1))
-        status = [f[_KIND_AT] for f in facts if f[_KIND_AT] in (OPENED, REOPENED, SOLVED, CLOSED)]
-        if status[-1] in (OPENED, REOPENED):
+        if _is_open(facts):
+            by_age: Segments = shared(segments[:3])  # overall, team, priority
             out.append((NOW, "open_tickets", segments, 1))
+            out.append((NOW, "backlog_age", by_age, age_bin(stream_time - opened)))
+            out.append((NOW, "backlog_opened", by_age, opened))
         return out
 
-    def _forget_at(self, facts: list[Fact]) -> int:
-        """A closed ticket is forgotten once past grace; any ticket after the retention."""
+    def _forget_at(self, facts: list[Fact]) -> int | None:
+        """A closed ticket is forgotten once past grace, a solved one (or one whose opening never
+        came) after the retention; an open ticket never."""
         last = facts[-1][_T]
-        forget = last + self.retention_ms
         if any(f[_KIND_AT] == CLOSED for f in facts):
-            forget = min(forget, bucket_end(last, self.step_ms) + self.grace_ms + 1)
-        return forget
+            return min(last + self.retention_ms, bucket_end(last, self.step_ms) + self.grace_ms + 1)
+        if _is_open(facts):
+            return None
+        return last + self.retention_ms
 
     def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
-        return self._forget_at(facts) if facts else None
+        """When the ticket is forgotten, or an open one's age passes the next bound."""
+        if not facts:
+            return None
+        forget = self._forget_at(facts)
+        if forget is not None:
+            return forget
+        opened = next(f[_T] for f in facts if f[_KIND_AT] == OPENED)
+        bin_ = age_bin(stream_time - opened)
+        return opened + AGE_BOUNDS_MS[bin_] + 1 if bin_ < len(AGE_BOUNDS_MS) else None
 
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
-        return facts if facts and stream_time < self._forget_at(facts) else []
+        if not facts:
+            return []
+        forget = self._forget_at(facts)
+        return facts if forget is None or stream_time < forget else []
+
+
+def _is_open(facts: list[Fact]) -> bool:
+    """Opened (and seen opened) and not solved or closed since, by its latest status event."""
+    status = [f[_KIND_AT] for f in facts if f[_KIND_AT] in (OPENED, REOPENED, SOLVED, CLOSED)]
+    has_opening = any(f[_KIND_AT] == OPENED for f in facts)
+    return has_opening and status[-1] in (OPENED, REOPENED)
+
+
+def age_bin(age_ms: int) -> int:
+    """The backlog-age bin of an age: the first bound it does not exceed (len: +Inf)."""
+    return bisect_left(AGE_BOUNDS_MS, age_ms)

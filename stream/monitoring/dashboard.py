@@ -20,6 +20,8 @@ UID = "cxkpi-overview"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 WIDTH, HEIGHT, COLUMNS = 8, 8, 3
 ROWS = (("Commerce", "cart-events"), ("Support", "tickets"), ("Surveys", "survey-replies"))
+#: The KPIs of the trend row, over the longest window: what a CX manager reports each month.
+TREND = ("nps", "csat", "cart_abandonment", "resolution_time")
 SELECTOR = 'window="$window", dimension="$dimension", segment="$segment"'
 LIVE_SELECTOR = 'dimension="$dimension", segment="$segment"'
 
@@ -67,9 +69,9 @@ def _panel(
 def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
     """One panel per recorded value of the KPI; the alerted value carries the threshold line."""
     for i, series in enumerate(rules.values(kpi)):
-        selector = LIVE_SELECTOR if kpi.kind == "live" else SELECTOR
+        selector = LIVE_SELECTOR if kpi.is_live else SELECTOR
         legend = "{{currency}}" if "currency" in series.labels else series.title
-        where = "now" if kpi.kind == "live" else "over the selected window"
+        where = "now" if kpi.is_live else "over the selected window"
         description = f"Fleet-wide {series.title.lower()} {where} (`{series.record}`)."
         if alert is not None and i == 0:
             on = f" over {window_name(alert.window_s)}" if alert.window_s else ""
@@ -81,6 +83,36 @@ def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
             description,
             _thresholds(alert if i == 0 else None),
         )
+    if kpi.kind == "age":
+        buckets = f"{rules.LIVE_LEVEL}:{rules.AGE_HISTOGRAM}_bucket:sum"
+        yield _panel(
+            "Open tickets by age",
+            [{"expr": f"{buckets}{{{LIVE_SELECTOR}}}", "legendFormat": "at most {{le}} s old"}],
+            "short",
+            f"Open tickets at most this old, now, per age bound (`{buckets}`): the backlog that "
+            "matters most is the ticket nobody touched for days.",
+        )
+
+
+def trend_panels(config: KpiConfig) -> list[dict[str, Any]]:
+    """NPS, CSAT, abandonment and resolution p90 over the longest window, across 30 days."""
+    longest = window_name(max(config.windows_s))
+    panels = []
+    for kpi in CATALOG:
+        if kpi.name not in TREND or not config.kpis[kpi.name].enabled:
+            continue
+        series = rules.values(kpi)[0]
+        selector = SELECTOR.replace("$window", longest)
+        panel = _panel(
+            f"{series.title} over {longest}",
+            [{"expr": f"{series.record}{{{selector}}}", "legendFormat": series.title}],
+            series.unit,
+            f"Fleet-wide {series.title.lower()} over the rolling {longest} window, drawn across "
+            f"the last 30 days (`{series.record}`): the monthly trend.",
+        )
+        panel["timeFrom"] = "30d"
+        panels.append(panel)
+    return panels
 
 
 def health_panels(config: KpiConfig) -> list[dict[str, Any]]:
@@ -204,6 +236,7 @@ def dashboard(config: KpiConfig) -> dict[str, Any]:
             for panel in kpi_panels(kpi, config.kpis[kpi.name].alert)
         ]
         sections.append((title, panels))
+    sections.append((f"Trend ({window_name(max(config.windows_s))} windows)", trend_panels(config)))
     sections.append(("Processor health", health_panels(config)))
     all_panels: list[dict[str, Any]] = []
     y = 0

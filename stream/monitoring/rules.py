@@ -42,8 +42,15 @@ class Series:
     labels: tuple[str, ...] = ("window", "dimension", "segment")
 
 
+#: The exported series of the backlog age (kind `age`).
+AGE_HISTOGRAM = "cxkpi_backlog_age_seconds"
+OLDEST_AGE = "cxkpi_backlog_oldest_age_seconds"
+
+
 def components(kpi: Kpi) -> list[str]:
     """The exported component metrics of a KPI (summed over workers by the rules)."""
+    if kpi.kind == "age":
+        return [f"{AGE_HISTOGRAM}_gcount", f"{AGE_HISTOGRAM}_gsum"]
     if kpi.kind == "duration":
         return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
     parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
@@ -51,13 +58,15 @@ def components(kpi: Kpi) -> list[str]:
 
 
 def level(kpi: Kpi) -> str:
-    if kpi.kind == "live":
+    if kpi.is_live:
         return LIVE_LEVEL
     return f"{LEVEL}_currency" if kpi.kind == "money" else LEVEL
 
 
 def by(kpi: Kpi) -> str:
-    return {"live": "dimension, segment", "money": f"{BY}, currency"}.get(kpi.kind, BY)
+    if kpi.is_live:
+        return "dimension, segment"
+    return f"{BY}, currency" if kpi.kind == "money" else BY
 
 
 def summed(kpi: Kpi, metric: str) -> str:
@@ -96,6 +105,11 @@ def values(kpi: Kpi) -> list[Series]:
         case "money":
             labels = ("window", "dimension", "segment", "currency")
             return [Series(f"{name}:average", title, "none", labels)]
+        case "age":
+            return [
+                Series(f"{LIVE_LEVEL}:{OLDEST_AGE}:max", "Oldest open ticket", "s", labels=()),
+                Series(f"{LIVE_LEVEL}:{AGE_HISTOGRAM}:mean", "Mean open ticket age", "s", ()),
+            ]
         case _:
             return [Series(summed(kpi, f"cxkpi_{kpi.name}_tickets"), title, "short", labels=())]
 
@@ -112,13 +126,16 @@ def _divide(numerator: str, denominator: str, scale: float = 1) -> str:
 def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     """Sums of the components (guarded by partition coverage), then the values from them."""
     for metric in components(kpi):
-        if kpi.kind == "duration" and metric.endswith("_gsum"):
+        if kpi.kind in ("duration", "age") and metric.endswith("_gsum"):
             continue  # the mean is computed from the buckets' own sum below
         yield {
             "record": summed(kpi, metric),
             "expr": _guarded(f"sum by ({by(kpi)}) ({metric})", kpi),
         }
     if kpi.kind == "live":
+        return
+    if kpi.kind == "age":
+        yield from _age_rules(kpi)
         return
     parts = [summed(kpi, m) for m in components(kpi)]
     n = kpi.name
@@ -167,6 +184,21 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
             }
 
 
+def _age_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
+    """The backlog age: the fleet's histogram, the oldest ticket (the largest over workers,
+    each reporting its own partitions' oldest) and the mean age."""
+    oldest, mean = values(kpi)
+    live_by = by(kpi)
+    yield {
+        "record": f"{LIVE_LEVEL}:{AGE_HISTOGRAM}_bucket:sum",
+        "expr": _guarded(f"sum by ({live_by}, le) ({AGE_HISTOGRAM}_bucket)", kpi),
+    }
+    yield {"record": oldest.record, "expr": _guarded(f"max by ({live_by}) ({OLDEST_AGE})", kpi)}
+    count = summed(kpi, f"{AGE_HISTOGRAM}_gcount")
+    gsum = _guarded(f"sum by ({live_by}) ({AGE_HISTOGRAM}_gsum)", kpi)
+    yield {"record": mean.record, "expr": f"({gsum})\n/ on ({live_by}) ({count} > 0)"}
+
+
 def health_recording_rules() -> list[dict[str, str]]:
     """Partition coverage and the processor's own rates, lag and delay."""
     applied = 'cxkpi_events_total{outcome="applied"}'
@@ -203,6 +235,8 @@ def health_recording_rules() -> list[dict[str, str]]:
 
 def alert_name(kpi: Kpi, alert: Alert) -> str:
     camel = "".join(word.capitalize() for word in kpi.name.split("_"))
+    if alert.kind == "oldest_above":
+        return "OldestTicketTooOld"
     if alert.kind == "p90_above":
         return f"{camel}P90TooLong"
     if kpi.kind == "live":
@@ -238,7 +272,9 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
         )
         scope = f"over {window}"
         guard = f" It needs at least {alert.min_samples} samples in the window."
-    quantity = f"{title} p90" if alert.kind == "p90_above" else title
+    quantity = {"p90_above": f"{title} p90", "oldest_above": "oldest open ticket's age"}.get(
+        alert.kind, title
+    )
     return {
         "alert": name,
         "expr": expr,

@@ -115,7 +115,11 @@ class _Families(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for kpi in WINDOWED:
-            per_window = {w: kpis[kpi.name] for w, kpis in self.windows.items() if kpi.name in kpis}
+            per_window = {  # no sample of a window still filling after a rebuild
+                w: kpis[kpi.name]
+                for w, kpis in self.windows.items()
+                if kpi.name in kpis and kpis["complete"]
+            }
             if per_window:  # else switched off in the configuration file
                 yield from kpi_families(kpi, list(_segments(per_window)))
 
@@ -169,8 +173,11 @@ def _segments(per_window: dict[str | None, dict[str, Any]]) -> Iterator[tuple[li
 
 def kpi_families(kpi: Kpi, values: Values) -> Iterator[Metric]:
     """The metric families of one KPI from its rendered values."""
-    labels = LIVE_LABELS if kpi.kind == "live" else WINDOW_LABELS
+    labels = LIVE_LABELS if kpi.is_live else WINDOW_LABELS
     title = kpi.name.replace("_", " ")
+    if kpi.kind == "age":
+        yield from _age_families(values)
+        return
     if kpi.kind == "duration":
         yield from _duration_families(kpi, values, title)
         return
@@ -236,6 +243,25 @@ def _duration_families(kpi: Kpi, values: Values, title: str) -> Iterator[Metric]
             if v[key] is not None:
                 quantiles.add_metric([*labels, q], v[key])
     yield from (histogram, mean, quantiles)
+
+
+def _age_families(values: Values) -> Iterator[Metric]:
+    histogram = GaugeHistogramMetricFamily(
+        PREFIX + "backlog_age_seconds",
+        "Open tickets by age (now minus opening, at the partition's stream time), gauge histogram",
+        labels=LIVE_LABELS,
+    )
+    oldest = GaugeMetricFamily(
+        PREFIX + "backlog_oldest_age_seconds",
+        "Age of the oldest open ticket of this worker's partitions (fleet: max over workers)",
+        labels=LIVE_LABELS,
+    )
+    for labels, v in values:
+        buckets = [(_le(bound), float(n)) for bound, n in v["buckets"].items()]
+        histogram.add_metric(labels, buckets, v["sum_seconds"])
+        if v["oldest_seconds"] is not None:
+            oldest.add_metric(labels, v["oldest_seconds"])
+    yield from (histogram, oldest)
 
 
 def _money_families(kpi: Kpi, values: Values, title: str) -> Iterator[Metric]:

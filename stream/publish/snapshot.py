@@ -17,7 +17,7 @@ import orjson
 
 from stream.kpis.carts import MICROS
 from stream.kpis.catalog import LIVE, WINDOWED, Kpi
-from stream.state.measures import COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
+from stream.state.measures import AGE_BOUNDS_S, COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
 from stream.state.partition import OUTCOMES, PartitionState
 from stream.state.segments import OTHER, RESERVED, Admitted, fleet_names, merge_admitted
 from stream.state.sketch import quantile
@@ -36,6 +36,10 @@ def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
         "counts": dict(state.counts),
         "windows": {w.size_ms: dict(w.totals) for w in state.windows} if windows else {},
         "live": dict(state.gauges),
+        # [dimension, segment, summed age ms, oldest age ms] of the open tickets
+        "ages": [[d, s, total, oldest] for (d, s), (total, oldest) in state.ages().items()],
+        # [size ms, covered from, complete at] of the windows not yet filled after a rebuild
+        "incomplete": [[size, *span] for size, span in state.incomplete().items()],
         "segments": {d: dict(values) for d, values in state.names.admitted.items()},
         "folded": dict(state.names.folded),
     }
@@ -52,6 +56,8 @@ def decode_entry(raw: bytes) -> Entry:
     entry = orjson.loads(raw)
     entry["windows"] = {int(size): totals_of(rows) for size, rows in entry["windows"].items()}
     entry["live"] = totals_of(entry["live"])
+    entry.setdefault("ages", [])  # written by a worker of an earlier version
+    entry.setdefault("incomplete", [])
     return entry
 
 
@@ -61,6 +67,10 @@ class Merged:
 
     windows: dict[int, Totals] = field(default_factory=dict)
     live: Totals = field(default_factory=dict)
+    #: (dimension, segment) -> [summed age, oldest age] of open tickets, ms
+    ages: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    #: window size -> [covered from, complete at] of windows some partition has not filled yet
+    incomplete: dict[int, list[int]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     stream_times: list[int] = field(default_factory=list)
     admitted: Admitted = field(default_factory=dict)
@@ -73,6 +83,10 @@ def merge(entries: Iterable[Entry]) -> Merged:
         for size, totals in entry["windows"].items():
             add_into(merged.windows.setdefault(size, {}), totals)
         add_into(merged.live, entry["live"])
+        for dim, seg, total, oldest in entry["ages"]:
+            _add_age(merged.ages, (dim, seg), total, oldest)
+        for size, since, complete_at in entry["incomplete"]:
+            _widen(merged.incomplete, size, since, complete_at)
         merged.admitted = merge_admitted([merged.admitted, entry["segments"]])
         folded = merged.folded.setdefault(entry["topic"], {})
         for dimension, n in entry["folded"].items():
@@ -83,6 +97,21 @@ def merge(entries: Iterable[Entry]) -> Merged:
         if entry["stream_time"] is not None:
             merged.stream_times.append(entry["stream_time"])
     return merged
+
+
+def _widen(incomplete: dict[int, list[int]], size: int, since: int, complete_at: int) -> None:
+    """A window is incomplete fleet-wide until the last partition has filled it."""
+    span = incomplete.setdefault(size, [since, complete_at])
+    span[:] = [min(span[0], since), max(span[1], complete_at)]
+
+
+def _add_age(
+    ages: dict[tuple[str, str], list[int]], key: tuple[str, str], total: int, oldest: int
+) -> None:
+    """Ages add up; the oldest is the largest."""
+    age = ages.setdefault(key, [0, oldest])
+    age[0] += total
+    age[1] = max(age[1], oldest)
 
 
 def format_time(ms: int | None) -> str | None:
@@ -110,12 +139,13 @@ def render(
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
     live = by_measure(_fold(merged.live, keep))
+    live[AGES] = _ages_grouped(merged.ages, keep)  # replaces the per-partition opening sums
     times = merged.stream_times
     return {
         "valid_at": format_time(min(times)) if times else None,
         "latest": format_time(max(times)) if times else None,
         "partitions": dict(partitions),
-        "windows": render_windows(merged.windows, windows_ms, keep, enabled),
+        "windows": render_windows(merged.windows, windows_ms, keep, enabled, merged.incomplete),
         "live": {kpi.name: render_kpi(kpi, live) for kpi in LIVE if enabled(kpi.name)},
         "segments": {
             "kept": {d: sorted(v) for d, v in sorted(keep.items())},
@@ -135,22 +165,39 @@ def render_windows(
     windows_ms: Iterable[int],
     keep: Mapping[str, frozenset[str]],
     enabled: Callable[[str], bool] = lambda kpi: True,
+    incomplete: Mapping[int, list[int]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The windowed KPIs of merged window totals, per window name, segments beyond `keep`
-    folded to other."""
+    folded to other; a window some partition has not filled yet says so and why."""
     grouped = {size: by_measure(_fold(totals, keep)) for size, totals in windows.items()}
+    incomplete = incomplete or {}
     return {
         window_name(size // 1000): {
-            kpi.name: render_kpi(kpi, grouped.get(size, {}))
-            for kpi in WINDOWED
-            if enabled(kpi.name)
+            **_completeness(incomplete.get(size)),
+            **{
+                kpi.name: render_kpi(kpi, grouped.get(size, {}))
+                for kpi in WINDOWED
+                if enabled(kpi.name)
+            },
         }
         for size in windows_ms
     }
 
 
+def _completeness(span: list[int] | None) -> dict[str, Any]:
+    if span is None:
+        return {"complete": True}
+    since, complete_at = span
+    return {
+        "complete": False,
+        "reason": f"rebuilt after a restart with other windows or steps: holds the events from "
+        f"{format_time(since)} on; complete once stream time reaches {format_time(complete_at)}",
+    }
+
+
 def window_versions(states: Iterable[PartitionState]) -> tuple[int, ...]:
-    """Changes whenever a window total of any of the states may have changed."""
+    """Changes whenever a window total (or whether it is complete, which changes only as the
+    window slides) of any of the states may have changed."""
     return tuple(w.version for state in states for w in state.windows)
 
 
@@ -162,14 +209,19 @@ def window_renderer(
 ) -> Callable[[], dict[str, dict[str, Any]]]:
     """Copies of the states' window totals, and a function that renders their windowed KPIs from
     the copies alone, so that it may run in another thread while the states change."""
+    states = list(states)
     copies = [(w.size_ms, dict(w.totals)) for state in states for w in state.windows]
     sizes = tuple(windows_ms)
+    incomplete: dict[int, list[int]] = {}
+    for state in states:
+        for size, (since, complete_at) in state.incomplete().items():
+            _widen(incomplete, size, since, complete_at)
 
     def render() -> dict[str, dict[str, Any]]:
         merged: dict[int, Totals] = {}
         for size, totals in copies:
             add_into(merged.setdefault(size, {}), totals)
-        return render_windows(merged, sizes, keep, enabled)
+        return render_windows(merged, sizes, keep, enabled, incomplete)
 
     return render
 
@@ -189,6 +241,23 @@ def _fold(totals: Totals, keep: Mapping[str, frozenset[str]]) -> Totals:
         key = (metric, dim, seg, b)
         out[key] = out.get(key, 0) + n
     return out
+
+
+#: The grouped measure under which the open tickets' ages are rendered.
+AGES = "backlog_opened"
+
+
+def _ages_grouped(
+    ages: Mapping[tuple[str, str], list[int]], keep: Mapping[str, frozenset[str]]
+) -> dict[tuple[str, str], SegmentSeries]:
+    """The merged ages by segment, values beyond `keep` folded into other."""
+    folded: dict[tuple[str, str], list[int]] = {}
+    for (dim, seg), (total, oldest) in ages.items():
+        _add_age(folded, (dim, OTHER if _beyond(keep, dim, seg) else seg), total, oldest)
+    return {
+        key: {("age_sum_ms", -1): total, ("oldest_ms", -1): oldest}
+        for key, (total, oldest) in folded.items()
+    }
 
 
 def _beyond(keep: Mapping[str, frozenset[str]], dimension: str, value: str) -> bool:
@@ -244,6 +313,8 @@ def _value(kpi: Kpi, series: SegmentSeries) -> dict[str, Any]:
         return mean_value(parts["responses"], parts["score_sum"], parts["easy"])
     if kpi.kind == "live":
         return parts
+    if kpi.kind == "age":
+        return age_value(series)
     first, second = parts.values()
     denominator = first + second if kpi.kind == "share" else second
     value = ratio(first, denominator)
@@ -308,17 +379,39 @@ def money_value(series: SegmentSeries) -> dict[str, Any]:
     return out
 
 
+def age_value(series: SegmentSeries) -> dict[str, Any]:
+    """Open tickets by age: count, mean and oldest age, cumulative gauge histogram."""
+    bins = {b: n for (m, b), n in series.items() if m == f"backlog_age.{HIST}"}
+    cumulative = _cumulative(bins, AGE_BOUNDS_S)
+    tickets = cumulative["+Inf"]
+    total_ms = series.get(("age_sum_ms", -1), 0)
+    oldest_ms = series.get(("oldest_ms", -1))
+    return {
+        "tickets": tickets,
+        "sum_seconds": total_ms / 1000,
+        "mean_seconds": total_ms / 1000 / tickets if tickets else None,
+        "oldest_seconds": oldest_ms / 1000 if tickets and oldest_ms is not None else None,
+        "buckets": cumulative,
+    }
+
+
+def _cumulative(bins: Mapping[int, int], bounds: tuple[int, ...]) -> dict[str, int]:
+    """Counts per bin index as cumulative counts keyed by bound (Prometheus `le`), and +Inf."""
+    cumulative: dict[str, int] = {}
+    running = 0
+    for index, bound in enumerate((*bounds, "+Inf")):
+        running += bins.get(index, 0)
+        cumulative[str(bound)] = running
+    return cumulative
+
+
 def duration_value(measure: str, series: SegmentSeries) -> dict[str, Any]:
     """Count, exact sum and mean, sketch quantiles and cumulative histogram of a duration."""
     count = series.get((f"{measure}.{COUNT}", -1), 0)
     sum_ms = series.get((f"{measure}.{SUM_MS}", -1), 0)
     sketch = {b: n for (m, b), n in series.items() if m == f"{measure}.{SKETCH}"}
     bins = {b: n for (m, b), n in series.items() if m == f"{measure}.{HIST}"}
-    cumulative: dict[str, int] = {}
-    running = 0
-    for index, bound in enumerate((*DURATION_BOUNDS_S, "+Inf")):
-        running += bins.get(index, 0)
-        cumulative[str(bound)] = running
+    cumulative = _cumulative(bins, DURATION_BOUNDS_S)
     return {
         "count": count,
         "sum_seconds": sum_ms / 1000,

@@ -19,8 +19,16 @@ from stream.state.windows import SeriesKey
 DURATION_BOUNDS_S = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 _BOUNDS_MS = tuple(b * 1000 for b in DURATION_BOUNDS_S)
 
+#: Upper bounds (seconds) of the backlog-age gauge histogram; +Inf is implied.
+AGE_BOUNDS_S = (3600, 14400, 86400, 259200, 604800, 2592000)
+AGE_BOUNDS_MS = tuple(b * 1000 for b in AGE_BOUNDS_S)
+
 #: Measures whose value is a duration in milliseconds.
 DURATION_MEASURES = frozenset({"resolution", "first_response"})
+#: Live measures whose value is the index of a histogram bin: one count in that bin.
+BIN_MEASURES = frozenset({"backlog_age"})
+#: Live measures whose smallest value is what matters (the opening of the oldest open ticket).
+MINIMUM_MEASURES = frozenset({"backlog_opened"})
 
 COUNT, SUM_MS, HIST, SKETCH = "count", "sum_ms", "le", "sketch"
 
@@ -41,6 +49,9 @@ def expand(contribution: Contribution) -> Iterator[tuple[SeriesKey, int]]:
             yield (f"{measure}.{SUM_MS}", dim, seg, -1), value
             yield (f"{measure}.{HIST}", dim, seg, hist_bin), 1
             yield (f"{measure}.{SKETCH}", dim, seg, sketch_bin), 1
+    elif measure in BIN_MEASURES:
+        for dim, seg in segments:
+            yield (f"{measure}.{HIST}", dim, seg, value), 1
     else:
         for dim, seg in segments:
             yield (measure, dim, seg, -1), value

@@ -1,7 +1,8 @@
 """All KPI state of one source partition, and how it is persisted without broker transactions.
 
 State = entities (a cart, a ticket, a survey response: their applied facts), step buckets of KPI
-series, running window totals, the partition's stream time, outcome counts and segment names.
+series at one or two resolutions (stream/state/buckets.py), running window totals, the
+partition's stream time, outcome counts and segment names.
 
 Exactly-once effect on state, on any broker:
 
@@ -26,11 +27,14 @@ from typing import Any
 
 import orjson
 
+from stream.config import is_long_window
 from stream.contract.events import Event
+from stream.state.buckets import Kept, Resolution, regroup
 from stream.state.facts import NOW, Contribution, Fact, Rules
-from stream.state.measures import expand
+from stream.state.measures import MINIMUM_MEASURES, expand
+from stream.state.minima import Minima
 from stream.state.segments import SegmentNames
-from stream.state.windows import Totals, Window, add_into, bucket_index, is_late, rows_of, totals_of
+from stream.state.windows import Totals, Window, add_into, is_late, rows_of, totals_of
 
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
 
@@ -47,6 +51,20 @@ class StateConfig:
     windows_ms: tuple[int, ...]
     max_segment_values: int
     allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The step of the windows longer than 24 h; None: every window advances by step_ms.
+    long_step_ms: int | None = None
+
+    def resolutions(self) -> list[Resolution]:
+        """One resolution per step in use, the finest first: 'b' buckets of the step, 'l'
+        buckets of the long step."""
+        by_step: dict[int, list[int]] = {}
+        for size in self.windows_ms:
+            long = self.long_step_ms is not None and is_long_window(size / 1000)
+            by_step.setdefault(self.long_step_ms if long else self.step_ms, []).append(size)
+        return [
+            Resolution(kind, step, [Window(size, step) for size in by_step[step]])
+            for kind, step in zip("bl", sorted(by_step), strict=False)
+        ]
 
 
 @dataclass(slots=True)
@@ -75,18 +93,50 @@ class PartitionState:
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self.names = SegmentNames(config.max_segment_values, config.allow)
         self.entities: dict[str, Entity] = {}
-        self.buckets: dict[int, Totals] = {}
-        self.windows = [Window(size, config.step_ms) for size in config.windows_ms]
+        self.resolutions = config.resolutions()
+        self._resolution = {r.kind: r for r in self.resolutions}
         self.gauges: Totals = {}  # live values (open backlog), derived from the entities
-        self._largest = max(self.windows, key=lambda w: w.size_ms)
+        self.minima = Minima()  # live smallest values (the oldest open ticket's opening)
         self._timers: list[tuple[int, str]] = []
-        self._floor = 0  # buckets below this index are in no window and are dropped
         # persistence
         self.epoch = 1
         self.aborted: set[int] = set()
         self._dirty: dict[bytes, Any] = {}  # record key -> value before this epoch
         self._deleted: list[bytes] = []  # deleted in the last flushed epoch: tombstone next time
         self._marker_due = False
+
+    @property
+    def windows(self) -> list[Window]:
+        """Every window, of every resolution."""
+        return [w for r in self.resolutions for w in r.windows]
+
+    @property
+    def buckets(self) -> dict[int, Totals]:
+        """The buckets of the finest step."""
+        return self.resolutions[0].buckets
+
+    def ages(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (dimension, segment) of the backlog age: the open tickets' summed age and the
+        oldest one's age, in ms at this partition's stream time."""
+        now = self.stream_time
+        if now is None:
+            return {}
+        gauges = self.gauges
+        return {
+            (dim, seg): (
+                gauges.get(("open_tickets", dim, seg, -1), 0) * now
+                - gauges.get((measure, dim, seg, -1), 0),
+                now - oldest,
+            )
+            for (measure, dim, seg, _), oldest in self.minima.items()
+        }
+
+    def incomplete(self) -> dict[int, tuple[int, int]]:
+        """Windows not yet filled after a rebuild: size -> (covered from, complete at)."""
+        out: dict[int, tuple[int, int]] = {}
+        for resolution in self.resolutions:
+            out.update(resolution.incomplete(self.stream_time))
+        return out
 
     # -- processing ---------------------------------------------------------------------------
 
@@ -134,19 +184,16 @@ class PartitionState:
         if self.stream_time is not None and stream_time <= self.stream_time:
             return
         self.stream_time = stream_time
-        for window in self.windows:
-            window.advance(stream_time, self.buckets)
+        for resolution in self.resolutions:
+            for k in resolution.advance(stream_time):
+                self._touch_bucket(resolution, k)
+                del resolution.buckets[k]
         while self._timers and self._timers[0][0] <= stream_time:
             due, key = heapq.heappop(self._timers)
             entity = self.entities.get(key)
             if entity is not None and entity.due == due:
                 entity.due = None
                 self._evaluate(key, entity)
-        if self._largest.lo > self._floor:
-            self._floor = self._largest.lo
-            for k in [k for k in self.buckets if k < self._floor]:
-                self._touch_bucket(k)
-                del self.buckets[k]
 
     def _evaluate(self, key: str, entity: Entity) -> None:
         """Bring an entity's contributions up to date and forget what can no longer change."""
@@ -195,33 +242,39 @@ class PartitionState:
         if contribution[0] == NOW:
             for series, amount in expand(contribution):
                 add_into(self.gauges, {series: amount * times})
+                if series[0] in MINIMUM_MEASURES:
+                    self.minima.add(series, amount, times)
             return
-        k = bucket_index(contribution[0], self.config.step_ms)
-        if k < self._floor:
-            return  # older than every window: invisible, and its bucket is gone
-        self._touch_bucket(k)
-        bucket = self.buckets.setdefault(k, {})
-        # every window ends at the last closed bucket: a sample in the open one is in none yet
-        closed = k <= self.windows[0].hi
-        covering = [w.changed() for w in self.windows if w.covers(k)] if closed else []
-        for series, amount in expand(contribution):
-            delta = amount * times
-            for totals in (bucket, *covering):
-                value = totals.get(series, 0) + delta
-                if value:
-                    totals[series] = value
-                else:  # zero: drop the series (a 0 ms sample adds 0 to a series not there yet)
-                    totals.pop(series, None)
-        if not bucket:
-            del self.buckets[k]
+        deltas: list[tuple[Any, int]] | None = None
+        for resolution in self.resolutions:  # the sample lands in its bucket at every step
+            k = contribution[0] // resolution.step_ms
+            if k < resolution.floor:
+                continue  # older than every window of this step: its bucket is gone
+            if deltas is None:
+                deltas = [(series, amount * times) for series, amount in expand(contribution)]
+            self._touch_bucket(resolution, k)
+            bucket = resolution.buckets.setdefault(k, {})
+            # every window ends at the last closed bucket: a sample in the open one is in none
+            windows = resolution.windows
+            closed = k <= windows[0].hi
+            covering = [w.changed() for w in windows if w.covers(k)] if closed else []
+            for series, delta in deltas:
+                for totals in (bucket, *covering):
+                    value = totals.get(series, 0) + delta
+                    if value:
+                        totals[series] = value
+                    else:  # zero: drop the series (a 0 ms sample adds 0 to one not there yet)
+                        totals.pop(series, None)
+            if not bucket:
+                del resolution.buckets[k]
 
     # -- persistence --------------------------------------------------------------------------
 
     def _entity_key(self, key: str) -> bytes:
         return f"e:{self.partition}:{key}".encode()
 
-    def _bucket_key(self, k: int) -> bytes:
-        return f"b:{self.partition}:{k}".encode()
+    def _bucket_key(self, resolution: Resolution, k: int) -> bytes:
+        return f"{resolution.kind}:{self.partition}:{k}".encode()
 
     def meta_key(self) -> bytes:
         return f"m:{self.partition}".encode()
@@ -231,10 +284,10 @@ class PartitionState:
         if rkey not in self._dirty:
             self._dirty[rkey] = list(entity.facts) if entity.facts else None
 
-    def _touch_bucket(self, k: int) -> None:
-        rkey = self._bucket_key(k)
+    def _touch_bucket(self, resolution: Resolution, k: int) -> None:
+        rkey = self._bucket_key(resolution, k)
         if rkey not in self._dirty:
-            bucket = self.buckets.get(k)
+            bucket = resolution.buckets.get(k)
             self._dirty[rkey] = rows_of(bucket) if bucket else None
 
     def _current(self, rkey: bytes) -> Any:
@@ -242,7 +295,8 @@ class PartitionState:
         if kind == "e":
             entity = self.entities.get(rest)
             return entity.facts if entity is not None else None
-        bucket = self.buckets.get(int(rest))
+        resolution = self._resolution.get(kind)  # None: a step no longer in use
+        bucket = resolution.buckets.get(int(rest)) if resolution is not None else None
         return rows_of(bucket) if bucket else None
 
     @property
@@ -280,6 +334,8 @@ class PartitionState:
             "counts": self.counts,
             "segments": self.names.admitted,
             "folded": self.names.folded,
+            # the steps the buckets were written with, and from when each holds every event
+            "resolutions": {r.kind: [r.step_ms, r.coverage] for r in self.resolutions},
         }
 
     @classmethod
@@ -302,6 +358,7 @@ class PartitionState:
                 records.append((rkey, orjson.loads(raw)))
         committed, aborted = meta["epoch"], set(meta["aborted"])
         seen_epochs: set[int] = set()
+        kept: dict[str, dict[int, Totals]] = {}  # bucket kind -> index -> totals
         for rkey, (epoch, value, before) in records:
             seen_epochs.add(epoch)
             current = value if epoch <= committed and epoch not in aborted else before
@@ -311,7 +368,7 @@ class PartitionState:
             if kind == "e":
                 state.entities[rest] = Entity([tuple(f) for f in current])
             else:
-                state.buckets[int(rest)] = totals_of(current)
+                kept.setdefault(kind, {})[int(rest)] = totals_of(current)
         # Only the epoch after the marker can have been partly written: it is aborted, and
         # numbering skips it. The caller must flush (commit an empty epoch that records this)
         # before applying anything, so that again only marker + 1 can ever be torn.
@@ -325,16 +382,50 @@ class PartitionState:
             state.names = SegmentNames(
                 config.max_segment_values, config.allow, meta["segments"], meta["folded"]
             )
+        state._restore_buckets(kept, meta.get("resolutions"))
         state._rebuild_derived()
         return state
+
+    def _restore_buckets(
+        self, kept: dict[str, dict[int, Totals]], written: dict[str, list[Any]] | None
+    ) -> None:
+        """Buckets for this configuration's steps from those the changelog holds, which may have
+        been written with other windows or steps: rebuilt from any finer step that divides
+        theirs, with the windows reaching back before what is covered marked incomplete. What
+        changed is written back with the next flush."""
+        if written is None:  # written before steps were recorded: its buckets are of the step
+            first = min((min(b) for b in kept.values() if b), default=None)
+            cover = None if first is None else first * self.config.step_ms
+            written = {"b": [self.config.step_ms, cover]}
+        sources = [
+            Kept(step, kept.get(kind, {}), cover) for kind, (step, cover) in written.items()
+        ]
+        for resolution in self.resolutions:
+            old = written.get(resolution.kind)
+            if old is not None and old[0] == resolution.step_ms:
+                resolution.buckets = kept.get(resolution.kind, {})
+                resolution.complete_from = old[1]
+                continue
+            resolution.buckets, resolution.complete_from = regroup(
+                sources, resolution.step_ms, self.stream_time
+            )
+        for kind in kept.keys() | self._resolution.keys():  # write back what changed or went
+            before = kept.get(kind, {})
+            resolution = self._resolution.get(kind)
+            now = resolution.buckets if resolution is not None else {}
+            for k in before.keys() | now.keys():
+                if now.get(k) != before.get(k):
+                    old = before.get(k)
+                    self._dirty[f"{kind}:{self.partition}:{k}".encode()] = (
+                        rows_of(old) if old else None
+                    )
 
     def _rebuild_derived(self) -> None:
         """Window totals, live gauges and timers follow from the persisted state."""
         if self.stream_time is None:
             return
-        for window in self.windows:
-            window.rebuild(self.stream_time, self.buckets)
-        self._floor = self._largest.lo
+        for resolution in self.resolutions:
+            resolution.rebuild_windows(self.stream_time)
         for key, entity in self.entities.items():
             entity.evaluated_at = self.stream_time
             for contribution in _live(self.rules.contributions(entity.facts, self.stream_time)):

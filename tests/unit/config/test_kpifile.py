@@ -35,8 +35,9 @@ EXAMPLE_ALERTS = {
     "first_response_time": Alert("p90_above", 3600, 86400, 20),
     "first_contact_resolution": Alert("below", 0.5, 86400, 20),
     "open_backlog": Alert("above", 500, None, 1),
+    "backlog_age": Alert("oldest_above", 7 * 86400, None, 1),
     "reopen_rate": Alert("above", 0.2, 86400, 20),
-    "nps": Alert("below", 0, 86400, 30, severity="critical"),
+    "nps": Alert("below", 0, 30 * 86400, 100, severity="critical"),
     "csat": Alert("below", 80, 86400, 30),
     "ces": Alert("below", 4.5, 86400, 30),
 }
@@ -56,8 +57,8 @@ def test_default_path_is_the_repo_root_example() -> None:
 def test_example_file_loads_with_the_documented_values() -> None:
     config = load_kpi_config(DEFAULT_CONFIG_PATH)
     assert config.path == DEFAULT_CONFIG_PATH
-    assert config.windows_s == (300, 3600, 86400)
-    assert (config.step_s, config.grace_s) == (60, 300)
+    assert config.windows_s == (300, 3600, 86400, 7 * 86400, 30 * 86400)
+    assert (config.step_s, config.long_step_s, config.grace_s) == (60, 3600, 300)
     assert config.cart_inactivity_s == 1800
     assert config.idle_partition_s == 60.0
     assert config.ticket_retention_s == 7 * 86400
@@ -146,7 +147,7 @@ INVALID = [
     ),
     ("top = 1", "top", "expected one of windows, timeouts, segments, alerting, kpis"),
     ("windows = 5", "windows", "expected a table"),
-    ("[windows]\nsize = ['5m']", "windows.size", "expected one of sizes, step, grace"),
+    ("[windows]\nsize = ['5m']", "windows.size", "expected one of sizes, step, long_step, grace"),
     (
         "[timeouts]\ncart = '1m'",
         "timeouts.cart",
@@ -167,6 +168,17 @@ INVALID = [
         "'90s': expected a positive multiple of windows.step (60s)",
     ),
     ("[windows]\nsizes = ['0s']", "windows.sizes", "positive multiple of windows.step (60s)"),
+    (
+        "[windows]\nsizes = ['5m', '1441m']",
+        "windows.sizes",
+        "'1441m': expected a positive multiple of windows.long_step (3600s), as it is longer",
+    ),
+    ("[windows]\nsizes = ['401d']", "windows.sizes", "'401d': expected a window of at most 400d"),
+    (
+        "[windows]\nlong_step = '90s'",
+        "windows.long_step",
+        "'90s': expected a multiple of windows.step (60s)",
+    ),
     ("[windows]\nsizes = ['5m', '300s']", "windows.sizes", "each size once"),
     ("[windows]\nsizes = []", "windows.sizes", "a non-empty list of durations"),
     ("[windows]\nsizes = '5m'", "windows.sizes", "a non-empty list of durations"),
@@ -244,17 +256,17 @@ INVALID = [
     (
         "[kpis.nps]\nalert = { above = 50, below = 0, window = '1h' }",
         "kpis.nps.alert",
-        "expected exactly one of above, below, p90_above (got above, below)",
+        "expected exactly one of above, below, p90_above, oldest_above (got above, below)",
     ),
     (
         "[kpis.nps]\nalert = { window = '1h' }",
         "kpis.nps.alert",
-        "expected exactly one of above, below, p90_above (got none)",
+        "expected exactly one of above, below, p90_above, oldest_above (got none)",
     ),
     (
         "[kpis.nps]\nalert = { below = 0, window = '1h', min = 3 }",
         "kpis.nps.alert.min",
-        "expected one of above, below, p90_above, window, min_samples",
+        "expected one of above, below, p90_above, oldest_above, window, min_samples",
     ),
     ("[kpis.nps]\nalert = 5", "kpis.nps.alert", "expected a table such as"),
     (
@@ -399,6 +411,7 @@ def test_overrides_are_accepted_by_settings_with_the_same_numbers(
     assert set(overrides) == {
         "windows",
         "step",
+        "long_step",
         "grace",
         "inactivity_timeout",
         "idle_timeout",
@@ -408,6 +421,7 @@ def test_overrides_are_accepted_by_settings_with_the_same_numbers(
     settings = Settings.load(overrides, environ={})
     assert settings.windows == config.windows_s
     assert settings.step == config.step_s
+    assert settings.long_step == config.long_step_s
     assert settings.grace == config.grace_s
     assert settings.inactivity_timeout == config.cart_inactivity_s
     assert settings.idle_timeout == config.idle_partition_s
@@ -417,8 +431,9 @@ def test_overrides_are_accepted_by_settings_with_the_same_numbers(
 
 def test_example_overrides_text() -> None:
     assert settings_overrides(load_kpi_config(DEFAULT_CONFIG_PATH)) == {
-        "windows": "300s,3600s,86400s",
+        "windows": "300s,3600s,86400s,604800s,2592000s",
         "step": "60s",
+        "long_step": "3600s",
         "grace": "300s",
         "inactivity_timeout": "1800s",
         "idle_timeout": "60s",

@@ -7,7 +7,15 @@ from stream.config.settings import Settings, redact_url
 
 
 def test_defaults_env_and_flags_in_order() -> None:
-    assert Settings.load({}, environ={}).windows == (300, 3600, 86400)
+    defaults = Settings.load({}, environ={})
+    assert defaults.windows == (300, 3600, 86400, 7 * 86400, 30 * 86400)
+    assert defaults.window_steps == (
+        (300, 60),
+        (3600, 60),
+        (86400, 60),
+        (7 * 86400, 3600),
+        (30 * 86400, 3600),
+    )
     env = {"CXKPI_GRACE": "2m", "CXKPI_PARTITIONS": "8"}
     settings = Settings.load({"partitions": "6"}, environ=env)
     assert (settings.grace, settings.partitions) == (120, 6)
@@ -19,6 +27,9 @@ def test_defaults_env_and_flags_in_order() -> None:
         ({"grace": "soon"}, "invalid grace 'soon' from flag --grace: expected a duration"),
         ({"partitions": "0"}, "invalid partitions '0' from flag --partitions: expected a whole"),
         ({"windows": "5m,90s"}, "90s is not a positive multiple of step (60s)"),
+        ({"windows": "5m,1441m"}, "86460s is not a positive multiple of long_step (3600s)"),
+        ({"windows": "401d"}, "longer than the longest window allowed (400d)"),
+        ({"long_step": "90s"}, "long_step (90s) must be a multiple of step (60s)"),
         ({"broker": "http://x"}, "invalid broker"),
         ({"profile": "fast"}, "expected one of production, dev"),
         ({"inactivity_timeout": "0s"}, "inactivity_timeout: must be greater than zero"),

@@ -45,7 +45,7 @@ def test_every_recorded_kpi_value_has_a_panel_querying_its_rule() -> None:
     for kpi in CATALOG:
         for series in rules.values(kpi):
             assert series.record in recorded
-            selector = dashboard.LIVE_SELECTOR if kpi.kind == "live" else dashboard.SELECTOR
+            selector = dashboard.LIVE_SELECTOR if kpi.is_live else dashboard.SELECTOR
             assert f"{series.record}{{{selector}}}" in queries, series.record
 
 
@@ -68,9 +68,38 @@ def test_threshold_lines_equal_the_alert_thresholds() -> None:
 
 def test_processor_health_row() -> None:
     rows = [p["title"] for p in DOCUMENT["panels"] if p["type"] == "row"]
-    assert rows == ["Commerce", "Support", "Surveys", "Processor health"]
+    assert rows == ["Commerce", "Support", "Surveys", "Trend (30d windows)", "Processor health"]
     titles = {p["title"] for p in DOCUMENT["panels"]}
     for title in ("Events/s by outcome", "Late events/s", "Dead-lettered share", "Consumer lag"):
         assert title in titles
     positions = [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in DOCUMENT["panels"]]
     assert len(positions) == len(set(positions)), "no two panels overlap"
+
+
+def test_trend_row_shows_the_monthly_kpis_over_the_longest_window_across_30_days() -> None:
+    """The window variable offers the long windows; the trend row is fixed to the longest."""
+    variables = {v["name"]: v for v in DOCUMENT["templating"]["list"]}
+    assert variables["window"]["query"] == "5m,1h,24h,7d,30d"
+    trend = {p["title"]: p for p in DOCUMENT["panels"] if p["title"].endswith(" over 30d")}
+    assert set(trend) == {
+        "NPS over 30d",
+        "Csat (%) over 30d",
+        "Cart abandonment over 30d",
+        "Resolution time p90 over 30d",
+    }
+    for panel in trend.values():
+        assert panel["timeFrom"] == "30d"
+        (target,) = panel["targets"]
+        assert 'window="30d", dimension="$dimension", segment="$segment"' in target["expr"]
+
+
+def test_backlog_age_has_the_oldest_ticket_with_its_alert_line_and_the_age_histogram() -> None:
+    panels = {p["title"]: p for p in DOCUMENT["panels"]}
+    oldest = panels["Oldest open ticket"]
+    assert oldest["targets"][0]["expr"].startswith(
+        "dimension_segment:cxkpi_backlog_oldest_age_seconds:max{"
+    )
+    steps = oldest["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[1]["value"] == CONFIG.kpis["backlog_age"].alert.threshold == 7 * 86400
+    by_age = panels["Open tickets by age"]["targets"][0]
+    assert by_age["expr"].startswith("dimension_segment:cxkpi_backlog_age_seconds_bucket:sum{")

@@ -92,7 +92,7 @@ def kpi_series(kpi: Kpi, per_worker: dict[str, float], window: str = "1h") -> li
     out = []
     for worker in WORKERS:
         base: dict[str, str] = {"instance": worker, "dimension": "all", "segment": "all"}
-        if kpi.kind != "live":
+        if not kpi.is_live:
             base["window"] = window
         if kpi.kind == "money":
             base["currency"] = "EUR"
@@ -113,6 +113,14 @@ def kpi_series(kpi: Kpi, per_worker: dict[str, float], window: str = "1h") -> li
                         "values": f"{per_worker[suffix]:g}x30",
                     }
                 )
+            continue
+        if kpi.kind == "age":  # the oldest ticket, and the histogram's count and sum
+            names = {
+                "oldest": rules.OLDEST_AGE,
+                **{s: f"{rules.AGE_HISTOGRAM}_{s}" for s in ("gcount", "gsum")},
+            }
+            for component, value in per_worker.items():
+                out.append({"series": names[component] + labels(**base), "values": f"{value:g}x30"})
             continue
         for component, value in per_worker.items():
             out.append(
@@ -168,6 +176,9 @@ RECORDING_CASES: list[tuple[str, dict[str, float], str, float]] = [
         60 + 240 / 6,
     ),
     ("open_backlog", {"tickets": 21}, "sum", 42),
+    # the oldest ticket is the largest over workers; the mean age is summed, then divided
+    ("backlog_age", {"oldest": 7200, "gcount": 4, "gsum": 4000}, "max", 7200),
+    ("backlog_age", {"oldest": 7200, "gcount": 4, "gsum": 4000}, "mean", 1000),
 ]
 
 
@@ -182,7 +193,7 @@ def test_recording_rules_sum_over_workers_then_divide(
     k = kpi(name)
     record = value_record(k, operation)
     result_labels = {"dimension": "all", "segment": "all"}
-    if k.kind != "live":
+    if not k.is_live:
         result_labels = {"window": "1h", **result_labels}
     if k.kind == "money":
         result_labels["currency"] = "EUR"
@@ -250,6 +261,9 @@ def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[
         case "money":
             average = alert.threshold * 2 + 1 if high else 0
             return {"orders": n, "amount": average * n}, average
+        case "age":
+            oldest = alert.threshold * 2 if high else alert.threshold / 2
+            return {"oldest": oldest}, oldest
         case _:
             return {"tickets": alert.threshold if high else 0}, 2 * alert.threshold * high
 
@@ -330,7 +344,7 @@ def test_each_alert_fires_after_for_only_with_enough_samples(
         }
 
     cases = [case(enough, bad=True, fires=True), case(enough, bad=False, fires=False)]
-    if alert.min_samples > 1 and k.kind != "live":  # the guard: one sample short of the minimum
+    if alert.min_samples > 1 and not k.is_live:  # the guard: one sample short of the minimum
         cases.append(case((alert.min_samples - 1) // 2, bad=True, fires=False))
     if alert.for_s >= 120:  # not yet: the condition has held for less than `for`
         cases.append(case(enough, bad=True, fires=False, at=f"{alert.for_s // 60 - 1}m"))

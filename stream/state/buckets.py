@@ -1,0 +1,109 @@
+"""Step buckets at one or more resolutions, and how they are rebuilt for other windows or steps.
+
+A partition keeps one *resolution* per step size: the step (default 1 m) for the windows of up to
+24 h, the long step (default 1 h) for longer ones. A sample lands in the bucket of its event time
+at every resolution, so an event costs one bucket write per resolution whatever the number and
+size of windows, and a 30 d window holds 720 hourly buckets, not 43,200 one-minute ones.
+
+Each resolution knows from when its buckets hold every event (`coverage`): from the start of the
+source log (None) on a state built from it, or from some later time when the state was rebuilt
+for other windows or steps than its changelog was written with. A window whose buckets reach back
+before that is incomplete until it has slid past it; it is then published again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from stream.state.windows import Totals, Window, add_into
+
+
+@dataclass
+class Resolution:
+    """The buckets of one step size and the windows that advance by it."""
+
+    kind: str  # the changelog key prefix of its buckets
+    step_ms: int
+    windows: list[Window]
+    buckets: dict[int, Totals] = field(default_factory=dict)
+    floor: int = 0  # buckets below this index are in no window and are dropped
+    #: Event time (ms, a bucket start) from which the buckets hold every event; None: all along.
+    complete_from: int | None = None
+
+    @property
+    def largest(self) -> Window:
+        return max(self.windows, key=lambda w: w.size_ms)
+
+    @property
+    def coverage(self) -> int | None:
+        """From when the buckets kept hold every event (those below the floor are gone)."""
+        if self.complete_from is None and self.floor <= 0:
+            return None
+        return max(self.complete_from or 0, self.floor * self.step_ms)
+
+    def advance(self, stream_time: int) -> list[int]:
+        """Slide the windows; returns the buckets that fell below every window (the caller
+        records them as deleted, then drops them)."""
+        for window in self.windows:
+            window.advance(stream_time, self.buckets)
+        lo = self.largest.lo
+        if lo <= self.floor:
+            return []
+        self.floor = lo
+        return [k for k in self.buckets if k < lo]
+
+    def rebuild_windows(self, stream_time: int) -> None:
+        for window in self.windows:
+            window.rebuild(stream_time, self.buckets)
+        self.floor = self.largest.lo
+
+    def incomplete(self, stream_time: int | None) -> dict[int, tuple[int, int]]:
+        """Windows that reach back before the coverage: size -> (covered from, complete at)."""
+        since = self.complete_from
+        if since is None or stream_time is None:
+            return {}
+        return {
+            w.size_ms: (since, since + w.size_ms)
+            for w in self.windows
+            if (stream_time - w.size_ms) // self.step_ms * self.step_ms < since
+        }
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The buckets of one resolution as a changelog holds them."""
+
+    step_ms: int
+    buckets: Mapping[int, Totals]
+    coverage: int | None  # from when they hold every event; None: all along
+
+
+def regroup(
+    kept: Iterable[Kept], step_ms: int, stream_time: int | None
+) -> tuple[dict[int, Totals], int | None]:
+    """Buckets of `step_ms` rebuilt from the kept buckets of any step that divides it, and from
+    when they hold every event.
+
+    The source covering the most is used; a bucket made of source buckets from before its
+    coverage is partial, so coverage starts at the first whole bucket. With no usable source the
+    buckets start empty and hold every event from the next bucket on (events before it are
+    in no bucket of this step).
+    """
+    usable = [k for k in kept if step_ms % k.step_ms == 0]
+    if not usable:
+        if stream_time is None:
+            return {}, None
+        return {}, (stream_time // step_ms + 1) * step_ms
+    source = min(usable, key=lambda k: (-1 if k.coverage is None else k.coverage, -k.step_ms))
+    if source.step_ms == step_ms:
+        buckets = {k: dict(totals) for k, totals in source.buckets.items()}
+    else:
+        buckets: dict[int, Totals] = {}
+        ratio = step_ms // source.step_ms
+        for k, totals in source.buckets.items():
+            add_into(buckets.setdefault(k // ratio, {}), totals)
+        buckets = {k: totals for k, totals in buckets.items() if totals}
+    if source.coverage is None:
+        return buckets, None
+    return buckets, -(-source.coverage // step_ms) * step_ms
