@@ -117,18 +117,22 @@ def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozens
     places = [(w, kpis) for w, kpis in expected["windows"].items()] + [(None, expected["live"])]
     for window, kpis in places:
         for kpi, value in kpis.items():
+            if not isinstance(value, dict):
+                continue  # a window's `complete`
             for dim, seg, v in _cells(value):
                 base = {("dimension", dim), ("segment", seg)}
                 if window is not None:
                     base.add(("window", window))
-                if "buckets" in v:  # a duration: gauge histogram
-                    out[(f"cxkpi_{kpi}_seconds_gcount", frozenset(base))] = v["count"]
-                    out[(f"cxkpi_{kpi}_seconds_gsum", frozenset(base))] = v["sum_seconds"]
+                if "buckets" in v:  # a duration, or the backlog age: gauge histogram
+                    name = f"cxkpi_{kpi}_seconds"
+                    out[(f"{name}_gcount", frozenset(base))] = v.get("count", v.get("tickets"))
+                    out[(f"{name}_gsum", frozenset(base))] = v["sum_seconds"]
                     for le, n in v["buckets"].items():
                         le_label = le if le == "+Inf" else f"{le}.0"
-                        out[
-                            (f"cxkpi_{kpi}_seconds_bucket", frozenset(base | {("le", le_label)}))
-                        ] = n
+                        out[(f"{name}_bucket", frozenset(base | {("le", le_label)}))] = n
+                    if v.get("oldest_seconds") is not None:
+                        oldest = ("cxkpi_backlog_oldest_age_seconds", frozenset(base))
+                        out[oldest] = v["oldest_seconds"]
                 elif kpi == "average_order_value":
                     for currency, money in v.items():
                         labels = frozenset(base | {("currency", currency)})

@@ -101,7 +101,53 @@ def test_window_holds_buckets_ending_in_s_minus_w_to_s() -> None:
     assert (five["promoters"], five["passives"], five["detractors"]) == (1, 1, 0)
     hour = kpi(doc, "nps", "1h")
     assert (hour["promoters"], hour["passives"], hour["detractors"]) == (1, 1, 1)
-    assert list(doc["windows"]) == ["5m", "1h", "24h"]
+    assert list(doc["windows"]) == ["5m", "1h", "24h", "7d", "30d"]
+    assert all(w["complete"] for w in doc["windows"].values())
+
+
+def test_long_windows_hold_the_hourly_buckets_ending_in_s_minus_w_to_s() -> None:
+    """7 d and 30 d advance by the long step (1 h): a sample counts once its hour has ended."""
+    day = 24 * 60
+    log = Log("survey-replies")
+    nps(-30 * day - 1, 0, "r1", log)  # its hour ends exactly at S - 30d: in no window
+    nps(-30 * day + 30, 0, "r2", log)  # its hour ends after S - 30d: in 30d
+    nps(-7 * day - 1, 9, "r3", log)  # its hour ends at S - 7d: out of 7d, in 30d
+    nps(-7 * day + 59, 9, "r4", log)  # its hour ends at S - 7d + 1h: in 7d and 30d
+    nps(-30, 9, "r5", log)  # the hour [-1h, 0) has ended: in 7d and 30d
+    nps(0.5, 7, "r6", log)  # S = 0:30; the hour [0, 1h) is still open: in no long window
+    doc = snapshot(log)
+    week, month = kpi(doc, "nps", "7d"), kpi(doc, "nps", "30d")
+    assert (week["promoters"], week["detractors"], week["passives"]) == (2, 0, 0)  # r4, r5
+    assert (month["promoters"], month["detractors"], month["passives"]) == (3, 1, 0)
+    assert kpi(doc, "nps", "5m")["responses"] == 0  # r6's minute is still open
+
+
+def test_backlog_age_is_measured_at_the_partition_stream_time() -> None:
+    log = Log("tickets")
+    log.add("ticket_opened", 0, "t1", team="billing", priority="high")
+    log.add("ticket_opened", 50, "t2", team="billing", priority="low")
+    log.add("ticket_opened", 100, "t3", team="shipping", priority="low")
+    log.add("ticket_solved", 110, "t3")
+    log.add("ticket_opened", 5 * 24 * 60, "t4", team="shipping", priority="low")  # S = 5 days
+    doc = snapshot(log, now_ms=T0 + 6 * 86400 * SEC)
+    age = doc["live"]["backlog_age"]
+    day = 86400
+    assert age["overall"]["tickets"] == 3  # t3 was solved
+    assert age["overall"]["oldest_seconds"] == 5 * day
+    assert age["overall"]["buckets"] == {
+        "3600": 1,  # t4, just opened
+        "14400": 1,
+        "86400": 1,
+        "259200": 1,
+        "604800": 3,  # t1 (5 d) and t2 (5 d - 50 min)
+        "2592000": 3,
+        "+Inf": 3,
+    }
+    assert age["overall"]["mean_seconds"] == pytest.approx((5 * day + 5 * day - 3000) / 3)
+    billing = age["team"]["billing"]
+    assert (billing["tickets"], billing["oldest_seconds"]) == (2, 5 * day)
+    assert age["priority"]["low"]["oldest_seconds"] == 5 * day - 50 * 60
+    assert set(age) == {"overall", "team", "priority"}
 
 
 def test_grace_boundary() -> None:

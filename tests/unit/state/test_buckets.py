@@ -1,0 +1,111 @@
+"""Two resolutions at their boundaries: 1-minute buckets for 5 m, hourly buckets for 30 d."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.contract.events import Event
+from stream.kpis.surveys import SurveyRules
+from stream.publish.snapshot import merge, partition_entry, render
+from stream.state.buckets import Kept, regroup
+from stream.state.partition import PartitionState, StateConfig
+
+MIN = 60_000
+HOUR = 60 * MIN
+DAY = 24 * HOUR
+T0 = 1_800_000_000_000 - 1_800_000_000_000 % DAY  # midnight
+CONFIG = StateConfig(
+    step_ms=MIN,
+    grace_ms=5 * MIN,
+    windows_ms=(5 * MIN, 30 * DAY),
+    max_segment_values=20,
+    long_step_ms=HOUR,
+)
+
+
+class Survey:
+    """NPS replies into one partition; reads the responses per window."""
+
+    def __init__(self, config: StateConfig = CONFIG) -> None:
+        self.config = config
+        self.state = PartitionState(
+            "survey-replies", 0, SurveyRules(step_ms=MIN, grace_ms=5 * MIN), config
+        )
+        self.n = 0
+
+    def reply(self, t: int, score: int = 9) -> str:
+        self.n += 1
+        body = {"type": "nps", "response_id": f"r{self.n}", "score": score}
+        return self.state.apply(
+            Event("survey-replies", f"r{self.n}", f"e{self.n}", "nps", t, body), self.n
+        )
+
+    def responses(self) -> dict[str, Any]:
+        doc = render(
+            merge([partition_entry(self.state)]),
+            self.config.windows_ms,
+            {"survey-replies": 1},
+            max_values=20,
+        )
+        return {w: v["nps"]["overall"]["responses"] for w, v in doc["windows"].items()}
+
+
+def test_the_30d_window_advances_by_the_hour_and_the_5m_window_by_the_minute() -> None:
+    survey = Survey()
+    assert [(r.kind, r.step_ms) for r in survey.state.resolutions] == [("b", MIN), ("l", HOUR)]
+    survey.reply(T0 + 10 * HOUR - 1)  # the last millisecond of the hour [9 h, 10 h)
+    survey.reply(T0 + 10 * HOUR)  # the first of [10 h, 11 h): S = 10:00
+    assert survey.responses() == {"5m": 1, "30d": 1}  # [9 h, 10 h) ended at S; 10 h is open
+    survey.reply(T0 + 10 * HOUR + 59 * MIN)  # S = 10:59: the hour is still open
+    assert survey.responses() == {"5m": 0, "30d": 1}  # 5m: minutes ending in (10:54, 10:59]
+    survey.reply(T0 + 11 * HOUR)  # S = 11:00: [10 h, 11 h) has ended
+    assert survey.responses() == {"5m": 1, "30d": 3}
+
+
+def test_late_within_grace_across_an_hour_boundary_lands_in_its_closed_hour() -> None:
+    survey = Survey()
+    survey.reply(T0 + 11 * HOUR + 3 * MIN)  # S = 11:03
+    assert survey.responses() == {"5m": 0, "30d": 0}
+    # 10:58: its minute ended at 10:59, within grace (5 min) of S; its hour ended at 11:00
+    assert survey.reply(T0 + 10 * HOUR + 58 * MIN) == "applied"
+    assert survey.responses() == {"5m": 1, "30d": 1}  # in the closed hour, and the 5m window
+    # 10:57: its minute ended at 10:58 = S - grace: still applied, to its hour, but it is out
+    # of the 5m window (minutes ending in (10:58, 11:03]); 10:56 is late
+    assert survey.reply(T0 + 10 * HOUR + 57 * MIN) == "applied"
+    assert survey.reply(T0 + 10 * HOUR + 56 * MIN) == "late"
+    assert survey.responses() == {"5m": 1, "30d": 2}
+
+
+def test_a_30d_window_slides_past_its_first_hour_and_the_hour_is_dropped() -> None:
+    survey = Survey()
+    survey.reply(T0 + 30 * MIN)  # the hour [0, 1 h)
+    survey.reply(T0 + 2 * HOUR)
+    assert survey.responses()["30d"] == 1
+    survey.reply(T0 + 30 * DAY + HOUR - 1)  # S - 30d < 1 h: the first hour is still in
+    assert survey.responses()["30d"] == 2
+    long = survey.state.resolutions[1]
+    assert min(long.buckets) == T0 // HOUR
+    survey.reply(T0 + 30 * DAY + HOUR)  # S - 30d = 1 h: the first hour has left
+    assert survey.responses()["30d"] == 2  # the 2 h reply and the one just before S's hour
+    assert min(long.buckets) > T0 // HOUR
+    # the minute buckets keep only the 5 minutes the short window needs
+    assert len(survey.state.resolutions[0].buckets) <= 6
+
+
+def test_regroup_merges_whole_buckets_and_says_from_when_they_are_whole() -> None:
+    minute = {k: {("n", "", "", -1): 1} for k in range(120, 245)}  # minutes 120 .. 244
+    kept = [Kept(MIN, minute, 120 * MIN)]
+    hours, since = regroup(kept, HOUR, stream_time=245 * MIN)
+    assert since == 2 * HOUR  # minute 120 starts hour 2: whole from there
+    assert hours == {
+        2: {("n", "", "", -1): 60},
+        3: {("n", "", "", -1): 60},
+        4: {("n", "", "", -1): 5},
+    }
+    _, since = regroup([Kept(MIN, minute, 121 * MIN)], HOUR, stream_time=245 * MIN)
+    assert since == 3 * HOUR  # hour 2 lacks its first minute
+    # no step divides 90 s: nothing to rebuild from; whole from the next 90 s bucket on
+    buckets, since = regroup(kept, 90_000, stream_time=245 * MIN)
+    assert buckets == {} and since == (245 * MIN // 90_000 + 1) * 90_000
+    # a changelog that holds every event since the start gives whole buckets from the start
+    assert regroup([Kept(MIN, minute, None)], HOUR, stream_time=245 * MIN)[1] is None
