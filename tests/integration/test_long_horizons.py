@@ -1,0 +1,139 @@
+"""35 days of event time through a real broker and redis-server: the 7 d and 30 d windows and the
+backlog age equal the offline reference, also after SIGKILL, and a worker restarted with other
+windows publishes no wrong number while it fills them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_pipeline import (
+    RULES,
+    assert_metrics_match,
+    assert_same,
+    expected_for,
+    metric_samples,
+    redis_snapshot,
+    wait_processed,
+)
+from tests.reference import compare_snapshots
+from tests.servers import Broker, RedisServer, Worker, cxkpi, wait_until
+
+pytestmark = pytest.mark.integration
+
+DAYS = 35
+EVERY_S = 45  # one event every 45 s of event time: 67,200 events
+COUNT = DAYS * 86400 // EVERY_S
+
+
+def generate_days(path: Path, env: dict[str, str], seed: int) -> list[bytes]:
+    """A 35-day log ending an hour before now (so none of it is in the future)."""
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    cxkpi(
+        "generate",
+        *("--count", str(COUNT), "--rate", f"{1 / EVERY_S:.10f}", "--seed", str(seed)),
+        *("--start", (end - timedelta(days=DAYS)).isoformat(), "--out", str(path), "--quiet"),
+        env=env,
+    )
+    return path.read_bytes().splitlines()
+
+
+def produce(lines: list[bytes], path: Path, env: dict[str, str]) -> None:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    cxkpi("produce", str(path), "--quiet", env=env)
+
+
+def day_of(line: bytes, start: bytes) -> float:
+    """Days between two events' occurred_at (the generator writes them in order)."""
+
+    def moment(raw: bytes) -> datetime:
+        text = raw.split(b'"occurred_at":"', 1)[1].split(b'"', 1)[0].decode()
+        return datetime.fromisoformat(text)
+
+    return (moment(line) - moment(start)).total_seconds() / 86400
+
+
+def test_35_days_equal_the_reference_in_long_windows_also_after_sigkill(
+    broker: Broker, redis_server: RedisServer, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    lines = generate_days(tmp_path / "events.jsonl", worker_env, seed=35)
+    worker = Worker(worker_env, tmp_path / "worker-1.log")
+    try:
+        worker.wait_ready()
+        produce(lines, tmp_path / "all.jsonl", worker_env)
+        wait_until(lambda: worker.processed() > len(lines) // 2, 240, "half the log processed")
+        worker.kill()
+        worker = Worker(worker_env, tmp_path / "worker-2.log")
+        worker.wait_ready()
+        wait_processed(worker, len(lines))
+        expected = expected_for(broker, len(lines))
+        month, week = expected["windows"]["30d"], expected["windows"]["7d"]
+        assert month["nps"]["overall"]["responses"] > 2000
+        assert week["nps"]["overall"]["responses"] < month["nps"]["overall"]["responses"] / 3
+        assert month["resolution_time"]["overall"]["count"] > 500
+        assert expected["live"]["backlog_age"]["overall"]["tickets"] > 0
+        assert_same(worker.kpis(), expected)
+        wait_until(
+            lambda: not compare_snapshots(redis_snapshot(redis_server) or {}, expected),
+            15,
+            "the Redis snapshot to equal the reference",
+        )
+        assert_metrics_match(worker, expected)
+    finally:
+        worker.stop()
+
+
+def long_window_samples(worker: Worker, window: str) -> int:
+    return sum(1 for (_, labels) in metric_samples(worker) if ("window", window) in labels)
+
+
+def test_a_restart_with_long_windows_marks_them_incomplete_until_they_are_filled(
+    broker: Broker, redis_server: RedisServer, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """20 days with windows 5m,1h,24h; then a worker with 7d and 30d too. It rebuilds them from
+    the 1-minute buckets it has (the last 24 h), publishes them with `complete: false` and a
+    reason and no Prometheus sample, and publishes the 7 d window again once it has slid past
+    the restart (after 15 more days); the 30 d one stays withheld."""
+    lines = generate_days(tmp_path / "events.jsonl", worker_env, seed=20)
+    cut = next(i for i, line in enumerate(lines) if day_of(line, lines[0]) >= 20)
+    short = {**worker_env, "CXKPI_WINDOWS": "5m,1h,24h"}
+    worker = Worker(short, tmp_path / "worker-short.log")
+    try:
+        worker.wait_ready()
+        produce(lines[:cut], tmp_path / "first.jsonl", short)
+        wait_processed(worker, cut)
+    finally:
+        worker.stop()
+    worker = Worker(worker_env, tmp_path / "worker-long.log")
+    try:
+        worker.wait_ready()
+        wait_until(lambda: worker.processed() == cut, 60, "the restarted worker to recover")
+        doc: dict[str, Any] = worker.kpis() or {}
+        for window in ("7d", "30d"):
+            assert doc["windows"][window]["complete"] is False
+            assert "restart with other windows or steps" in doc["windows"][window]["reason"]
+            assert long_window_samples(worker, window) == 0
+        assert doc["windows"]["24h"]["complete"] is True
+        assert long_window_samples(worker, "24h") > 0
+        expected = expected_for(broker, cut, replace(RULES, windows_s=(300, 3600, 86400)))
+        short_only = {**doc, "windows": {w: doc["windows"][w] for w in ("5m", "1h", "24h")}}
+        assert_same(short_only, expected)
+
+        produce(lines[cut:], tmp_path / "rest.jsonl", worker_env)
+        wait_processed(worker, len(lines))
+        doc = worker.kpis() or {}
+        assert doc["windows"]["7d"]["complete"] is True
+        assert doc["windows"]["30d"]["complete"] is False
+        assert long_window_samples(worker, "7d") > 0 and long_window_samples(worker, "30d") == 0
+        expected = expected_for(
+            broker, len(lines), replace(RULES, windows_s=(300, 3600, 86400, 7 * 86400))
+        )
+        assert_same(
+            {**doc, "windows": {w: v for w, v in doc["windows"].items() if w != "30d"}}, expected
+        )
+    finally:
+        worker.stop()
