@@ -637,11 +637,13 @@ async def latest_entity_records(broker: str, changelog: str) -> dict[bytes, int]
     return latest
 
 
-def heap_bytes_per_entity(records: list[Record], windows: str, sample: int = 20_000) -> float:
+def heap_bytes_per_entity(
+    records: list[Record], windows: str, sample: int = 20_000, idle: timedelta | None = None
+) -> float:
     """Python heap held per entity by a partition's state once these records are decoded,
-    applied and flushed, measured in this process with tracemalloc on (a sample of) the
-    entities: the state's own cost (its ids and names included), without allocator slack or
-    the rest of the worker."""
+    applied and flushed (and, with `idle`, stream time moved that far on without events),
+    measured in this process with tracemalloc on (a sample of) the entities: the state's own
+    cost (its ids and names included), without allocator slack or the rest of the worker."""
     records = records[:sample]
     if not records:
         return 0.0
@@ -655,6 +657,7 @@ def heap_bytes_per_entity(records: list[Record], windows: str, sample: int = 20_
         grace_ms=settings.grace * 1000,
         windows_ms=tuple(w * 1000 for w in settings.windows),
         max_segment_values=settings.max_segment_values,
+        long_step_ms=settings.long_step * 1000,
     )
     now_ms = int(time.time() * 1000)
     state = PartitionState(topic, 0, rules, config)
@@ -669,6 +672,8 @@ def heap_bytes_per_entity(records: list[Record], windows: str, sample: int = 20_
             if isinstance(event, Event):
                 state.apply(event, offset)
         del event
+        if idle is not None and state.stream_time is not None:
+            state.advance(state.stream_time + int(idle.total_seconds() * 1000))
         state.flush()  # the epoch's before-images are released once written
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]

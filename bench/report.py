@@ -34,6 +34,8 @@ class Target:
 TARGETS: tuple[Target, ...] = (
     Target("full_vs_floor", "≥ 0.8", lambda v: v >= 0.8),
     Target("many_vs_three_windows", "≥ 0.9", lambda v: v >= 0.9),
+    Target("long_vs_three_windows", "≥ 0.9", lambda v: v >= 0.9),
+    Target("long_vs_short_peak_rss", "≤ 1.3", lambda v: v <= 1.3),
     Target("latency_p99_ms", "≤ 1000 ms", lambda v: v <= 1000),
     Target("rss_bytes_per_open_cart", "≤ 1024 B", lambda v: v <= 1024),
     Target("memory_peak_rss_mb", "≤ 300 MB", lambda v: v <= 300),
@@ -46,10 +48,12 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("raised_floor_events_per_s", "raised floor: bare agent, the worker's fetching", "events/s"),
     ("full_events_per_s", "full worker, 3 windows", "events/s"),
     ("full_many_windows_events_per_s", "full worker, 12 windows", "events/s"),
+    ("full_long_windows_events_per_s", "full worker, 5 windows (7d, 30d hourly)", "events/s"),
     ("full_vs_floor", "full ÷ floor", "x"),
     ("full_vs_raised_floor", "full ÷ raised floor", "x"),
     ("full_vs_raw", "full ÷ raw", "x"),
     ("many_vs_three_windows", "12 windows ÷ 3 windows", "x"),
+    ("long_vs_three_windows", "5 windows (7d, 30d) ÷ 3 windows", "x"),
     ("full_peak_rss_mb", "peak RSS, full worker over the log", "MB"),
     ("latency_offered_events_per_s", "latency: offered load", "events/s"),
     ("latency_processed_events_per_s", "latency: processed meanwhile", "events/s"),
@@ -64,6 +68,10 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("rss_bytes_per_open_ticket", "RSS growth per open ticket", "B"),
     ("heap_bytes_per_open_ticket", "state heap per open ticket (tracemalloc)", "B"),
     ("changelog_bytes_per_open_ticket", "changelog record per open ticket", "B"),
+    ("heap_bytes_per_idle_open_ticket", "state heap per open ticket idle 8 days", "B"),
+    ("long_days_peak_rss_short_mb", "35-day log: peak RSS, 3 windows", "MB"),
+    ("long_days_peak_rss_long_mb", "35-day log: peak RSS, 5 windows", "MB"),
+    ("long_vs_short_peak_rss", "35-day log: peak RSS 5 ÷ 3 windows", "x"),
 )
 
 

@@ -61,6 +61,12 @@ from tests.servers import Broker, Worker
 
 THREE_WINDOWS = "5m,1h,24h"
 TWELVE_WINDOWS = "1m,2m,5m,10m,15m,30m,1h,2h,4h,6h,12h,24h"
+#: The default windows: the three short ones and the long 7d and 30d (hourly buckets).
+FIVE_WINDOWS = "5m,1h,24h,7d,30d"
+#: Days of event time of the long-horizon memory log, and its events (one every 45 s).
+LONG_DAYS = 35
+#: How long the idle open tickets of the heap figure go without an event (past the retention).
+IDLE_TICKET_AGE = timedelta(days=8)
 #: Sizes of a full run, and of --quick (CI: proves the harness works end to end, in about a
 #: minute; its figures mean nothing).
 FULL = {
@@ -69,6 +75,7 @@ FULL = {
     "open_carts": 200_000,
     "open_tickets": 100_000,
     "latency_duration": 60.0,
+    "long_events": LONG_DAYS * 86400 // 45,
 }
 QUICK = {
     "events": 3_000,
@@ -76,6 +83,7 @@ QUICK = {
     "open_carts": 2_000,
     "open_tickets": 3_000,
     "latency_duration": 6.0,
+    "long_events": 1_000,
 }
 #: Event-time rate of the open carts and tickets (all recent, none past a timeout).
 OPEN_ENTITY_RATE = 100.0
@@ -140,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {TWELVE_WINDOWS})",
     )
     parser.add_argument(
+        "--windows-long",
+        default=FIVE_WINDOWS,
+        help=f"the windows of the third full run, compared with --windows, and of the "
+        f"long-horizon memory phase (default {FIVE_WINDOWS})",
+    )
+    parser.add_argument(
+        "--long-events",
+        type=int,
+        help=f"events of the {LONG_DAYS}-day log of the long-horizon memory phase, replayed with "
+        f"--windows and with --windows-long (default {FULL['long_events']:,}; "
+        f"--quick: {QUICK['long_events']:,})",
+    )
+    parser.add_argument(
         "--open-carts",
         type=int,
         help=f"open carts in the memory phase (default {FULL['open_carts']:,}; "
@@ -188,12 +209,12 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     for name, value in sizes.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    for name in ("events", "repeat", "open_carts", "open_tickets"):
+    for name in ("events", "repeat", "open_carts", "open_tickets", "long_events"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     if args.latency_duration <= 0 or args.event_rate <= 0 or args.latency_load <= 0:
         raise ConfigError("--latency-duration, --latency-load and --event-rate must be positive")
-    for option in ("windows", "windows_many"):
+    for option in ("windows", "windows_many", "windows_long"):
         Settings.load({"config": "none", "windows": getattr(args, option)}, environ={})
     return args
 
@@ -252,6 +273,7 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
         "raised_floor": [],
         "full": [],
         "full_many": [],
+        "full_long": [],
     }
     latency: Latency | None = None
     worker: Worker | None = None
@@ -282,6 +304,9 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
             many, _ = await measure_full(ctx, f"many-{r}", args.windows_many)
             runs["full_many"].append(many)
             say(f"full worker, {args.windows_many} {tag}: {many.rate:,.0f} events/s")
+            long, _ = await measure_full(ctx, f"long-{r}", args.windows_long)
+            runs["full_long"].append(long)
+            say(f"full worker, {args.windows_long} {tag}: {long.rate:,.0f} events/s")
             keep = last and not args.skip_latency
             full, worker = await measure_full(ctx, f"full-{r}", args.windows, keep=keep)
             runs["full"].append(full)
@@ -309,9 +334,11 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
             server.stop()
     memory: Memory | None = None
     heap: dict[str, float] = {}
+    long_peaks: dict[str, int] = {}
     if not args.skip_memory:
         memory, heap = await run_memory(args, workdir, phases)
-    return results(args, profile, embedded, runs, latency, memory, heap)
+        long_peaks = await run_long_memory(args, workdir, phases)
+    return results(args, profile, embedded, runs, latency, memory, heap, long_peaks)
 
 
 async def run_memory(
@@ -329,8 +356,13 @@ async def run_memory(
     heap = {
         "cart": heap_bytes_per_entity(carts, args.windows),
         "ticket": heap_bytes_per_entity(tickets, args.windows),
+        # open tickets nobody touched for 8 days (past the 7 d retention): kept, and how big
+        "idle_ticket": heap_bytes_per_entity(tickets, args.windows_long, idle=IDLE_TICKET_AGE),
     }
-    say(f"state heap per cart {heap['cart']:,.0f} B, per ticket {heap['ticket']:,.0f} B")
+    say(
+        f"state heap per cart {heap['cart']:,.0f} B, per ticket {heap['ticket']:,.0f} B, per "
+        f"open ticket idle for {IDLE_TICKET_AGE.days} days {heap['idle_ticket']:,.0f} B"
+    )
     (workdir / "memory").mkdir(exist_ok=True)
     try:
         server = Broker(workdir / "memory")
@@ -352,6 +384,33 @@ async def run_memory(
     return memory, heap
 
 
+async def run_long_memory(
+    args: argparse.Namespace, workdir: Path, phases: Phases
+) -> dict[str, int]:
+    """Peak RSS of a worker replaying a 35-day log with the short windows only, and with the
+    long ones too, on a fresh embedded broker: long windows may not multiply memory."""
+    say = phases.say
+    rate = args.long_events / (LONG_DAYS * 86400)
+    records = log_events(args.long_events, args.seed, rate, now_utc() - timedelta(hours=1))
+    (workdir / "long").mkdir(exist_ok=True)
+    try:
+        server = Broker(workdir / "long")
+    except DevServerUnavailable as exc:
+        say(f"long-horizon memory phase skipped: {exc}")
+        return {}
+    peaks: dict[str, int] = {}
+    try:
+        produced = await prepare(server.url, records, phases.quiet, f"producing {LONG_DAYS} days")
+        ctx = Context(server.url, args.profile or "dev", workdir, produced, quiet=phases.quiet)
+        for label, windows in (("short", args.windows), ("long", args.windows_long)):
+            run_, _ = await measure_full(ctx, f"days-{label}", windows)
+            peaks[label] = run_.peak_rss_bytes or 0
+            say(f"{LONG_DAYS} days, windows {windows}: peak RSS {peaks[label] / MB:,.0f} MB")
+    finally:
+        server.stop()
+    return peaks
+
+
 def results(
     args: argparse.Namespace,
     profile: str,
@@ -360,6 +419,7 @@ def results(
     latency: Latency | None,
     memory: Memory | None,
     heap: dict[str, float],
+    long_peaks: dict[str, int],
 ) -> dict[str, Any]:
     """Every figure: medians in `figures`, each repeat in `repeat_figures` and `runs`."""
     rates = {name: _rates(values) for name, values in runs.items()}
@@ -369,6 +429,7 @@ def results(
         "raised_floor_events_per_s": median(rates["raised_floor"]),
         "full_events_per_s": median(rates["full"]),
         "full_many_windows_events_per_s": median(rates["full_many"]),
+        "full_long_windows_events_per_s": median(rates["full_long"]),
         "full_peak_rss_mb": max(r.peak_rss_bytes or 0 for r in runs["full"]) / MB,
     }
     figures["full_vs_floor"] = figures["full_events_per_s"] / figures["floor_events_per_s"]
@@ -378,6 +439,9 @@ def results(
     figures["full_vs_raw"] = figures["full_events_per_s"] / figures["raw_events_per_s"]
     figures["many_vs_three_windows"] = (
         figures["full_many_windows_events_per_s"] / figures["full_events_per_s"]
+    )
+    figures["long_vs_three_windows"] = (
+        figures["full_long_windows_events_per_s"] / figures["full_events_per_s"]
     )
     repeat_figures: dict[str, list[float]] = {
         "raw_events_per_s": rates["raw"],
@@ -393,6 +457,10 @@ def results(
         "many_vs_three_windows": [
             m / f for m, f in zip(rates["full_many"], rates["full"], strict=True)
         ],
+        "full_long_windows_events_per_s": rates["full_long"],
+        "long_vs_three_windows": [
+            m / f for m, f in zip(rates["full_long"], rates["full"], strict=True)
+        ],
     }
     if latency is not None:
         figures.update(
@@ -406,6 +474,11 @@ def results(
     if heap:
         figures["heap_bytes_per_open_cart"] = heap["cart"]
         figures["heap_bytes_per_open_ticket"] = heap["ticket"]
+        figures["heap_bytes_per_idle_open_ticket"] = heap["idle_ticket"]
+    if long_peaks:
+        figures["long_days_peak_rss_short_mb"] = long_peaks["short"] / MB
+        figures["long_days_peak_rss_long_mb"] = long_peaks["long"] / MB
+        figures["long_vs_short_peak_rss"] = long_peaks["long"] / long_peaks["short"]
     if memory is not None:
         figures.update(
             memory_peak_rss_mb=memory.peak_rss_carts_bytes / MB,
@@ -431,6 +504,9 @@ def results(
             "mix_text": " / ".join(f"{share:.0%} {t}" for t, share in MIX.items()),
             "windows": args.windows,
             "windows_many": args.windows_many,
+            "windows_long": args.windows_long,
+            "long_events": args.long_events,
+            "long_days": LONG_DAYS,
             "event_rate": args.event_rate,
             "seed": args.seed,
             "profile": profile,

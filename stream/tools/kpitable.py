@@ -68,18 +68,31 @@ def kpi_rows(snapshot: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
         yield label, [show(w[kpi]["overall"]) for w in windows.values()]
 
 
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def kpi_table(snapshot: dict[str, Any] | None) -> Table:
     if snapshot is None:
         return Table(title="waiting for the worker…")
     table = Table(title=f"cxkpi — KPIs valid at {snapshot['valid_at'] or '(no events yet)'}")
     table.add_column("KPI")
-    for window in snapshot["windows"]:
-        table.add_column(window, justify="right")
+    for window, values in snapshot["windows"].items():
+        # a window still filling after a restart with other windows: shown, but marked
+        table.add_column(window if values["complete"] else f"{window} (filling)", justify="right")
     for name, row in kpi_rows(snapshot):
         table.add_row(name, *row)
     backlog = snapshot["live"]["open_backlog"]["overall"]["tickets"]
+    oldest = snapshot["live"]["backlog_age"]["overall"]["oldest_seconds"]
     events = snapshot["events"]
-    table.caption = f"open backlog: {backlog} tickets   events: " + "  ".join(
+    table.caption = (
+        f"open backlog: {backlog} tickets, the oldest open {_age(oldest)}   events: "
+    ) + "  ".join(
         f"{t} {c['applied']} applied, {c['dead_lettered']} DLQ" for t, c in events.items()
     )
     return table
