@@ -169,9 +169,10 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
             buckets = _guarded(f"sum by ({BY}, le) (cxkpi_{n}_seconds_bucket)", kpi)
             yield {"record": samples(kpi), "expr": parts[0]}
             for series, q in ((p90, "0.9"), (p50, "0.5")):
-                yield {
+                yield {  # a window without samples has no quantile (not NaN)
                     "record": series.record,
-                    "expr": f"histogram_quantile({q},\n{buckets}\n)",
+                    "expr": f"histogram_quantile({q},\n{buckets}\n)\n"
+                    f"and on ({BY}) {samples(kpi)} > 0",
                 }
             gsum = _guarded(f"sum by ({BY}) (cxkpi_{n}_seconds_gsum)", kpi)
             yield {"record": mean.record, "expr": _divide(f"({gsum})", samples(kpi))}

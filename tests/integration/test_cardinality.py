@@ -46,10 +46,13 @@ def test_ten_thousand_channels_give_at_most_the_bound_plus_other(
         wait_processed(worker, DISTINCT)
         doc = worker.kpis()
         assert doc is not None
-        for window in doc["windows"].values():
+        # the flood spans 10 minutes: the hourly buckets of 7d and 30d may not have closed yet
+        filled = {w: v for w, v in doc["windows"].items() if v["nps"]["overall"]["responses"]}
+        assert {"5m", "1h", "24h"} <= set(filled)
+        for name, window in doc["windows"].items():
             channels = set(window["nps"]["channel"])
             assert len(channels - {"other"}) <= BOUND, len(channels)
-            assert "other" in channels
+            assert "other" in channels or name not in filled
         folded = doc["segments"]["folded_events"]["survey-replies"]["channel"]
         assert folded == DISTINCT - 4 * BOUND  # each of the 4 partitions admits its first 20
         assert len(doc["segments"]["kept"]["channel"]) == BOUND

@@ -13,7 +13,12 @@ import pytest
 
 from stream.kpis.catalog import CATALOG
 from stream.monitoring import rules
-from tests.integration.test_pipeline import expected_for, expected_metric_samples, generate
+from tests.integration.test_pipeline import (
+    expected_for,
+    expected_metric_samples,
+    generate,
+    kpi_cells,
+)
 from tests.monitoring_servers import Prometheus
 from tests.servers import ROOT, Broker, Worker, cxkpi, wait_until
 
@@ -48,15 +53,28 @@ def expected_records(expected: dict[str, Any]) -> Series:
     for (name, labels), value in components.items():
         if name == "events_by_topic" or name.endswith(("_gsum", "_bucket")):
             continue  # not recorded (durations record their count, quantiles and mean)
+        if name == rules.OLDEST_AGE:  # the oldest ticket: the largest over workers
+            out[rules.values(kpis["backlog_age"])[0].record, tuple(sorted(labels))] = value
+            continue
         kpi = next(k for k in kpis.values() if name.startswith(f"cxkpi_{k.name}_"))
         out[rules.summed(kpi, name), tuple(sorted(labels))] = value
+    for dimension, segment, v in kpi_cells(expected["live"]["backlog_age"]):
+        labels = {"dimension": dimension, "segment": segment}
+        if v["tickets"]:
+            mean = rules.values(kpis["backlog_age"])[1].record
+            out[mean, tuple(sorted(labels.items()))] = v["mean_seconds"]
+        for le, n in v["buckets"].items():
+            bucket = {**labels, "le": le if le == "+Inf" else f"{le}.0"}
+            out[
+                f"{rules.LIVE_LEVEL}:{rules.AGE_HISTOGRAM}_bucket:sum",
+                tuple(sorted(bucket.items())),
+            ] = n
     for window, by_kpi in expected["windows"].items():
         for name, doc in by_kpi.items():
+            if name == "complete":
+                continue
             kpi = kpis[name]
-            cells = [("all", "all", doc["overall"])] + [
-                (d, s, v) for d, segs in doc.items() if d != "overall" for s, v in segs.items()
-            ]
-            for dimension, segment, v in cells:
+            for dimension, segment, v in kpi_cells(doc):
                 labels = {"window": window, "dimension": dimension, "segment": segment}
                 for record, value, extra in _values(kpi, v):
                     if value is not None:

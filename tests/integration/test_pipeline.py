@@ -95,6 +95,21 @@ def redis_snapshot(server: RedisServer) -> dict[str, Any] | None:
     return orjson.loads(raw) if raw else None
 
 
+def wait_redis_equal(server: RedisServer, expected: dict[str, Any]) -> None:
+    wait_until(
+        lambda: not compare_snapshots(redis_snapshot(server) or {}, expected),
+        15,
+        "the Redis snapshot to equal the reference",
+    )
+
+
+def assert_published(worker: Worker, server: RedisServer, expected: dict[str, Any]) -> None:
+    """/kpis, the Redis snapshot and /metrics all equal the reference."""
+    assert_same(worker.kpis(), expected)
+    wait_redis_equal(server, expected)
+    assert_metrics_match(worker, expected)
+
+
 def metric_samples(worker: Worker) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     body = worker.get("/metrics")
     assert body is not None
@@ -105,7 +120,8 @@ def metric_samples(worker: Worker) -> dict[tuple[str, frozenset[tuple[str, str]]
     }
 
 
-def _cells(kpi: dict[str, Any]) -> list[tuple[str, str, Any]]:
+def kpi_cells(kpi: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(dimension, segment, value) of a KPI's overall value ("all", "all") and of each segment."""
     return [("all", "all", kpi["overall"])] + [
         (dim, seg, v) for dim, segs in kpi.items() if dim != "overall" for seg, v in segs.items()
     ]
@@ -119,7 +135,7 @@ def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozens
         for kpi, value in kpis.items():
             if not isinstance(value, dict):
                 continue  # a window's `complete`
-            for dim, seg, v in _cells(value):
+            for dim, seg, v in kpi_cells(value):
                 base = {("dimension", dim), ("segment", seg)}
                 if window is not None:
                     base.add(("window", window))
@@ -188,13 +204,7 @@ def test_published_kpis_equal_the_offline_computation(
         assert hour["csat"]["overall"]["responses"] > 10
         assert hour["ces"]["overall"]["responses"] > 5
         assert expected["live"]["open_backlog"]["overall"]["tickets"] > 10
-        assert_same(worker.kpis(), expected)
-        wait_until(
-            lambda: not compare_snapshots(redis_snapshot(redis_server) or {}, expected),
-            15,
-            "the Redis snapshot to equal the reference",
-        )
-        assert_metrics_match(worker, expected)
+        assert_published(worker, redis_server, expected)
     finally:
         worker.stop()
 
@@ -226,11 +236,7 @@ def test_sigkill_mid_stream_and_duplicate_deliveries_stay_exact(
         expected = expected_for(broker, total)
         assert expected["events"]["cart-events"]["duplicate"] > 100
         assert_same(worker.kpis(), expected)
-        wait_until(
-            lambda: not compare_snapshots(redis_snapshot(redis_server) or {}, expected),
-            15,
-            "the Redis snapshot to equal the reference",
-        )
+        wait_redis_equal(redis_server, expected)
     finally:
         if producer.poll() is None:
             producer.send_signal(signal.SIGTERM)
