@@ -32,6 +32,15 @@ class Kpi:
     value: str = "ratio"  # the JSON key of the computed value
     scale: float = 1.0
 
+    @property
+    def title(self) -> str:
+        """The name people read: 'Cart abandonment', and acronyms in capitals ('CSAT')."""
+        return ACRONYMS.get(self.name) or self.name.replace("_", " ").capitalize()
+
+
+#: KPIs whose name is an acronym, written as such in titles
+ACRONYMS = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+
 
 CATALOG: tuple[Kpi, ...] = (
     Kpi(

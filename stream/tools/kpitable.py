@@ -56,7 +56,11 @@ ROWS: tuple[tuple[str, str, Any], ...] = (
             f"{_fmt(v['score'], '+.1f')} ± {_fmt(v['margin_of_error'])}  (n={v['responses']})"
         ),
     ),
-    ("CSAT", "csat", lambda v: f"{_fmt(v['score'])}  (n={v['responses']})"),
+    (
+        "CSAT",
+        "csat",
+        lambda v: f"{_percent(v['score'] and v['score'] / 100)}  (n={v['responses']})",
+    ),
     ("CES (1-7)", "ces", lambda v: f"{_fmt(v['mean'], '.2f')}, {_percent(v['easy_ratio'])} easy"),
 )
 
