@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -221,6 +222,19 @@ OPTIONS: tuple[Option, ...] = (
         _choice("debug", "info", "warning", "error"),
         "Logging verbosity.",
     ),
+    Option(
+        "log_format",
+        "text",
+        _choice("text", "json"),
+        "'text': one plain line per record; 'json': one JSON object per line, for log shippers.",
+    ),
+    Option(
+        "data_dir",
+        str(Path(tempfile.gettempdir()) / "cxkpi"),
+        str,
+        "Folder of the worker's scratch files, one subfolder per app id (state itself lives "
+        "in memory and in the changelog).",
+    ),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -256,6 +270,8 @@ class Settings:
     publish_interval: float
     profile: str
     log_level: str
+    log_format: str
+    data_dir: str
     kpis: KpiConfig | None = None  # the KPI configuration file, when one is used
 
     @property

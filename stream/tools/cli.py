@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a Faust worker that consumes cart-events, tickets and survey-replies, "
         "keeps the KPI state and serves /metrics, /kpis, /health and /ready.",
     )
+    worker.add_argument(
+        "--exit-if-no-broker-after",
+        type=arguments.duration,
+        default=None,
+        metavar="DURATION",
+        help="exit (code 2) if the broker has not answered this long after start (default: wait "
+        "for it, with /ready 503 and a log line every 30 s)",
+    )
     add_arguments(worker)
     worker.set_defaults(run=run_worker)
 
@@ -247,24 +255,24 @@ def _timestamp(text: str) -> datetime:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    import faust
-
     from stream.app import KpiApp
     from stream.runtime import heap
     from stream.runtime.logs import setup_logging
-    from stream.runtime.topics import ensure_topics
+    from stream.runtime.process import KpiWorker, quiet_cancelled_threads, wait_for_broker
 
     settings = Settings.load(flags_from(args))
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    quiet_cancelled_threads()
     logging.getLogger(__name__).info("settings: %s", settings.describe())
-    asyncio.run(ensure_topics(settings))
+    if not asyncio.run(wait_for_broker(settings, args.exit_if_no_broker_after)):
+        return 0  # stopped by a signal before the broker answered
     kpi_app = KpiApp(settings)
     heap.freeze_survivors()
-    worker = faust.Worker(
+    worker = KpiWorker(
         kpi_app.app,
-        loglevel=settings.log_level.upper(),
-        redirect_stdouts=False,
-        override_logging=False,
+        final_flush=kpi_app.final_flush,
+        log_level=settings.log_level,
+        plain=settings.log_format == "json" or not sys.stdout.isatty(),
     )
     worker.execute_from_commandline()
     return 0
