@@ -93,3 +93,13 @@ def test_produce_dry_run_validates_every_line_without_a_broker(
         assert kind in err  # the known types of every topic, not of one
     code, out, _ = run(capsys, "produce", "/dev/null", "--dry-run", "--broker", NO_BROKER)
     assert code == 0 and "valid 0 events" in out
+
+
+def test_worker_help_states_the_start_up_and_output_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, text, _ = run(capsys, "worker", "--help")
+    flat = " ".join(text.split())
+    assert "--exit-if-no-broker-after DURATION" in flat
+    assert "(default: wait for it, with /ready 503 and a log line every 30 s)" in flat
+    assert "CXKPI_LOG_FORMAT; default text]" in flat and "CXKPI_DATA_DIR; default" in flat
