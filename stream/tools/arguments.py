@@ -4,9 +4,13 @@ allowed, which argparse prints on one line with exit code 2 (never a traceback).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from stream.config import parse_duration
+
+N = TypeVar("N", int, float)
 
 
 def duration(text: str) -> float:
@@ -22,23 +26,21 @@ def duration(text: str) -> float:
 
 def count(text: str) -> int:
     """A whole number greater than zero."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number greater than zero")
-    return value
+    return _positive(text, int, "a whole number")
 
 
 def rate(text: str) -> float:
     """A number greater than zero (events per second)."""
+    return _positive(text, float, "a number")
+
+
+def _positive(text: str, convert: Callable[[str], N], what: str) -> N:
     try:
-        value = float(text)
+        value = convert(text)
     except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number greater than zero")
+        value = convert("0")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} greater than zero")
     return value
 
 
