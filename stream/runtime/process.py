@@ -97,7 +97,14 @@ async def _serve_not_ready(settings: Settings, reason: Callable[[], str]) -> web
     app.router.add_get("/ready", ready)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    try:
+        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            f"cannot serve HTTP on {settings.web_host}:{settings.web_port} ({exc.strerror}); "
+            "choose another --web-port / CXKPI_WEB_PORT"
+        ) from None
     return runner
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -123,6 +124,23 @@ def test_worker_gives_up_on_a_missing_broker_when_told(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("cxkpi worker: error: cannot reach the broker at kafka://127.0.0.1:")
     assert "gave up after" in last and "Traceback" not in result.stderr
+
+
+def test_a_web_port_in_use_is_a_one_line_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cxkpi(
+            "worker",
+            *("--web-port", str(port), "--broker", f"kafka://127.0.0.1:{free_port()}"),
+            env={"CXKPI_REDIS_URL": "none"},
+            check=False,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"cxkpi worker: error: cannot serve HTTP on 127.0.0.1:{port}")
 
 
 def test_sigterm_with_the_broker_stopped_exits_in_seconds_and_says_what_was_not_flushed(
