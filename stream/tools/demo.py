@@ -74,7 +74,9 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
         return 0
     except ChildDied as exc:
         keep_logs = True
-        console.print(f"[red]cxkpi dev: {exc}[/red]\nlogs kept in {workdir}", markup=True)
+        # the log's lines are text, not markup (Faust's hold brackets)
+        message = f"cxkpi dev: {exc}\nlogs kept in {workdir}"
+        console.print(message, style="red", markup=False, highlight=False)
         return 1
     finally:
         console.print("stopping…")
