@@ -94,6 +94,8 @@ class Context:
             "CXKPI_PROFILE": self.profile,
             "CXKPI_APP_ID": app_id,
             "CXKPI_WINDOWS": windows,
+            # the built-in defaults: the same KPIs, and no alert that needs a window not given
+            "CXKPI_CONFIG": "none",
             "CXKPI_IDLE_TIMEOUT": "1d",  # replaying a log: stream time follows the events only
             "CXKPI_LOG_LEVEL": "warning",
         }

@@ -6,10 +6,10 @@ partitions, then publishing (Prometheus, Redis, HTTP).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import tempfile
-import time
 from collections.abc import Callable, Collection, Hashable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -32,8 +32,8 @@ from stream.publish.snapshot import (
     window_versions,
 )
 from stream.runtime import fetching, heap
-from stream.runtime.connection import bootstrap_servers, faust_credentials
-from stream.runtime.health import BrokerProbe
+from stream.runtime.connection import faust_credentials
+from stream.runtime.health import STALE_HEARTBEATS, BrokerContact
 from stream.runtime.processor import TopicProcessor
 from stream.state.facts import Rules
 from stream.state.partition import PartitionState, StateConfig
@@ -48,8 +48,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker": settings.broker,
         "broker_credentials": faust_credentials(settings),
         "store": "memory://",
-        # State lives in memory and in the changelog; Faust's data dir only holds scratch files.
-        "datadir": tempfile.mkdtemp(prefix=f"cxkpi-{settings.app_id}-"),
+        # State lives in memory and in the changelog; Faust's data dir only holds scratch files:
+        # one folder per app id, the same at every start.
+        "datadir": str(Path(settings.data_dir) / settings.app_id),
         "topic_partitions": settings.partitions,
         "table_standby_replicas": 0,
         "stream_wait_empty": False,  # records are acknowledged by flushes, not by iteration
@@ -101,8 +102,14 @@ class KpiApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # Faust makes only its own
         self.app = faust.App(settings.app_id, **faust_settings(settings))
-        fetching.install(self.app.consumer, fetch_max_wait_ms(settings))
+        self.broker = BrokerContact(STALE_HEARTBEATS * self.app.conf.broker_heartbeat_interval)
+        fetching.install(
+            self.app.consumer,
+            fetch_max_wait_ms(settings),
+            watch=lambda consumer: self.broker.watch(consumer._client),
+        )
         self.windows_ms = tuple(w * 1000 for w in settings.windows)
         config = StateConfig(
             step_ms=settings.step * 1000,
@@ -128,9 +135,8 @@ class KpiApp:
         add_routes(self.app, self.metrics_text, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
         self.app.timer(settings.publish_interval, name="cxkpi.publish")(self._publish)
-        self.broker = BrokerProbe(bootstrap_servers(settings.broker))
-        self.app.timer(1.0, name="cxkpi.broker-probe")(self.broker.check)
-        self._started = time.monotonic()
+        self._publishing: asyncio.Task[None] | None = None
+        self.app.timer(1.0, name="cxkpi.broker-check")(self.broker.check)
 
     # -- the snapshot -------------------------------------------------------------------------
 
@@ -236,13 +242,41 @@ class KpiApp:
         heap.release_free_memory()
 
     async def _publish(self) -> None:
-        if self.store is not None:
-            await self.store.publish(self.entries())
+        """Start a publish unless the last one is still running: a hung Redis holds a publish
+        for its timeouts, and the store says once that it is away (the timer would otherwise
+        warn that it overlaps at every interval)."""
+        if self.store is None or (self._publishing is not None and not self._publishing.done()):
+            return
+        self._publishing = asyncio.create_task(self.store.publish(self.entries()))
+
+    async def final_flush(self, timeout_s: float) -> bool:
+        """On stop: commit what was applied, for at most timeout_s, and say what was not.
+        Returns whether the broker is away (then the Kafka clients cannot close either)."""
+        waiting = sum(p.unflushed() for p in self.processors)
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(p.flush() for p in self.processors)), timeout_s
+            )
+        except TimeoutError:
+            log.warning(
+                "stopping: %d applied records not committed to the changelog within %.0f s "
+                "(%s); they were not acknowledged, so their partitions' next owner applies them "
+                "again",
+                waiting,
+                timeout_s,
+                self.broker.describe() if not self.broker.answering else "broker too slow",
+            )
+            return True
+        if not self.broker.answering:
+            log.warning("stopping: everything applied is committed; %s", self.broker.describe())
+            return True
+        log.info("stopping: everything applied is committed (%d in the last round)", waiting)
+        return False
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once the worker reaches the broker and owns partitions whose state is
-        recovered."""
-        if not self.broker.reachable:
+        """Ready once the broker answers the consumer and the worker owns partitions whose state
+        is recovered."""
+        if not self.broker.answering:
             return False, self.broker.describe()
         if self.app.rebalancing:
             return False, "rebalancing"

@@ -26,6 +26,16 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
+def window_name(size_s: int) -> str:
+    """A short label for a window size: 300 -> 5m, 3600 -> 1h, 86400 -> 24h, 604800 -> 7d."""
+    if size_s > 86400 and size_s % 86400 == 0:
+        return f"{size_s // 86400}d"
+    for unit, seconds in (("h", 3600), ("m", 60)):
+        if size_s % seconds == 0:
+            return f"{size_s // seconds}{unit}"
+    return f"{size_s}s"
+
+
 #: Windows longer than this advance by the long step; the others by the step.
 LONG_WINDOW_OVER_S = 86400
 #: The largest window that may be configured.

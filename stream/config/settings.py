@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from stream.config import ConfigError, check_windows, parse_duration, window_step
+from stream.config import ConfigError, check_windows, parse_duration, window_name, window_step
 from stream.config.kpifile import (
     DEFAULT_CONFIG_PATH,
     KpiConfig,
@@ -236,6 +237,19 @@ OPTIONS: tuple[Option, ...] = (
         _choice("debug", "info", "warning", "error"),
         "Logging verbosity.",
     ),
+    Option(
+        "log_format",
+        "text",
+        _choice("text", "json"),
+        "'text': one plain line per record; 'json': one JSON object per line, for log shippers.",
+    ),
+    Option(
+        "data_dir",
+        str(Path(tempfile.gettempdir()) / "cxkpi"),
+        str,
+        "Folder of the worker's scratch files, one subfolder per app id (state itself lives "
+        "in memory and in the changelog).",
+    ),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -272,6 +286,8 @@ class Settings:
     publish_interval: float
     profile: str
     log_level: str
+    log_format: str
+    data_dir: str
     kpis: KpiConfig | None = None  # the KPI configuration file, when one is used
 
     @property
@@ -298,6 +314,7 @@ class Settings:
         kpis = _kpi_file(flags.get("config") or environ.get("CXKPI_CONFIG") or "cxkpi.toml")
         from_file = _file_values(kpis)
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
         for option in OPTIONS:
             text, source = option.default, "default"
             if option.name in from_file:
@@ -306,6 +323,7 @@ class Settings:
                 text, source = environ[option.env], f"environment variable {option.env}"
             if flags.get(option.name) is not None:
                 text, source = str(flags[option.name]), f"flag {option.flag}"
+            sources[option.name] = source
             try:
                 values[option.name] = option.parse(text)
             except ValueError as exc:
@@ -315,6 +333,7 @@ class Settings:
                 ) from None
         settings = cls(**values, kpis=kpis)
         settings.check()
+        settings.check_alert_windows(sources["windows"])
         return settings
 
     def check(self) -> None:
@@ -342,6 +361,28 @@ class Settings:
                 "kafka_ssl_* files are set but kafka_security_protocol is "
                 f"{self.kafka_security_protocol}: use SSL or SASL_SSL"
             )
+
+    def check_alert_windows(self, source: str) -> None:
+        """The file's alerts compare KPIs over its windows: windows given elsewhere (a flag, the
+        environment) must keep them, as the file's own windows.sizes must."""
+        if self.kpis is None:
+            return
+        needed = {
+            name: k.alert.window_s
+            for name, k in self.kpis.kpis.items()
+            if k.alert is not None and k.alert.window_s is not None
+        }
+        missing = {name: w for name, w in needed.items() if w not in self.windows}
+        if not missing:
+            return
+        shown = ",".join(window_name(w) for w in self.windows)
+        lacking = ", ".join(window_name(w) for w in sorted(set(missing.values())))
+        keep = ",".join(window_name(w) for w in sorted({*self.windows, *missing.values()}))
+        raise ConfigError(
+            f"invalid windows {shown} from {source}: the alerts in {self.kpis.path.name} use "
+            f"windows these lack: {lacking} (e.g. kpis.{next(iter(missing))}.alert.window); use "
+            f"--windows {keep}, change the alerts in {self.kpis.path}, or --config none"
+        )
 
     def describe(self) -> dict[str, Any]:
         """The settings with secrets hidden, for logs and --help."""
@@ -385,20 +426,26 @@ def redact_url(url: str) -> str:
     return parsed._replace(netloc=netloc).geturl()
 
 
-def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
-    """Add the flags of the named settings (all when None), each saying its env var and default."""
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    names: tuple[str, ...] | None = None,
+    defaults: Mapping[str, str] | None = None,
+) -> None:
+    """Add the flags of the named settings (all when None), each saying its env var and default;
+    `defaults` names the defaults a command uses instead of the usual ones (the demo's)."""
     group = parser.add_argument_group(
         "settings (flag, else environment variable, else the config file, else default)"
     )
     for option in OPTIONS:
         if names is not None and option.name not in names:
             continue
+        default = (defaults or {}).get(option.name, option.default)
         group.add_argument(
             option.flag,
             dest=option.name,
             metavar="VALUE",
             default=None,
-            help=f"{option.help} [env {option.env}; default {option.default}]",
+            help=f"{option.help} [env {option.env}; default {default}]",
         )
 
 

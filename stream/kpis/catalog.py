@@ -38,6 +38,15 @@ class Kpi:
         """A value of now (published without a window), not of a rolling window."""
         return self.kind in ("live", "age")
 
+    @property
+    def title(self) -> str:
+        """The name people read: 'Cart abandonment', and acronyms in capitals ('CSAT')."""
+        return ACRONYMS.get(self.name) or self.name.replace("_", " ").capitalize()
+
+
+#: KPIs whose name is an acronym, written as such in titles
+ACRONYMS = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+
 
 CATALOG: tuple[Kpi, ...] = (
     Kpi(

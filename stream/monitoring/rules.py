@@ -81,7 +81,7 @@ def samples(kpi: Kpi) -> str:
 
 def values(kpi: Kpi) -> list[Series]:
     """The recorded values of a KPI, the first being the one its alert compares."""
-    title = kpi.name.replace("_", " ").capitalize()
+    title = kpi.title
     name = f"{level(kpi)}:cxkpi_{kpi.name}"
     match kpi.kind:
         case "share" | "fraction" if kpi.scale == 1:
@@ -89,7 +89,7 @@ def values(kpi: Kpi) -> list[Series]:
         case "fraction":
             return [Series(f"{name}:score", f"{title} (%)", "percent")]
         case "nps":
-            return [Series(f"{name}:score", "NPS", "none")]
+            return [Series(f"{name}:score", title, "none")]
         case "mean":
             return [
                 Series(f"{name}:mean", f"{title} (mean, 1-7)", "none"),

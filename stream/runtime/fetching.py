@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import types
+from collections.abc import Callable
 from typing import Any
 
 import aiokafka
@@ -94,20 +95,24 @@ async def fast_drain(self: Consumer, fetcher: Any) -> None:
         self.diag.unset_flag(CONSUMER_FETCHING)
 
 
-def cap_fetch_wait(consumer: Consumer, max_wait_ms: int) -> None:
-    """Give the aiokafka consumer Faust creates a fetch wait of `max_wait_ms` (Faust fixes it at
-    1,500 ms). On Kafka a fetch returns as soon as records arrive, so the wait only matters when
-    idle; the dev broker answers when the wait expires, so it adds up to the wait to every
-    record's latency."""
+def on_created(consumer: Consumer, adjust: Callable[[aiokafka.AIOKafkaConsumer], None]) -> None:
+    """Have `adjust` applied to the aiokafka consumer Faust creates, before it starts."""
     thread = consumer._thread  # type: ignore[attr-defined]
     create = thread._create_worker_consumer
 
-    def create_capped(transport: Any) -> aiokafka.AIOKafkaConsumer:
+    def create_adjusted(transport: Any) -> aiokafka.AIOKafkaConsumer:
         client = create(transport)
-        client._fetch_max_wait_ms = max_wait_ms
+        adjust(client)
         return client
 
-    thread._create_worker_consumer = create_capped
+    thread._create_worker_consumer = create_adjusted
+
+
+def cap_fetch_wait(client: aiokafka.AIOKafkaConsumer, max_wait_ms: int) -> None:
+    """Give the aiokafka consumer a fetch wait of `max_wait_ms` (Faust fixes it at 1,500 ms). On
+    Kafka a fetch returns as soon as records arrive, so the wait only matters when idle; the dev
+    broker answers when the wait expires, so it adds up to the wait to every record's latency."""
+    client._fetch_max_wait_ms = max_wait_ms
 
 
 #: What the adjustments replace or use; checked at start, so that a Faust release that renames
@@ -123,8 +128,13 @@ REQUIRED = (
 )
 
 
-def install(consumer: Consumer, fetch_max_wait_ms: int | None = None) -> None:
-    """Apply the adjustments above to a consumer that has not started yet."""
+def install(
+    consumer: Consumer,
+    fetch_max_wait_ms: int | None = None,
+    watch: Callable[[aiokafka.AIOKafkaConsumer], None] | None = None,
+) -> None:
+    """Apply the adjustments above to a consumer that has not started yet; `watch` is handed
+    the aiokafka consumer once Faust creates it (the broker's answers are timed for health)."""
     missing = [name for name in REQUIRED if not hasattr(consumer, name)]
     if missing or not hasattr(consumer._thread, "_create_worker_consumer"):  # type: ignore[attr-defined]
         raise RuntimeError(
@@ -133,5 +143,10 @@ def install(consumer: Consumer, fetch_max_wait_ms: int | None = None) -> None:
         )
     consumer._read_offset = ReadEveryRecord()  # type: ignore[attr-defined]
     consumer._drain_messages = types.MethodType(fast_drain, consumer)  # type: ignore[method-assign]
-    if fetch_max_wait_ms is not None:
-        cap_fetch_wait(consumer, fetch_max_wait_ms)
+    def adjust(client: aiokafka.AIOKafkaConsumer) -> None:
+        if fetch_max_wait_ms is not None:
+            cap_fetch_wait(client, fetch_max_wait_ms)
+        if watch is not None:
+            watch(client)
+
+    on_created(consumer, adjust)

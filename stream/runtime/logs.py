@@ -1,4 +1,5 @@
-"""Logging of the worker: one format, and the Kafka client's reconnect errors not repeated.
+"""Logging of the worker: plain or JSON lines, and the Kafka client's reconnect errors not
+repeated.
 
 While the broker is away, aiokafka logs a connection error every few milliseconds. The worker
 says once that the broker is unreachable (stream/runtime/health.py); the client's own lines are let
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
+
+import orjson
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -39,8 +43,27 @@ class QuietRepeats(logging.Filter):
         return True
 
 
-def setup_logging(level: str) -> None:
+class JsonLines(logging.Formatter):
+    """One JSON object per record and line, for log shippers: time (UTC, RFC 3339), level,
+    logger, message, and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
+def setup_logging(level: str, form: str = "text") -> None:
+    """Log to standard error, as plain lines ('text') or JSON lines ('json')."""
     logging.basicConfig(level=level.upper(), format=FORMAT)
     quiet = QuietRepeats()
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet)
+        if form == "json":
+            handler.setFormatter(JsonLines())

@@ -62,6 +62,7 @@ class TopicProcessor:
         self.states: dict[int, PartitionState] = {}
         self._pending: dict[int, list[EventT]] = defaultdict(list)  # applied, not yet acked
         self._flushing = asyncio.Lock()  # one flush round at a time
+        self._committing = 0  # records of the flush round under way
         self._last_flush = time.monotonic()
         self._last_event: dict[int, float] = defaultdict(time.monotonic)  # last applied event
         self._last_any = time.monotonic()  # last record of any partition of the topic
@@ -145,6 +146,7 @@ class TopicProcessor:
                     epochs.append((partition, *state.flush(), acks))
             if not epochs:
                 return
+            self._committing = sum(len(acks) for *_, acks in epochs)
             sent = 0
             for partition, records, _, _ in epochs:
                 for key, value in records:
@@ -159,6 +161,12 @@ class TopicProcessor:
             for *_, acks in epochs:
                 for event in acks:
                     event.ack()
+            self._committing = 0
+
+    def unflushed(self) -> int:
+        """Records applied but not yet committed and acknowledged (waiting for a flush round, or
+        in one that has not finished)."""
+        return self._committing + sum(len(acks) for acks in self._pending.values())
 
     async def _send(self, partition: int, key: bytes, value: bytes | None) -> None:
         """Hand a changelog record straight to the Kafka producer's batches. (The table's own

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.config import window_name as window_name  # the label of a window size
+
 #: A series inside a bucket: (metric, dimension, segment, bin). Overall is ("", ""); bin is -1
 #: unless the metric is a histogram or sketch.
 SeriesKey = tuple[str, str, str, int]
@@ -37,16 +39,6 @@ def is_late(t_ms: int, stream_time: int | None, step_ms: int, grace_ms: int) -> 
 def window_range(stream_time: int, size_ms: int, step_ms: int) -> tuple[int, int]:
     """Inclusive bucket index range [lo, hi] of the buckets ending in (S - size, S]."""
     return (stream_time - size_ms) // step_ms, stream_time // step_ms - 1
-
-
-def window_name(size_s: int) -> str:
-    """A short label for a window size: 300 -> 5m, 3600 -> 1h, 86400 -> 24h, 604800 -> 7d."""
-    if size_s > 86400 and size_s % 86400 == 0:
-        return f"{size_s // 86400}d"
-    for unit, seconds in (("h", 3600), ("m", 60)):
-        if size_s % seconds == 0:
-            return f"{size_s // seconds}{unit}"
-    return f"{size_s}s"
 
 
 #: Window versions: a new number for every change of any window's totals, unique in the process

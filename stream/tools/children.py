@@ -23,9 +23,15 @@ class Children:
 
     def __init__(self) -> None:
         self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.logs: dict[str, Path] = {}
 
-    def add(self, name: str, process: subprocess.Popen) -> subprocess.Popen:
+    def add(
+        self, name: str, process: subprocess.Popen, log: Path | None = None
+    ) -> subprocess.Popen:
+        """Watch a child; `log` is the file its output goes to, for `last_words`."""
         self.processes.append((name, process))
+        if log is not None:
+            self.logs[name] = log
         return process
 
     def stop(self) -> None:
@@ -45,6 +51,15 @@ class Children:
     def dead(self) -> str | None:
         """The name of a child that exited on its own, if any."""
         return next((n for n, p in self.processes if p.poll() is not None), None)
+
+    def last_words(self, name: str, lines: int = 30) -> str:
+        """How a child ended: its exit code and the last lines of its log."""
+        code = next(p.returncode for n, p in self.processes if n == name)
+        log = self.logs.get(name)
+        if log is None or not log.is_file():
+            return f"the {name} exited with code {code}"
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        return f"the {name} exited with code {code}; the end of {log}:\n" + "\n".join(tail)
 
 
 def start_redis_child(children: Children, workdir: Path, console: Console) -> str | None:

@@ -11,12 +11,15 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 import orjson
 
-from stream.config import ConfigError, parse_duration
+from stream.config import ConfigError
+from stream.config.kpifile import DEFAULT_CONFIG_PATH
 from stream.config.settings import Settings, add_arguments, flags_from
+from stream.tools import arguments
+from stream.tools.demo import DEMO
 from stream.tools.soak.options import add_arguments as add_soak_arguments
 
 #: the settings of commands that only talk to the broker
@@ -40,15 +43,22 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = args.run(args)
     except ConfigError as exc:
-        print(f"cxkpi {args.command}: configuration error: {exc}", file=sys.stderr)
+        print(f"cxkpi {args.command}: error: {exc}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         code = 130
     sys.exit(code or 0)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake reported on one line (its usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cxkpi",
         description="Live customer-experience KPIs from Kafka events, for Prometheus and Grafana.",
     )
@@ -60,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a Faust worker that consumes cart-events, tickets and survey-replies, "
         "keeps the KPI state and serves /metrics, /kpis, /health and /ready.",
     )
+    worker.add_argument(
+        "--exit-if-no-broker-after",
+        type=arguments.duration,
+        default=None,
+        metavar="DURATION",
+        help="exit (code 2) if the broker has not answered this long after start (default: wait "
+        "for it, with /ready 503 and a log line every 30 s)",
+    )
     add_arguments(worker)
     worker.set_defaults(run=run_worker)
 
@@ -69,19 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the embedded Tansu broker, create the topics, start redis-server if "
         "it is installed, a worker and a generator, and show the KPIs live. Ctrl-C stops all.",
     )
-    dev.add_argument("--rate", type=float, default=40.0, help="generated events per second")
-    dev.add_argument("--seed", type=int, default=1, help="generator seed")
+    dev.add_argument(
+        "--rate",
+        type=arguments.rate,
+        default=40.0,
+        help="generated events per second (default: %(default)g)",
+    )
+    dev.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
     dev.add_argument(
         "--run-for",
-        type=parse_duration,
+        type=arguments.duration,
         default=None,
         metavar="DURATION",
         help="stop by itself after this long (default: until Ctrl-C)",
     )
-    dev.add_argument("--no-ui", action="store_true", help="print one line a second, no table")
+    dev.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="print a one-line KPI summary every step instead of the live table (the default "
+        "when the output is not a terminal)",
+    )
     add_arguments(
         dev,
         ("partitions", "windows", "step", "grace", "inactivity_timeout", "web_port", "log_level"),
+        defaults=DEMO,
     )
     dev.set_defaults(run=run_dev)
 
@@ -91,23 +120,44 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate events for all three topics (about 70 % of carts abandoned, "
         "log-normal resolution times, NPS around +30). Without --out, events are sent to Kafka "
         "in real time at --rate; with --out they are written as fast as possible, spaced "
-        "1/rate apart in event time. Same --seed and --start: same events.",
+        "1/rate apart in event time. Same --seed and --start: same events. Without --count "
+        "or --duration, events go to Kafka until Ctrl-C, or one minute's worth to --out.",
     )
     bound = generate.add_mutually_exclusive_group()
-    bound.add_argument("--count", type=int, help="number of events")
-    bound.add_argument("--duration", type=parse_duration, help="event-time span (e.g. 10m)")
-    generate.add_argument("--rate", type=float, default=20.0, help="events per second")
-    generate.add_argument("--seed", type=int, default=0, help="random seed")
+    bound.add_argument(
+        "--count",
+        type=arguments.count,
+        help="number of events (default: no limit to Kafka, runs until Ctrl-C; "
+        "--rate x 60 with --out)",
+    )
+    bound.add_argument(
+        "--duration",
+        type=arguments.duration,
+        metavar="DURATION",
+        help="event-time span, e.g. 10m: --rate x DURATION events (default: see --count)",
+    )
+    generate.add_argument(
+        "--rate",
+        type=arguments.rate,
+        default=20.0,
+        help="events per second (default: %(default)g)",
+    )
+    generate.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     generate.add_argument(
         "--start",
         type=_timestamp,
         default=None,
         help="event time of the first event, RFC 3339 (default: now)",
     )
-    generate.add_argument("--out", type=Path, help="write JSON Lines here instead of Kafka")
+    generate.add_argument(
+        "--out",
+        type=arguments.out_file,
+        metavar="FILE",
+        help="write JSON Lines here instead of sending to Kafka (default: send to Kafka)",
+    )
     generate.add_argument(
         "--resolution-median",
-        type=parse_duration,
+        type=arguments.duration,
         default=None,
         metavar="DURATION",
         help="median ticket resolution time (default 4h; first replies come sooner in proportion)",
@@ -129,7 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send lines as they are, to --topic (for testing the dead-letter path)",
     )
-    produce.add_argument("--topic", help="target topic (only with --no-validate)")
+    produce.add_argument("--topic", help="target topic (only with --no-validate; no default)")
+    produce.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate every line and report, without a broker; nothing is sent",
+    )
     produce.add_argument("--quiet", action="store_true", help="no progress bar")
     add_arguments(produce, (*BROKER_ONLY, "max_event_bytes", "max_future"))
     produce.set_defaults(run=run_produce)
@@ -171,15 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
             f"{default_out} (`make monitoring` regenerates it).",
         )
         command.add_argument(
-            "--out", default="-", help="file to write (default: - for standard output)"
+            "--out",
+            type=arguments.out_file,
+            default=None,
+            metavar="FILE",
+            help="file to write, or - for standard output (default: standard output; with "
+            f"--check, {default_out})",
         )
         command.add_argument(
             "--check",
             action="store_true",
-            help="write nothing; exit 1 if --out differs from what would be generated",
+            help="write nothing; exit 1 if the file (--out, default the committed one) is "
+            "missing or differs from what would be generated",
         )
         add_arguments(command, ("config",))
-        command.set_defaults(run=run_generated)
+        command.set_defaults(run=run_generated, committed=default_out)
     return parser
 
 
@@ -194,24 +255,24 @@ def _timestamp(text: str) -> datetime:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    import faust
-
     from stream.app import KpiApp
     from stream.runtime import heap
     from stream.runtime.logs import setup_logging
-    from stream.runtime.topics import ensure_topics
+    from stream.runtime.process import KpiWorker, quiet_cancelled_threads, wait_for_broker
 
     settings = Settings.load(flags_from(args))
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    quiet_cancelled_threads()
     logging.getLogger(__name__).info("settings: %s", settings.describe())
-    asyncio.run(ensure_topics(settings))
+    if not asyncio.run(wait_for_broker(settings, args.exit_if_no_broker_after)):
+        return 0  # stopped by a signal before the broker answered
     kpi_app = KpiApp(settings)
     heap.freeze_survivors()
-    worker = faust.Worker(
+    worker = KpiWorker(
         kpi_app.app,
-        loglevel=settings.log_level.upper(),
-        redirect_stdouts=False,
-        override_logging=False,
+        final_flush=kpi_app.final_flush,
+        log_level=settings.log_level,
+        plain=settings.log_format == "json" or not sys.stdout.isatty(),
     )
     worker.execute_from_commandline()
     return 0
@@ -236,21 +297,18 @@ def run_produce(args: argparse.Namespace) -> int:
         raise ConfigError("--topic is only for --no-validate; valid events are routed by type")
     if args.no_validate and not args.topic:
         raise ConfigError("--no-validate needs --topic")
+    if args.no_validate and args.dry_run:
+        raise ConfigError("--dry-run validates; it does not go with --no-validate")
     settings = Settings.load(flags_from(args))
-    asyncio.run(ensure_topics(settings))
-    if args.file == "-":
-        source: IO[bytes] = sys.stdin.buffer
-        total = None
-    else:
-        path = Path(args.file)
-        if not path.is_file():
-            raise ConfigError(f"no such file: {path}")
-        source, total = path.open("rb"), path.stat().st_size
-    with source, progress_bar("producing", total, unit="B", disable=args.quiet) as advance:
+    source, total = _input(args.file)  # before the broker: a missing file is the first mistake
+    if not args.dry_run:
+        asyncio.run(ensure_topics(settings))
+    label = "checking" if args.dry_run else "producing"
+    with source, progress_bar(label, total, unit="B", disable=args.quiet) as advance:
         outcome = asyncio.run(
             produce_lines(
                 source,
-                kafka=client_options(settings),
+                kafka=None if args.dry_run else client_options(settings),
                 validate=not args.no_validate,
                 topic=args.topic,
                 max_bytes=settings.max_event_bytes,
@@ -260,12 +318,30 @@ def run_produce(args: argparse.Namespace) -> int:
         )
     for number, reason in outcome.invalid:
         print(f"line {number}: {reason}", file=sys.stderr)
-    sent = ", ".join(f"{t}: {n}" for t, n in sorted(outcome.sent.items())) or "nothing"
+    counts = ", ".join(f"{t}: {n}" for t, n in sorted(outcome.sent.items())) or "nothing"
+    done = "dry run: nothing sent, valid" if args.dry_run else "sent"
     print(
-        f"sent {sum(outcome.sent.values())} events ({sent}); "
+        f"{done} {sum(outcome.sent.values())} events ({counts}); "
         f"{len(outcome.invalid)} invalid lines not sent"
     )
     return 1 if outcome.invalid else 0
+
+
+def _input(name: str) -> tuple[IO[bytes], int | None]:
+    """The lines to produce and their size in bytes (None when unknown): standard input for
+    '-', else any readable file (a regular file, a pipe, /dev/null), but not a folder."""
+    if name == "-":
+        return sys.stdin.buffer, None
+    path = Path(name)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a JSON Lines file")
+    try:
+        source = path.open("rb")
+    except FileNotFoundError:
+        raise ConfigError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return source, path.stat().st_size if path.is_file() else None
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -274,8 +350,6 @@ def run_generate(args: argparse.Namespace) -> int:
     from stream.tools.produce import send_live
     from stream.tools.progress import progress_bar
 
-    if args.rate <= 0:
-        raise ConfigError("--rate must be greater than zero")
     if args.out is None and args.count is None and args.duration is None:
         count = None  # to Kafka until interrupted
     else:
@@ -324,20 +398,31 @@ def run_generated(args: argparse.Namespace) -> int:
     source = config.path.name if config.path.is_absolute() else str(config.path)
     text = render_rules(config, source) if args.command == "rules" else render_dashboard(config)
     if args.check:
-        if args.out == "-":
-            raise ConfigError("--check needs --out FILE to compare with")
-        path = Path(args.out)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            print(f"{path} is stale: run `cxkpi {args.command} --out {path}`", file=sys.stderr)
+        path = args.out or _committed(args.committed)
+        if str(path) == "-":
+            raise ConfigError("--check compares with a file: give --out FILE, not -")
+        fix = f"run `cxkpi {args.command} --config {settings.config} --out {path}`"
+        if not path.is_file():
+            print(f"{path} is missing: {fix}", file=sys.stderr)
+            return 1
+        if path.read_text(encoding="utf-8") != text:
+            print(f"{path} is stale: {fix}", file=sys.stderr)
             return 1
         print(f"{path} is up to date")
         return 0
-    if args.out == "-":
+    if args.out is None or str(args.out) == "-":
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text, encoding="utf-8")
+        args.out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")
     return 0
+
+
+def _committed(relative: str) -> Path:
+    """A generated file the repository keeps: from the working directory, else from the
+    installation (as the default cxkpi.toml is found)."""
+    path = Path(relative)
+    return path if path.exists() else DEFAULT_CONFIG_PATH.parent / relative
 
 
 def run_soak(args: argparse.Namespace) -> int:

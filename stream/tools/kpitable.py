@@ -4,9 +4,12 @@ plain line per refresh."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
+
+from stream.config import window_name
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:
@@ -56,7 +59,11 @@ ROWS: tuple[tuple[str, str, Any], ...] = (
             f"{_fmt(v['score'], '+.1f')} ± {_fmt(v['margin_of_error'])}  (n={v['responses']})"
         ),
     ),
-    ("CSAT", "csat", lambda v: f"{_fmt(v['score'])}  (n={v['responses']})"),
+    (
+        "CSAT",
+        "csat",
+        lambda v: f"{_percent(v['score'] and v['score'] / 100)}  (n={v['responses']})",
+    ),
     ("CES (1-7)", "ces", lambda v: f"{_fmt(v['mean'], '.2f')}, {_percent(v['easy_ratio'])} easy"),
 )
 
@@ -77,10 +84,46 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
-def kpi_table(snapshot: dict[str, Any] | None) -> Table:
+#: How long after its end a step may still be closing (the events of its last moments in flight)
+CLOSING_S = 10
+
+
+def waiting_for(snapshot: dict[str, Any] | None, step_s: int, now_s: float) -> str | None:
+    """What the windows still wait for, in words (None once they hold samples): a window holds
+    only closed steps, so the first values appear when the first step closes."""
     if snapshot is None:
-        return Table(title="waiting for the worker…")
-    table = Table(title=f"cxkpi — KPIs valid at {snapshot['valid_at'] or '(no events yet)'}")
+        return "waiting for the worker to start"
+    windows = snapshot["windows"].values()
+    kpis = (kpi for w in windows for kpi in w.values() if isinstance(kpi, dict))  # not `complete`
+    if any(_has_samples(kpi["overall"]) for kpi in kpis):
+        return None
+    if not any(c["applied"] for c in snapshot["events"].values()):
+        return "waiting for the first events"
+    # Stream time follows the clock a little behind: a step that ended moments ago is still
+    # closing, not the one after it.
+    closes = ((int(now_s) - CLOSING_S) // step_s + 1) * step_s
+    step = window_name(step_s)
+    if closes <= now_s:
+        return f"counting events: values appear as the first {step} step closes, any second now"
+    at = datetime.fromtimestamp(closes, UTC).strftime("%H:%M:%S UTC")
+    return (
+        f"counting events: values appear when the first {step} step closes, "
+        f"at {at} (in {closes - int(now_s)} s)"
+    )
+
+
+def _has_samples(value: Any) -> bool:
+    """Whether a KPI's components (numbers, maybe nested per currency) count anything."""
+    if isinstance(value, dict):
+        return any(_has_samples(v) for v in value.values())
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def kpi_table(snapshot: dict[str, Any] | None, waiting: str | None = None) -> Table:
+    if snapshot is None:
+        return Table(title=waiting or "waiting for the worker…")
+    valid = snapshot["valid_at"] or "(no events yet)"
+    table = Table(title=f"cxkpi — {waiting}" if waiting else f"cxkpi — KPIs valid at {valid}")
     table.add_column("KPI")
     for window, values in snapshot["windows"].items():
         # a window still filling after a restart with other windows: shown, but marked
@@ -99,9 +142,17 @@ def kpi_table(snapshot: dict[str, Any] | None) -> Table:
 
 
 def summary_line(snapshot: dict[str, Any] | None) -> str:
+    """One compact line: the first window's KPIs that have a value, then those that have none."""
     if snapshot is None:
         return "waiting for the worker…"
     first = next(iter(snapshot["windows"]))
-    return f"[{snapshot['valid_at']}] {first}: " + "; ".join(
-        f"{name} {row[0]}" for name, row in kpi_rows(snapshot)
-    )
+    shown, empty = [], []
+    for name, cells in kpi_rows(snapshot):
+        value = cells[0].split("  (")[0]  # without the counts
+        if any(c.isdigit() for c in value):
+            shown.append(f"{name} {value}")
+        else:
+            empty.append(name)
+    valid_at = (snapshot["valid_at"] or "")[11:19]
+    rest = f"; no value yet: {', '.join(empty)}" if empty else ""
+    return f"{valid_at} UTC {first}: " + "; ".join(shown) + rest

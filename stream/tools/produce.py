@@ -18,7 +18,16 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from stream.contract.events import Rejection, decode
-from stream.contract.schemas import KEY_FIELD, TOPIC_OF_TYPE, record_key, topic_of
+from stream.contract.schemas import (
+    KEY_FIELD,
+    TOPIC_OF_TYPE,
+    TYPES_BY_TOPIC,
+    record_key,
+    topic_of,
+)
+
+#: every event type, by topic, for the message about an unknown type
+KNOWN = "; ".join(f"{', '.join(sorted(kinds))} ({t})" for t, kinds in TYPES_BY_TOPIC.items())
 
 
 @dataclass
@@ -32,10 +41,15 @@ class Outcome:
 def route(line: bytes, *, max_bytes: int, max_future_s: int) -> tuple[str, bytes] | str:
     """(topic, key) for a valid event line, else the reason it is invalid."""
     try:
-        kind = orjson.loads(line).get("type") if len(line) <= max_bytes else None
-    except (orjson.JSONDecodeError, AttributeError):
-        kind = None
+        obj = orjson.loads(line) if len(line) <= max_bytes else None
+    except orjson.JSONDecodeError:
+        obj = None  # decode() below says why
+    kind = obj.get("type") if isinstance(obj, dict) else None
     topic = TOPIC_OF_TYPE.get(kind) if isinstance(kind, str) else None
+    if topic is None and isinstance(obj, dict):
+        # the user chose no topic: name the types of every topic, not those of one
+        what = f"type {str(kind)[:64]!r} is not an event type" if "type" in obj else "no type"
+        return f"unknown_type: {what}; known types are {KNOWN}"
     result = decode(
         line,
         topic or "cart-events",
@@ -52,7 +66,7 @@ def route(line: bytes, *, max_bytes: int, max_future_s: int) -> tuple[str, bytes
 async def produce_lines(
     lines: Iterable[bytes],
     *,
-    kafka: dict[str, Any],
+    kafka: dict[str, Any] | None,
     validate: bool = True,
     topic: str | None = None,
     max_bytes: int = 65536,
@@ -60,10 +74,12 @@ async def produce_lines(
     on_line: Callable[[int], None] = lambda n: None,
 ) -> Outcome:
     """Send every line (stripped) that routes; blank lines are skipped. `kafka` holds the
-    producer's connection options (stream.runtime.connection.client_options)."""
+    producer's connection options (stream.runtime.connection.client_options); None is a dry
+    run: every line is validated and counted, nothing is sent."""
     outcome = Outcome()
-    producer = AIOKafkaProducer(**kafka, linger_ms=5)
-    await producer.start()
+    producer = AIOKafkaProducer(**kafka, linger_ms=5) if kafka is not None else None
+    if producer is not None:
+        await producer.start()
     try:
         for number, raw in enumerate(lines, start=1):
             line = raw.rstrip(b"\r\n")
@@ -79,11 +95,14 @@ async def produce_lines(
             else:
                 assert topic is not None, "--no-validate needs --topic"
                 target, key = topic, str(number).encode()
-            await producer.send(target, value=line, key=key)
+            if producer is not None:
+                await producer.send(target, value=line, key=key)
             outcome.sent[target] += 1
-        await producer.flush()
+        if producer is not None:
+            await producer.flush()
     finally:
-        await producer.stop()
+        if producer is not None:
+            await producer.stop()
     return outcome
 
 

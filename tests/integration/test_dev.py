@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,9 +25,11 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_demo_shows_live_kpis_and_ctrl_c_stops_everything() -> None:
+def start_demo() -> tuple[subprocess.Popen[str], list[str]]:
+    """`cxkpi dev` with its output in a pipe, as under `make demo | tee demo.log` or CI: no
+    --no-ui, the demo sees no terminal. Returns the process and its output lines so far."""
     demo = subprocess.Popen(
-        [sys.executable, "-m", "stream", "dev", "--no-ui", "--rate", "50"],
+        [sys.executable, "-m", "stream", "dev", "--rate", "50"],
         cwd=ROOT,
         env={**os.environ, "CXKPI_WEB_PORT": str(_port())},
         stdout=subprocess.PIPE,
@@ -33,28 +37,65 @@ def test_demo_shows_live_kpis_and_ctrl_c_stops_everything() -> None:
         text=True,
     )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
-    reader.start()
+    threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True).start()
+    return demo, lines
+
+
+def test_demo_without_a_terminal_prints_plain_lines_and_ctrl_c_stops_everything() -> None:
+    demo, lines = start_demo()
     try:
         header = wait_until(
             lambda: next((x for x in lines if "redis redis://" in x), None), 90, "the demo to start"
         )
         ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", header)]
         assert len(ports) == 2 and all(listening(p) for p in ports)
+        # until the first step closes, it says what it waits for and when values come
+        wait_until(
+            lambda: any("values appear" in x for x in lines), 60, "the demo to say what it awaits"
+        )
         # NPS over the 5 m window has a value once the first minute bucket closes
         wait_until(
             lambda: any(re.search(r"NPS [+-]\d", x) for x in lines),
             200,
             "a live NPS value in the demo output",
         )
+        assert not any("\x1b" in x for x in lines), "terminal escape sequences in a pipe"
     finally:
         demo.send_signal(signal.SIGINT)
         code = _wait_or_terminate(demo, lines)
     assert code == 0, "".join(lines[-30:])
-    reader.join(timeout=5)
-    assert "stopping" in "".join(lines)
+    wait_until(lambda: "stopping" in "".join(lines), 5, "the demo to say it stops")
     time.sleep(0.5)
     assert not any(listening(p) for p in ports), "a child process still listens"
+
+
+def test_demo_shows_the_log_of_a_child_that_dies_and_keeps_it() -> None:
+    demo, lines = start_demo()
+    try:
+        wait_until(lambda: any("logs " in x for x in lines), 90, "the demo to start")
+        worker = wait_until(lambda: _child(demo.pid, "worker"), 10, "the demo's worker")
+        os.kill(worker, signal.SIGKILL)
+        code = demo.wait(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGINT)
+            _wait_or_terminate(demo, lines)
+    output = "".join(lines)
+    assert code == 1, output[-3000:]
+    assert "the worker exited with code -9; the end of" in output
+    assert "INFO stream.tools.cli: settings:" in output, "the last lines of the worker's log"
+    kept = re.search(r"logs kept in (\S+)", output)
+    assert kept is not None and (Path(kept.group(1)) / "worker.log").is_file()
+    shutil.rmtree(kept.group(1))
+
+
+def _child(pid: int, command: str) -> int | None:
+    """The pid of a child process of pid whose command line has `command`, if any."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if command in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[-2].decode():
+                return int(child)
+    return None
 
 
 def _wait_or_terminate(demo: subprocess.Popen[str], lines: list[str]) -> int:

@@ -18,6 +18,7 @@ def test_cart_is_abandoned_with_no_later_event(worker_env: dict[str, str], tmp_p
     env = {
         **worker_env,
         "CXKPI_STEP": "1s",
+        "CXKPI_CONFIG": "none",  # a 1m window only: not the alert windows of cxkpi.toml
         "CXKPI_WINDOWS": "1m",
         "CXKPI_GRACE": "5s",
         "CXKPI_INACTIVITY_TIMEOUT": "3s",

@@ -423,3 +423,23 @@ def test_amtool_accepts_the_alertmanager_config(services: dict[str, dict[str, An
     run_tool(
         "amtool", "check-config", str(host_path(services["alertmanager"], ALERTMANAGER_CONFIG))
     )
+
+
+def test_every_published_port_is_bound_to_loopback(services: dict[str, dict[str, Any]]) -> None:
+    """Grafana (anonymous viewers, a default admin password), Prometheus and Alertmanager are
+    reachable from this machine only, unless someone opens them on purpose."""
+    published = [
+        (name, str(port)) for name, service in services.items() for port in service.get("ports", [])
+    ]
+    assert {"grafana", "prometheus", "alertmanager"} <= {name for name, _ in published}
+    assert all(port.startswith("127.0.0.1:") for _, port in published), published
+
+
+def test_the_default_alert_receiver_does_nothing_until_configured(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A placeholder integration would fail, and log an error, for every alert group."""
+    path = host_path(services["alertmanager"], ALERTMANAGER_CONFIG)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    default = next(r for r in config["receivers"] if r["name"] == config["route"]["receiver"])
+    assert set(default) == {"name"}, "the default receiver has an integration"

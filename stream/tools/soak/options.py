@@ -7,6 +7,7 @@ from pathlib import Path
 
 from stream.config import parse_duration
 from stream.config.settings import add_arguments as add_setting_arguments
+from stream.tools.arguments import duration, out_file, rate
 
 #: Worker settings of the soak: small, so the largest window fills and old state goes quickly.
 WORKER_DEFAULTS = {
@@ -24,11 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `cxkpi soak`; every one says what it does and its default."""
     load = parser.add_argument_group("load and measurement")
     load.add_argument(
-        "--rate", type=float, default=200.0, help="generated events per second (default 200)"
+        "--rate", type=rate, default=200.0, help="generated events per second (default 200)"
     )
     load.add_argument(
         "--duration",
-        type=_duration,
+        type=duration,
         default=3600.0,
         metavar="DURATION",
         help="how long the load runs, e.g. 3m or 1h (default 1h); start-up and the final "
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument(
         "--warmup",
-        type=_duration,
+        type=duration,
         default=None,
         metavar="DURATION",
         help="growth is measured from this point of the load on (default: the largest window + "
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument(
         "--sample-every",
-        type=_duration,
+        type=duration,
         default=10.0,
         metavar="DURATION",
         help="how often RSS and progress are sampled and printed (default 10s)",
@@ -60,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument(
         "--drain-timeout",
-        type=_duration,
+        type=duration,
         default=120.0,
         metavar="DURATION",
         help="after the load, how long to wait for the worker to process every sent event "
@@ -69,14 +70,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     load.add_argument(
         "--resolution-median",
-        type=_duration,
+        type=duration,
         default=parse_duration(RESOLUTION_MEDIAN),
         metavar="DURATION",
         help=f"median resolution time of the generated tickets (default {RESOLUTION_MEDIAN}, "
         "so that tickets end within the run)",
     )
     load.add_argument(
-        "--report", type=Path, metavar="FILE.json", help="write every sample and the summary here"
+        "--report",
+        type=out_file,
+        metavar="FILE.json",
+        help="write every sample and the summary here (default: none)",
     )
     load.add_argument(
         "--logs",
@@ -130,17 +134,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="VALUE",
             help=f"{help_text} (default {WORKER_DEFAULTS[name]})",
         )
-    add_setting_arguments(parser, ("config", "partitions", "log_level"))
-
-
-def _duration(text: str) -> float:
-    try:
-        value = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("a duration greater than zero")
-    return value
+    # The soak's short windows are not the alert windows of cxkpi.toml: the built-in KPI
+    # configuration (every KPI on) is its default.
+    add_setting_arguments(
+        parser, ("config", "partitions", "log_level"), defaults={"config": "none"}
+    )
+    parser.set_defaults(config="none")
 
 
 def _percent(text: str) -> float:

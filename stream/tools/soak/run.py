@@ -243,8 +243,6 @@ def _execute(soak: Soak) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Run the soak; 0 when memory stayed flat with no errors, 1 otherwise, 130 on Ctrl-C."""
-    if args.rate <= 0:
-        raise ConfigError("--rate must be greater than zero")
     # check the settings (and derive the warm-up) before anything is started
     checked = Settings.load({k: v for k, v in flags_from(args).items() if v is not None})
     warmup = args.warmup if args.warmup is not None else default_warmup(checked)

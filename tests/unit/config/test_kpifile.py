@@ -418,7 +418,7 @@ def test_overrides_are_accepted_by_settings_with_the_same_numbers(
         "ticket_retention",
         "max_segment_values",
     }
-    settings = Settings.load(overrides, environ={})
+    settings = Settings.load({**overrides, "config": str(config.path)}, environ={})
     assert settings.windows == config.windows_s
     assert settings.step == config.step_s
     assert settings.long_step == config.long_step_s

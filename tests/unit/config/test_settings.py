@@ -97,3 +97,23 @@ def test_repeated_kafka_client_errors_are_held_back() -> None:
     quiet.every_s = 0  # the next one gets through and says how many were held back
     passed = record("aiokafka", "Unable connect to node %s")
     assert quiet.filter(passed) and "(and 99 more like it" in passed.msg
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ"),
+    [({"windows": "7m"}, {}), ({}, {"CXKPI_WINDOWS": "5m,1h"})],
+)
+def test_windows_without_the_alert_windows_of_the_file_are_an_error(
+    flags: dict[str, str], environ: dict[str, str]
+) -> None:
+    """As a windows.sizes without an alert's window is an error inside the file."""
+    with pytest.raises(ConfigError) as error:
+        Settings.load(flags, environ=environ)
+    assert "the alerts in cxkpi.toml use windows these lack" in str(error.value)
+    assert "--windows" in str(error.value) and "--config none" in str(error.value)
+
+
+def test_any_windows_go_without_a_configuration_file() -> None:
+    assert Settings.load({"windows": "7m", "config": "none"}, environ={}).windows == (420,)
+    windows = Settings.load({"windows": "7m,1h,24h,30d"}, environ={}).windows
+    assert windows == (420, 3600, 86400, 30 * 86400)  # the file's alerts use 1h, 24h and 30d

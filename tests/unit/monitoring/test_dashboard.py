@@ -83,7 +83,7 @@ def test_trend_row_shows_the_monthly_kpis_over_the_longest_window_across_30_days
     trend = {p["title"]: p for p in DOCUMENT["panels"] if p["title"].endswith(" over 30d")}
     assert set(trend) == {
         "NPS over 30d",
-        "Csat (%) over 30d",
+        "CSAT (%) over 30d",
         "Cart abandonment over 30d",
         "Resolution time p90 over 30d",
     }
