@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from stream.state.facts import Contribution
 from stream.state.sketch import bin_of
-from stream.state.windows import SeriesKey
+from stream.state.windows import SeriesKey, series_key
 
 #: Upper bounds (seconds) of the published histogram buckets of durations; +Inf is implied.
 DURATION_BOUNDS_S = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
@@ -45,13 +45,13 @@ def expand(contribution: Contribution) -> Iterator[tuple[SeriesKey, int]]:
         hist_bin = duration_bin(value)
         sketch_bin = bin_of(value / 1000)
         for dim, seg in segments:
-            yield (f"{measure}.{COUNT}", dim, seg, -1), 1
-            yield (f"{measure}.{SUM_MS}", dim, seg, -1), value
-            yield (f"{measure}.{HIST}", dim, seg, hist_bin), 1
-            yield (f"{measure}.{SKETCH}", dim, seg, sketch_bin), 1
+            yield series_key((f"{measure}.{COUNT}", dim, seg, -1)), 1
+            yield series_key((f"{measure}.{SUM_MS}", dim, seg, -1)), value
+            yield series_key((f"{measure}.{HIST}", dim, seg, hist_bin)), 1
+            yield series_key((f"{measure}.{SKETCH}", dim, seg, sketch_bin)), 1
     elif measure in BIN_MEASURES:
         for dim, seg in segments:
-            yield (f"{measure}.{HIST}", dim, seg, value), 1
+            yield series_key((f"{measure}.{HIST}", dim, seg, value)), 1
     else:
         for dim, seg in segments:
-            yield (measure, dim, seg, -1), value
+            yield series_key((measure, dim, seg, -1)), value

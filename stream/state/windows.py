@@ -20,6 +20,15 @@ from stream.config import window_name as window_name  # the label of a window si
 SeriesKey = tuple[str, str, str, int]
 Totals = dict[SeriesKey, int]
 
+_SERIES: dict[SeriesKey, SeriesKey] = {}
+
+
+def series_key(key: SeriesKey) -> SeriesKey:
+    """One tuple per distinct series, shared by every bucket and window that holds it. Series are
+    bounded (measures x bounded segments x bins), and a 30 d window's 720 hourly buckets would
+    otherwise each keep their own copies of the same keys (about 200 B an entry)."""
+    return _SERIES.setdefault(key, key)
+
 
 def bucket_index(t_ms: int, step_ms: int) -> int:
     """The index k of the bucket [k*step, (k+1)*step) holding time t."""
@@ -63,7 +72,7 @@ def rows_of(totals: Mapping[SeriesKey, int]) -> list[list[Any]]:
 
 def totals_of(rows: Iterable[list[Any]]) -> Totals:
     """The inverse of rows_of."""
-    return {(m, d, s, b): n for m, d, s, b, n in rows}
+    return {series_key((m, d, s, b)): n for m, d, s, b, n in rows}
 
 
 @dataclass
