@@ -53,16 +53,14 @@ def window_step(size_s: int, step_s: int, long_step_s: int) -> int:
     return long_step_s if is_long_window(size_s) else step_s
 
 
-def check_windows(sizes: tuple[int, ...], step_s: int, long_step_s: int) -> str | None:
-    """What is wrong with a window list and its steps (None when nothing is), shared by the
-    settings and the KPI file so that a flag and the file are judged alike."""
-    if long_step_s % step_s:
-        return f"long_step ({long_step_s}s) must be a multiple of step ({step_s}s)"
-    for size in sizes:
-        own = window_step(size, step_s, long_step_s)
-        which = "long_step" if is_long_window(size) else "step"
-        if size <= 0 or size % own:
-            return f"{size}s is not a positive multiple of {which} ({own}s)"
-        if size > MAX_WINDOW_S:
-            return f"{size}s is longer than the longest window allowed (400d)"
+def window_problem(size_s: float, step_s: int, long_step_s: int, prefix: str = "") -> str | None:
+    """What a window size should be instead (None when it is fine), for the settings and the KPI
+    file alike; `prefix` names the steps as the caller's user knows them ('windows.')."""
+    long = is_long_window(size_s)
+    name, own = ("long_step", long_step_s) if long else ("step", step_s)
+    if size_s <= 0 or size_s != int(size_s) or int(size_s) % own:
+        longer = ", as it is longer than 24h" if long else ""
+        return f"a positive multiple of {prefix}{name} ({own}s){longer}"
+    if size_s > MAX_WINDOW_S:
+        return "a window of at most 400d"
     return None

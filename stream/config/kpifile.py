@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from stream.config import MAX_WINDOW_S, ConfigError, is_long_window, parse_duration
+from stream.config import ConfigError, parse_duration, window_problem
 
 #: repo root cxkpi.toml, the file used when none is given
 DEFAULT_CONFIG_PATH: Path = Path(__file__).resolve().parents[2] / "cxkpi.toml"
@@ -362,14 +362,9 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
     sizes: dict[int, str] = {}
     for raw in raw_sizes:
         seconds = check.duration(raw, "windows.sizes")
-        long = is_long_window(seconds)
-        own_key, own = ("windows.long_step", long_step_s) if long else ("windows.step", step_s)
-        if seconds <= 0 or seconds != int(seconds) or int(seconds) % own:
-            longer = ", as it is longer than 24h" if long else ""
-            expected = f"a positive multiple of {own_key} ({own}s){longer}"
-            raise check.bad("windows.sizes", raw, expected)
-        if seconds > MAX_WINDOW_S:
-            raise check.bad("windows.sizes", raw, "a window of at most 400d")
+        problem = window_problem(seconds, step_s, long_step_s, prefix="windows.")
+        if problem:
+            raise check.bad("windows.sizes", raw, problem)
         if int(seconds) in sizes:
             raise check.bad(
                 "windows.sizes", raw, f"each size once ({sizes[int(seconds)]!r} repeats)"

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from stream.config import ConfigError, check_windows, parse_duration, window_name, window_step
+from stream.config import (
+    ConfigError,
+    parse_duration,
+    window_name,
+    window_problem,
+    window_step,
+)
 from stream.config.kpifile import (
     DEFAULT_CONFIG_PATH,
     KpiConfig,
@@ -340,9 +346,14 @@ class Settings:
         """Rules that tie several settings together."""
         if self.step <= 0 or self.long_step <= 0:
             raise ConfigError("invalid step: step and long_step must be greater than zero")
-        problem = check_windows(self.windows, self.step, self.long_step)
-        if problem:
-            raise ConfigError(f"invalid windows: {problem}")
+        if self.long_step % self.step:
+            raise ConfigError(
+                f"invalid long_step: {self.long_step}s must be a multiple of step ({self.step}s)"
+            )
+        for size in self.windows:
+            problem = window_problem(size, self.step, self.long_step)
+            if problem:
+                raise ConfigError(f"invalid windows: {size}s is not {problem}")
         if self.inactivity_timeout <= 0:
             raise ConfigError("invalid inactivity_timeout: must be greater than zero")
         sasl = self.kafka_security_protocol.startswith("SASL_")
