@@ -14,7 +14,13 @@ from typing import Any
 
 import faust
 from faust.types import TP
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    generate_latest,
+)
 
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
@@ -131,6 +137,9 @@ class KpiApp:
         )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(KpiCollector(self.local_document, self.partitions, self.lags))
+        # the process_*, python_gc_* and python_info series every Prometheus user expects
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(standard)
         self.window_text = WindowText(self.window_key, self.window_inputs)
         add_routes(self.app, self.metrics_text, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)

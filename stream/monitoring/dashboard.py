@@ -24,6 +24,8 @@ ROWS = (("Commerce", "cart-events"), ("Support", "tickets"), ("Surveys", "survey
 TREND = ("nps", "csat", "cart_abandonment", "resolution_time")
 SELECTOR = 'window="$window", dimension="$dimension", segment="$segment"'
 LIVE_SELECTOR = 'dimension="$dimension", segment="$segment"'
+#: Keeps the process series of cxkpi workers, not of other targets that export them too
+WORKERS = "and on (instance) cxkpi_partitions_assigned"
 
 
 def _thresholds(alert: Alert | None) -> dict[str, Any]:
@@ -160,6 +162,23 @@ def health_panels(config: KpiConfig) -> list[dict[str, Any]]:
             [{"expr": rules.STREAM_DELAY, "legendFormat": "{{topic}}"}],
             "s",
             "How far the slowest partition's event time is behind now.",
+        ),
+        _panel(
+            "Memory per worker",
+            [{"expr": f"process_resident_memory_bytes {WORKERS}", "legendFormat": "{{instance}}"}],
+            "bytes",
+            "Resident memory of each worker process (prometheus_client's process collector).",
+        ),
+        _panel(
+            "CPU per worker",
+            [
+                {
+                    "expr": f"rate(process_cpu_seconds_total[1m]) {WORKERS}",
+                    "legendFormat": "{{instance}}",
+                }
+            ],
+            "percentunit",
+            "CPU of each worker process, in cores (1 = one core fully used).",
         ),
         _panel(
             "Partitions covered",

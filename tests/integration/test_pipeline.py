@@ -108,6 +108,8 @@ def assert_published(worker: Worker, server: RedisServer, expected: dict[str, An
     assert_same(worker.kpis(), expected)
     wait_redis_equal(server, expected)
     assert_metrics_match(worker, expected)
+    standard = {name for name, _ in metric_samples(worker)}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"} <= standard
 
 
 def metric_samples(worker: Worker) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -70,7 +70,14 @@ def test_processor_health_row() -> None:
     rows = [p["title"] for p in DOCUMENT["panels"] if p["type"] == "row"]
     assert rows == ["Commerce", "Support", "Surveys", "Trend (30d windows)", "Processor health"]
     titles = {p["title"] for p in DOCUMENT["panels"]}
-    for title in ("Events/s by outcome", "Late events/s", "Dead-lettered share", "Consumer lag"):
+    for title in (
+        "Events/s by outcome",
+        "Late events/s",
+        "Dead-lettered share",
+        "Consumer lag",
+        "Memory per worker",
+        "CPU per worker",
+    ):
         assert title in titles
     positions = [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in DOCUMENT["panels"]]
     assert len(positions) == len(set(positions)), "no two panels overlap"
