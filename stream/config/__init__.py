@@ -48,11 +48,6 @@ def is_long_window(size_s: float) -> bool:
     return size_s > LONG_WINDOW_OVER_S
 
 
-def window_step(size_s: int, step_s: int, long_step_s: int) -> int:
-    """The step a window of this size advances by."""
-    return long_step_s if is_long_window(size_s) else step_s
-
-
 def window_problem(size_s: float, step_s: int, long_step_s: int, prefix: str = "") -> str | None:
     """What a window size should be instead (None when it is fine), for the settings and the KPI
     file alike; `prefix` names the steps as the caller's user knows them ('windows.')."""

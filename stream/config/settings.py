@@ -22,7 +22,6 @@ from stream.config import (
     parse_duration,
     window_name,
     window_problem,
-    window_step,
 )
 from stream.config.kpifile import (
     DEFAULT_CONFIG_PATH,
@@ -300,11 +299,6 @@ class Settings:
     def allow(self) -> dict[str, frozenset[str]]:
         """Segment allow-lists from the configuration file."""
         return dict(self.kpis.allow) if self.kpis is not None else {}
-
-    @property
-    def window_steps(self) -> tuple[tuple[int, int], ...]:
-        """(size, step) of every window, in seconds."""
-        return tuple((s, window_step(s, self.step, self.long_step)) for s in self.windows)
 
     def enabled(self, kpi: str) -> bool:
         """Whether a KPI is published (all are, without a configuration file)."""

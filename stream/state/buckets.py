@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from stream.state.windows import Totals, Window, add_into
 
@@ -31,8 +32,9 @@ class Resolution:
     #: Event time (ms, a bucket start) from which the buckets hold every event; None: all along.
     complete_from: int | None = None
 
-    @property
+    @cached_property
     def largest(self) -> Window:
+        """The window whose start sets the floor (the window list never changes)."""
         return max(self.windows, key=lambda w: w.size_ms)
 
     @property

@@ -9,13 +9,7 @@ from stream.config.settings import Settings, redact_url
 def test_defaults_env_and_flags_in_order() -> None:
     defaults = Settings.load({}, environ={})
     assert defaults.windows == (300, 3600, 86400, 7 * 86400, 30 * 86400)
-    assert defaults.window_steps == (
-        (300, 60),
-        (3600, 60),
-        (86400, 60),
-        (7 * 86400, 3600),
-        (30 * 86400, 3600),
-    )
+    assert (defaults.step, defaults.long_step) == (60, 3600)
     env = {"CXKPI_GRACE": "2m", "CXKPI_PARTITIONS": "8"}
     settings = Settings.load({"partitions": "6"}, environ=env)
     assert (settings.grace, settings.partitions) == (120, 6)

@@ -50,6 +50,20 @@ class Survey:
         return {w: v["nps"]["overall"]["responses"] for w, v in doc["windows"].items()}
 
 
+def test_windows_longer_than_a_day_take_the_long_step() -> None:
+    config = StateConfig(
+        step_ms=MIN,
+        grace_ms=5 * MIN,
+        windows_ms=(5 * MIN, HOUR, DAY, 7 * DAY, 30 * DAY),
+        max_segment_values=20,
+        long_step_ms=HOUR,
+    )
+    steps = [(r.kind, r.step_ms, [w.size_ms for w in r.windows]) for r in config.resolutions()]
+    assert steps == [("b", MIN, [5 * MIN, HOUR, DAY]), ("l", HOUR, [7 * DAY, 30 * DAY])]
+    short_only = StateConfig(MIN, 5 * MIN, (5 * MIN, DAY), 20, long_step_ms=HOUR)
+    assert [r.kind for r in short_only.resolutions()] == ["b"]  # no hourly buckets at all
+
+
 def test_the_30d_window_advances_by_the_hour_and_the_5m_window_by_the_minute() -> None:
     survey = Survey()
     assert [(r.kind, r.step_ms) for r in survey.state.resolutions] == [("b", MIN), ("l", HOUR)]
