@@ -21,6 +21,7 @@ from prometheus_client import (
     CollectorRegistry,
     generate_latest,
 )
+from redis.exceptions import RedisError
 
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
@@ -31,9 +32,8 @@ from stream.publish.prometheus import KpiCollector, Windows, WindowText
 from stream.publish.redis_store import SnapshotStore
 from stream.publish.snapshot import (
     Entry,
-    merge,
+    Shape,
     partition_entry,
-    render,
     window_renderer,
     window_versions,
 )
@@ -130,12 +130,15 @@ class KpiApp:
             for rules in topic_rules(settings)
         ]
         self.partitions = {p.topic_name: settings.partitions for p in self.processors}
+        self.shape = Shape(
+            self.windows_ms, self.partitions, settings.max_segment_values, settings.enabled
+        )
+        self.registry = CollectorRegistry(auto_describe=False)
         self.store = (
-            SnapshotStore(settings.redis_url, settings.app_id, self.render)
+            SnapshotStore(settings.redis_url, settings.app_id, self.shape, self.registry)
             if settings.redis_url
             else None
         )
-        self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(KpiCollector(self.local_document, self.partitions, self.lags))
         # the process_*, python_gc_* and python_info series every Prometheus user expects
         for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -151,37 +154,24 @@ class KpiApp:
 
     def owned(self) -> list[PartitionState]:
         """The state of every partition this worker owns."""
-        return [state for p in self.processors for state in p.states.values()]
+        return list(self.states().values())
 
-    def entries(self) -> dict[str, Entry]:
-        """Entries of the partitions this worker owns, keyed 'topic/partition'."""
+    def states(self) -> dict[str, PartitionState]:
+        """The state of every partition this worker owns, keyed 'topic/partition'."""
         return {
-            f"{p.topic_name}/{n}": partition_entry(state)
-            for p in self.processors
-            for n, state in p.states.items()
+            f"{p.topic_name}/{n}": state for p in self.processors for n, state in p.states.items()
         }
 
-    def fleet_entries(self) -> list[Entry]:
-        """This worker's live entries, plus the latest known ones of the other workers."""
-        mine = self.entries()
-        return [*mine.values(), *self.others_entries(mine)]
-
-    def others_entries(self, mine: Collection[str]) -> list[Entry]:
-        """The latest known entries (from Redis) of partitions not in `mine` ('topic/n')."""
+    def others(self, mine: Collection[str]) -> dict[str, Entry]:
+        """The latest known entries (from Redis, without their window totals) of partitions not
+        in `mine` ('topic/n')."""
         others = self.store.others if self.store is not None else {}
-        return [e for k, e in others.items() if k not in mine]
+        return {k: e for k, e in others.items() if k not in mine}
 
-    def render(self, entries: list[Entry], admitted: Admitted | None = None) -> dict[str, Any]:
-        """The merged document of the given entries (ignoring partitions no longer configured)."""
-        current = [e for e in entries if e["partition"] < self.partitions.get(e["topic"], 0)]
-        return render(
-            merge(current),
-            self.windows_ms,
-            self.partitions,
-            max_values=self.settings.max_segment_values,
-            admitted=admitted,
-            enabled=self.settings.enabled,
-        )
+    def leads(self) -> bool:
+        """Whether this worker writes the merged snapshot: the owner of the first source
+        topic's partition 0, so that Kafka's group membership picks one worker per fleet."""
+        return 0 in self.processors[0].states
 
     # -- /metrics ------------------------------------------------------------------------------
 
@@ -194,16 +184,16 @@ class KpiApp:
         """This worker's entries (without window totals) and their live KPIs, segments folded
         as the fleet folds them."""
         local = [partition_entry(state, windows=False) for state in self.owned()]
-        return local, self.render(local, admitted=self.fleet_admitted())
+        return local, self.shape.document(local, admitted=self.fleet_admitted())
 
     def fleet_admitted(self) -> Admitted:
         """Segment values admitted by any partition of the fleet (this worker's live state, the
         others' latest known entries)."""
-        mine = {f"{p.topic_name}/{n}" for p in self.processors for n in p.states}
+        mine = self.states()
         return merge_admitted(
             [
-                *(state.names.admitted for state in self.owned()),
-                *(e["segments"] for e in self.others_entries(mine)),
+                *(state.names.admitted for state in mine.values()),
+                *(e["segments"] for e in self.others(mine).values()),
             ]
         )
 
@@ -219,10 +209,18 @@ class KpiApp:
         """A renderer of the windowed KPIs over copies of this worker's window totals."""
         return window_renderer(self.owned(), self.windows_ms, self.keep(), self.settings.enabled)
 
-    def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> dict[str, Any]:
         """Live entries of this worker merged with the latest known entries of the others."""
-        entries = self.fleet_entries()
-        document = self.render(entries)
+        mine = self.states()
+        others = self.others(mine)
+        entries = [partition_entry(state) for state in mine.values()]
+        if self.store is not None:
+            try:
+                windows = await self.store.windows_of(others)
+            except (RedisError, OSError):  # the latest ones held, as for the entries
+                windows = self.store.held_windows(others)
+            entries += [{**e, "windows": windows.get(k, {})} for k, e in others.items()]
+        document = self.shape.document(entries)
         covered = {f"{e['topic']}/{e['partition']}" for e in entries}
         expected = {f"{t}/{n}" for t, count in self.partitions.items() for n in range(count)}
         document["complete"] = expected <= covered
@@ -256,16 +254,14 @@ class KpiApp:
         warn that it overlaps at every interval)."""
         if self.store is None or (self._publishing is not None and not self._publishing.done()):
             return
-        self._publishing = asyncio.create_task(self.store.publish(self.entries()))
+        self._publishing = asyncio.create_task(self.store.publish(self.states(), self.leads()))
 
     async def final_flush(self, timeout_s: float) -> bool:
         """On stop: commit what was applied, for at most timeout_s, and say what was not.
         Returns whether the broker is away (then the Kafka clients cannot close either)."""
         waiting = sum(p.unflushed() for p in self.processors)
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(p.flush() for p in self.processors)), timeout_s
-            )
+            await asyncio.wait_for(asyncio.gather(*(p.flush() for p in self.processors)), timeout_s)
         except TimeoutError:
             log.warning(
                 "stopping: %d applied records not committed to the changelog within %.0f s "

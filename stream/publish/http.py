@@ -15,7 +15,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 def add_routes(
     app: faust.App,
     metrics_text: Callable[[], Awaitable[bytes]],
-    snapshot: Callable[[], dict[str, Any]],
+    snapshot: Callable[[], Awaitable[dict[str, Any]]],
     readiness: Callable[[], tuple[bool, str]],
 ) -> None:
     """Register the endpoints on the Faust web server."""
@@ -28,7 +28,7 @@ def add_routes(
 
     @app.page("/kpis")
     async def kpis(web: View, request: Request) -> Response:
-        return web.json(snapshot())
+        return web.json(await snapshot())
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:

@@ -24,6 +24,8 @@ from stream.state.sketch import quantile
 from stream.state.windows import Totals, add_into, rows_of, totals_of, window_name
 
 Entry = dict[str, Any]
+#: A partition's window totals by window size (ms).
+WindowTotals = dict[int, Totals]
 
 
 def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
@@ -34,7 +36,7 @@ def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
         "partition": state.partition,
         "stream_time": state.stream_time,
         "counts": dict(state.counts),
-        "windows": {w.size_ms: dict(w.totals) for w in state.windows} if windows else {},
+        "windows": window_copies(state) if windows else {},
         "live": dict(state.gauges),
         # [dimension, segment, summed age ms, oldest age ms] of the open tickets
         "ages": [[d, s, total, oldest] for (d, s), (total, oldest) in state.ages().items()],
@@ -45,20 +47,43 @@ def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
     }
 
 
+def window_copies(state: PartitionState) -> WindowTotals:
+    """Copies of a partition's window totals, by window size (they may be encoded or merged in
+    another thread while the state changes)."""
+    return {w.size_ms: dict(w.totals) for w in state.windows}
+
+
+def window_version(state: PartitionState) -> int:
+    """Changes whenever any window total of the partition may have (versions only grow, and are
+    unique in the process)."""
+    return max((w.version for w in state.windows), default=0)
+
+
 def encode_entry(entry: Entry) -> bytes:
     """An entry as JSON, as stored in Redis: totals as rows, window sizes as strings."""
-    windows = {str(size): rows_of(totals) for size, totals in entry["windows"].items()}
-    return orjson.dumps({**entry, "windows": windows, "live": rows_of(entry["live"])})
+    return orjson.dumps(
+        {**entry, "windows": encode_windows(entry["windows"]), "live": rows_of(entry["live"])}
+    )
 
 
 def decode_entry(raw: bytes) -> Entry:
     """The inverse of encode_entry."""
     entry = orjson.loads(raw)
-    entry["windows"] = {int(size): totals_of(rows) for size, rows in entry["windows"].items()}
+    entry["windows"] = decode_windows(entry["windows"])
     entry["live"] = totals_of(entry["live"])
     entry.setdefault("ages", [])  # written by a worker of an earlier version
     entry.setdefault("incomplete", [])
     return entry
+
+
+def encode_windows(windows: WindowTotals) -> dict[str, list[list[Any]]]:
+    """Window totals as JSON-able rows, window sizes as strings."""
+    return {str(size): rows_of(totals) for size, totals in windows.items()}
+
+
+def decode_windows(encoded: Mapping[str, list[list[Any]]]) -> WindowTotals:
+    """The inverse of encode_windows."""
+    return {int(size): totals_of(rows) for size, rows in encoded.items()}
 
 
 @dataclass
@@ -130,12 +155,14 @@ def render(
     max_values: int,
     admitted: Admitted | None = None,
     enabled: Callable[[str], bool] = lambda kpi: True,
+    windows: Any = None,
 ) -> dict[str, Any]:
     """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
 
     `admitted` is the fleet's admitted values when `merged` covers only some partitions (a
     worker's /metrics), so that every worker folds the same values. KPIs switched off in the
-    configuration file (`enabled`) are left out.
+    configuration file (`enabled`) are left out. `windows`, when given, is the windowed KPIs
+    already rendered (Shape.windows), used instead of rendering `merged.windows`.
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
     live = by_measure(_fold(merged.live, keep))
@@ -145,7 +172,9 @@ def render(
         "valid_at": format_time(min(times)) if times else None,
         "latest": format_time(max(times)) if times else None,
         "partitions": dict(partitions),
-        "windows": render_windows(merged.windows, windows_ms, keep, enabled, merged.incomplete),
+        "windows": render_windows(merged.windows, windows_ms, keep, enabled, merged.incomplete)
+        if windows is None
+        else windows,
         "live": {kpi.name: render_kpi(kpi, live) for kpi in LIVE if enabled(kpi.name)},
         "segments": {
             "kept": {d: sorted(v) for d, v in sorted(keep.items())},
@@ -158,6 +187,63 @@ def render(
             for topic in partitions
         },
     }
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a snapshot document holds, as configured: its windows, the partitions of each
+    topic, the bound on segment values, and the KPIs switched on."""
+
+    windows_ms: tuple[int, ...]
+    partitions: Mapping[str, int]
+    max_values: int
+    enabled: Callable[[str], bool] = lambda kpi: True
+
+    def current(self, entries: Iterable[Entry]) -> list[Entry]:
+        """The entries of partitions still configured (a topic may once have had more)."""
+        return [e for e in entries if e["partition"] < self.partitions.get(e["topic"], 0)]
+
+    def document(
+        self, entries: Iterable[Entry], admitted: Admitted | None = None, windows: Any = None
+    ) -> dict[str, Any]:
+        """The merged document of the entries (see `render`)."""
+        return render(
+            merge(self.current(entries)),
+            self.windows_ms,
+            self.partitions,
+            max_values=self.max_values,
+            admitted=admitted,
+            enabled=self.enabled,
+            windows=windows,
+        )
+
+    def keep(self, entries: Iterable[Entry]) -> dict[str, frozenset[str]]:
+        """Per dimension, the segment values of these entries that keep their name."""
+        admitted = merge_admitted([e["segments"] for e in self.current(entries)])
+        return fleet_names(admitted, self.max_values)
+
+    def windows(
+        self,
+        totals: Iterable[WindowTotals],
+        entries: Iterable[Entry],
+        keep: Mapping[str, frozenset[str]],
+    ) -> dict[str, dict[str, Any]]:
+        """The windowed KPIs of partitions' window totals; `entries` (of the same partitions)
+        say which windows are not filled yet."""
+        incomplete: dict[int, list[int]] = {}
+        for entry in self.current(entries):
+            for size, since, complete_at in entry["incomplete"]:
+                _widen(incomplete, size, since, complete_at)
+        return render_windows(sum_windows(totals), self.windows_ms, keep, self.enabled, incomplete)
+
+
+def sum_windows(totals: Iterable[WindowTotals]) -> WindowTotals:
+    """Window totals of several partitions added up, per window size."""
+    merged: WindowTotals = {}
+    for windows in totals:
+        for size, series in windows.items():
+            add_into(merged.setdefault(size, {}), series)
+    return merged
 
 
 def render_windows(
@@ -210,7 +296,7 @@ def window_renderer(
     """Copies of the states' window totals, and a function that renders their windowed KPIs from
     the copies alone, so that it may run in another thread while the states change."""
     states = list(states)
-    copies = [(w.size_ms, dict(w.totals)) for state in states for w in state.windows]
+    copies = [window_copies(state) for state in states]
     sizes = tuple(windows_ms)
     incomplete: dict[int, list[int]] = {}
     for state in states:
@@ -218,10 +304,7 @@ def window_renderer(
             _widen(incomplete, size, since, complete_at)
 
     def render() -> dict[str, dict[str, Any]]:
-        merged: dict[int, Totals] = {}
-        for size, totals in copies:
-            add_into(merged.setdefault(size, {}), totals)
-        return render_windows(merged, sizes, keep, enabled, incomplete)
+        return render_windows(sum_windows(copies), sizes, keep, enabled, incomplete)
 
     return render
 

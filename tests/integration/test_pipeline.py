@@ -108,8 +108,13 @@ def assert_published(worker: Worker, server: RedisServer, expected: dict[str, An
     assert_same(worker.kpis(), expected)
     wait_redis_equal(server, expected)
     assert_metrics_match(worker, expected)
-    standard = {name for name, _ in metric_samples(worker)}
+    samples = metric_samples(worker)
+    standard = {name for name, _ in samples}
     assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"} <= standard
+    # the only worker owns every partition: it writes the merged snapshot, and never conflicts
+    assert samples["cxkpi_snapshot_leader", frozenset()] == 1
+    assert samples["cxkpi_snapshot_publish_seconds_count", frozenset()] >= 1
+    assert samples["cxkpi_snapshot_publish_retries_total", frozenset()] == 0
 
 
 def metric_samples(worker: Worker) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

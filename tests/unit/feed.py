@@ -29,9 +29,9 @@ def rules_for(topic: str) -> Any:
 class Feed:
     """Applies events to a fresh partition state, numbering offsets."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, partition: int = 0) -> None:
         self.topic = topic
-        self.state = PartitionState(topic, 0, rules_for(topic), CONFIG)
+        self.state = PartitionState(topic, partition, rules_for(topic), CONFIG)
         self.offset = -1
         self.n = 0
 

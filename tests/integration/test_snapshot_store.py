@@ -1,0 +1,193 @@
+"""The Redis snapshot store against a real redis-server: one leader merges every partition,
+window totals are written only when they change, and the document stays exact through a Redis
+restart, a second leader and entries written by an earlier version."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+from prometheus_client import CollectorRegistry
+
+from stream.publish.redis_store import SnapshotStore
+from stream.publish.snapshot import Shape, encode_entry, partition_entry
+from stream.state.partition import PartitionState
+from tests.servers import RedisServer
+from tests.unit.feed import CONFIG, Feed
+
+TOPICS = ("cart-events", "tickets", "survey-replies")
+SHAPE = Shape(CONFIG.windows_ms, dict.fromkeys(TOPICS, 2), CONFIG.max_segment_values)
+
+
+def fleet_states() -> dict[str, PartitionState]:
+    """Two partitions per topic, each with a few events a few minutes apart (so that some
+    steps have closed and the windows hold samples)."""
+    states: dict[str, PartitionState] = {}
+    for topic in TOPICS:
+        for n in range(2):
+            feed = Feed(topic, partition=n)
+            for i in range(3):
+                key = f"{topic[0]}{n}-{i}"
+                if topic == "cart-events":
+                    feed(key, "cart_created", i, channel="web")
+                    feed(key, "order_placed", i + 1, amount=10.5 + i, currency="EUR")
+                elif topic == "tickets":
+                    feed(key, "ticket_opened", i, channel="email", priority="high")
+                    feed(key, "ticket_solved", i + 2)
+                else:
+                    feed(key, "nps_response", i + n, score=9 - 3 * i)
+            feed.state.advance(feed.state.stream_time + 10 * 60_000)
+            feed.state.flush()
+            states[f"{topic}/{n}"] = feed.state
+    return states
+
+
+def expected(states: dict[str, PartitionState]) -> dict[str, Any]:
+    """The document of every partition merged in one process, as JSON would carry it."""
+    return orjson.loads(orjson.dumps(SHAPE.document([partition_entry(s) for s in states.values()])))
+
+
+def stored(server: RedisServer, prefix: str) -> dict[str, Any] | None:
+    raw = redis.Redis.from_url(server.url).get(f"{prefix}:snapshot")
+    return None if raw is None else orjson.loads(raw)
+
+
+def split(states: dict[str, PartitionState]) -> tuple[dict[str, PartitionState], ...]:
+    """The leader's partitions (the first topic's partition 0 among them) and the rest."""
+    keys = sorted(states, key=lambda k: (k.split("/")[1], k))
+    half = len(keys) // 2
+    return {k: states[k] for k in keys[:half]}, {k: states[k] for k in keys[half:]}
+
+
+def run(scenario: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(scenario)
+
+
+def value(registry: CollectorRegistry, name: str) -> float:
+    return registry.get_sample_value(name) or 0.0
+
+
+def test_one_leader_merges_the_partitions_of_every_worker(redis_server: RedisServer) -> None:
+    states = fleet_states()
+    mine, theirs = split(states)
+    assert "cart-events/0" in mine
+
+    async def scenario() -> None:
+        leader = SnapshotStore(redis_server.url, "t", SHAPE, CollectorRegistry())
+        follower = SnapshotStore(redis_server.url, "t", SHAPE, CollectorRegistry())
+        await follower.publish(theirs, lead=False)
+        assert stored(redis_server, "t") is None  # a follower never writes the document
+        await leader.publish(mine, lead=True)
+        assert stored(redis_server, "t") == expected(states)
+        # the follower sees the leader's entries (for the segment names and its /kpis)
+        await follower.publish(theirs, lead=False)
+        assert set(follower.others) == set(mine)
+        windows = await follower.windows_of(follower.others)
+        entries = [partition_entry(s) for s in theirs.values()]
+        entries += [{**e, "windows": windows[k]} for k, e in follower.others.items()]
+        assert orjson.loads(orjson.dumps(SHAPE.document(entries))) == expected(states)
+        await asyncio.gather(leader.close(), follower.close())
+
+    run(scenario())
+
+
+def test_window_totals_are_written_only_when_they_change(redis_server: RedisServer) -> None:
+    states = fleet_states()
+    registry = CollectorRegistry()
+    written = "cxkpi_snapshot_windows_written_total"
+
+    async def scenario() -> None:
+        store = SnapshotStore(redis_server.url, "t", SHAPE, registry)
+        await store.publish(states, lead=True)
+        assert value(registry, written) == len(states)
+        await store.publish(states, lead=True)
+        assert value(registry, written) == len(states)  # nothing changed
+        carts = states["cart-events/1"]
+        carts.advance(carts.stream_time + 60 * 60_000)  # its windows slide: their totals change
+        await store.publish(states, lead=True)
+        assert value(registry, written) == len(states) + 1
+        assert stored(redis_server, "t") == expected(states)
+        assert value(registry, "cxkpi_snapshot_leader") == 1
+        assert value(registry, "cxkpi_snapshot_publish_seconds_count") == 3
+        await store.close()
+
+    run(scenario())
+
+
+def test_a_redis_restart_that_lost_everything_is_repaired(redis_server: RedisServer) -> None:
+    states = fleet_states()
+    registry = CollectorRegistry()
+
+    async def scenario() -> None:
+        store = SnapshotStore(redis_server.url, "t", SHAPE, registry)
+        await store.publish(states, lead=True)
+        redis_server.stop()
+        await store.publish(states, lead=True)
+        assert store.available is False
+        assert value(registry, "cxkpi_snapshot_publish_failures_total") == 1
+        redis_server.restart()  # empty: it keeps nothing on disk
+        for _ in range(50):
+            await store.publish(states, lead=True)
+            if store.available:
+                break
+            await asyncio.sleep(0.1)
+        assert stored(redis_server, "t") == expected(states)
+        await store.close()
+
+    run(scenario())
+
+
+@dataclass(frozen=True)
+class InterruptedShape(Shape):
+    """A shape whose first document is overtaken by another leader writing the snapshot."""
+
+    url: str = ""
+    calls: list[int] = field(default_factory=list)
+
+    def document(self, entries: Any, admitted: Any = None, windows: Any = None) -> dict[str, Any]:
+        self.calls.append(1)
+        if len(self.calls) == 1:
+            redis.Redis.from_url(self.url).set("t:snapshot", b'{"other": "leader"}')
+        return super().document(entries, admitted, windows)
+
+
+def test_a_leader_overtaken_by_another_merges_again(redis_server: RedisServer) -> None:
+    states = fleet_states()
+    registry = CollectorRegistry()
+
+    async def scenario() -> None:
+        store = SnapshotStore(
+            redis_server.url,
+            "t",
+            InterruptedShape(
+                SHAPE.windows_ms, SHAPE.partitions, SHAPE.max_values, url=redis_server.url
+            ),
+            registry,
+        )
+        await store.publish(states, lead=True)
+        assert value(registry, "cxkpi_snapshot_publish_retries_total") == 1
+        assert stored(redis_server, "t") == expected(states)
+        await store.close()
+
+    run(scenario())
+
+
+def test_entries_of_an_earlier_version_are_merged(redis_server: RedisServer) -> None:
+    """An earlier version wrote whole entries (window totals inside) to the same hash: during a
+    rolling upgrade the leader merges them as they are."""
+    states = fleet_states()
+    mine, theirs = split(states)
+    old: dict[str, bytes] = {k: encode_entry(partition_entry(s)) for k, s in theirs.items()}
+    redis.Redis.from_url(redis_server.url).hset("t:partitions", mapping=old)
+
+    async def scenario() -> None:
+        store = SnapshotStore(redis_server.url, "t", SHAPE, CollectorRegistry())
+        await store.publish(mine, lead=True)
+        assert stored(redis_server, "t") == expected(states)
+        await store.close()
+
+    run(scenario())
