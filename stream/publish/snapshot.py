@@ -97,6 +97,8 @@ class Merged:
     #: window size -> [covered from, complete at] of windows some partition has not filled yet
     incomplete: dict[int, list[int]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: topic -> partition -> records with an outcome
+    processed: dict[str, dict[int, int]] = field(default_factory=dict)
     stream_times: list[int] = field(default_factory=list)
     admitted: Admitted = field(default_factory=dict)
     folded: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> dimension -> n
@@ -119,6 +121,8 @@ def merge(entries: Iterable[Entry]) -> Merged:
         counts = merged.counts.setdefault(entry["topic"], dict.fromkeys(OUTCOMES, 0))
         for outcome, n in entry["counts"].items():
             counts[outcome] = counts.get(outcome, 0) + n
+        processed = merged.processed.setdefault(entry["topic"], {})
+        processed[entry["partition"]] = sum(entry["counts"].values())
         if entry["stream_time"] is not None:
             merged.stream_times.append(entry["stream_time"])
     return merged
@@ -185,6 +189,10 @@ def render(
         "events": {
             topic: dict(merged.counts.get(topic, dict.fromkeys(OUTCOMES, 0)))
             for topic in partitions
+        },
+        "processed": {
+            topic: {str(n): merged.processed.get(topic, {}).get(n, 0) for n in range(count)}
+            for topic, count in partitions.items()
         },
     }
 
