@@ -1,6 +1,9 @@
 """The measurements: bare aiokafka loop, bare Faust agent (floor), full worker, latency at a fixed
 offered load, and memory with many open carts and tickets.
 
+Workers run as users run them: Redis on (a real redis-server started by the benchmark) and
+/metrics scraped every 15 s as Prometheus would, unless a phase says otherwise.
+
 Every consumer reads the same topics from offset 0 under its own fresh consumer group. The full
 worker's progress is read from its consumer group's committed offsets at the broker, not from
 /metrics: a scrape costs the worker tens of milliseconds of CPU (more with more windows), which
@@ -20,7 +23,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +31,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.eventlog import (
@@ -73,24 +77,32 @@ class Throughput:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
+#: Prometheus's usual scrape interval: how often every worker's /metrics is read meanwhile.
+SCRAPE_EVERY_S = 15.0
+
+
 @dataclass
 class Context:
-    """What every phase needs: the broker, the log on it, where to put logs, how to show."""
+    """What every phase needs: the broker, the log on it, Redis, where to put logs, how to show."""
 
     broker: str
     profile: str
     workdir: Path
     produced: Produced
+    redis_url: str | None = None
     quiet: bool = False
     run_id: str = field(default_factory=lambda: f"{os.getpid()}-{int(time.time())}")
 
     def app_id(self, label: str) -> str:
         return f"bench-{label}-{self.run_id}"
 
-    def worker_env(self, app_id: str, windows: str, **extra: str) -> dict[str, str]:
+    def worker_env(
+        self, app_id: str, windows: str, redis: bool = True, **extra: str
+    ) -> dict[str, str]:
+        """A worker's settings; each app id has its own keys in the one redis-server."""
         env = {
             "CXKPI_BROKER": self.broker,
-            "CXKPI_REDIS_URL": "none",
+            "CXKPI_REDIS_URL": self.redis_url if redis and self.redis_url else "none",
             "CXKPI_PROFILE": self.profile,
             "CXKPI_APP_ID": app_id,
             "CXKPI_WINDOWS": windows,
@@ -128,6 +140,40 @@ async def scrape(session: aiohttp.ClientSession, worker: Worker) -> Scrape:
     async with session.get(worker.base + "/metrics") as response:
         body = await response.read()
     return Scrape(time.monotonic(), parse_counts(body))
+
+
+@contextlib.asynccontextmanager
+async def scraped(workers: list[Worker], every_s: float = SCRAPE_EVERY_S) -> AsyncIterator[None]:
+    """Read every worker's /metrics now and every `every_s` while the block runs, as a
+    Prometheus server would (the scrape's cost is part of what users run)."""
+
+    async def scrape_all(session: aiohttp.ClientSession) -> None:
+        while True:
+            for worker in workers:
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    await scrape(session, worker)
+            await asyncio.sleep(every_s)
+
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(scrape_all(session))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def snapshot_scrape(raw: bytes | None) -> Scrape:
+    """The Redis snapshot as a scrape: records with an outcome per partition (`processed`)."""
+    t = time.monotonic()
+    doc = orjson.loads(raw) if raw else {}
+    counts = {
+        (topic, int(n)): count
+        for topic, partitions in doc.get("processed", {}).items()
+        for n, count in partitions.items()
+    }
+    return Scrape(t, counts)
 
 
 class Commits:
@@ -350,18 +396,22 @@ async def measure_floor(ctx: Context, label: str, raised: bool = False) -> Throu
 
 
 async def measure_full(
-    ctx: Context, label: str, windows: str, keep: bool = False
+    ctx: Context, label: str, windows: str, keep: bool = False, redis: bool = True
 ) -> tuple[Throughput, Worker | None]:
-    """The real `cxkpi worker` (whole KPI catalog, all segments) over the whole log. With
-    `keep`, the worker is returned still running (caught up), for the latency phase."""
+    """The real `cxkpi worker` (whole KPI catalog, all segments) over the whole log, scraped as
+    Prometheus would. With `keep`, the worker is returned still running (caught up), for the
+    latency phase."""
     app_id = ctx.app_id(label)
     log = ctx.workdir / f"{app_id}.log"
     expected = ctx.produced.total
-    worker = Worker(ctx.worker_env(app_id, windows), log)
+    worker = Worker(ctx.worker_env(app_id, windows, redis=redis), log)
     try:
         worker.wait_ready(timeout=120)
         t_ready = time.time()  # marker timestamps are wall-clock
-        t0, n0, t_end = await follow_worker(ctx, app_id, expected, f"full worker, {label}", worker)
+        async with scraped([worker]):
+            t0, n0, t_end = await follow_worker(
+                ctx, app_id, expected, f"full worker, {label}", worker
+            )
         peak = proc_status(worker.process.pid, "VmHWM")
         async with aiohttp.ClientSession() as session:
             counts = (await scrape(session, worker)).counts
@@ -383,7 +433,8 @@ async def measure_full(
 
 @dataclass
 class Latency:
-    """Latency at a fixed offered load, and whether the worker kept up with it."""
+    """Latency at a fixed offered load, and whether the worker kept up with it: to /metrics,
+    and to the merged snapshot in Redis."""
 
     offered_rate: float
     sent_rate: float  # what the producer managed
@@ -395,6 +446,9 @@ class Latency:
     upper_p50_s: float
     upper_p99_s: float
     never_visible: int
+    redis_reads: int = 0
+    redis_p50_s: float | None = None
+    redis_p99_s: float | None = None
 
 
 async def measure_latency(
@@ -404,10 +458,13 @@ async def measure_latency(
     duration_s: float,
     start: datetime,
     seed: int,
+    snapshot_key: str | None = None,
     scrape_every: tuple[float, float] = (0.25, 0.75),
+    read_every: tuple[float, float] = (0.05, 0.25),
 ) -> Latency:
     """Offer `rate` events/s in the log's mix to a caught-up worker for `duration_s`, scraping
-    /metrics at random moments; see bench/latency.py for how latency follows from that.
+    /metrics at random moments, and reading the Redis snapshot (`snapshot_key`, when the worker
+    publishes one) at random moments too; see bench/latency.py for how latency follows.
 
     Event times continue from `start` (the log's end) at the offered rate, so stream time
     advances as in production and no event is late.
@@ -419,6 +476,7 @@ async def measure_latency(
     producer = AIOKafkaProducer(**connection(ctx.broker), linger_ms=5)
     sent: list[Sent] = []
     scrapes: list[Scrape] = []
+    reads: list[Scrape] = []
     done = asyncio.Event()
 
     async def offer() -> None:
@@ -448,18 +506,36 @@ async def measure_latency(
             ):
                 return
 
+    async def read_snapshot(client: aioredis.Redis, key: str) -> None:
+        """Reading Redis costs the worker nothing: more often than the scrapes."""
+        rng = random.Random(seed + 1)
+        while True:
+            await asyncio.sleep(rng.uniform(*read_every))
+            reads.append(snapshot_scrape(await client.get(key)))
+            if done.is_set() and all(
+                reads[-1].counts.get((e.topic, e.partition), 0) > e.offset for e in sent[-50:]
+            ):
+                return
+
     await producer.start()
+    client = aioredis.Redis.from_url(ctx.redis_url) if ctx.redis_url and snapshot_key else None
     try:
         async with aiohttp.ClientSession() as session:
-            poller = asyncio.create_task(poll(session))
+            pollers = [asyncio.create_task(poll(session))]
+            if client is not None and snapshot_key is not None:
+                pollers.append(asyncio.create_task(read_snapshot(client, snapshot_key)))
             await offer()
             offered_until = time.monotonic()
             # a worker that fell behind gets time to catch up; events it never shows count as
             # not visible at any age
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(poller, timeout=max(60.0, 2 * duration_s))
+                await asyncio.wait_for(asyncio.gather(*pollers), timeout=max(60.0, 2 * duration_s))
+            for poller in pollers:
+                poller.cancel()
     finally:
         await producer.stop()
+        if client is not None:
+            await client.aclose()
     sent.sort(key=lambda e: e.t)
     during = [s for s in scrapes if s.t <= offered_until]
     processed_rate = 0.0
@@ -472,6 +548,12 @@ async def measure_latency(
         raise BenchError("latency: no offered event ever showed in /metrics")
     # observe every age up to the slowest event seen, so the estimate is never cut off
     estimate = quantiles(sent, scrapes, max_age_s=max(MAX_AGE_S, max(shown) + 1.0))
+    in_redis: dict[float, float | None] = {0.5: None, 0.99: None}
+    if reads:
+        seen = [a for a in first_visible(sent, reads) if a is not None]
+        if not seen:
+            raise BenchError("latency: no offered event ever showed in the Redis snapshot")
+        in_redis.update(quantiles(sent, reads, max_age_s=max(MAX_AGE_S, max(seen) + 1.0)))
     return Latency(
         offered_rate=rate,
         sent_rate=len(sent) / max(sent[-1].t - sent[0].t, 1e-3),
@@ -483,6 +565,9 @@ async def measure_latency(
         upper_p50_s=percentile(shown, 0.5),
         upper_p99_s=percentile(shown, 0.99),
         never_visible=len(upper) - len(shown),
+        redis_reads=len(reads),
+        redis_p50_s=in_redis[0.5],
+        redis_p99_s=in_redis[0.99],
     )
 
 

@@ -1,12 +1,17 @@
 """`python -m bench.run` (`make bench`): the whole benchmark in one run, on one broker.
 
-One event log is produced once; then, in each repeat, a bare aiokafka loop, a bare Faust agent (the
-floor), the same agent with the worker's fetching (the raised floor, stream/runtime/fetching.py) and
-the full worker with three and with twelve windows each read all of it from the start under their
-own consumer group. The last full worker, caught up, then takes a fixed offered load of half the
-measured maximum for the latency figures. Memory is measured last, on a fresh broker, with a worker
-given only open carts and open tickets. Medians of the repeats go to the table and, with every
-repeat, to the JSON file.
+Workers run in the production configuration unless a row says otherwise: the default windows,
+Redis on (a real redis-server, started here), /metrics scraped every 15 s, all three topics.
+
+One event log is produced once; then, in each repeat, a bare aiokafka loop, a bare Faust app with
+one agent per topic (the floor), the same app with the worker's fetching (the raised floor,
+stream/runtime/fetching.py) and the full worker (production; with Redis off; with three short
+windows; with twelve) each read all of it from the start under their own consumer group. The last
+production worker, caught up, then takes a fixed offered load of half the measured maximum for
+the latency figures. The cost of publishing to Redis is measured in this process on the log's
+state. Fleets of 1, 2 and 4 workers read a log on 8 partitions, then take a live load while the
+Redis snapshot's age is watched. Memory is measured last, on fresh brokers. Medians of the
+repeats go to the table and, with every repeat, to the JSON file.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from bench.eventlog import (
@@ -36,7 +42,9 @@ from bench.eventlog import (
     open_tickets,
     produce,
 )
+from bench.fleet import FLEET_PARTITIONS, FleetRun, measure_fleet
 from bench.phases import (
+    SCRAPE_EVERY_S,
     BenchError,
     Context,
     Latency,
@@ -49,20 +57,24 @@ from bench.phases import (
     measure_memory,
     measure_raw,
 )
+from bench.publishing import PublishCost, live_seconds, measure_publishing, shape_of, states_from
 from bench.report import MB, machine, median, print_table, verdicts, write_json
 from stream.config import ConfigError, parse_duration
 from stream.config.settings import Settings
 from stream.contract.schemas import SOURCE_TOPICS
+from stream.publish.redis_store import SnapshotStore
 from stream.runtime.connection import partitions_of
 from stream.runtime.topics import ensure_topics
 from stream.tools.devservers import DevServerUnavailable
 from stream.tools.progress import progress_bar
-from tests.servers import Broker, Worker
+from tests.servers import Broker, RedisServer, Worker
 
-THREE_WINDOWS = "5m,1h,24h"
-TWELVE_WINDOWS = "1m,2m,5m,10m,15m,30m,1h,2h,4h,6h,12h,24h"
 #: The default windows: the three short ones and the long 7d and 30d (hourly buckets).
 FIVE_WINDOWS = "5m,1h,24h,7d,30d"
+THREE_WINDOWS = "5m,1h,24h"
+TWELVE_WINDOWS = "1m,2m,5m,10m,15m,30m,1h,2h,4h,6h,12h,24h"
+#: The worker's default publish interval: the bound on the snapshot's age is twice that.
+PUBLISH_INTERVAL_S = 1.0
 #: Days of event time of the long-horizon memory log, and its events (one every 45 s).
 LONG_DAYS = 35
 #: How long the idle open tickets of the heap figure go without an event (past the retention).
@@ -76,6 +88,10 @@ FULL = {
     "open_tickets": 100_000,
     "latency_duration": 60.0,
     "long_events": LONG_DAYS * 86400 // 45,
+    "publish_rounds": 90,
+    "fleet_events": 200_000,
+    "fleet_live_rate": 1000.0,
+    "fleet_live_duration": 30.0,
 }
 QUICK = {
     "events": 3_000,
@@ -84,6 +100,10 @@ QUICK = {
     "open_tickets": 3_000,
     "latency_duration": 6.0,
     "long_events": 1_000,
+    "publish_rounds": 3,
+    "fleet_events": 3_000,
+    "fleet_live_rate": 200.0,
+    "fleet_live_duration": 8.0,
 }
 #: Event-time rate of the open carts and tickets (all recent, none past a timeout).
 OPEN_ENTITY_RATE = 100.0
@@ -92,10 +112,13 @@ OPEN_ENTITY_RATE = 100.0
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run",
-        description="Benchmark the cxkpi worker against a bare Faust agent (the floor), the same "
-        "agent with the worker's fetching (the raised floor) and a bare aiokafka loop on one "
-        "pre-produced log (50 % cart, 30 % ticket, 20 % survey events); "
-        "latency at half the measured maximum; memory with many open carts and tickets. "
+        description="Benchmark the cxkpi worker as users run it (default windows, Redis on, "
+        "/metrics scraped every 15 s) against a bare Faust app with one agent per topic (the "
+        "floor), the same app with the worker's fetching (the raised floor) and a bare aiokafka "
+        "loop on one pre-produced log (50 %% cart, 30 %% ticket, 20 %% survey events); the "
+        "worker with Redis off and with other windows; latency at half the measured maximum; "
+        "the CPU cost of publishing to Redis; fleets of 1, 2 and 4 workers; memory with many "
+        "open carts and tickets. "
         "Prints a table with the targets and writes every figure to a JSON file. Targets "
         "are reported, not enforced: the exit code is 0 unless the benchmark itself failed.",
     )
@@ -138,27 +161,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--windows",
+        default=FIVE_WINDOWS,
+        help=f"the worker's windows in the production runs, the latency, fleet and memory "
+        f"phases (default {FIVE_WINDOWS}, the worker's own default)",
+    )
+    parser.add_argument(
+        "--windows-short",
         default=THREE_WINDOWS,
-        help=f"the worker's windows in the main runs (default {THREE_WINDOWS})",
+        help=f"the short windows of a full run compared with --windows, and of the long-horizon "
+        f"memory phase (default {THREE_WINDOWS})",
     )
     parser.add_argument(
         "--windows-many",
         default=TWELVE_WINDOWS,
-        help=f"the windows of the second full run, compared with --windows "
-        f"(default {TWELVE_WINDOWS})",
-    )
-    parser.add_argument(
-        "--windows-long",
-        default=FIVE_WINDOWS,
-        help=f"the windows of the third full run, compared with --windows, and of the "
-        f"long-horizon memory phase (default {FIVE_WINDOWS})",
+        help=f"the windows of a full run compared with --windows-short (default {TWELVE_WINDOWS})",
     )
     parser.add_argument(
         "--long-events",
         type=int,
         help=f"events of the {LONG_DAYS}-day log of the long-horizon memory phase, replayed with "
-        f"--windows and with --windows-long (default {FULL['long_events']:,}; "
+        f"--windows-short and with --windows (default {FULL['long_events']:,}; "
         f"--quick: {QUICK['long_events']:,})",
+    )
+    parser.add_argument(
+        "--publish-rounds",
+        type=int,
+        help=f"publishes timed on the log's state, one per simulated second of live load "
+        f"(default {FULL['publish_rounds']}; --quick: {QUICK['publish_rounds']})",
+    )
+    parser.add_argument(
+        "--fleet-workers",
+        default="1,2,4",
+        help="fleet sizes of the fleet phase, on "
+        f"{FLEET_PARTITIONS} partitions per topic (default 1,2,4; 'none' skips the phase)",
+    )
+    parser.add_argument(
+        "--fleet-events",
+        type=int,
+        help=f"events of the fleet phase's log (default {FULL['fleet_events']:,}; "
+        f"--quick: {QUICK['fleet_events']:,})",
+    )
+    parser.add_argument(
+        "--fleet-live-rate",
+        type=float,
+        help=f"live events/s offered to each fleet while the snapshot's age is watched "
+        f"(default {FULL['fleet_live_rate']:,.0f}; --quick: {QUICK['fleet_live_rate']:,.0f})",
+    )
+    parser.add_argument(
+        "--fleet-live-duration",
+        type=parse_duration,
+        metavar="DURATION",
+        help=f"how long each fleet takes the live load (default "
+        f"{FULL['fleet_live_duration']:.0f}s; --quick: {QUICK['fleet_live_duration']:.0f}s)",
     )
     parser.add_argument(
         "--open-carts",
@@ -209,14 +263,33 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     for name, value in sizes.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    for name in ("events", "repeat", "open_carts", "open_tickets", "long_events"):
+    counts = ("events", "repeat", "open_carts", "open_tickets", "long_events", "publish_rounds")
+    for name in (*counts, "fleet_events"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.latency_duration <= 0 or args.event_rate <= 0 or args.latency_load <= 0:
-        raise ConfigError("--latency-duration, --latency-load and --event-rate must be positive")
-    for option in ("windows", "windows_many", "windows_long"):
+    positive = ("latency_duration", "event_rate", "latency_load", "fleet_live_rate")
+    if any(getattr(args, name) <= 0 for name in (*positive, "fleet_live_duration")):
+        raise ConfigError(
+            "--latency-duration, --latency-load, --event-rate, --fleet-live-rate and "
+            "--fleet-live-duration must be positive"
+        )
+    for option in ("windows", "windows_short", "windows_many"):
         Settings.load({"config": "none", "windows": getattr(args, option)}, environ={})
+    args.fleet_sizes = fleet_sizes(args.fleet_workers)
     return args
+
+
+def fleet_sizes(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4]; 'none' -> []."""
+    if text.strip().lower() == "none":
+        return []
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--fleet-workers: {text!r} is not a list such as 1,2,4") from None
+    if not sizes or any(n < 1 for n in sizes):
+        raise ConfigError(f"--fleet-workers: {text!r} is not a list such as 1,2,4")
+    return sizes
 
 
 class Phases:
@@ -261,20 +334,36 @@ def _rates(runs: list[Throughput]) -> list[float]:
 
 
 async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[str, Any]:
+    say = phases.say
+    redis = RedisServer(workdir)
+    say(f"redis-server {redis.url}")
+    try:
+        runs, latency, publishing = await run_log(args, workdir, phases, redis.url)
+        fleet = await run_fleet(args, workdir, phases, redis.url)
+        memory: Memory | None = None
+        heap: dict[str, float] = {}
+        long_peaks: dict[str, int] = {}
+        if not args.skip_memory:
+            memory, heap = await run_memory(args, workdir, phases, redis.url)
+            long_peaks = await run_long_memory(args, workdir, phases, redis.url)
+    finally:
+        redis.stop()
+    profile = args.profile or ("dev" if args.broker is None else "production")
+    return results(args, profile, runs, latency, publishing, fleet, memory, heap, long_peaks)
+
+
+async def run_log(
+    args: argparse.Namespace, workdir: Path, phases: Phases, redis_url: str
+) -> tuple[dict[str, list[Throughput]], Latency | None, PublishCost]:
+    """The throughput rows and the latency phase over one log, and the cost of publishing its
+    state to Redis."""
     say, quiet = phases.say, phases.quiet
     embedded = args.broker is None
     profile = args.profile or ("dev" if embedded else os.environ.get("CXKPI_PROFILE", "production"))
     server = Broker(workdir) if embedded else None
     broker = server.url if server else args.broker
     say(f"broker {broker} ({'embedded Tansu' if server else 'given'}), profile {profile}")
-    runs: dict[str, list[Throughput]] = {
-        "raw": [],
-        "floor": [],
-        "raised_floor": [],
-        "full": [],
-        "full_many": [],
-        "full_long": [],
-    }
+    runs: dict[str, list[Throughput]] = {name: [] for name in THROUGHPUT_RUNS}
     latency: Latency | None = None
     worker: Worker | None = None
     try:
@@ -290,27 +379,30 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
             f"produced the log in {time.monotonic() - started:.1f}s: "
             + ", ".join(f"{t} {n:,}" for t, n in sorted(produced.counts.items()))
         )
+        publishing = await run_publishing(args, records, log_end, redis_url, phases)
         del records
-        ctx = Context(broker, profile, workdir, produced, quiet=quiet)
+        ctx = Context(broker, profile, workdir, produced, redis_url=redis_url, quiet=quiet)
         for r in range(args.repeat):
             last = r == args.repeat - 1
             tag = f"{r + 1}/{args.repeat}"
             runs["raw"].append(await measure_raw(ctx))
             say(f"raw aiokafka loop {tag}: {runs['raw'][-1].rate:,.0f} events/s")
             runs["floor"].append(await measure_floor(ctx, f"floor-{r}"))
-            say(f"floor (bare Faust agent) {tag}: {runs['floor'][-1].rate:,.0f} events/s")
+            say(f"floor (bare Faust app) {tag}: {runs['floor'][-1].rate:,.0f} events/s")
             runs["raised_floor"].append(await measure_floor(ctx, f"raised-{r}", raised=True))
             say(f"raised floor {tag}: {runs['raised_floor'][-1].rate:,.0f} events/s")
-            many, _ = await measure_full(ctx, f"many-{r}", args.windows_many)
-            runs["full_many"].append(many)
-            say(f"full worker, {args.windows_many} {tag}: {many.rate:,.0f} events/s")
-            long, _ = await measure_full(ctx, f"long-{r}", args.windows_long)
-            runs["full_long"].append(long)
-            say(f"full worker, {args.windows_long} {tag}: {long.rate:,.0f} events/s")
+            for name, label, windows, redis_on in (
+                ("full_redis_off", "Redis off", args.windows, False),
+                ("full_short", args.windows_short, args.windows_short, True),
+                ("full_many", args.windows_many, args.windows_many, True),
+            ):
+                run_, _ = await measure_full(ctx, f"{name}-{r}", windows, redis=redis_on)
+                runs[name].append(run_)
+                say(f"full worker, {label} {tag}: {run_.rate:,.0f} events/s")
             keep = last and not args.skip_latency
             full, worker = await measure_full(ctx, f"full-{r}", args.windows, keep=keep)
             runs["full"].append(full)
-            say(f"full worker, {args.windows} {tag}: {full.rate:,.0f} events/s")
+            say(f"full worker, production {tag}: {full.rate:,.0f} events/s")
         if worker is not None:
             rate = median(_rates(runs["full"])) * args.latency_load
             say(f"latency: offering {rate:,.0f} events/s for {args.latency_duration:.0f}s")
@@ -321,30 +413,99 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
                 args.latency_duration,
                 start=log_end,
                 seed=args.seed + 1,
+                snapshot_key=f"{ctx.app_id(f'full-{args.repeat - 1}')}:snapshot",
             )
             say(
-                f"latency p50 {latency.p50_s * 1000:,.0f} ms, p99 {latency.p99_s * 1000:,.0f} ms "
-                f"({latency.sent:,} events sent at {latency.sent_rate:,.0f}/s, processed at "
-                f"{latency.processed_rate:,.0f}/s meanwhile; {latency.scrapes} scrapes)"
+                f"latency to /metrics p50 {latency.p50_s * 1000:,.0f} ms, p99 "
+                f"{latency.p99_s * 1000:,.0f} ms; to Redis p50 {_ms(latency.redis_p50_s)}, p99 "
+                f"{_ms(latency.redis_p99_s)} ({latency.sent:,} events sent at "
+                f"{latency.sent_rate:,.0f}/s, processed at {latency.processed_rate:,.0f}/s "
+                f"meanwhile; {latency.scrapes} scrapes, {latency.redis_reads} Redis reads)"
             )
     finally:
         if worker is not None:
             worker.stop()
         if server is not None:
             server.stop()
-    memory: Memory | None = None
-    heap: dict[str, float] = {}
-    long_peaks: dict[str, int] = {}
-    if not args.skip_memory:
-        memory, heap = await run_memory(args, workdir, phases)
-        long_peaks = await run_long_memory(args, workdir, phases)
-    return results(args, profile, embedded, runs, latency, memory, heap, long_peaks)
+    return runs, latency, publishing
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+async def run_publishing(
+    args: argparse.Namespace,
+    records: list[Any],
+    log_end: Any,
+    redis_url: str,
+    phases: Phases,
+) -> PublishCost:
+    """CPU per publish to Redis on the state of the log, under a live load (bench/publishing.py)."""
+    started = time.monotonic()
+    states = states_from(records, args.windows)
+    phases.say(f"publishing: the log's state built in {time.monotonic() - started:.1f}s")
+    store = SnapshotStore(
+        redis_url, "bench-publishing", shape_of(args.windows), CollectorRegistry()
+    )
+    try:
+        cost = await measure_publishing(
+            states,
+            lambda mine: store.publish(mine, lead=True),
+            live_seconds(args.seed + 2, log_end + timedelta(seconds=1)),
+            rounds=args.publish_rounds,
+        )
+    finally:
+        await store.close()
+    phases.say(
+        f"publishing: {cost.cpu_per_publish_s * 1000:,.1f} ms CPU per publish (max "
+        f"{cost.max_cpu_per_publish_s * 1000:,.0f} ms) on {cost.series:,} window series"
+    )
+    return cost
+
+
+async def run_fleet(
+    args: argparse.Namespace, workdir: Path, phases: Phases, redis_url: str
+) -> list[FleetRun]:
+    """Fleets of each size on one fresh embedded broker with 8 partitions per topic."""
+    if not args.fleet_sizes:
+        return []
+    say = phases.say
+    (workdir / "fleet").mkdir(exist_ok=True)
+    server = Broker(workdir / "fleet")
+    out: list[FleetRun] = []
+    try:
+        topics = {"broker": server.url, "config": "none", "partitions": str(FLEET_PARTITIONS)}
+        await ensure_topics(Settings.load(topics))
+        records = log_events(args.fleet_events, args.seed, args.event_rate, now_utc())
+        with progress_bar(
+            "producing the fleet log", len(records), unit="events", disable=phases.quiet
+        ) as advance:
+            produced = await produce(server.url, records, advance)
+        del records
+        ctx = Context(
+            server.url, args.profile or "dev", workdir, produced, redis_url, quiet=phases.quiet
+        )
+        for size in args.fleet_sizes:
+            run_ = await measure_fleet(
+                ctx, size, args.windows, args.fleet_live_rate, args.fleet_live_duration, args.seed
+            )
+            out.append(run_)
+            say(
+                f"fleet of {size}: {run_.rate:,.0f} events/s; snapshot age p50 "
+                f"{run_.age_p50_s * 1000:,.0f} ms, p99 {run_.age_p99_s * 1000:,.0f} ms at "
+                f"{run_.live_rate:,.0f} live events/s; {run_.watch_retries} WATCH retries, "
+                f"{run_.leaders} leader(s)"
+            )
+    finally:
+        server.stop()
+    return out
 
 
 async def run_memory(
-    args: argparse.Namespace, workdir: Path, phases: Phases
+    args: argparse.Namespace, workdir: Path, phases: Phases, redis_url: str
 ) -> tuple[Memory | None, dict[str, float]]:
-    """Open carts, then open tickets, given to a worker on a fresh embedded broker."""
+    """Open carts, then open tickets, given to a production worker on a fresh embedded broker."""
     say = phases.say
     now = now_utc()
     # event times: recent and in order, so no cart times out and none is late
@@ -357,7 +518,7 @@ async def run_memory(
         "cart": heap_bytes_per_entity(carts, args.windows),
         "ticket": heap_bytes_per_entity(tickets, args.windows),
         # open tickets nobody touched for 8 days (past the 7 d retention): kept, and how big
-        "idle_ticket": heap_bytes_per_entity(tickets, args.windows_long, idle=IDLE_TICKET_AGE),
+        "idle_ticket": heap_bytes_per_entity(tickets, args.windows, idle=IDLE_TICKET_AGE),
     }
     say(
         f"state heap per cart {heap['cart']:,.0f} B, per ticket {heap['ticket']:,.0f} B, per "
@@ -372,7 +533,7 @@ async def run_memory(
     profile = args.profile or "dev"
     try:
         await ensure_topics(Settings.load({"broker": server.url, "config": "none"}))
-        ctx = Context(server.url, profile, workdir, Produced(), quiet=phases.quiet)
+        ctx = Context(server.url, profile, workdir, Produced(), redis_url, quiet=phases.quiet)
         memory = await measure_memory(ctx, carts, tickets, args.windows)
     finally:
         server.stop()
@@ -385,7 +546,7 @@ async def run_memory(
 
 
 async def run_long_memory(
-    args: argparse.Namespace, workdir: Path, phases: Phases
+    args: argparse.Namespace, workdir: Path, phases: Phases, redis_url: str
 ) -> dict[str, int]:
     """Peak RSS of a worker replaying a 35-day log with the short windows only, and with the
     long ones too, on a fresh embedded broker: long windows may not multiply memory."""
@@ -401,8 +562,10 @@ async def run_long_memory(
     peaks: dict[str, int] = {}
     try:
         produced = await prepare(server.url, records, phases.quiet, f"producing {LONG_DAYS} days")
-        ctx = Context(server.url, args.profile or "dev", workdir, produced, quiet=phases.quiet)
-        for label, windows in (("short", args.windows), ("long", args.windows_long)):
+        ctx = Context(
+            server.url, args.profile or "dev", workdir, produced, redis_url, quiet=phases.quiet
+        )
+        for label, windows in (("short", args.windows_short), ("long", args.windows)):
             run_, _ = await measure_full(ctx, f"days-{label}", windows)
             peaks[label] = run_.peak_rss_bytes or 0
             say(f"{LONG_DAYS} days, windows {windows}: peak RSS {peaks[label] / MB:,.0f} MB")
@@ -411,57 +574,46 @@ async def run_long_memory(
     return peaks
 
 
+#: The throughput runs over the log, each repeated.
+THROUGHPUT_RUNS = (
+    "raw",
+    "floor",
+    "raised_floor",
+    "full",
+    "full_redis_off",
+    "full_short",
+    "full_many",
+)
+
+
 def results(
     args: argparse.Namespace,
     profile: str,
-    embedded: bool,
     runs: dict[str, list[Throughput]],
     latency: Latency | None,
+    publishing: PublishCost,
+    fleet: list[FleetRun],
     memory: Memory | None,
     heap: dict[str, float],
     long_peaks: dict[str, int],
 ) -> dict[str, Any]:
     """Every figure: medians in `figures`, each repeat in `repeat_figures` and `runs`."""
     rates = {name: _rates(values) for name, values in runs.items()}
-    figures: dict[str, float] = {
-        "raw_events_per_s": median(rates["raw"]),
-        "floor_events_per_s": median(rates["floor"]),
-        "raised_floor_events_per_s": median(rates["raised_floor"]),
-        "full_events_per_s": median(rates["full"]),
-        "full_many_windows_events_per_s": median(rates["full_many"]),
-        "full_long_windows_events_per_s": median(rates["full_long"]),
-        "full_peak_rss_mb": max(r.peak_rss_bytes or 0 for r in runs["full"]) / MB,
-    }
-    figures["full_vs_floor"] = figures["full_events_per_s"] / figures["floor_events_per_s"]
-    figures["full_vs_raised_floor"] = (
-        figures["full_events_per_s"] / figures["raised_floor_events_per_s"]
-    )
-    figures["full_vs_raw"] = figures["full_events_per_s"] / figures["raw_events_per_s"]
-    figures["many_vs_three_windows"] = (
-        figures["full_many_windows_events_per_s"] / figures["full_events_per_s"]
-    )
-    figures["long_vs_three_windows"] = (
-        figures["full_long_windows_events_per_s"] / figures["full_events_per_s"]
-    )
     repeat_figures: dict[str, list[float]] = {
-        "raw_events_per_s": rates["raw"],
-        "floor_events_per_s": rates["floor"],
-        "raised_floor_events_per_s": rates["raised_floor"],
-        "full_events_per_s": rates["full"],
-        "full_many_windows_events_per_s": rates["full_many"],
-        "full_vs_floor": [f / b for f, b in zip(rates["full"], rates["floor"], strict=True)],
-        "full_vs_raised_floor": [
-            f / b for f, b in zip(rates["full"], rates["raised_floor"], strict=True)
-        ],
-        "full_vs_raw": [f / b for f, b in zip(rates["full"], rates["raw"], strict=True)],
-        "many_vs_three_windows": [
-            m / f for m, f in zip(rates["full_many"], rates["full"], strict=True)
-        ],
-        "full_long_windows_events_per_s": rates["full_long"],
-        "long_vs_three_windows": [
-            m / f for m, f in zip(rates["full_long"], rates["full"], strict=True)
-        ],
+        f"{name}_events_per_s": values for name, values in rates.items()
     }
+    for figure, numerator, denominator in RATIOS:
+        repeat_figures[figure] = [
+            a / b if b else 0.0 for a, b in zip(rates[numerator], rates[denominator], strict=True)
+        ]
+    figures: dict[str, float] = {name: median(values) for name, values in repeat_figures.items()}
+    figures["full_peak_rss_mb"] = max(r.peak_rss_bytes or 0 for r in runs["full"]) / MB
+    figures.update(
+        publish_cpu_ms=publishing.cpu_per_publish_s * 1000,
+        publish_cpu_max_ms=publishing.max_cpu_per_publish_s * 1000,
+        publish_cpu_share=publishing.cpu_per_publish_s / PUBLISH_INTERVAL_S,
+        publish_series=publishing.series,
+    )
     if latency is not None:
         figures.update(
             latency_offered_events_per_s=latency.offered_rate,
@@ -471,6 +623,21 @@ def results(
             latency_upper_p50_ms=latency.upper_p50_s * 1000,
             latency_upper_p99_ms=latency.upper_p99_s * 1000,
         )
+        if latency.redis_p50_s is not None and latency.redis_p99_s is not None:
+            figures["latency_redis_p50_ms"] = latency.redis_p50_s * 1000
+            figures["latency_redis_p99_ms"] = latency.redis_p99_s * 1000
+    by_size = {run_.workers: run_ for run_ in fleet}
+    for size, run_ in by_size.items():
+        figures.update(
+            {
+                f"fleet_{size}_events_per_s": run_.rate,
+                f"fleet_{size}_age_p50_ms": run_.age_p50_s * 1000,
+                f"fleet_{size}_age_p99_ms": run_.age_p99_s * 1000,
+                f"fleet_{size}_watch_retries": run_.watch_retries,
+            }
+        )
+        if 1 in by_size and size > 1 and by_size[1].rate:
+            figures[f"fleet_{size}_vs_1"] = run_.rate / by_size[1].rate
     if heap:
         figures["heap_bytes_per_open_cart"] = heap["cart"]
         figures["heap_bytes_per_open_ticket"] = heap["ticket"]
@@ -496,6 +663,8 @@ def results(
             name: [asdict(r) | {"rate": r.rate} for r in values] for name, values in runs.items()
         },
         "latency": asdict(latency) if latency else None,
+        "publishing": asdict(publishing),
+        "fleet": [asdict(r) | {"rate": r.rate} for r in fleet],
         "memory": asdict(memory) if memory else None,
         "config": {
             "events": args.events,
@@ -503,15 +672,22 @@ def results(
             "mix": MIX,
             "mix_text": " / ".join(f"{share:.0%} {t}" for t, share in MIX.items()),
             "windows": args.windows,
+            "windows_short": args.windows_short,
             "windows_many": args.windows_many,
-            "windows_long": args.windows_long,
             "long_events": args.long_events,
             "long_days": LONG_DAYS,
             "event_rate": args.event_rate,
             "seed": args.seed,
             "profile": profile,
-            "broker": "embedded Tansu" if embedded else "given",
-            "redis": "disabled",
+            "broker": "embedded Tansu" if args.broker is None else "given",
+            "redis": "redis-server started by the benchmark (off in the 'Redis off' row)",
+            "scrape_every_s": SCRAPE_EVERY_S,
+            "publish_rounds": args.publish_rounds,
+            "fleet_workers": args.fleet_sizes,
+            "fleet_partitions": FLEET_PARTITIONS,
+            "fleet_events": args.fleet_events,
+            "fleet_live_rate": args.fleet_live_rate,
+            "fleet_live_duration_s": args.fleet_live_duration,
             "open_carts": args.open_carts,
             "open_tickets": args.open_tickets,
             "latency_duration_s": args.latency_duration,
@@ -520,6 +696,17 @@ def results(
         },
         "machine": machine(),
     }
+
+
+#: (figure, numerator run, denominator run) of the ratios, per repeat.
+RATIOS = (
+    ("full_vs_floor", "full", "floor"),
+    ("full_vs_raised_floor", "full", "raised_floor"),
+    ("full_vs_raw", "full", "raw"),
+    ("redis_on_vs_off", "full", "full_redis_off"),
+    ("long_vs_short_windows", "full", "full_short"),
+    ("many_vs_short_windows", "full_many", "full_short"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.report import ROWS, TARGETS
+from bench.report import MAY_BE_ZERO, ROWS, TARGETS
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration
@@ -33,14 +33,15 @@ def test_quick_benchmark_writes_every_figure_and_prints_the_table(tmp_path: Path
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     results = orjson.loads(out.read_bytes())
     figures = results["figures"]
     for figure, label, _ in ROWS:
         value = figures.get(figure)
-        assert isinstance(value, int | float) and value > 0, f"{figure}: {value!r}"
+        assert isinstance(value, int | float), f"{figure}: {value!r}"
+        assert value >= 0 if figure in MAY_BE_ZERO else value > 0, f"{figure}: {value!r}"
         assert label in result.stdout, f"the table does not show {label!r}:\n{result.stdout}"
     assert set(results["targets"]) == {t.figure for t in TARGETS}
     assert all(t["status"] in ("PASS", "FAIL") for t in results["targets"].values())
