@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from stream.contract.customers import pseudonymize
 from stream.contract.schemas import (
     KEY_FIELD,
     SUPPORTED_SCHEMA_VERSIONS,
@@ -62,8 +63,10 @@ def decode(
     max_bytes: int,
     now_ms: int,
     max_future_ms: int,
+    customer_secret: bytes | None = None,
 ) -> Event | Rejection:
-    """Classify one record of a source topic."""
+    """Classify one record of a source topic. A valid event's raw customer id is replaced by its
+    pseudonymous key (dropped without `customer_secret`): no decoded event holds one."""
     if raw is None:
         return Rejection("invalid_json", "empty record value")
     if len(raw) > max_bytes:
@@ -88,4 +91,5 @@ def decode(
         return Rejection("schema_violation", "occurred_at is not an RFC 3339 timestamp")
     if t > now_ms + max_future_ms:
         return Rejection("occurred_at_in_future", f"occurred_at is {(t - now_ms) // 1000} s ahead")
+    pseudonymize(obj, customer_secret)
     return Event(topic, obj[KEY_FIELD[topic]], obj["event_id"], kind, t, obj)

@@ -50,7 +50,13 @@ FULL: dict[str, dict[str, Any]] = {
     "item_added": {"cart_id": "c1", "sku": "s1", "quantity": 2, "unit_price": 9.99, "upsell": True},
     "item_removed": {"cart_id": "c1", "sku": "s1", "quantity": 1},
     "checkout_started": {"cart_id": "c1"},
-    "order_placed": {"cart_id": "c1", "order_id": "o1", "amount": 19.98, "currency": "EUR"},
+    "order_placed": {
+        "cart_id": "c1",
+        "order_id": "o1",
+        "amount": 19.98,
+        "currency": "EUR",
+        "customer_id": "u1",
+    },
     "ticket_opened": {
         "ticket_id": "t1",
         "customer_id": "u1",
