@@ -96,6 +96,16 @@ def _positive_duration(text: str) -> float:
     return value
 
 
+#: The shortest customer_key_secret accepted: 128 bits, as many as the keys have.
+MIN_SECRET_BYTES = 16
+
+
+def _customer_secret(text: str) -> str:
+    if text and len(text.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"at least {MIN_SECRET_BYTES} bytes (e.g. 32 random bytes as base64)")
+    return text
+
+
 def _name(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
         raise ValueError("1-64 letters, digits, '.', '_' or '-'")
@@ -249,6 +259,29 @@ OPTIONS: tuple[Option, ...] = (
         "'text': one plain line per record; 'json': one JSON object per line, for log shippers.",
     ),
     Option(
+        "customer_key_secret",
+        "",
+        _customer_secret,
+        "Secret of the pseudonymous customer keys (HMAC-SHA256 of customer_id): the same for "
+        "every worker and kept across restarts, or a customer's orders no longer meet; set it "
+        "in the environment, not as a flag (flags show in ps). Empty: customer KPIs need "
+        "--profile dev, which keeps a generated one under data_dir.",
+        secret=True,
+    ),
+    Option(
+        "customer_period",
+        "30d",
+        _whole_seconds,
+        "The period P of the customer KPIs: active = ordered in the last P, previous = in the "
+        "P before; a multiple of long_step.",
+    ),
+    Option(
+        "max_lifetime_periods",
+        "36",
+        _int_range(1, 1000),
+        "Cap of a customer's expected lifetime in periods (1 / churn) in customer lifetime value.",
+    ),
+    Option(
         "data_dir",
         str(Path(tempfile.gettempdir()) / "cxkpi"),
         str,
@@ -292,8 +325,16 @@ class Settings:
     profile: str
     log_level: str
     log_format: str
+    customer_key_secret: str
+    customer_period: int
+    max_lifetime_periods: int
     data_dir: str
     kpis: KpiConfig | None = None  # the KPI configuration file, when one is used
+
+    def __repr__(self) -> str:
+        """As `describe()`: a repr ends up in logs and tracebacks, so it hides the secrets."""
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.describe().items())
+        return f"Settings({shown})"
 
     @property
     def allow(self) -> dict[str, frozenset[str]]:
@@ -348,6 +389,11 @@ class Settings:
             problem = window_problem(size, self.step, self.long_step)
             if problem:
                 raise ConfigError(f"invalid windows: {size}s is not {problem}")
+        if self.customer_period <= 0 or self.customer_period % self.long_step:
+            raise ConfigError(
+                f"invalid customer_period: {self.customer_period}s must be a positive multiple "
+                f"of long_step ({self.long_step}s)"
+            )
         if self.inactivity_timeout <= 0:
             raise ConfigError("invalid inactivity_timeout: must be greater than zero")
         sasl = self.kafka_security_protocol.startswith("SASL_")
@@ -445,6 +491,8 @@ def add_arguments(
         if names is not None and option.name not in names:
             continue
         default = (defaults or {}).get(option.name, option.default)
+        if option.secret:
+            default = _hidden(default)
         group.add_argument(
             option.flag,
             dest=option.name,
