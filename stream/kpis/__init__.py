@@ -13,6 +13,9 @@ from typing import Any
 from stream.state.facts import Segments
 from stream.state.segments import SegmentNames
 
+#: Order amounts are summed exactly, in millionths of the currency unit.
+MICROS = 1_000_000
+
 _SHARED: dict[Segments, Segments] = {}
 
 

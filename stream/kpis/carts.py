@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream.contract.events import Event
-from stream.kpis import segment_name, shared
+from stream.kpis import MICROS, segment_name, shared
 from stream.state.facts import OVERALL, Contribution, Fact, Segments
 from stream.state.segments import UNKNOWN, SegmentNames
 from stream.state.windows import bucket_end
@@ -26,8 +26,6 @@ _KIND = {
 }
 # fact = (t, rank, event_id, kind, channel, region, extra); extra: upsell flag or [amount, currency]
 _T, _KIND_AT, _CHANNEL, _REGION, _EXTRA = 0, 3, 4, 5, 6
-#: Order amounts are summed exactly, in millionths of the currency unit.
-MICROS = 1_000_000
 
 
 @dataclass
