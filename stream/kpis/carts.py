@@ -4,6 +4,12 @@ A cart's facts split into sessions by inactivity gaps and by `order_placed`. A s
 converts at its order or is abandoned `timeout` after its last event; both outcomes land in the
 bucket of their outcome time. Everything is recomputed from the facts, so a late event inside
 grace (an order after the abandonment was flagged) revises the outcome exactly.
+
+The customer of an order is the order's own `customer_id`, else that of the latest
+`cart_created` of its cart before it (both already pseudonymous keys, see
+stream/contract/customers.py). An order is decided when its session is forgotten: from then on
+any event that could change it is late. A cart keeps the customer of its forgotten sessions as
+one small fact while later sessions remain, so an order after a return visit still finds it.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from dataclasses import dataclass, field
 
 from stream.contract.events import Event
 from stream.kpis import MICROS, segment_name, shared
+from stream.kpis.customers import CustomerOrder, order_identity
 from stream.state.facts import OVERALL, Contribution, Fact, Segments
 from stream.state.segments import UNKNOWN, SegmentNames
 from stream.state.windows import bucket_end
 
 CREATED, ITEM, REMOVED, CHECKOUT, ORDER = "c", "i", "r", "k", "o"
+#: The customer of a cart's forgotten sessions, kept while later sessions remain: in no session.
+CUSTOMER = "u"
 _KIND = {
     "cart_created": CREATED,
     "item_added": ITEM,
@@ -24,8 +33,9 @@ _KIND = {
     "checkout_started": CHECKOUT,
     "order_placed": ORDER,
 }
-# fact = (t, rank, event_id, kind, channel, region, extra); extra: upsell flag or [amount, currency]
-_T, _KIND_AT, _CHANNEL, _REGION, _EXTRA = 0, 3, 4, 5, 6
+# fact = (t, rank, event_id, kind, channel, region, extra); extra: the upsell flag (item), the
+# customer key or None (created, customer), or [micros, currency, customer key or None] (order)
+_T, _ID, _KIND_AT, _CHANNEL, _REGION, _EXTRA = 0, 2, 3, 4, 5, 6
 
 
 @dataclass
@@ -55,6 +65,8 @@ def split_sessions(facts: list[Fact], timeout_ms: int) -> list[Session]:
     sessions: list[Session] = []
     current: Session | None = None
     for fact in facts:
+        if fact[_KIND_AT] == CUSTOMER:
+            continue
         if current is None or current.order_t is not None or fact[_T] - current.last >= timeout_ms:
             current = Session()
             sessions.append(current)
@@ -81,10 +93,13 @@ class CartRules:
         extra: object = None
         if kind == ITEM:
             extra = bool(body.get("upsell", False))
+        elif kind == CREATED:
+            extra = body.get("customer_id")
         elif kind == ORDER:
             amount = body.get("amount")
             micros = None if amount is None else round(amount * MICROS)
-            extra = [micros, segment_name(names, "currency", body) or UNKNOWN]
+            currency = segment_name(names, "currency", body) or UNKNOWN
+            extra = [micros, currency, body.get("customer_id")]
         return (
             event.t,
             1 if kind == ORDER else 0,
@@ -128,7 +143,7 @@ class CartRules:
         """An order: counted, its amount by currency (when given), and whether it was upsold."""
         at = session.order_t
         assert at is not None
-        micros, currency = session.facts[-1][_EXTRA]
+        micros, currency, _ = session.facts[-1][_EXTRA]
         out: list[Contribution] = [(at, "orders", segments, 1)]
         if micros is not None:
             out.append((at, f"priced_orders:{currency}", segments, 1))
@@ -160,8 +175,40 @@ class CartRules:
 
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
         kept: list[Fact] = []
+        # the customer of the forgotten sessions (they come first: forgetting follows time)
+        customer = next((f for f in facts if f[_KIND_AT] == CUSTOMER), None)
         for session in split_sessions(facts, self.timeout_ms):
             final_at = self._final_at(session, stream_time)
             if final_at is None or stream_time < self._forget_at(final_at):
                 kept.extend(session.facts)
-        return kept
+            else:
+                customer = _latest_customer(session.facts, customer)
+        if customer is None or not kept:
+            return kept
+        return [customer, *kept]
+
+    def decided(self, key: str, facts: list[Fact], kept: list[Fact]) -> list[CustomerOrder]:
+        """The orders among the facts no longer kept, each with its customer: they can no
+        longer change, so they can be forwarded to their customer's partition, once."""
+        out: list[CustomerOrder] = []
+        remaining = {f[_ID] for f in kept}
+        cart_customer: str | None = None
+        for fact in facts:
+            kind, extra = fact[_KIND_AT], fact[_EXTRA]
+            if kind in (CREATED, CUSTOMER) and extra is not None:
+                cart_customer = extra
+            elif kind == ORDER and fact[_ID] not in remaining:
+                micros, currency, own = extra
+                customer = own or cart_customer
+                identity = order_identity(key, fact[_ID])
+                out.append(CustomerOrder(customer, fact[_T], micros, currency, identity))
+        return out
+
+
+def _latest_customer(facts: list[Fact], found: Fact | None) -> Fact | None:
+    """A customer fact for the latest `cart_created` with a customer among a forgotten
+    session's facts, else `found` (the customer carried so far)."""
+    for fact in facts:
+        if fact[_KIND_AT] == CREATED and fact[_EXTRA] is not None:
+            found = (fact[_T], 0, fact[_ID], CUSTOMER, None, None, fact[_EXTRA])
+    return found

@@ -6,6 +6,8 @@ kept only as long as a duplicate of it could still arrive inside grace.
 
 from __future__ import annotations
 
+from typing import Any
+
 from stream.contract.events import Event
 from stream.kpis import segment_name, shared
 from stream.state.facts import OVERALL, Contribution, Fact
@@ -72,3 +74,7 @@ class SurveyRules:
 
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
         return facts if facts and stream_time < self._forget_at(facts) else []
+
+    def decided(self, key: str, facts: list[Fact], kept: list[Fact]) -> list[Any]:
+        """Nothing of a survey response is sent on to another partition."""
+        return []

@@ -14,6 +14,7 @@ grace; a solved one (which may still be reopened) after `retention` without even
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Any
 
 from stream.contract.events import Event
 from stream.kpis import segment_name, shared
@@ -122,6 +123,10 @@ class TicketRules:
             return []
         forget = self._forget_at(facts)
         return facts if forget is None or stream_time < forget else []
+
+    def decided(self, key: str, facts: list[Fact], kept: list[Fact]) -> list[Any]:
+        """Nothing of a ticket is sent on to another partition."""
+        return []
 
 
 def _is_open(facts: list[Fact]) -> bool:

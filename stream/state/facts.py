@@ -8,7 +8,9 @@ the whole list, so that an out-of-order event simply changes the answer:
   live gauge);
 - `next_due`: the stream time at which the answer changes without a new event (a cart times out,
   a finished entity can be forgotten);
-- `keep`: which facts are still needed (the rest can no longer change, their samples stay).
+- `keep`: which facts are still needed (the rest can no longer change, their samples stay);
+- `decided`: what the facts no longer kept settle for good, to be sent on (a cart's orders, to
+  their customer's partition).
 
 The state defines this interface and the rules implement it, so the state never imports a rule.
 """
@@ -46,3 +48,5 @@ class Rules(Protocol):
     def next_due(self, facts: list[Fact], stream_time: int) -> int | None: ...
 
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]: ...
+
+    def decided(self, key: str, facts: list[Fact], kept: list[Fact]) -> list[Any]: ...

@@ -53,6 +53,8 @@ class StateConfig:
     allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: The step of the windows longer than 24 h; None: every window advances by step_ms.
     long_step_ms: int | None = None
+    #: Keep what the rules decide about forgotten facts (orders to forward) until taken.
+    collect_decided: bool = False
 
     def resolutions(self) -> list[Resolution]:
         """One resolution per step in use, the finest first: 'b' buckets of the step, 'l'
@@ -98,6 +100,7 @@ class PartitionState:
         self.gauges: Totals = {}  # live values (open backlog), derived from the entities
         self.minima = Minima()  # live smallest values (the oldest open ticket's opening)
         self._timers: list[tuple[int, str]] = []
+        self._decided: list[Any] = []
         # persistence
         self.epoch = 1
         self.aborted: set[int] = set()
@@ -206,7 +209,9 @@ class PartitionState:
         fresh = rules.contributions(entity.facts, now)
         self._apply_difference(before, fresh)
         kept = rules.keep(entity.facts, now)
-        if len(kept) != len(entity.facts):
+        if kept != entity.facts:  # fewer facts, or some replaced by a smaller one
+            if self.config.collect_decided:
+                self._decided.extend(rules.decided(key, entity.facts, kept))
             self._touch_entity(key, entity)
             remaining = rules.contributions(kept, now) if kept else []
             # samples of the forgotten facts stay in their buckets; live gauges follow the facts
@@ -298,6 +303,15 @@ class PartitionState:
         resolution = self._resolution.get(kind)  # None: a step no longer in use
         bucket = resolution.buckets.get(int(rest)) if resolution is not None else None
         return rows_of(bucket) if bucket else None
+
+    def take_decided(self) -> list[Any]:
+        """What the rules decided since the last call (with collect_decided), to forward. Take
+        it right after `flush`, with no await between: it is then exactly what the epoch just
+        closed decided, so it must be sent before that epoch's marker. A crash before the
+        marker rolls the epoch back and replay decides the same again (sent twice, counted
+        once: the receiver deduplicates)."""
+        decided, self._decided = self._decided, []
+        return decided
 
     @property
     def has_changes(self) -> bool:
