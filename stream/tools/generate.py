@@ -6,6 +6,11 @@ ticket's reply or solve), or else starts a new cart, ticket or survey response, 
 interleave as they do in production. A started entity schedules all its later events at once, at
 future event times, in a heap keyed by due time.
 
+Shoppers come back: a cart belongs to a returning customer (one of those who have not stopped
+buying), a new one, or nobody known. Every order gives its customer a chance to stop buying
+(churn), so a long run has regulars with orders weeks apart, customers who left, and anonymous
+orders. The customer id is on the order, or only on the cart's `cart_created`.
+
 The topic shares of a `Profile` are shares of events. Entities are started in proportion to
 share ÷ expected events per entity, so the mix matches once the run is longer than an entity's
 life; in a shorter run the late events of long-lived tickets (solves, closes) are still pending.
@@ -43,6 +48,10 @@ class Profile:
     channels: tuple[str, ...] = ("web", "app", "store")
     regions: tuple[str, ...] = ("eu", "us", "apac")
     teams: tuple[str, ...] = ("billing", "shipping", "returns", "tech")
+    returning_share: float = 0.6  # of carts of a known customer: one who bought or looked before
+    churn_share: float = 0.25  # after each order, the customer stops buying
+    anonymous_share: float = 0.15  # of carts: no customer id anywhere
+    order_customer_share: float = 0.5  # of known customers' carts: the id is on the order
 
     @classmethod
     def with_resolution_median(cls, median_s: float) -> Profile:
@@ -55,7 +64,16 @@ class Profile:
 
     def __post_init__(self) -> None:
         """Reject a profile that would silently generate something else than asked."""
-        for name in ("abandon_share", "checkout_share_of_abandoned", "promoter_share"):
+        shares = (
+            "abandon_share",
+            "checkout_share_of_abandoned",
+            "promoter_share",
+            "returning_share",
+            "churn_share",
+            "anonymous_share",
+            "order_customer_share",
+        )
+        for name in shares:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be between 0 and 1")
         if not 0 <= self.passive_share <= 1 - self.promoter_share:
@@ -126,6 +144,9 @@ class _Generator:
 
     def __init__(self, seed: int, start: datetime, profile: Profile) -> None:
         self.rng = random.Random(seed)
+        # Customers draw from their own stream: the carts, tickets and surveys of a seed stay
+        # what they were before carts had customers.
+        self.shoppers = random.Random(f"{seed}|customers")
         self.profile = profile
         # Ids differ between runs with other arguments, so two runs do not share keys.
         self.run = hashlib.blake2b(
@@ -134,6 +155,8 @@ class _Generator:
         self.pending: list[tuple[float, int, dict[str, Any]]] = []  # (due s, seq, event)
         self.seq = 0
         self.counters: dict[str, int] = {}
+        self.customers: list[str] = []  # who may still buy, each once
+        self.place: dict[str, int] = {}  # customer -> index in customers
         shares = {
             "cart-events": profile.cart_share,
             "tickets": profile.ticket_share,
@@ -171,13 +194,37 @@ class _Generator:
         rng, p = self.rng, self.profile
         return {"channel": rng.choice(p.channels), "region": rng.choice(p.regions)}
 
+    def _shopper(self) -> str | None:
+        """The customer of a new cart: a returning one, a new one, or None (anonymous)."""
+        rng, p = self.shoppers, self.profile
+        if rng.random() < p.anonymous_share:
+            return None
+        if self.customers and rng.random() < p.returning_share:
+            return rng.choice(self.customers)
+        customer = self._id("cust")
+        self.place[customer] = len(self.customers)
+        self.customers.append(customer)
+        return customer
+
+    def _stop_buying(self, customer: str) -> None:
+        """The customer churns: no later cart is theirs."""
+        index, last = self.place.pop(customer), self.customers.pop()
+        if last != customer:
+            self.customers[index], self.place[last] = last, index
+
     def _cart(self, now: float) -> dict[str, Any]:
         """A cart session: created, items added and removed, maybe checkout and order."""
         rng, p = self.rng, self.profile
         cart = {"cart_id": self._id("cart"), **self._segments()}
         events: list[dict[str, Any]] = []
-        if rng.random() < CART_CREATED_SHARE:
-            events.append({"type": "cart_created", **cart, "customer_id": self._id("cust")})
+        created = rng.random() < CART_CREATED_SHARE
+        customer = self._shopper()
+        on_order = customer is not None and (
+            not created or self.shoppers.random() < p.order_customer_share
+        )
+        if created:
+            who = {} if customer is None or on_order else {"customer_id": customer}
+            events.append({"type": "cart_created", **cart, **who})
         lines: list[tuple[str, int, list[int]]] = []  # sku, unit price in cents, [units held]
         for n in range(rng.randint(1, MAX_ITEMS)):
             sku = f"sku-{rng.randint(10000, 99999)}"
@@ -206,8 +253,12 @@ class _Generator:
                     "order_id": self._id("order"),
                     "amount": total / 100,
                     "currency": rng.choice(CURRENCIES),
+                    **({"customer_id": customer} if on_order else {}),
                 }
             )
+            stops = self.shoppers.random() < p.churn_share
+            if customer in self.place and stops:  # (a second cart of theirs may have churned)
+                self._stop_buying(customer)
         t = now
         for event in events[1:]:
             t += rng.uniform(*CART_GAP_S)

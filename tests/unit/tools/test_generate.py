@@ -182,7 +182,6 @@ def test_carts_hold_what_was_added_and_orders_add_up() -> None:
         assert kinds.count("order_placed") <= 1
         if "cart_created" in kinds:
             assert kinds[0] == "cart_created"
-            assert "customer_id" in events[0]
         if "order_placed" in kinds:
             assert kinds[-2:] == ["checkout_started", "order_placed"]
         held: Counter[str] = Counter()
@@ -280,3 +279,27 @@ def test_topic_shares_can_be_chosen() -> None:
     assert {topic_of(e) for e in generate(0, START, RATE, count=500, profile=only_surveys)} == {
         "survey-replies"
     }
+
+
+def test_customers_return_for_weeks_stop_buying_or_stay_anonymous() -> None:
+    """70 days of event time: regulars, churned customers and anonymous orders."""
+    events = list(generate(3, START, 0.02, duration_s=70 * 86400))
+    assert events == list(generate(3, START, 0.02, duration_s=70 * 86400))
+    created_by = {e["cart_id"]: e.get("customer_id") for e in events if e["type"] == "cart_created"}
+    orders: dict[str | None, list[float]] = defaultdict(list)
+    where: Counter[str] = Counter()
+    for event in events:
+        if event["type"] != "order_placed":
+            continue
+        own, cart = event.get("customer_id"), created_by.get(event["cart_id"])
+        where["order" if own else "cart_created" if cart else "anonymous"] += 1
+        orders[own or cart].append(seconds(event))
+    total = sum(where.values())
+    assert total > 3000
+    assert where["order"] / total > 0.2 and where["cart_created"] / total > 0.2
+    assert 0.1 < where["anonymous"] / total < 0.3
+    known = {c: times for c, times in orders.items() if c is not None}
+    end = seconds(events[-1])
+    regulars = [t for t in known.values() if len(t) >= 3 and t[-1] - t[0] > 14 * 86400]
+    gone = [t for t in known.values() if len(t) >= 2 and end - t[-1] > 30 * 86400]
+    assert len(regulars) > 50 and len(gone) > 50
