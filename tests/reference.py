@@ -109,6 +109,9 @@ class Rules:
     allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
     max_future_s: int = 3600
     max_event_bytes: int = 65536
+    #: the period P of the customer KPIs, and the cap of the expected lifetime in periods
+    customer_period_s: int = 30 * 86400
+    max_lifetime_periods: int = 36
 
 
 @dataclass(frozen=True)
@@ -659,6 +662,139 @@ def _duration(samples_ms: list[int]) -> dict[str, Any]:
         "p50_seconds": None if p50 is None else p50 / 1000,
         "p90_seconds": None if p90 is None else p90 / 1000,
         "buckets": buckets,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Customers (spec/kpis.md, "Customers")
+#
+# Scope: every decided order reaches its customer's partition in time (none is late there), and
+# each order counts once (by cart and event id) however often it is forwarded.
+
+
+def _forget_at(session: list[dict[str, Any]], stream_time: int, rules: Rules) -> int | None:
+    """When a cart session can no longer change (any event for it would be late), or None
+    while its outcome is still open at `stream_time`."""
+    timeout, step = rules.inactivity_timeout_s * 1000, rules.step_s * 1000
+    if session[-1]["type"] == "order_placed":
+        final = session[-1]["_t"]
+    elif stream_time >= session[-1]["_t"] + timeout:
+        final = session[-1]["_t"] + timeout
+    else:
+        return None
+    return (final // step + 1) * step + rules.grace_s * 1000 + 1
+
+
+def _cart_lives(part: _Partition, rules: Rules) -> list[list[dict[str, Any]]]:
+    """Each cart's applied events, split where the processor had forgotten the whole cart
+    before the next event arrived (every session final and past grace): a cart's customer is
+    known for as long as the cart is."""
+    timeout = rules.inactivity_timeout_s * 1000
+    lives: dict[str, list[dict[str, Any]]] = {}
+    done: list[list[dict[str, Any]]] = []
+    stream_time: int | None = None
+    for event in part.applied:  # in the order they were applied
+        life = lives.get(event["cart_id"])
+        if life is not None and stream_time is not None:
+            ordered = sorted(life, key=_cart_order)
+            ends = [_forget_at(s, stream_time, rules) for s in _sessions(ordered, timeout)]
+            if all(end is not None and end <= stream_time for end in ends):
+                done.append(life)
+                life = None
+        if life is None:
+            life = lives[event["cart_id"]] = []
+        life.append(event)
+        stream_time = event["_t"] if stream_time is None else max(stream_time, event["_t"])
+    return done + list(lives.values())
+
+
+def _cart_order(event: dict[str, Any]) -> tuple[int, bool, str]:
+    return (event["_t"], event["type"] == "order_placed", event["event_id"])
+
+
+def _customer_orders(part: _Partition, rules: Rules) -> list[tuple[Any, ...]]:
+    """(customer or None, t, micros or None, currency, identity) of every order of a partition:
+    the order's own customer_id, else that of the latest cart_created before it in the cart."""
+    out: list[tuple[Any, ...]] = []
+    for life in _cart_lives(part, rules):
+        cart_customer = None
+        for event in sorted(life, key=_cart_order):
+            if event["type"] == "cart_created" and "customer_id" in event:
+                cart_customer = event["customer_id"]
+            elif event["type"] == "order_placed":
+                micros = None
+                if "amount" in event:
+                    micros = round(Fraction(str(event["amount"])) * 1_000_000)
+                currency = event["_seg"].get("currency", "unknown")
+                identity = (event["cart_id"], event["event_id"])
+                customer = event.get("customer_id", cart_customer)
+                out.append((customer, event["_t"], micros, currency, identity))
+    return out
+
+
+def expected_customers(records: Iterable[Record], rules: Rules, *, now_ms: int) -> dict[str, Any]:
+    """The customer KPIs over the cart-events records, at T = the latest order's time rounded
+    down to the long step."""
+    by_partition: dict[int, list[Record]] = defaultdict(list)
+    for record in records:
+        if record.topic == "cart-events":
+            by_partition[record.partition].append(record)
+    orders = {}  # identity -> order: forwarded twice, counted once
+    for records_of_partition in by_partition.values():
+        part = _process("cart-events", records_of_partition, rules, now_ms)
+        for order in _customer_orders(part, rules):
+            orders[order[4]] = order
+    if not orders:
+        return {"at": None}
+    step, period = rules.long_step_s * 1000, rules.customer_period_s * 1000
+    latest = max(t for _, t, *_ in orders.values())
+    at = latest - latest % step
+    recent: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    earlier: set[str] = set()
+    anonymous = 0
+    for customer, t, *rest in orders.values():
+        if customer is None:
+            anonymous += at - period < t <= at
+        elif at - period < t <= at:
+            recent[customer].append((t, *rest))
+        elif at - 2 * period < t <= at - period:
+            earlier.add(customer)
+    active, previous = len(recent), len(earlier)
+    retained = len(earlier & recent.keys())
+    n_orders = sum(len(o) for o in recent.values())
+    churn = _div(previous - retained, previous)
+    lifetime = (
+        None if churn is None else min(1 / churn if churn else math.inf, rules.max_lifetime_periods)
+    )
+    frequency = _div(n_orders, active)
+    values: dict[str, dict[str, Any]] = {}
+    for currency in sorted({o[2] for os in recent.values() for o in os if o[1] is not None}):
+        priced = [
+            o[1] for os in recent.values() for o in os if o[1] is not None and o[2] == currency
+        ]
+        average = sum(priced) / 1_000_000 / len(priced)
+        values[currency] = {
+            "orders": len(priced),
+            "amount": sum(priced) / 1_000_000,
+            "average_order_value": average,
+            "lifetime_value": None
+            if frequency is None or lifetime is None
+            else average * frequency * lifetime,
+        }
+    return {
+        "at": at,
+        "active": active,
+        "previous": previous,
+        "retained": retained,
+        "repeat_customers": sum(1 for o in recent.values() if len(o) >= 2),
+        "orders": n_orders,
+        "anonymous_orders": anonymous,
+        "retention_ratio": _div(retained, previous),
+        "churn_ratio": churn,
+        "repeat_purchase_ratio": _div(sum(1 for o in recent.values() if len(o) >= 2), active),
+        "purchase_frequency": frequency,
+        "expected_lifetime_periods": lifetime,
+        "lifetime_value": values,
     }
 
 

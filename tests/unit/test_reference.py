@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from stream.contract.events import Event, decode
+from stream.kpis.carts import CartRules
+from stream.kpis.customers import CustomerState, customer_kpis
+from stream.state.partition import PartitionState
+from stream.tools.generate import generate
 from tests.reference import (
     Record,
     Rules,
     compare_snapshots,
+    expected_customers,
     expected_snapshot,
     quantile_ms,
     window_name,
 )
+from tests.unit.feed import CONFIG
 
 SEC = 1000
 MIN = 60 * SEC
@@ -701,3 +709,60 @@ def test_compare_null_and_missing_snapshot() -> None:
         "windows.1h.nps.overall.score: actual 0.0 vs expected None"
     ]
     assert compare_snapshots({}, expected)
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+
+def test_customer_kpis_of_the_rules_equal_the_reference() -> None:
+    """A generated 70-day log through the cart state and the customer rules (each order
+    forwarded twice, some records delivered twice) gives the reference's values."""
+    start = datetime.fromtimestamp(T0 // 1000, tz=UTC)
+    events = [e for e in generate(5, start, 0.01, duration_s=70 * 86400) if "cart_id" in e]
+    values = [json.dumps(e).encode() for e in events]
+    values += values[100:3000:7]  # delivered again: duplicates on the cart side
+    records = [Record("cart-events", 0, offset, v) for offset, v in enumerate(values)]
+    now = T0 + 71 * 86400 * SEC
+    rules = Rules()
+    expected = expected_customers(records, rules, now_ms=now)
+
+    carts = PartitionState(
+        "cart-events",
+        0,
+        CartRules(timeout_ms=30 * MIN, step_ms=MIN, grace_ms=5 * MIN),
+        replace(CONFIG, collect_decided=True),
+    )
+    customers = CustomerState(period_ms=30 * 86400 * SEC, step_ms=60 * MIN, grace_ms=5 * MIN)
+    secret = b"k" * 32
+    for record in records:
+        result = decode(
+            record.value,
+            "cart-events",
+            max_bytes=65536,
+            now_ms=now,
+            max_future_ms=3600 * SEC,
+            customer_secret=secret,
+        )
+        assert isinstance(result, Event)
+        carts.apply(result, record.offset)
+        for order in carts.take_decided():
+            customers.apply(order)
+            customers.apply(order)  # forwarded again after a crash: counted once
+    carts.advance(now)  # every order decided
+    for order in carts.take_decided():
+        customers.apply(order)
+    actual = customer_kpis(customers.totals, rules.max_lifetime_periods)
+
+    assert customers.counts["late"] == 0
+    assert expected["at"] == customers.at
+    assert expected["active"] > 100 and expected["previous"] > 100
+    assert 0 < expected["retained"] < expected["previous"]
+    assert expected["anonymous_orders"] > 0 and expected["repeat_customers"] > 0
+    for key, value in actual.items():
+        if key == "lifetime_value":
+            assert value.keys() == expected[key].keys()
+            for currency, cell in value.items():
+                for name, number in cell.items():
+                    assert number == pytest.approx(expected[key][currency][name], rel=1e-9)
+        else:
+            assert value == pytest.approx(expected[key], rel=1e-9), key
