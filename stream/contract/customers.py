@@ -5,7 +5,7 @@ bits make collisions between customers negligible, and without the secret nobody
 raw id a key belongs to, not even by hashing a list of guessed ids. It is written as 22 unpadded
 base64url characters: text, because state, changelogs and repartition records are JSON (and a
 Kafka key), and base64url rather than 32 hex characters because every open cart and every
-customer holds one (a 22-character str takes 63 bytes in memory, a 32-character one 73).
+customer holds one (on CPython 3.11 a 22-character str takes 71 bytes, a 32-character one 81).
 """
 
 from __future__ import annotations
