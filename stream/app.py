@@ -219,7 +219,10 @@ class KpiApp:
                 windows = await self.store.windows_of(others)
             except (RedisError, OSError):  # the latest ones held, as for the entries
                 windows = self.store.held_windows(others)
-            entries += [{**e, "windows": windows.get(k, {})} for k, e in others.items()]
+            entries += [
+                {**e, "windows": windows[k].totals if k in windows else {}}
+                for k, e in others.items()
+            ]
         document = self.shape.document(entries)
         covered = {f"{e['topic']}/{e['partition']}" for e in entries}
         expected = {f"{t}/{n}" for t, count in self.partitions.items() for n in range(count)}

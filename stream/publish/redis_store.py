@@ -10,6 +10,9 @@ One worker of the fleet, the owner of the first source topic's partition 0 (Kafk
 membership picks exactly one), also merges every partition into `<app_id>:snapshot`, so any
 reader gets the whole fleet's KPIs with one GET and the merge costs the same whatever the number
 of workers. It re-renders the windowed KPIs only when some partition's window totals changed.
+While they change all the time (a worker catching up), encoding and rendering them is paced to
+a small share of a core (`Pacer`); the document's `windows_valid_at` says up to which stream
+time its windows hold.
 While partitions move, two workers may briefly both lead; the document is written under WATCH,
 so neither overwrites a newer document with one merged from older entries.
 
@@ -24,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -37,19 +41,21 @@ from stream.publish.snapshot import (
     Shape,
     WindowTotals,
     decode_entry,
-    decode_windows,
     encode_entry,
-    encode_windows,
+    format_time,
     partition_entry,
     window_copies,
     window_version,
 )
 from stream.state.partition import PartitionState
+from stream.state.windows import series_key
 
 log = logging.getLogger(__name__)
 
 #: Attempts at writing the merged document when another leader wrote it meanwhile.
 MAX_ATTEMPTS = 5
+#: Share of a core that encoding and rendering window totals may take, on average.
+WINDOWS_CPU_BUDGET = 0.02
 
 
 class PublishMetrics:
@@ -87,6 +93,67 @@ class PublishMetrics:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A partition's window totals as written to Redis: their version, and the partition's
+    stream time when they were copied."""
+
+    version: str
+    stream_time: int | None
+    totals: WindowTotals
+
+
+def pack_windows(held: Held) -> bytes:
+    """Window totals as stored in `<app_id>:windows`: each series as [[metric, dimension,
+    segment, bin], value] (orjson writes the totals' own tuples, no rows built in Python)."""
+    windows = {str(size): list(totals.items()) for size, totals in held.totals.items()}
+    return orjson.dumps(
+        {"version": held.version, "stream_time": held.stream_time, "windows": windows}
+    )
+
+
+def unpack_windows(raw: bytes | None) -> Held | None:
+    """The inverse of pack_windows (None for a field Redis does not hold)."""
+    if raw is None:
+        return None
+    body = orjson.loads(raw)
+    totals = {
+        int(size): {series_key(tuple(key)): n for key, n in items}
+        for size, items in body["windows"].items()
+    }
+    return Held(body["version"], body["stream_time"], totals)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The leader's windowed KPIs as JSON, what they were rendered from, and the smallest
+    stream time of the partitions' window totals they hold."""
+
+    inputs: Any
+    fields: set[str]
+    section: orjson.Fragment
+    valid_at: int | None
+
+
+class Pacer:
+    """Spends at most `budget` of a core on window totals, on average: after totals that took
+    c seconds of CPU to encode and render, the next ones wait c / budget. Window totals change
+    at step boundaries, so this only holds them back while they change all the time (a worker
+    catching up): the rest of each publish (counts, live gauges, stream times) is never held
+    back."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.next_at = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_at
+
+    def spent(self, now: float, cpu_s: float) -> None:
+        if cpu_s > 0:
+            self.next_at = max(self.next_at, now + cpu_s / self.budget)
+
+
 class SnapshotStore:
     """Publishes partition entries and, when leading, the merged snapshot to Redis."""
 
@@ -97,6 +164,7 @@ class SnapshotStore:
         shape: Shape,
         registry: CollectorRegistry,
         timeout_s: float = 1.0,
+        windows_cpu_budget: float = WINDOWS_CPU_BUDGET,
     ) -> None:
         self.url = url
         self.entries_key = f"{prefix}:partitions"
@@ -114,10 +182,11 @@ class SnapshotStore:
         self.others: dict[str, Entry] = {}  # latest entries of partitions owned elsewhere
         self._raw: dict[str, bytes] = {}  # their stored bytes, so unchanged ones are not decoded
         #: field -> (version, window totals) of the other workers' partitions, when fetched
-        self._theirs: dict[str, tuple[str, WindowTotals]] = {}
-        #: the same of this worker's partitions, as last merged (when leading)
-        self._mine: dict[str, tuple[str, WindowTotals]] = {}
-        self._rendered: tuple[Any, orjson.Fragment] | None = None  # (inputs, windowed KPIs)
+        self._theirs: dict[str, Held] = {}
+        #: the same of this worker's partitions, as last written (when leading)
+        self._mine: dict[str, Held] = {}
+        self._rendered: Rendered | None = None
+        self.pacer = Pacer(windows_cpu_budget)
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -147,12 +216,27 @@ class SnapshotStore:
         self.available = True
 
     async def _publish(self, mine: dict[str, PartitionState], lead: bool) -> None:
+        now = time.monotonic()
+        refresh = self.pacer.due(now)
         versions = {f: f"{self.instance}:{window_version(s)}" for f, s in mine.items()}
-        entries = {f: partition_entry(s, windows=False) for f, s in mine.items()}
-        changed = {f for f in mine if self.written.get(f) != versions[f]}
-        copies = {f: window_copies(mine[f]) for f in changed}
+        # window totals that changed, when the budget allows; new partitions always
+        changed = [
+            f
+            for f in mine
+            if (self.written.get(f) != versions[f] if refresh else f not in self.written)
+        ]
+        copies = {
+            f: Held(versions[f], mine[f].stream_time, window_copies(mine[f])) for f in changed
+        }
+        entries = {
+            f: {
+                **partition_entry(s, windows=False),
+                "windows_version": versions[f] if f in copies else self.written[f],
+            }
+            for f, s in mine.items()
+        }
         # encoding a large state's windows takes a while: in a thread, on copies
-        small, windows = await asyncio.to_thread(self._encode, entries, versions, copies)
+        small, windows, cpu = await asyncio.to_thread(self._encode, entries, copies)
         async with self.client.pipeline(transaction=True) as pipe:
             for _ in range(MAX_ATTEMPTS):
                 try:
@@ -160,7 +244,8 @@ class SnapshotStore:
                     if lead:
                         await pipe.watch(self.snapshot_key)
                         self._update_others(await pipe.hgetall(self.entries_key), mine)
-                        document = await self._document(mine, entries, versions)
+                        document, rendering = await self._document(mine, entries, copies, refresh)
+                        cpu += rendering
                         pipe.multi()
                     if windows:
                         pipe.hset(self.windows_key, mapping=windows)
@@ -178,25 +263,22 @@ class SnapshotStore:
             else:
                 log.debug("merged snapshot not written: %d conflicting writers", MAX_ATTEMPTS)
                 return
+        self.pacer.spent(time.monotonic(), cpu)
         self.metrics.windows_written.inc(len(windows))
         if document is None:
             self._update_others(results[-1], mine)
         # what Redis holds now: a field it lost (restarted without persistence) is written again
         held = {f.decode() for f in results[-2]}
-        self.written = {f: versions[f] for f in mine if f in held}
+        self.written = {f: e["windows_version"] for f, e in entries.items() if f in held}
 
     def _encode(
-        self,
-        entries: dict[str, Entry],
-        versions: dict[str, str],
-        copies: dict[str, WindowTotals],
-    ) -> tuple[dict[str, bytes], dict[str, bytes]]:
-        small = {f: encode_entry({**e, "windows_version": versions[f]}) for f, e in entries.items()}
-        windows = {
-            f: orjson.dumps({"version": versions[f], "windows": encode_windows(totals)})
-            for f, totals in copies.items()
-        }
-        return small, windows
+        self, entries: dict[str, Entry], copies: dict[str, Held]
+    ) -> tuple[dict[str, bytes], dict[str, bytes], float]:
+        """Entries and window totals as stored, and the CPU seconds the totals took."""
+        small = {f: encode_entry(e) for f, e in entries.items()}
+        started = time.thread_time()
+        windows = {f: pack_windows(held) for f, held in copies.items()}
+        return small, windows, time.thread_time() - started
 
     def _update_others(self, stored: dict[bytes, bytes], mine: Mapping[str, Any]) -> None:
         """The other partitions' entries, decoding only those that changed."""
@@ -213,33 +295,35 @@ class SnapshotStore:
 
     # -- the other workers' windows --------------------------------------------------------------
 
-    async def windows_of(self, entries: Mapping[str, Entry]) -> dict[str, WindowTotals]:
+    async def windows_of(self, entries: Mapping[str, Entry]) -> dict[str, Held]:
         """The window totals of other workers' partitions, fetched only when their version is
         not the one held already. A partition whose totals Redis does not hold is left out."""
         wanted = [
             f
             for f, e in entries.items()
-            if "windows_version" in e and self._theirs.get(f, ("",))[0] != e["windows_version"]
+            if "windows_version" in e
+            and (f not in self._theirs or self._theirs[f].version != e["windows_version"])
         ]
         if wanted:
             raws = await self.client.hmget(self.windows_key, wanted)
-            fetched = await asyncio.to_thread(
-                lambda: [None if r is None else orjson.loads(r) for r in raws]
-            )
-            for field, body in zip(wanted, fetched, strict=True):
-                if body is not None:
-                    self._theirs[field] = (body["version"], decode_windows(body["windows"]))
+            fetched = await asyncio.to_thread(lambda: [unpack_windows(r) for r in raws])
+            for field, held in zip(wanted, fetched, strict=True):
+                if held is not None:
+                    self._theirs[field] = held
         return self.held_windows(entries)
 
-    def held_windows(self, entries: Mapping[str, Entry]) -> dict[str, WindowTotals]:
+    def held_windows(self, entries: Mapping[str, Entry]) -> dict[str, Held]:
         """The latest window totals held of these partitions, without asking Redis."""
         for field in set(self._theirs) - set(entries):
             del self._theirs[field]
-        return {
-            f: self._theirs[f][1] if "windows_version" in e else e["windows"]  # earlier versions
-            for f, e in entries.items()
-            if f in self._theirs or "windows_version" not in e
-        }
+        out: dict[str, Held] = {}
+        for field, entry in entries.items():
+            if "windows_version" not in entry:  # written by an earlier version: totals inside
+                version = f"entry:{hash(self._raw.get(field))}"
+                out[field] = Held(version, entry["stream_time"], entry["windows"])
+            elif field in self._theirs:
+                out[field] = self._theirs[field]
+        return out
 
     # -- the merged document ---------------------------------------------------------------------
 
@@ -247,35 +331,46 @@ class SnapshotStore:
         self,
         mine: Mapping[str, PartitionState],
         entries: Mapping[str, Entry],
-        versions: Mapping[str, str],
-    ) -> bytes:
-        """The merged document of this worker's partitions and the others' latest entries; the
-        windowed KPIs rendered again only when some partition's window totals changed."""
-        theirs = await self.windows_of(self.others)
-        for field in set(self._mine) - set(mine):
-            del self._mine[field]
-        for field, state in mine.items():
-            if self._mine.get(field, ("",))[0] != versions[field]:
-                self._mine[field] = (versions[field], window_copies(state))
+        copies: Mapping[str, Held],
+        refresh: bool,
+    ) -> tuple[bytes, float]:
+        """The merged document of this worker's partitions and the others' latest entries, and
+        the CPU seconds its windowed KPIs took. Those are rendered again when some partition's
+        window totals changed and the budget allows (or a partition is new to them)."""
+        self._mine = {
+            f: copies.get(f) or self._mine[f] for f in mine if f in copies or f in self._mine
+        }
+        parts = {**await self.windows_of(self.others), **self._mine}
         fleet = {**self.others, **entries}
         keep = self.shape.keep(fleet.values())
-        inputs = (
-            sorted((f, v) for f, (v, _) in self._mine.items()),
-            sorted((f, self._theirs[f][0]) for f in theirs if f in self._theirs),
-            sorted(keep.items()),
-        )
-        earlier = len(theirs) > len([f for f in theirs if f in self._theirs])
-        if earlier or self._rendered is None or self._rendered[0] != inputs:
-            parts = [totals for _, totals in self._mine.values()] + list(theirs.values())
-            section = await asyncio.to_thread(self._render_windows, parts, fleet, keep)
-            self._rendered = (inputs, section)
-        return orjson.dumps(self.shape.document(fleet.values(), windows=self._rendered[1]))
+        inputs = (sorted((f, held.version) for f, held in parts.items()), sorted(keep.items()))
+        rendered, cpu = self._rendered, 0.0
+        if rendered is None or (
+            rendered.inputs != inputs and (refresh or rendered.fields != set(parts))
+        ):
+            rendered, cpu = await asyncio.to_thread(
+                self._render_windows, parts, fleet, keep, inputs
+            )
+            self._rendered = rendered
+        document = self.shape.document(fleet.values(), windows=rendered.section)
+        document["windows_valid_at"] = format_time(rendered.valid_at)
+        return orjson.dumps(document), cpu
 
     def _render_windows(
-        self, parts: list[WindowTotals], fleet: dict[str, Entry], keep: dict[str, frozenset[str]]
-    ) -> orjson.Fragment:
+        self,
+        parts: dict[str, Held],
+        fleet: dict[str, Entry],
+        keep: dict[str, frozenset[str]],
+        inputs: Any,
+    ) -> tuple[Rendered, float]:
         """The windowed KPIs as JSON, kept as is inside every document until they change."""
-        return orjson.Fragment(orjson.dumps(self.shape.windows(parts, fleet.values(), keep)))
+        started = time.thread_time()
+        windows = self.shape.windows([held.totals for held in parts.values()], fleet.values(), keep)
+        times = [held.stream_time for held in parts.values() if held.stream_time is not None]
+        rendered = Rendered(
+            inputs, set(parts), orjson.Fragment(orjson.dumps(windows)), min(times, default=None)
+        )
+        return rendered, time.thread_time() - started
 
     async def close(self) -> None:
         await self.client.aclose()

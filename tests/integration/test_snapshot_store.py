@@ -5,6 +5,7 @@ restart, a second leader and entries written by an earlier version."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,8 +53,26 @@ def expected(states: dict[str, PartitionState]) -> dict[str, Any]:
 
 
 def stored(server: RedisServer, prefix: str) -> dict[str, Any] | None:
+    """The merged document in Redis, without `windows_valid_at` (checked apart)."""
     raw = redis.Redis.from_url(server.url).get(f"{prefix}:snapshot")
-    return None if raw is None else orjson.loads(raw)
+    if raw is None:
+        return None
+    doc = orjson.loads(raw)
+    del doc["windows_valid_at"]
+    return doc
+
+
+def windows_valid_at(server: RedisServer, prefix: str) -> str:
+    return orjson.loads(redis.Redis.from_url(server.url).get(f"{prefix}:snapshot"))[
+        "windows_valid_at"
+    ]
+
+
+def store(server: RedisServer, registry: CollectorRegistry | None = None) -> SnapshotStore:
+    """A store whose window totals are never held back (see the pacing test)."""
+    return SnapshotStore(
+        server.url, "t", SHAPE, registry or CollectorRegistry(), windows_cpu_budget=1e9
+    )
 
 
 def split(states: dict[str, PartitionState]) -> tuple[dict[str, PartitionState], ...]:
@@ -77,18 +96,18 @@ def test_one_leader_merges_the_partitions_of_every_worker(redis_server: RedisSer
     assert "cart-events/0" in mine
 
     async def scenario() -> None:
-        leader = SnapshotStore(redis_server.url, "t", SHAPE, CollectorRegistry())
-        follower = SnapshotStore(redis_server.url, "t", SHAPE, CollectorRegistry())
+        leader, follower = store(redis_server), store(redis_server)
         await follower.publish(theirs, lead=False)
         assert stored(redis_server, "t") is None  # a follower never writes the document
         await leader.publish(mine, lead=True)
         assert stored(redis_server, "t") == expected(states)
+        assert windows_valid_at(redis_server, "t") == expected(states)["valid_at"]
         # the follower sees the leader's entries (for the segment names and its /kpis)
         await follower.publish(theirs, lead=False)
         assert set(follower.others) == set(mine)
         windows = await follower.windows_of(follower.others)
         entries = [partition_entry(s) for s in theirs.values()]
-        entries += [{**e, "windows": windows[k]} for k, e in follower.others.items()]
+        entries += [{**e, "windows": windows[k].totals} for k, e in follower.others.items()]
         assert orjson.loads(orjson.dumps(SHAPE.document(entries))) == expected(states)
         await asyncio.gather(leader.close(), follower.close())
 
@@ -101,19 +120,19 @@ def test_window_totals_are_written_only_when_they_change(redis_server: RedisServ
     written = "cxkpi_snapshot_windows_written_total"
 
     async def scenario() -> None:
-        store = SnapshotStore(redis_server.url, "t", SHAPE, registry)
-        await store.publish(states, lead=True)
+        snapshots = store(redis_server, registry)
+        await snapshots.publish(states, lead=True)
         assert value(registry, written) == len(states)
-        await store.publish(states, lead=True)
+        await snapshots.publish(states, lead=True)
         assert value(registry, written) == len(states)  # nothing changed
         carts = states["cart-events/1"]
         carts.advance(carts.stream_time + 60 * 60_000)  # its windows slide: their totals change
-        await store.publish(states, lead=True)
+        await snapshots.publish(states, lead=True)
         assert value(registry, written) == len(states) + 1
         assert stored(redis_server, "t") == expected(states)
         assert value(registry, "cxkpi_snapshot_leader") == 1
         assert value(registry, "cxkpi_snapshot_publish_seconds_count") == 3
-        await store.close()
+        await snapshots.close()
 
     run(scenario())
 
@@ -123,20 +142,20 @@ def test_a_redis_restart_that_lost_everything_is_repaired(redis_server: RedisSer
     registry = CollectorRegistry()
 
     async def scenario() -> None:
-        store = SnapshotStore(redis_server.url, "t", SHAPE, registry)
-        await store.publish(states, lead=True)
+        snapshots = store(redis_server, registry)
+        await snapshots.publish(states, lead=True)
         redis_server.stop()
-        await store.publish(states, lead=True)
-        assert store.available is False
+        await snapshots.publish(states, lead=True)
+        assert snapshots.available is False
         assert value(registry, "cxkpi_snapshot_publish_failures_total") == 1
         redis_server.restart()  # empty: it keeps nothing on disk
         for _ in range(50):
-            await store.publish(states, lead=True)
-            if store.available:
+            await snapshots.publish(states, lead=True)
+            if snapshots.available:
                 break
             await asyncio.sleep(0.1)
         assert stored(redis_server, "t") == expected(states)
-        await store.close()
+        await snapshots.close()
 
     run(scenario())
 
@@ -160,7 +179,7 @@ def test_a_leader_overtaken_by_another_merges_again(redis_server: RedisServer) -
     registry = CollectorRegistry()
 
     async def scenario() -> None:
-        store = SnapshotStore(
+        snapshots = SnapshotStore(
             redis_server.url,
             "t",
             InterruptedShape(
@@ -168,10 +187,10 @@ def test_a_leader_overtaken_by_another_merges_again(redis_server: RedisServer) -
             ),
             registry,
         )
-        await store.publish(states, lead=True)
+        await snapshots.publish(states, lead=True)
         assert value(registry, "cxkpi_snapshot_publish_retries_total") == 1
         assert stored(redis_server, "t") == expected(states)
-        await store.close()
+        await snapshots.close()
 
     run(scenario())
 
@@ -185,9 +204,38 @@ def test_entries_of_an_earlier_version_are_merged(redis_server: RedisServer) -> 
     redis.Redis.from_url(redis_server.url).hset("t:partitions", mapping=old)
 
     async def scenario() -> None:
-        store = SnapshotStore(redis_server.url, "t", SHAPE, CollectorRegistry())
-        await store.publish(mine, lead=True)
+        snapshots = store(redis_server)
+        await snapshots.publish(mine, lead=True)
         assert stored(redis_server, "t") == expected(states)
-        await store.close()
+        await snapshots.close()
+
+    run(scenario())
+
+
+def test_window_totals_that_change_all_the_time_are_paced(redis_server: RedisServer) -> None:
+    """With a budget, totals that cost c s of CPU wait c / budget before the next ones go out;
+    the rest of the entry (counts, stream time) goes out at every publish meanwhile."""
+    states = fleet_states()
+    registry = CollectorRegistry()
+    written = "cxkpi_snapshot_windows_written_total"
+
+    async def scenario() -> None:
+        snapshots = SnapshotStore(redis_server.url, "t", SHAPE, registry, windows_cpu_budget=1e-6)
+        await snapshots.publish(states, lead=True)  # the first totals always go out
+        assert snapshots.pacer.next_at > time.monotonic() + 60  # a long wait at this budget
+        for state in states.values():  # every window slides
+            state.advance(state.stream_time + 60 * 60_000)
+        await snapshots.publish(states, lead=True)
+        assert value(registry, written) == len(states)  # held back
+        held = stored(redis_server, "t")
+        assert held is not None and held["valid_at"] == expected(states)["valid_at"]
+        assert held["windows"] != expected(states)["windows"]  # the windows before the slide
+        assert windows_valid_at(redis_server, "t") < held["valid_at"]
+        snapshots.pacer.next_at = 0.0  # the budget allows again
+        await snapshots.publish(states, lead=True)
+        assert value(registry, written) == 2 * len(states)
+        assert stored(redis_server, "t") == expected(states)
+        assert windows_valid_at(redis_server, "t") == expected(states)["valid_at"]
+        await snapshots.close()
 
     run(scenario())
