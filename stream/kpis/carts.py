@@ -187,6 +187,11 @@ class CartRules:
             return kept
         return [customer, *kept]
 
+    def watermark(self, stream_time: int) -> int:
+        """Every order up to this time has been decided at this stream time: an order is
+        decided once its session is forgotten, at most a step and grace after it."""
+        return stream_time - self.step_ms - self.grace_ms - 1
+
     def decided(self, key: str, facts: list[Fact], kept: list[Fact]) -> list[CustomerOrder]:
         """The orders among the facts no longer kept, each with its customer: they can no
         longer change, so they can be forwarded to their customer's partition, once."""

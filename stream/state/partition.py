@@ -55,6 +55,9 @@ class StateConfig:
     long_step_ms: int | None = None
     #: Keep what the rules decide about forgotten facts (orders to forward) until taken.
     collect_decided: bool = False
+    #: Source partitions whose watermarks drive stream time (the customers topic: one per
+    #: cart-events partition); 0: stream time follows the events' own times.
+    watermark_sources: int = 0
 
     def resolutions(self) -> list[Resolution]:
         """One resolution per step in use, the finest first: 'b' buckets of the step, 'l'
@@ -101,6 +104,7 @@ class PartitionState:
         self.minima = Minima()  # live smallest values (the oldest open ticket's opening)
         self._timers: list[tuple[int, str]] = []
         self._decided: list[Any] = []
+        self.watermarks: dict[int, int] = {}  # source partition -> its latest watermark
         # persistence
         self.epoch = 1
         self.aborted: set[int] = set()
@@ -162,10 +166,25 @@ class PartitionState:
             entity.before = self.rules.contributions(entity.facts, entity.evaluated_at)
         self._touch_entity(event.key, entity)
         insort(entity.facts, fact)
-        if self.stream_time is None or event.t > self.stream_time:
-            self.advance(event.t)
+        if not cfg.watermark_sources:
+            if self.stream_time is None or event.t > self.stream_time:
+                self.advance(event.t)
+        elif self.stream_time is None:
+            return self._count("applied")  # evaluated once the watermarks give a stream time
         self._evaluate(event.key, entity)
         return self._count("applied")
+
+    def watermark(self, source: int, t: int, offset: int) -> None:
+        """A source partition's promise that everything it forwards from now on is newer than
+        t. Stream time is the smallest promise, once every source has made one: then nothing
+        older than stream time is still on its way, whichever source lags behind."""
+        self.offset = offset
+        self.watermarks[source] = max(t, self.watermarks.get(source, t))
+        self._marker_due = True  # the watermarks are part of the marker
+        sources = self.config.watermark_sources
+        promises = [w for s, w in self.watermarks.items() if s < sources]
+        if len(promises) == sources:
+            self.advance(min(promises))
 
     def dead_letter(self, offset: int) -> None:
         """Count a record that went to the dead-letter topic."""
@@ -186,7 +205,11 @@ class PartitionState:
         """Move stream time forward: windows slide, timers fire, old buckets go."""
         if self.stream_time is not None and stream_time <= self.stream_time:
             return
+        first = self.stream_time is None
         self.stream_time = stream_time
+        if first and self.config.watermark_sources:  # what came before the first watermark
+            for key, entity in list(self.entities.items()):
+                self._evaluate(key, entity)
         for resolution in self.resolutions:
             for k in resolution.advance(stream_time):
                 self._touch_bucket(resolution, k)
@@ -350,6 +373,7 @@ class PartitionState:
             "folded": self.names.folded,
             # the steps the buckets were written with, and from when each holds every event
             "resolutions": {r.kind: [r.step_ms, r.coverage] for r in self.resolutions},
+            "watermarks": {str(s): t for s, t in sorted(self.watermarks.items())},
         }
 
     @classmethod
@@ -393,6 +417,7 @@ class PartitionState:
             state.offset = meta["offset"]
             state.stream_time = meta["stream_time"]
             state.counts.update(meta["counts"])
+            state.watermarks = {int(s): t for s, t in meta.get("watermarks", {}).items()}
             state.names = SegmentNames(
                 config.max_segment_values, config.allow, meta["segments"], meta["folded"]
             )

@@ -12,8 +12,8 @@ import pytest
 
 from stream.contract.events import Event, decode
 from stream.kpis.carts import CartRules
-from stream.kpis.customers import CustomerState, customer_kpis
-from stream.state.partition import PartitionState
+from stream.kpis.customers import CUSTOMERS_TOPIC, CustomerRules, customer_kpis, order_event
+from stream.state.partition import PartitionState, StateConfig
 from stream.tools.generate import generate
 from tests.reference import (
     Record,
@@ -724,7 +724,7 @@ def test_customer_kpis_of_the_rules_equal_the_reference() -> None:
     records = [Record("cart-events", 0, offset, v) for offset, v in enumerate(values)]
     now = T0 + 71 * 86400 * SEC
     rules = Rules()
-    expected = expected_customers(records, rules, now_ms=now)
+    expected = expected_customers(records, rules, now_ms=now, partitions=1)
 
     carts = PartitionState(
         "cart-events",
@@ -732,7 +732,19 @@ def test_customer_kpis_of_the_rules_equal_the_reference() -> None:
         CartRules(timeout_ms=30 * MIN, step_ms=MIN, grace_ms=5 * MIN),
         replace(CONFIG, collect_decided=True),
     )
-    customers = CustomerState(period_ms=30 * 86400 * SEC, step_ms=60 * MIN, grace_ms=5 * MIN)
+    customers = PartitionState(
+        CUSTOMERS_TOPIC,
+        0,
+        CustomerRules(period_ms=30 * 86400 * SEC, step_ms=60 * MIN, grace_ms=5 * MIN),
+        StateConfig(
+            step_ms=60 * MIN,
+            grace_ms=5 * MIN,
+            windows_ms=(),
+            max_segment_values=20,
+            watermark_sources=1,
+        ),
+    )
+    forwarded = iter(range(10**9))  # offsets on the customers topic
     secret = b"k" * 32
     for record in records:
         result = decode(
@@ -746,15 +758,16 @@ def test_customer_kpis_of_the_rules_equal_the_reference() -> None:
         assert isinstance(result, Event)
         carts.apply(result, record.offset)
         for order in carts.take_decided():
-            customers.apply(order)
-            customers.apply(order)  # forwarded again after a crash: counted once
-    carts.advance(now)  # every order decided
-    for order in carts.take_decided():
-        customers.apply(order)
-    actual = customer_kpis(customers.totals, rules.max_lifetime_periods)
+            customers.apply(order_event(order), next(forwarded))
+            customers.apply(order_event(order), next(forwarded))  # forwarded again: once
+    assert carts.stream_time is not None
+    customers.watermark(0, carts.rules.watermark(carts.stream_time), next(forwarded))
+    components = {metric: n for (metric, _, _, _), n in customers.gauges.items()}
+    actual = customer_kpis(components, rules.max_lifetime_periods)
 
     assert customers.counts["late"] == 0
-    assert expected["at"] == customers.at
+    assert customers.stream_time is not None
+    assert expected["at"] == customers.stream_time - customers.stream_time % (60 * MIN)
     assert expected["active"] > 100 and expected["previous"] > 100
     assert 0 < expected["retained"] < expected["previous"]
     assert expected["anonymous_orders"] > 0 and expected["repeat_customers"] > 0

@@ -1,10 +1,19 @@
-"""Customer KPIs at the period boundaries, with duplicates and late orders."""
+"""Customer KPIs at the period boundaries, with duplicates, late orders and watermarks, through
+a real partition state of the customers topic."""
 
 from __future__ import annotations
 
 import pytest
 
-from stream.kpis.customers import CustomerOrder, CustomerState, customer_kpis, order_identity
+from stream.kpis.customers import (
+    CUSTOMERS_TOPIC,
+    CustomerOrder,
+    CustomerRules,
+    customer_kpis,
+    order_event,
+    order_identity,
+)
+from stream.state.partition import PartitionState, StateConfig
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -13,8 +22,36 @@ GRACE = 5 * 60_000
 T = 1_800_000_000_000 - 1_800_000_000_000 % HOUR + 100 * DAY  # a whole hour
 
 
-def state() -> CustomerState:
-    return CustomerState(period_ms=P, step_ms=HOUR, grace_ms=GRACE)
+class Customers:
+    """One partition of the customers topic, fed with forwarded orders and watermarks."""
+
+    def __init__(self, sources: int = 1) -> None:
+        config = StateConfig(
+            step_ms=HOUR,
+            grace_ms=GRACE,
+            windows_ms=(),
+            max_segment_values=20,
+            watermark_sources=sources,
+        )
+        rules = CustomerRules(period_ms=P, step_ms=HOUR, grace_ms=GRACE)
+        self.state = PartitionState(CUSTOMERS_TOPIC, 0, rules, config)
+        self.offset = -1
+
+    def apply(self, order: CustomerOrder) -> str:
+        self.offset += 1
+        return self.state.apply(order_event(order), self.offset)
+
+    def watermark(self, t: int, source: int = 0) -> None:
+        self.offset += 1
+        self.state.watermark(source, t, self.offset)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {k: v for k, v in self.state.counts.items() if k != "dead_lettered"}
+
+
+def state(sources: int = 1) -> Customers:
+    return Customers(sources)
 
 
 def order(
@@ -26,10 +63,13 @@ def order(
     )
 
 
-def kpis(s: CustomerState, at: int = T) -> dict[str, object]:
-    s.advance(at)
-    assert s.at == at - at % HOUR
-    return customer_kpis(s.totals, max_lifetime_periods=36)
+def components(s: Customers) -> dict[str, int]:
+    return {metric: n for (metric, _, _, _), n in s.state.gauges.items()}
+
+
+def kpis(s: Customers, at: int = T) -> dict[str, object]:
+    s.watermark(at)
+    return customer_kpis(components(s), max_lifetime_periods=36)
 
 
 def test_an_order_exactly_at_t_minus_p_is_previous_not_active() -> None:
@@ -66,7 +106,7 @@ def test_a_customer_who_returns_after_a_gap_of_2p_is_not_retained() -> None:
     k = kpis(s)
     assert (k["active"], k["previous"], k["retained"]) == (1, 0, 0)
     assert k["churn_ratio"] is None and k["lifetime_value"]["EUR"]["lifetime_value"] is None  # type: ignore[index]
-    assert len(s.customers["a"].orders) == 1  # the order of T - 2P is forgotten
+    assert len(s.state.entities["a"].facts) == 1  # the order of T - 2P is forgotten
 
 
 def test_shares_move_as_t_passes_the_boundaries() -> None:
@@ -78,7 +118,8 @@ def test_shares_move_as_t_passes_the_boundaries() -> None:
     k = kpis(s, T + P + HOUR)
     assert (k["active"], k["previous"]) == (0, 1)
     k = kpis(s, T + 2 * P + 5 * HOUR)  # several steps at once
-    assert (k["active"], k["previous"]) == (0, 0) and not s.customers and not s.totals
+    assert (k["active"], k["previous"]) == (0, 0)
+    assert not s.state.entities and not s.state.gauges
 
 
 def test_retention_never_churned_caps_the_lifetime() -> None:
@@ -120,7 +161,8 @@ def test_late_is_judged_before_duplicate() -> None:
     s = state()
     early = order("a", T - 3 * HOUR, eid="o1")
     s.apply(early)
-    s.apply(order("b", T, eid="o2"))  # stream time T: the bucket of T - 3h ended 2h ago
+    s.apply(order("b", T, eid="o2"))
+    s.watermark(T)  # stream time T: the bucket of T - 3h ended 2h ago
     assert s.apply(early) == "late"  # a late copy is late, not a duplicate
     assert s.apply(order("c", T - 3 * HOUR, eid="o3")) == "late"  # not applied anywhere
     on_time = order("c", T - 3 * 60_000, eid="o4")  # its bucket ends at T: within grace
@@ -132,4 +174,34 @@ def test_late_is_judged_before_duplicate() -> None:
 @pytest.mark.parametrize(("period", "grace"), [(90 * 60_000, GRACE), (HOUR, HOUR)])
 def test_the_period_must_fit_the_step_and_grace(period: int, grace: int) -> None:
     with pytest.raises(ValueError):
-        CustomerState(period_ms=period, step_ms=HOUR, grace_ms=grace)
+        CustomerRules(period_ms=period, step_ms=HOUR, grace_ms=grace)
+
+
+def test_stream_time_is_the_smallest_watermark_so_a_lagging_source_is_never_late() -> None:
+    s = state(sources=2)
+    s.apply(order("a", T + 5 * HOUR, eid="o1"))  # from a source far ahead
+    s.watermark(T + 6 * HOUR, source=0)
+    assert s.state.stream_time is None  # source 1 has promised nothing yet
+    s.watermark(T, source=1)
+    assert s.state.stream_time == T
+    assert s.apply(order("b", T + HOUR, eid="o2")) == "applied"  # from the lagging source
+    s.watermark(T + 6 * HOUR, source=1)
+    assert s.state.stream_time == T + 6 * HOUR
+    assert customer_kpis(components(s), 36)["active"] == 2
+    s.watermark(T, source=1)  # an older promise (a source replaying) never goes back
+    assert s.state.stream_time == T + 6 * HOUR
+
+
+def test_a_restored_partition_has_the_same_components_and_watermarks() -> None:
+    s = state(sources=2)
+    for i, customer in enumerate(("a", "a", "b", None)):
+        s.apply(order(customer, T - (40 - 10 * i) * DAY, eid=f"o{i}"))
+    s.watermark(T, source=0)
+    s.watermark(T + HOUR, source=1)
+    records, marker = s.state.flush()
+    restored = PartitionState.restore(
+        CUSTOMERS_TOPIC, 0, s.state.rules, s.state.config, [*records, marker]
+    )
+    assert restored.gauges == s.state.gauges and restored.gauges
+    assert restored.watermarks == {0: T, 1: T + HOUR}
+    assert restored.stream_time == T
