@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Hashable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from redis.exceptions import RedisError
 
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
+from stream.kpis.customers import CustomerRules
 from stream.kpis.surveys import SurveyRules
 from stream.kpis.tickets import TicketRules
 from stream.publish.http import add_routes
@@ -40,7 +42,8 @@ from stream.publish.snapshot import (
 from stream.runtime import fetching, heap
 from stream.runtime.connection import faust_credentials
 from stream.runtime.health import STALE_HEARTBEATS, BrokerContact
-from stream.runtime.processor import TopicProcessor
+from stream.runtime.processor import TopicProcessor, source_reader
+from stream.runtime.repartition import Forwarder, customers_topic, read_forwarded
 from stream.state.facts import Rules
 from stream.state.partition import PartitionState, StateConfig
 from stream.state.segments import Admitted, fleet_names, merge_admitted
@@ -103,10 +106,39 @@ def topic_rules(settings: Settings) -> list[Rules]:
     ]
 
 
-class KpiApp:
-    """The worker: a Faust app wired to processors and publishers."""
+def customer_processor(app: faust.App, settings: Settings) -> TopicProcessor:
+    """The customers topic's processor: its stream time follows the cart partitions'
+    watermarks, and its state advances by the long step."""
+    long_step_ms, grace_ms = settings.long_step * 1000, settings.grace * 1000
+    rules = CustomerRules(
+        period_ms=settings.customer_period * 1000, step_ms=long_step_ms, grace_ms=grace_ms
+    )
+    config = StateConfig(
+        step_ms=long_step_ms,
+        grace_ms=grace_ms,
+        windows_ms=(),
+        max_segment_values=settings.max_segment_values,
+        watermark_sources=settings.partitions,
+    )
+    return TopicProcessor(
+        app,
+        rules.topic,
+        rules,
+        settings,
+        config,
+        read_forwarded,
+        source=customers_topic(settings.app_id),
+    )
 
-    def __init__(self, settings: Settings) -> None:
+
+class KpiApp:
+    """The worker: a Faust app wired to processors and publishers.
+
+    With the customer KPIs on (`customer_secret` given), the cart processor forwards decided
+    orders to the customers topic, whose own processor keeps the customer KPIs.
+    """
+
+    def __init__(self, settings: Settings, customer_secret: bytes | None = None) -> None:
         self.settings = settings
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # Faust makes only its own
         self.app = faust.App(settings.app_id, **faust_settings(settings))
@@ -125,10 +157,24 @@ class KpiApp:
             allow=settings.allow,
             long_step_ms=settings.long_step * 1000,
         )
-        self.processors = [
-            TopicProcessor(self.app, rules.topic, rules, settings, config)
-            for rules in topic_rules(settings)
-        ]
+        self.processors: list[TopicProcessor] = []
+        for rules in topic_rules(settings):
+            forwarder = None
+            if customer_secret is not None and isinstance(rules, CartRules):
+                forwarder = Forwarder(self.app, settings, rules.watermark)
+            self.processors.append(
+                TopicProcessor(
+                    self.app,
+                    rules.topic,
+                    rules,
+                    settings,
+                    replace(config, collect_decided=forwarder is not None),
+                    source_reader(rules.topic, settings, customer_secret),
+                    forwarder=forwarder,
+                )
+            )
+        if customer_secret is not None:
+            self.processors.append(customer_processor(self.app, settings))
         self.partitions = {p.topic_name: settings.partitions for p in self.processors}
         self.shape = Shape(
             self.windows_ms, self.partitions, settings.max_segment_values, settings.enabled
@@ -238,7 +284,7 @@ class KpiApp:
         out: dict[tuple[str, int], int] = {}
         for processor in self.processors:
             for partition, state in processor.states.items():
-                tp = TP(processor.topic_name, partition)
+                tp = TP(processor.source_name, partition)
                 highwater = consumer.highwater(tp) if consumer else None
                 if highwater is not None:
                     out[processor.topic_name, partition] = max(0, highwater - state.offset - 1)
@@ -293,6 +339,6 @@ class KpiApp:
             return False, "no partitions assigned yet"
         for processor in self.processors:
             for tp in assigned:
-                if tp.topic == processor.topic_name and tp.partition not in processor.states:
+                if tp.topic == processor.source_name and tp.partition not in processor.states:
                     return False, f"recovering {tp.topic}[{tp.partition}]"
         return True, "ok"

@@ -83,6 +83,8 @@ DIMENSIONS = {
     "ces": _SURVEY,
 }
 LIVE_KPIS = ("open_backlog", "backlog_age")
+#: The customers topic: in `partitions` when the worker keeps the customer KPIs.
+CUSTOMERS_TOPIC = "orders-by-customer"
 WINDOWED_KPIS = tuple(k for k in DIMENSIONS if k not in LIVE_KPIS)
 #: kpi -> (numerator, denominator, name of the value, scale of the value)
 FRACTIONS = {
@@ -448,7 +450,9 @@ def _format(ms: int) -> str:
 def expected_snapshot(
     records: Iterable[Record], rules: Rules, *, now_ms: int, partitions: Mapping[str, int]
 ) -> dict[str, Any]:
-    """The document of docs/snapshot.md for the given source records (any order)."""
+    """The document of docs/snapshot.md for the given source records (any order); with the
+    customer KPIs when `partitions` has the customers topic."""
+    records = list(records)
     by_partition: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for record in records:
         by_partition[(record.topic, record.partition)].append(record)
@@ -542,18 +546,44 @@ def expected_snapshot(
             }
             for size in rules.windows_s
         },
-        "live": {kpi: kpi_doc(None, kpi) for kpi in LIVE_KPIS},
+        "live": {
+            **{kpi: kpi_doc(None, kpi) for kpi in LIVE_KPIS},
+            **(
+                {"customers": {"overall": _customers_doc(records, rules, now_ms, partitions)}}
+                if CUSTOMERS_TOPIC in partitions
+                else {}
+            ),
+        },
         "segments": {
             "kept": {dim: sorted(values) for dim, values in sorted(kept.items())},
             "folded_events": {topic: dict(sorted(dims.items())) for topic, dims in folded.items()},
         },
-        "events": {
+        "events": {  # of the source topics
             topic: {
                 outcome: sum(p.counts[outcome] for p in processed.values() if p.topic == topic)
                 for outcome in OUTCOMES
             }
             for topic in partitions
+            if topic != CUSTOMERS_TOPIC
         },
+    }
+
+
+def _customers_doc(
+    records: list[Record], rules: Rules, now_ms: int, partitions: Mapping[str, int]
+) -> dict[str, Any]:
+    """The customer KPIs, all zero or without value before every cart partition decided."""
+    doc = expected_customers(records, rules, now_ms=now_ms, partitions=partitions["cart-events"])
+    doc.pop("at")
+    if doc["as_of"] is not None:
+        doc["as_of"] = _format(doc["as_of"])
+        return doc
+    counts = ("active", "previous", "retained", "repeat_customers", "orders", "anonymous_orders")
+    values = ("retention_ratio", "churn_ratio", "repeat_purchase_ratio", "purchase_frequency")
+    return {
+        **dict.fromkeys(counts, 0),
+        **dict.fromkeys((*values, "expected_lifetime_periods", "as_of")),
+        "lifetime_value": {},
     }
 
 
@@ -732,23 +762,29 @@ def _customer_orders(part: _Partition, rules: Rules) -> list[tuple[Any, ...]]:
     return out
 
 
-def expected_customers(records: Iterable[Record], rules: Rules, *, now_ms: int) -> dict[str, Any]:
-    """The customer KPIs over the cart-events records, at T = the latest order's time rounded
-    down to the long step."""
+def expected_customers(
+    records: Iterable[Record], rules: Rules, *, now_ms: int, partitions: int
+) -> dict[str, Any]:
+    """The customer KPIs over the cart-events records, at T: the time up to which every cart
+    partition has decided its orders (an order is decided a step and grace after its own time),
+    the smallest over the partitions, rounded down to the long step."""
     by_partition: dict[int, list[Record]] = defaultdict(list)
     for record in records:
         if record.topic == "cart-events":
             by_partition[record.partition].append(record)
     orders = {}  # identity -> order: forwarded twice, counted once
+    decided_until: list[int] = []
     for records_of_partition in by_partition.values():
         part = _process("cart-events", records_of_partition, rules, now_ms)
         for order in _customer_orders(part, rules):
             orders[order[4]] = order
-    if not orders:
-        return {"at": None}
+        if part.stream_time is not None:
+            decided_until.append(part.stream_time - (rules.step_s + rules.grace_s) * 1000 - 1)
+    if len(decided_until) < partitions:
+        return {"at": None, "as_of": None}
     step, period = rules.long_step_s * 1000, rules.customer_period_s * 1000
-    latest = max(t for _, t, *_ in orders.values())
-    at = latest - latest % step
+    as_of = min(decided_until)  # the customers partitions' stream time
+    at = as_of - as_of % step
     recent: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     earlier: set[str] = set()
     anonymous = 0
@@ -783,6 +819,7 @@ def expected_customers(records: Iterable[Record], rules: Rules, *, now_ms: int) 
         }
     return {
         "at": at,
+        "as_of": as_of,
         "active": active,
         "previous": previous,
         "retained": retained,

@@ -188,6 +188,37 @@ def read_messages(
     return asyncio.run(_read_topics(broker_url, topics, expected, timeout))
 
 
+async def _read_to_end(broker_url: str, topics: list[str], timeout: float) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, topics)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        position = dict.fromkeys(tps, 0)
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while any(position[tp] < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"could not read {topics} to their end"
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, messages in batch.items():
+                out.extend(messages)
+                position[tp] = messages[-1].offset + 1
+        return out
+    finally:
+        await consumer.stop()
+
+
+def read_to_end(broker_url: str, topics: list[str], timeout: float = 60) -> list[Any]:
+    """Every record the topics hold now (up to the end offsets the broker reports)."""
+    return asyncio.run(_read_to_end(broker_url, topics, timeout))
+
+
 def read_records(broker_url: str, topics: list[str], expected: int) -> list[Record]:
     """Source records as the reference computation takes them."""
     return [

@@ -41,11 +41,12 @@ KPI_RANGES: dict[str, tuple[float, float, str]] = {
     "nps": (-100.0, 100.0, "score"),
     "csat": (0.0, 100.0, "percent"),
     "ces": (1.0, 7.0, "score on the 1-7 ease scale"),
+    "customers": (0.0, 1.0, "churn ratio"),
 }
 #: KPIs whose alerts are on the p90 of a distribution of seconds
 DURATION_KPIS = frozenset(k for k, (_, _, unit) in KPI_RANGES.items() if unit == "seconds")
 #: KPIs that are a gauge of now: alerts take no window and no min_samples
-LIVE_KPIS = frozenset({"open_backlog", "backlog_age"})
+LIVE_KPIS = frozenset({"open_backlog", "backlog_age", "customers"})
 #: segment dimensions an allow-list may name
 DIMENSIONS = ("channel", "region", "team", "priority")
 _RESERVED_SEGMENTS = frozenset({"other", "unknown"})

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stream.kpis.customers import (
+    ACTIVE,
+    AMOUNT,
+    ANONYMOUS,
+    CUSTOMERS_TOPIC,
+    ORDERS,
+    PREVIOUS,
+    PRICED,
+    REPEAT,
+    RETAINED,
+)
+
 CART_DIMENSIONS = ("channel", "region")
 TICKET_DIMENSIONS = ("channel", "region", "team", "priority")
 SURVEY_DIMENSIONS = ("channel", "region", "team")
@@ -21,7 +33,9 @@ class Kpi:
     - `duration`: a distribution of seconds (count, sum, histogram, quantile sketch);
     - `money`: priced orders and amounts per currency → average;
     - `live`: a gauge of now, not windowed (the open backlog);
-    - `age`: a gauge histogram of now, of the open tickets' ages, with the oldest one's age.
+    - `age`: a gauge histogram of now, of the open tickets' ages, with the oldest one's age;
+    - `customers`: counts of customers over the period at T (kpis/customers.py) → retention,
+      churn, repeat purchase, frequency and lifetime value per currency.
     `parts` maps each published component to the bucket measure it is summed from.
     """
 
@@ -36,7 +50,7 @@ class Kpi:
     @property
     def is_live(self) -> bool:
         """A value of now (published without a window), not of a rolling window."""
-        return self.kind in ("live", "age")
+        return self.kind in ("live", "age", "customers")
 
     @property
     def title(self) -> str:
@@ -151,6 +165,23 @@ CATALOG: tuple[Kpi, ...] = (
         SURVEY_DIMENSIONS,
         (("responses", "ces_responses"), ("score_sum", "ces_score_sum"), ("easy", "ces_easy")),
         value="mean",
+    ),
+    Kpi(
+        "customers",
+        "customers",
+        CUSTOMERS_TOPIC,
+        (),
+        (
+            ("active", ACTIVE),
+            ("previous", PREVIOUS),
+            ("retained", RETAINED),
+            ("repeat", REPEAT),
+            ("orders", ORDERS),
+            ("anonymous_orders", ANONYMOUS),
+            ("priced_orders", PRICED),
+            ("amount", AMOUNT),
+        ),
+        value="churn_ratio",
     ),
 )
 WINDOWED = tuple(k for k in CATALOG if not k.is_live)

@@ -184,6 +184,9 @@ def kpi_families(kpi: Kpi, values: Values) -> Iterator[Metric]:
     if kpi.kind == "money":
         yield from _money_families(kpi, values, title)
         return
+    if kpi.kind == "customers":
+        yield from _customer_families(values)
+        return
     value_keys = {
         "nps": ("score", "margin_of_error"),
         "mean": ("mean", "easy_ratio"),
@@ -288,6 +291,71 @@ def _money_families(kpi: Kpi, values: Values, title: str) -> Iterator[Metric]:
             if v["average"] is not None:
                 average.add_metric([*label_values, currency], v["average"])
     yield from (orders, amount, average)
+
+
+#: Customer components (sum over workers: each customer is on one partition) and the values a
+#: worker computes from its own partitions' customers.
+CUSTOMER_COMPONENTS = {
+    "active": "customers with an order in the last period",
+    "previous": "customers with an order in the period before",
+    "retained": "customers with an order in both periods",
+    "repeat_customers": "customers with two or more orders in the last period",
+    "orders": "orders of known customers in the last period",
+    "anonymous_orders": "orders without a customer in the last period",
+}
+CUSTOMER_VALUES = (
+    "retention_ratio",
+    "churn_ratio",
+    "repeat_purchase_ratio",
+    "purchase_frequency",
+    "expected_lifetime_periods",
+)
+
+
+def _customer_families(values: Values) -> Iterator[Metric]:
+    """Customer components and values (overall only: customers have no segments); money per
+    currency."""
+    fleet = "(fleet: compute from the summed components)"
+    money = [*LIVE_LABELS, "currency"]
+    components = {
+        key: GaugeMetricFamily(
+            f"{PREFIX}customers_{key}", f"{text} (sum over workers)", labels=LIVE_LABELS
+        )
+        for key, text in CUSTOMER_COMPONENTS.items()
+    }
+    computed = {
+        key: GaugeMetricFamily(
+            f"{PREFIX}customers_{key}",
+            f"Customer {key.replace('_', ' ')} of this worker's partitions {fleet}",
+            labels=LIVE_LABELS,
+        )
+        for key in CUSTOMER_VALUES
+    }
+    priced = GaugeMetricFamily(
+        PREFIX + "customers_priced_orders",
+        "Orders with an amount of known customers in the last period (sum over workers)",
+        labels=money,
+    )
+    amount = GaugeMetricFamily(
+        PREFIX + "customers_amount", "Amount of those orders (sum over workers)", labels=money
+    )
+    lifetime = GaugeMetricFamily(
+        PREFIX + "customers_lifetime_value",
+        f"Customer lifetime value of this worker's partitions {fleet}",
+        labels=money,
+    )
+    for labels, value in values:
+        for key, family in components.items():
+            family.add_metric(labels, value[key])
+        for key, family in computed.items():
+            if value[key] is not None:
+                family.add_metric(labels, value[key])
+        for currency, cell in value["lifetime_value"].items():
+            priced.add_metric([*labels, currency], cell["orders"])
+            amount.add_metric([*labels, currency], cell["amount"])
+            if cell["lifetime_value"] is not None:
+                lifetime.add_metric([*labels, currency], cell["lifetime_value"])
+    yield from (*components.values(), *computed.values(), priced, amount, lifetime)
 
 
 def _le(bound: str) -> str:

@@ -15,8 +15,10 @@ from typing import Any
 
 import orjson
 
+from stream.contract.schemas import SOURCE_TOPICS
 from stream.kpis.carts import MICROS
 from stream.kpis.catalog import LIVE, WINDOWED, Kpi
+from stream.kpis.customers import MAX_LIFETIME_PERIODS, customer_kpis
 from stream.state.measures import AGE_BOUNDS_S, COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
 from stream.state.partition import OUTCOMES, PartitionState
 from stream.state.segments import OTHER, RESERVED, Admitted, fleet_names, merge_admitted
@@ -99,7 +101,8 @@ class Merged:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     #: topic -> partition -> records with an outcome
     processed: dict[str, dict[int, int]] = field(default_factory=dict)
-    stream_times: list[int] = field(default_factory=list)
+    stream_times: list[int] = field(default_factory=list)  # of the source partitions
+    customer_times: list[int] = field(default_factory=list)  # of the customers partitions
     admitted: Admitted = field(default_factory=dict)
     folded: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> dimension -> n
 
@@ -124,7 +127,8 @@ def merge(entries: Iterable[Entry]) -> Merged:
         processed = merged.processed.setdefault(entry["topic"], {})
         processed[entry["partition"]] = sum(entry["counts"].values())
         if entry["stream_time"] is not None:
-            merged.stream_times.append(entry["stream_time"])
+            source = entry["topic"] in SOURCE_TOPICS
+            (merged.stream_times if source else merged.customer_times).append(entry["stream_time"])
     return merged
 
 
@@ -160,6 +164,7 @@ def render(
     admitted: Admitted | None = None,
     enabled: Callable[[str], bool] = lambda kpi: True,
     windows: Any = None,
+    max_lifetime_periods: int = MAX_LIFETIME_PERIODS,
 ) -> dict[str, Any]:
     """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
 
@@ -167,11 +172,20 @@ def render(
     worker's /metrics), so that every worker folds the same values. KPIs switched off in the
     configuration file (`enabled`) are left out. `windows`, when given, is the windowed KPIs
     already rendered (Shape.windows), used instead of rendering `merged.windows`.
+    `max_lifetime_periods` caps a customer's expected lifetime in the lifetime value.
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
     live = by_measure(_fold(merged.live, keep))
     live[AGES] = _ages_grouped(merged.ages, keep)  # replaces the per-partition opening sums
     times = merged.stream_times
+    live_kpis = {  # of the topics read (the customers topic only with customer KPIs on)
+        kpi.name: render_kpi(kpi, live, max_lifetime_periods)
+        for kpi in LIVE
+        if enabled(kpi.name) and kpi.topic in partitions
+    }
+    if "customers" in live_kpis:  # evaluated at the customers partitions' stream time
+        at = min(merged.customer_times, default=None)
+        live_kpis["customers"]["overall"]["as_of"] = format_time(at)
     return {
         "valid_at": format_time(min(times)) if times else None,
         "latest": format_time(max(times)) if times else None,
@@ -179,7 +193,7 @@ def render(
         "windows": render_windows(merged.windows, windows_ms, keep, enabled, merged.incomplete)
         if windows is None
         else windows,
-        "live": {kpi.name: render_kpi(kpi, live) for kpi in LIVE if enabled(kpi.name)},
+        "live": live_kpis,
         "segments": {
             "kept": {d: sorted(v) for d, v in sorted(keep.items())},
             "folded_events": {
@@ -189,6 +203,7 @@ def render(
         "events": {
             topic: dict(merged.counts.get(topic, dict.fromkeys(OUTCOMES, 0)))
             for topic in partitions
+            if topic in SOURCE_TOPICS
         },
         "processed": {
             topic: {str(n): merged.processed.get(topic, {}).get(n, 0) for n in range(count)}
@@ -206,6 +221,7 @@ class Shape:
     partitions: Mapping[str, int]
     max_values: int
     enabled: Callable[[str], bool] = lambda kpi: True
+    max_lifetime_periods: int = MAX_LIFETIME_PERIODS
 
     def current(self, entries: Iterable[Entry]) -> list[Entry]:
         """The entries of partitions still configured (a topic may once have had more)."""
@@ -223,6 +239,7 @@ class Shape:
             admitted=admitted,
             enabled=self.enabled,
             windows=windows,
+            max_lifetime_periods=self.max_lifetime_periods,
         )
 
     def keep(self, entries: Iterable[Entry]) -> dict[str, frozenset[str]]:
@@ -371,13 +388,19 @@ def by_measure(totals: Totals) -> Grouped:
     return grouped
 
 
-def render_kpi(kpi: Kpi, grouped: Grouped) -> dict[str, Any]:
+def render_kpi(
+    kpi: Kpi, grouped: Grouped, max_lifetime_periods: int = MAX_LIFETIME_PERIODS
+) -> dict[str, Any]:
     """One KPI: overall plus a map per segment dimension of the segments with data."""
     by_segment: dict[tuple[str, str], SegmentSeries] = {}
     for measure in {measure for _, measure in kpi.parts}:
         for segment, series in grouped.get(measure, {}).items():
             by_segment.setdefault(segment, {}).update(series)
-    out: dict[str, Any] = {"overall": _value(kpi, by_segment.pop(("", ""), {}))}
+    overall = by_segment.pop(("", ""), {})
+    if kpi.kind == "customers":
+        components = {metric: n for (metric, _), n in overall.items()}
+        return {"overall": customer_kpis(components, max_lifetime_periods)}
+    out: dict[str, Any] = {"overall": _value(kpi, overall)}
     for dimension in kpi.dimensions:
         out[dimension] = {
             seg: _value(kpi, series)

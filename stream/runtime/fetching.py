@@ -143,6 +143,7 @@ def install(
         )
     consumer._read_offset = ReadEveryRecord()  # type: ignore[attr-defined]
     consumer._drain_messages = types.MethodType(fast_drain, consumer)  # type: ignore[method-assign]
+
     def adjust(client: aiokafka.AIOKafkaConsumer) -> None:
         if fetch_max_wait_ms is not None:
             cap_fetch_wait(client, fetch_max_wait_ms)

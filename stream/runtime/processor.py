@@ -13,16 +13,17 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
 from faust.types import EventT
 
 from stream.config.settings import Settings
-from stream.contract.events import Rejection, decode
+from stream.contract.events import Event, Rejection, decode
 from stream.contract.schemas import dead_letter_topic
 from stream.runtime.positions import ReadPositions
+from stream.runtime.repartition import Forwarder, Watermark
 from stream.state.facts import Rules
 from stream.state.partition import PartitionState, Record, StateConfig
 
@@ -31,22 +32,64 @@ log = logging.getLogger(__name__)
 #: Changelog records a flush round hands to the producer before it lets the agent run (a send
 #: only queues the record, so a long round would otherwise hold the event loop).
 YIELD_EVERY = 200
+
+#: Reads a record's value: an event to apply, a watermark (customers topic), or a rejection.
+Reader = Callable[[bytes | None], Event | Watermark | Rejection]
+
+
+def source_reader(topic: str, settings: Settings, customer_secret: bytes | None) -> Reader:
+    """Decoding of a source topic's records by the event contract; customer ids become their
+    pseudonymous keys (dropped without a secret: customer KPIs off)."""
+
+    def read(raw: bytes | None) -> Event | Rejection:
+        return decode(
+            raw,
+            topic,
+            max_bytes=settings.max_event_bytes,
+            now_ms=int(time.time() * 1000),
+            max_future_ms=settings.max_future * 1000,
+            customer_secret=customer_secret,
+        )
+
+    return read
+
+
 class TopicProcessor:
-    """Consumes one source topic and keeps its KPI state, partition by partition."""
+    """Consumes one topic and keeps its KPI state, partition by partition.
+
+    `topic` names the state (its table, its entries, its labels); `source` is the Kafka topic
+    read, the same for a source topic, `<app_id>-orders-by-customer` for the customers topic.
+    With a `forwarder`, each flush round also sends the orders the round decided, and how far
+    each partition has decided, to the customers topic.
+    """
 
     def __init__(
-        self, app: faust.App, topic: str, rules: Rules, settings: Settings, config: StateConfig
+        self,
+        app: faust.App,
+        topic: str,
+        rules: Rules,
+        settings: Settings,
+        config: StateConfig,
+        read: Reader,
+        source: str | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.app = app
         self.topic_name = topic
+        self.source_name = source or topic
         self.rules = rules
         self.settings = settings
         self.config = config
+        self.read = read
+        self.forwarder = forwarder
         self.source = app.topic(
-            topic, partitions=settings.partitions, key_serializer="raw", value_serializer="raw"
+            self.source_name,
+            partitions=settings.partitions,
+            key_serializer="raw",
+            value_serializer="raw",
         )
         self.dead_letters = app.topic(
-            dead_letter_topic(topic),
+            dead_letter_topic(self.source_name),
             partitions=settings.partitions,
             key_serializer="raw",
             value_serializer="raw",
@@ -67,14 +110,13 @@ class TopicProcessor:
         self._last_event: dict[int, float] = defaultdict(time.monotonic)  # last applied event
         self._last_any = time.monotonic()  # last record of any partition of the topic
         self._advanced_to: dict[int, float] = {}
-        self.positions = ReadPositions(app, topic)
+        self.positions = ReadPositions(app, self.source_name)
         app.agent(self.source, name=f"process-{topic}")(self._agent)
         app.on_partitions_revoked.connect(self._on_revoked)
 
     # -- the agent ----------------------------------------------------------------------------
 
     async def _agent(self, stream: faust.StreamT) -> None:
-        settings = self.settings
         async for event in stream.noack().events():
             message = event.message
             partition = message.partition
@@ -93,16 +135,12 @@ class TopicProcessor:
             gap = message.offset > state.offset + 1 or partition in self.positions.rewinds
             if gap and await self.positions.held_back(partition, state, message.offset):
                 continue  # comes again, after the records before it
-            result = decode(
-                message.value,
-                self.topic_name,
-                max_bytes=settings.max_event_bytes,
-                now_ms=int(time.time() * 1000),
-                max_future_ms=settings.max_future * 1000,
-            )
+            result = self.read(message.value)
             if isinstance(result, Rejection):
                 await self._dead_letter(message, result)
                 state.dead_letter(message.offset)
+            elif isinstance(result, Watermark):
+                state.watermark(result.source, result.t, message.offset)
             else:
                 state.apply(result, message.offset)
                 self._last_event[partition] = time.monotonic()
@@ -139,12 +177,18 @@ class TopicProcessor:
         async with self._flushing:
             self._last_flush = time.monotonic()
             epochs: list[tuple[int, list[Record], Record, list[EventT]]] = []
+            decided: list[Any] = []
+            stream_times: dict[int, int] = {}  # of the partitions whose decisions go out now
             for partition in list(self.states) if partitions is None else partitions:
                 state = self.states.get(partition)
                 acks = self._pending.pop(partition, [])
                 if state is not None and (acks or state.has_changes):
                     epochs.append((partition, *state.flush(), acks))
-            if not epochs:
+                    decided += state.take_decided()  # with no await since the flush
+                if state is not None and state.stream_time is not None:
+                    stream_times[partition] = state.stream_time
+            watermarks = self.forwarder.moved(stream_times) if self.forwarder else {}
+            if not epochs and not watermarks:
                 return
             self._committing = sum(len(acks) for *_, acks in epochs)
             sent = 0
@@ -154,7 +198,11 @@ class TopicProcessor:
                     sent += 1
                     if sent % YIELD_EVERY == 0:
                         await asyncio.sleep(0)  # let the agent go on between chunks
+            if self.forwarder is not None:
+                await self.forwarder.orders(decided)
             await self.app.producer.flush()
+            if self.forwarder is not None:  # the orders up to them are durable now
+                await self.forwarder.watermarks(watermarks)
             for partition, _, marker, _ in epochs:
                 await self._send(partition, *marker)
             await self.app.producer.flush()
@@ -186,9 +234,10 @@ class TopicProcessor:
             await self.positions.check(partition, state, now, self._last_any)
 
     def _advance_idle(self, partition: int, state: PartitionState, now: float) -> None:
-        """After idle_timeout without events, stream time advances at wall-clock rate."""
+        """After idle_timeout without events, stream time advances at wall-clock rate (on the
+        customers topic, the watermarks of idle cart partitions advance it)."""
         idle_since = self._last_event[partition] + self.settings.idle_timeout
-        if state.stream_time is None or now <= idle_since:
+        if state.stream_time is None or now <= idle_since or self.config.watermark_sources:
             return
         start = max(idle_since, self._advanced_to.get(partition, idle_since))
         state.advance(state.stream_time + int((now - start) * 1000))
@@ -205,7 +254,7 @@ class TopicProcessor:
         rebuilt from its whole changelog.
         """
         assigned = {
-            tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic_name
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.source_name
         }
         for partition in self.states.keys() - assigned:
             del self.states[partition]
@@ -243,5 +292,5 @@ class TopicProcessor:
         await self.flush(
             tp.partition
             for tp in revoked
-            if tp.topic == self.topic_name and tp.partition in self.states
+            if tp.topic == self.source_name and tp.partition in self.states
         )

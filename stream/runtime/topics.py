@@ -16,14 +16,20 @@ from stream.config import ConfigError
 from stream.config.settings import Settings
 from stream.contract.schemas import SOURCE_TOPICS, dead_letter_topic
 from stream.runtime.connection import client_options
+from stream.runtime.repartition import customers_topic
 
 
 class BrokerUnreachable(ConfigError):
     """The broker did not answer (it may be down or starting, or the address is wrong)."""
 
 
-def all_topics() -> list[str]:
-    return [t for topic in SOURCE_TOPICS for t in (topic, dead_letter_topic(topic))]
+def all_topics(settings: Settings) -> list[str]:
+    """The source topics, the customers topic when the customer KPIs are on, and the
+    dead-letter topic of each."""
+    read = [*SOURCE_TOPICS]
+    if settings.enabled("customers"):
+        read.append(customers_topic(settings.app_id))
+    return [t for topic in read for t in (topic, dead_letter_topic(topic))]
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
@@ -44,7 +50,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
 
 async def _ensure(admin: AIOKafkaAdminClient, settings: Settings) -> dict[str, str]:
     existing = set(await admin.list_topics())
-    wanted = all_topics()
+    wanted = all_topics(settings)
     missing = [t for t in wanted if t not in existing]
     if missing:
         await admin.create_topics([NewTopic(t, settings.partitions, 1) for t in missing])

@@ -256,17 +256,19 @@ def _timestamp(text: str) -> datetime:
 
 def run_worker(args: argparse.Namespace) -> int:
     from stream.app import KpiApp
+    from stream.config.secret import customer_secret
     from stream.runtime import heap
     from stream.runtime.logs import setup_logging
     from stream.runtime.process import KpiWorker, quiet_cancelled_threads, wait_for_broker
 
     settings = Settings.load(flags_from(args))
+    secret = customer_secret(settings) if settings.enabled("customers") else None
     setup_logging(settings.log_level, settings.log_format)
     quiet_cancelled_threads()
     logging.getLogger(__name__).info("settings: %s", settings.describe())
     if not asyncio.run(wait_for_broker(settings, args.exit_if_no_broker_after)):
         return 0  # stopped by a signal before the broker answered
-    kpi_app = KpiApp(settings)
+    kpi_app = KpiApp(settings, secret)
     heap.freeze_survivors()
     worker = KpiWorker(
         kpi_app.app,

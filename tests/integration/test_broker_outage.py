@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.contract.schemas import SOURCE_TOPICS
-from tests.integration.test_pipeline import PARTITIONS, RULES, assert_same, generate
+from tests.integration.test_pipeline import PARTITIONS, RULES, generate, wait_same
 from tests.reference import Record, expected_snapshot
 from tests.servers import Broker, Worker, cxkpi, read_records, wait_until
 
@@ -60,7 +60,7 @@ def test_broker_outage(broker: Broker, worker_env: dict[str, str], tmp_path: Pat
         expected = expected_snapshot(
             joined, RULES, now_ms=int(time.time() * 1000), partitions=PARTITIONS
         )
-        assert_same(worker.kpis(), expected)
+        wait_same(worker.kpis, expected)
         text = worker.log.read_text()
         assert text.count("broker unreachable (") == 1, "the outage is logged once"
         assert "broker reachable again" in text

@@ -1,5 +1,6 @@
-"""No personal data (customer, agent, order ids, SKUs, comments) in /metrics, /kpis, the logs
-or Redis."""
+"""No personal data (customer, agent, order ids, SKUs, comments) in /metrics, /kpis, the logs,
+Redis, or any topic the worker writes: the changelogs and the customers topic (which holds
+pseudonymous customer keys only)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import orjson
 import pytest
 import redis
 
+from stream.contract.schemas import SOURCE_TOPICS, dead_letter_topic
+from stream.runtime.repartition import customers_topic
 from tests.integration.test_pipeline import generate, wait_processed
-from tests.servers import RedisServer, Worker, cxkpi, wait_until
+from tests.reference import CUSTOMERS_TOPIC
+from tests.servers import Broker, RedisServer, Worker, cxkpi, read_to_end, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +46,24 @@ def wait_snapshot(server: RedisServer, app_id: str) -> None:
     wait_until(lambda: client.exists(f"{app_id}:snapshot"), 30, "the snapshot in Redis")
 
 
+def written_topics(broker: Broker, app_id: str) -> dict[str, str]:
+    """Every topic the worker writes (its changelogs, the customers topic and its dead-letter
+    topic), as text of all their keys and values."""
+    topics = [f"{app_id}-state-{topic}-changelog" for topic in (*SOURCE_TOPICS, CUSTOMERS_TOPIC)]
+    topics += [customers_topic(app_id), dead_letter_topic(customers_topic(app_id))]
+    out: dict[str, str] = {}
+    for topic in topics:
+        records = read_to_end(broker.url, [topic])
+        out[topic] = b"\n".join(b"%s %s" % (r.key or b"", r.value or b"") for r in records).decode()
+    return out
+
+
 def test_no_personal_value_is_published_or_logged(
-    redis_server: RedisServer, worker_env: dict[str, str], tmp_path: Path
+    broker: Broker, redis_server: RedisServer, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**worker_env, "CXKPI_LOG_LEVEL": "debug"}  # the most talkative logs
-    lines = generate(tmp_path / "events.jsonl", env, 3000, seed=13)
+    # 25 minutes of events: orders are forwarded once decided, a step and grace after them
+    lines = generate(tmp_path / "events.jsonl", env, 3000, seed=13, rate=2)
     values = {
         str(event[field])
         for event in map(orjson.loads, lines)
@@ -64,11 +81,16 @@ def test_no_personal_value_is_published_or_logged(
         wait_snapshot(redis_server, env["CXKPI_APP_ID"])
         metrics = (worker.get("/metrics") or b"").decode()
         kpis = (worker.get("/kpis") or b"").decode()
+        topics = written_topics(broker, env["CXKPI_APP_ID"])
+        forwarded = topics[customers_topic(env["CXKPI_APP_ID"])]
+        assert forwarded.count('"order"') > 20, "no orders were forwarded: nothing was checked"
+        assert all(text for t, text in topics.items() if not t.endswith(".dlq")), topics.keys()
         places = {
             "/metrics": metrics,
             "/kpis": kpis,
             "worker log": worker.log.read_text(),
             "redis": redis_dump(redis_server),
+            **topics,
         }
         assert "cxkpi_nps_promoters" in metrics and '"windows"' in kpis
         for place, text in places.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stream.runtime.process import STOP_DEADLINE_S
-from tests.integration.test_pipeline import assert_same, expected_for, generate, wait_processed
+from tests.integration.test_pipeline import expected_for, generate, wait_processed, wait_same
 from tests.servers import Broker, Worker, cxkpi, wait_until
 
 pytestmark = pytest.mark.integration
@@ -39,6 +39,6 @@ def test_sigterm_while_busy_exits_cleanly(
     try:
         worker.wait_ready()
         wait_processed(worker, len(lines))
-        assert_same(worker.kpis(), expected_for(broker, len(lines)))
+        wait_same(worker.kpis, expected_for(broker, len(lines)))
     finally:
         worker.stop()

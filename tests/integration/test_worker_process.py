@@ -210,4 +210,3 @@ def test_a_hung_redis_is_reported_once_and_never_overlaps_the_publish_timer(
     assert log.count("unavailable") == 1, "one warning with the reason"
     assert "overlapping" not in log
     assert "is back" in log
-
