@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import random
 import re
@@ -24,7 +25,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,11 @@ from bench.eventlog import (
     to_record,
 )
 from bench.latency import MAX_AGE_S, Scrape, Sent, first_visible, percentile, quantiles
-from stream.app import topic_rules
+from stream.app import customer_rules, topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import SOURCE_TOPICS
+from stream.kpis.customers import order_event
 from stream.runtime.connection import partitions_of
 from stream.state.partition import PartitionState, StateConfig
 from stream.tools.devservers import free_port
@@ -131,9 +133,40 @@ def parse_counts(body: bytes) -> dict[tuple[str, int], int]:
     counts: dict[tuple[str, int], int] = {}
     for match in _EVENTS_LINE.finditer(body):
         labels = dict(_LABEL.findall(match.group(1)))
+        if labels[b"topic"].decode() not in SOURCE_TOPICS:
+            continue  # the customers topic counts forwarded orders, not source records
         tp = (labels[b"topic"].decode(), int(labels[b"partition"]))
         counts[tp] = counts.get(tp, 0) + int(float(match.group(2)))
     return counts
+
+
+def no_customers_config(workdir: Path) -> Path:
+    """A configuration file that switches the customer KPIs off (all else built in)."""
+    path = workdir / "no-customers.toml"
+    path.write_text("[kpis.customers]\nenabled = false\n")
+    return path
+
+
+async def histogram(worker: Worker, name: str) -> dict[float, float]:
+    """Cumulative bucket counts (upper bound -> count) of a histogram on a worker's /metrics."""
+    async with aiohttp.ClientSession() as session, session.get(worker.base + "/metrics") as r:
+        body = (await r.read()).decode()
+    out: dict[float, float] = {}
+    for line in body.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound of the bucket holding the q-quantile of what was observed between two
+    readings (an upper bound of the quantile; inf when it is past the largest bound)."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts.get(math.inf, 0.0)
+    if not total:
+        raise BenchError("the histogram observed nothing")
+    return next(bound for bound, n in counts.items() if n >= q * total)
 
 
 async def scrape(session: aiohttp.ClientSession, worker: Worker) -> Scrape:
@@ -396,7 +429,7 @@ async def measure_floor(ctx: Context, label: str, raised: bool = False) -> Throu
 
 
 async def measure_full(
-    ctx: Context, label: str, windows: str, keep: bool = False, redis: bool = True
+    ctx: Context, label: str, windows: str, keep: bool = False, redis: bool = True, **env: str
 ) -> tuple[Throughput, Worker | None]:
     """The real `cxkpi worker` (whole KPI catalog, all segments) over the whole log, scraped as
     Prometheus would. With `keep`, the worker is returned still running (caught up), for the
@@ -404,7 +437,7 @@ async def measure_full(
     app_id = ctx.app_id(label)
     log = ctx.workdir / f"{app_id}.log"
     expected = ctx.produced.total
-    worker = Worker(ctx.worker_env(app_id, windows, redis=redis), log)
+    worker = Worker(ctx.worker_env(app_id, windows, redis=redis, **env), log)
     try:
         worker.wait_ready(timeout=120)
         t_ready = time.time()  # marker timestamps are wall-clock
@@ -449,6 +482,8 @@ class Latency:
     redis_reads: int = 0
     redis_p50_s: float | None = None
     redis_p99_s: float | None = None
+    #: p99 of the customers topic's delay meanwhile (a histogram bucket's upper bound)
+    repartition_p99_s: float | None = None
 
 
 async def measure_latency(
@@ -722,6 +757,54 @@ async def latest_entity_records(broker: str, changelog: str) -> dict[bytes, int]
     finally:
         await consumer.stop()
     return latest
+
+
+def heap_bytes_per_customer(records: list[Record], windows: str) -> tuple[float, int]:
+    """Python heap held per customer by a partition of the customers topic once the log's
+    orders of known customers are decided, forwarded and applied (tracemalloc, as for carts),
+    and how many customers that was."""
+    settings = Settings.load({"config": "none", "windows": windows}, environ={})
+    carts_rules = next(r for r in topic_rules(settings) if r.topic == "cart-events")
+    config = StateConfig(
+        step_ms=settings.step * 1000,
+        grace_ms=settings.grace * 1000,
+        windows_ms=tuple(w * 1000 for w in settings.windows),
+        max_segment_values=settings.max_segment_values,
+        long_step_ms=settings.long_step * 1000,
+        collect_decided=True,
+    )
+    carts = PartitionState("cart-events", 0, carts_rules, config)
+    now_ms = int(time.time() * 1000)
+    for offset, record in enumerate(r for r in records if r.topic == "cart-events"):
+        event = decode(
+            record.value,
+            "cart-events",
+            max_bytes=1 << 20,
+            now_ms=now_ms,
+            max_future_ms=3_600_000,
+            customer_secret=b"bench-secret-of-32-bytes-at-least",
+        )
+        if isinstance(event, Event):
+            carts.apply(event, offset)
+    if carts.stream_time is None:
+        return 0.0, 0
+    carts.advance(carts.stream_time + 86_400_000)  # every order decided
+    orders = [o for o in carts.take_decided() if o.customer is not None]
+    rules, config = customer_rules(settings)  # one cart partition sends watermarks here
+    customers = PartitionState(rules.topic, 0, rules, replace(config, watermark_sources=1))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for offset, order in enumerate(orders):
+            customers.apply(order_event(order), offset)
+        customers.watermark(0, carts_rules.watermark(carts.stream_time), len(orders))
+        customers.flush()
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before) / max(len(customers.entities), 1), len(customers.entities)
 
 
 def heap_bytes_per_entity(

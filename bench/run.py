@@ -50,12 +50,16 @@ from bench.phases import (
     Latency,
     Memory,
     Throughput,
+    heap_bytes_per_customer,
     heap_bytes_per_entity,
+    histogram,
+    histogram_quantile,
     measure_floor,
     measure_full,
     measure_latency,
     measure_memory,
     measure_raw,
+    no_customers_config,
 )
 from bench.publishing import PublishCost, live_seconds, measure_publishing, shape_of, states_from
 from bench.report import MB, machine, median, print_table, verdicts, write_json
@@ -89,6 +93,7 @@ FULL = {
     "latency_duration": 60.0,
     "long_events": LONG_DAYS * 86400 // 45,
     "publish_rounds": 90,
+    "latency_max_rate": None,
     "fleet_events": 200_000,
     "fleet_live_rate": 1000.0,
     "fleet_live_duration": 30.0,
@@ -101,6 +106,7 @@ QUICK = {
     "latency_duration": 6.0,
     "long_events": 1_000,
     "publish_rounds": 3,
+    "latency_max_rate": 300.0,
     "fleet_events": 3_000,
     "fleet_live_rate": 200.0,
     "fleet_live_duration": 8.0,
@@ -241,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         "maximum (default 0.5)",
     )
     parser.add_argument(
+        "--latency-max-rate",
+        type=float,
+        help=f"cap on the latency phase's offered events/s (default: none; --quick: "
+        f"{QUICK['latency_max_rate']:,.0f}, as a tiny log's maximum means nothing)",
+    )
+    parser.add_argument(
         "--event-rate",
         type=float,
         default=30.0,
@@ -338,7 +350,7 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
     redis = RedisServer(workdir)
     say(f"redis-server {redis.url}")
     try:
-        runs, latency, publishing = await run_log(args, workdir, phases, redis.url)
+        runs, latency, publishing, customer_heap = await run_log(args, workdir, phases, redis.url)
         fleet = await run_fleet(args, workdir, phases, redis.url)
         memory: Memory | None = None
         heap: dict[str, float] = {}
@@ -349,14 +361,16 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
     finally:
         redis.stop()
     profile = args.profile or ("dev" if args.broker is None else "production")
-    return results(args, profile, runs, latency, publishing, fleet, memory, heap, long_peaks)
+    return results(
+        args, profile, runs, latency, publishing, customer_heap, fleet, memory, heap, long_peaks
+    )
 
 
 async def run_log(
     args: argparse.Namespace, workdir: Path, phases: Phases, redis_url: str
-) -> tuple[dict[str, list[Throughput]], Latency | None, PublishCost]:
-    """The throughput rows and the latency phase over one log, and the cost of publishing its
-    state to Redis."""
+) -> tuple[dict[str, list[Throughput]], Latency | None, PublishCost, float]:
+    """The throughput rows and the latency phase over one log, the cost of publishing its
+    state to Redis, and the heap its customers take."""
     say, quiet = phases.say, phases.quiet
     embedded = args.broker is None
     profile = args.profile or ("dev" if embedded else os.environ.get("CXKPI_PROFILE", "production"))
@@ -380,6 +394,8 @@ async def run_log(
             + ", ".join(f"{t} {n:,}" for t, n in sorted(produced.counts.items()))
         )
         publishing = await run_publishing(args, records, log_end, redis_url, phases)
+        customer_heap, customers = heap_bytes_per_customer(records, args.windows)
+        say(f"state heap per customer {customer_heap:,.0f} B ({customers:,} customers)")
         del records
         ctx = Context(broker, profile, workdir, produced, redis_url=redis_url, quiet=quiet)
         for r in range(args.repeat):
@@ -391,12 +407,14 @@ async def run_log(
             say(f"floor (bare Faust app) {tag}: {runs['floor'][-1].rate:,.0f} events/s")
             runs["raised_floor"].append(await measure_floor(ctx, f"raised-{r}", raised=True))
             say(f"raised floor {tag}: {runs['raised_floor'][-1].rate:,.0f} events/s")
-            for name, label, windows, redis_on in (
-                ("full_redis_off", "Redis off", args.windows, False),
-                ("full_short", args.windows_short, args.windows_short, True),
-                ("full_many", args.windows_many, args.windows_many, True),
+            no_customers = {"CXKPI_CONFIG": str(no_customers_config(workdir))}
+            for name, label, windows, redis_on, env in (
+                ("full_redis_off", "Redis off", args.windows, False, {}),
+                ("full_no_customers", "customer KPIs off", args.windows, True, no_customers),
+                ("full_short", args.windows_short, args.windows_short, True, {}),
+                ("full_many", args.windows_many, args.windows_many, True, {}),
             ):
-                run_, _ = await measure_full(ctx, f"{name}-{r}", windows, redis=redis_on)
+                run_, _ = await measure_full(ctx, f"{name}-{r}", windows, redis_on, **env)
                 runs[name].append(run_)
                 say(f"full worker, {label} {tag}: {run_.rate:,.0f} events/s")
             keep = last and not args.skip_latency
@@ -405,7 +423,9 @@ async def run_log(
             say(f"full worker, production {tag}: {full.rate:,.0f} events/s")
         if worker is not None:
             rate = median(_rates(runs["full"])) * args.latency_load
+            rate = min(rate, args.latency_max_rate or rate)
             say(f"latency: offering {rate:,.0f} events/s for {args.latency_duration:.0f}s")
+            delays = await histogram(worker, REPARTITION_DELAY)
             latency = await measure_latency(
                 ctx,
                 worker,
@@ -415,6 +435,8 @@ async def run_log(
                 seed=args.seed + 1,
                 snapshot_key=f"{ctx.app_id(f'full-{args.repeat - 1}')}:snapshot",
             )
+            after = await histogram(worker, REPARTITION_DELAY)
+            latency.repartition_p99_s = histogram_quantile(delays, after, 0.99)
             say(
                 f"latency to /metrics p50 {latency.p50_s * 1000:,.0f} ms, p99 "
                 f"{latency.p99_s * 1000:,.0f} ms; to Redis p50 {_ms(latency.redis_p50_s)}, p99 "
@@ -427,7 +449,7 @@ async def run_log(
             worker.stop()
         if server is not None:
             server.stop()
-    return runs, latency, publishing
+    return runs, latency, publishing, customer_heap
 
 
 def _ms(seconds: float | None) -> str:
@@ -581,9 +603,12 @@ THROUGHPUT_RUNS = (
     "raised_floor",
     "full",
     "full_redis_off",
+    "full_no_customers",
     "full_short",
     "full_many",
 )
+#: The histogram of the customers topic's delay, read around the latency phase.
+REPARTITION_DELAY = "cxkpi_repartition_delay_seconds"
 
 
 def results(
@@ -592,6 +617,7 @@ def results(
     runs: dict[str, list[Throughput]],
     latency: Latency | None,
     publishing: PublishCost,
+    customer_heap: float,
     fleet: list[FleetRun],
     memory: Memory | None,
     heap: dict[str, float],
@@ -613,6 +639,7 @@ def results(
         publish_cpu_max_ms=publishing.max_cpu_per_publish_s * 1000,
         publish_cpu_share=publishing.cpu_per_publish_s / PUBLISH_INTERVAL_S,
         publish_series=publishing.series,
+        heap_bytes_per_customer=customer_heap,
     )
     if latency is not None:
         figures.update(
@@ -623,6 +650,8 @@ def results(
             latency_upper_p50_ms=latency.upper_p50_s * 1000,
             latency_upper_p99_ms=latency.upper_p99_s * 1000,
         )
+        if latency.repartition_p99_s is not None:
+            figures["repartition_delay_p99_ms"] = latency.repartition_p99_s * 1000
         if latency.redis_p50_s is not None and latency.redis_p99_s is not None:
             figures["latency_redis_p50_ms"] = latency.redis_p50_s * 1000
             figures["latency_redis_p99_ms"] = latency.redis_p99_s * 1000
@@ -704,6 +733,7 @@ RATIOS = (
     ("full_vs_raised_floor", "full", "raised_floor"),
     ("full_vs_raw", "full", "raw"),
     ("redis_on_vs_off", "full", "full_redis_off"),
+    ("customers_on_vs_off", "full", "full_no_customers"),
     ("long_vs_short_windows", "full", "full_short"),
     ("many_vs_short_windows", "full_many", "full_short"),
 )

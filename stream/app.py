@@ -20,6 +20,7 @@ from prometheus_client import (
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
+    Histogram,
     generate_latest,
 )
 from redis.exceptions import RedisError
@@ -106,9 +107,9 @@ def topic_rules(settings: Settings) -> list[Rules]:
     ]
 
 
-def customer_processor(app: faust.App, settings: Settings) -> TopicProcessor:
-    """The customers topic's processor: its stream time follows the cart partitions'
-    watermarks, and its state advances by the long step."""
+def customer_rules(settings: Settings) -> tuple[CustomerRules, StateConfig]:
+    """The customers topic's rules and state settings: its stream time follows the cart
+    partitions' watermarks, and it advances by the long step."""
     long_step_ms, grace_ms = settings.long_step * 1000, settings.grace * 1000
     rules = CustomerRules(
         period_ms=settings.customer_period * 1000, step_ms=long_step_ms, grace_ms=grace_ms
@@ -120,6 +121,14 @@ def customer_processor(app: faust.App, settings: Settings) -> TopicProcessor:
         max_segment_values=settings.max_segment_values,
         watermark_sources=settings.partitions,
     )
+    return rules, config
+
+
+def customer_processor(
+    app: faust.App, settings: Settings, registry: CollectorRegistry
+) -> TopicProcessor:
+    """The customers topic's processor."""
+    rules, config = customer_rules(settings)
     return TopicProcessor(
         app,
         rules.topic,
@@ -128,6 +137,13 @@ def customer_processor(app: faust.App, settings: Settings) -> TopicProcessor:
         config,
         read_forwarded,
         source=customers_topic(settings.app_id),
+        delays=Histogram(
+            "cxkpi_repartition_delay_seconds",
+            "Time from a cart partition forwarding an order or watermark to the customers "
+            "partition reading it (what regrouping by customer through Kafka adds)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=registry,
+        ),
     )
 
 
@@ -173,13 +189,17 @@ class KpiApp:
                     forwarder=forwarder,
                 )
             )
+        self.registry = CollectorRegistry(auto_describe=False)
         if customer_secret is not None:
-            self.processors.append(customer_processor(self.app, settings))
+            self.processors.append(customer_processor(self.app, settings, self.registry))
         self.partitions = {p.topic_name: settings.partitions for p in self.processors}
         self.shape = Shape(
-            self.windows_ms, self.partitions, settings.max_segment_values, settings.enabled
+            self.windows_ms,
+            self.partitions,
+            settings.max_segment_values,
+            settings.enabled,
+            settings.max_lifetime_periods,
         )
-        self.registry = CollectorRegistry(auto_describe=False)
         self.store = (
             SnapshotStore(settings.redis_url, settings.app_id, self.shape, self.registry)
             if settings.redis_url
@@ -192,7 +212,9 @@ class KpiApp:
         self.window_text = WindowText(self.window_key, self.window_inputs)
         add_routes(self.app, self.metrics_text, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
-        self.app.timer(settings.publish_interval, name="cxkpi.publish")(self._publish)
+        # twice per interval: the leader merges entries at most half an interval old, and the
+        # snapshot's age (now - valid_at) stays within about one interval
+        self.app.timer(settings.publish_interval / 2, name="cxkpi.publish")(self._publish)
         self._publishing: asyncio.Task[None] | None = None
         self.app.timer(1.0, name="cxkpi.broker-check")(self.broker.check)
 

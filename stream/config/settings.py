@@ -237,7 +237,9 @@ OPTIONS: tuple[Option, ...] = (
         "publish_interval",
         "1s",
         _positive_duration,
-        "How often the Redis snapshot is refreshed.",
+        "How old the Redis snapshot may grow: every worker writes its partitions' entries, and "
+        "the leading worker merges them into the snapshot, twice per interval, so the snapshot "
+        "is at most about one interval behind the entries it merges.",
     ),
     Option(
         "profile",

@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 from faust.types import EventT
+from prometheus_client import Histogram
 
 from stream.config.settings import Settings
 from stream.contract.events import Event, Rejection, decode
@@ -60,7 +61,9 @@ class TopicProcessor:
     `topic` names the state (its table, its entries, its labels); `source` is the Kafka topic
     read, the same for a source topic, `<app_id>-orders-by-customer` for the customers topic.
     With a `forwarder`, each flush round also sends the orders the round decided, and how far
-    each partition has decided, to the customers topic.
+    each partition has decided, to the customers topic. With `delays`, the time each record
+    spent in the topic before it was read is observed (the customers topic's repartition
+    delay).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class TopicProcessor:
         read: Reader,
         source: str | None = None,
         forwarder: Forwarder | None = None,
+        delays: Histogram | None = None,
     ) -> None:
         self.app = app
         self.topic_name = topic
@@ -82,6 +86,7 @@ class TopicProcessor:
         self.config = config
         self.read = read
         self.forwarder = forwarder
+        self.delays = delays  # of each record: from its append to the topic to its reading
         self.source = app.topic(
             self.source_name,
             partitions=settings.partitions,
@@ -135,6 +140,8 @@ class TopicProcessor:
             gap = message.offset > state.offset + 1 or partition in self.positions.rewinds
             if gap and await self.positions.held_back(partition, state, message.offset):
                 continue  # comes again, after the records before it
+            if self.delays is not None:
+                self.delays.observe(max(0.0, time.time() - message.timestamp))
             result = self.read(message.value)
             if isinstance(result, Rejection):
                 await self._dead_letter(message, result)
