@@ -25,16 +25,19 @@ pytestmark = pytest.mark.integration
 
 DAYS = 35
 EVERY_S = 45  # one event every 45 s of event time: 67,200 events
-COUNT = DAYS * 86400 // EVERY_S
 
 
-def generate_days(path: Path, env: dict[str, str], seed: int) -> list[bytes]:
-    """A 35-day log ending an hour before now (so none of it is in the future)."""
+def generate_days(
+    path: Path, env: dict[str, str], seed: int, days: int = DAYS, every_s: int = EVERY_S
+) -> list[bytes]:
+    """A log of `days` days, an event every `every_s` seconds, ending an hour before now (so
+    none of it is in the future)."""
     end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    count = days * 86400 // every_s
     cxkpi(
         "generate",
-        *("--count", str(COUNT), "--rate", f"{1 / EVERY_S:.10f}", "--seed", str(seed)),
-        *("--start", (end - timedelta(days=DAYS)).isoformat(), "--out", str(path), "--quiet"),
+        *("--count", str(count), "--rate", f"{1 / every_s:.10f}", "--seed", str(seed)),
+        *("--start", (end - timedelta(days=days)).isoformat(), "--out", str(path), "--quiet"),
         env=env,
     )
     return path.read_bytes().splitlines()
