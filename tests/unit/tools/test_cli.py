@@ -103,3 +103,16 @@ def test_worker_help_states_the_start_up_and_output_options(
     assert "--exit-if-no-broker-after DURATION" in flat
     assert "(default: wait for it, with /ready 503 and a log line every 30 s)" in flat
     assert "CXKPI_LOG_FORMAT; default text]" in flat and "CXKPI_DATA_DIR; default" in flat
+
+
+def test_a_production_worker_without_a_customer_key_secret_refuses_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before anything else (no broker is needed to find out), and never with the secret's
+    value in the message."""
+    monkeypatch.delenv("CXKPI_CUSTOMER_KEY_SECRET", raising=False)
+    code, _, err = run(capsys, "worker", "--profile", "production", "--config", "none")
+    assert code == 2
+    assert err.count("\n") == 1 and "CXKPI_CUSTOMER_KEY_SECRET" in err
+    assert "Traceback" not in err
+
