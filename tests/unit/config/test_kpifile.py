@@ -40,7 +40,7 @@ EXAMPLE_ALERTS = {
     "nps": Alert("below", 0, 30 * 86400, 100, severity="critical"),
     "csat": Alert("below", 80, 86400, 30),
     "ces": Alert("below", 4.5, 86400, 30),
-    "customers": Alert("above", 0.8, None, 100),
+    "customers": Alert("above", 0.9, None, 100),
 }
 
 
