@@ -97,7 +97,7 @@ def customer_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
     for series, text in (
         (repeat, "Share of active customers with two or more orders"),
         (frequency, "Orders per active customer"),
-        (lifetime, f"1 / churn, capped at {cap} periods, of the customers"),
+        (lifetime, f"How many periods a customer stays: 1 / churn, capped at {cap}, for churn"),
     ):
         yield _panel(
             series.title,
