@@ -242,6 +242,8 @@ def _alert(
         if name in DURATION_KPIS
         else '{ oldest_above = "7d" }'
         if name == "backlog_age"
+        else "{ above = 0.5, min_samples = 100 }"
+        if name == "customers"
         else "{ above = 500 }"
         if name in LIVE_KPIS
         else '{ below = 0.5, window = "24h", min_samples = 20 }'
@@ -284,6 +286,12 @@ def _alert(
                 f"({', '.join(sorted(DURATION_KPIS))}); expected above or below "
                 f"({_range_text(name)})",
             )
+        if name == "customers" and kind != "above":
+            raise check.fail(
+                kind_key,
+                "not allowed: customers alerts on churn rising; expected above "
+                f"({_range_text(name)})",
+            )
         lo, hi, _ = KPI_RANGES[name]
         if (
             isinstance(raw, bool)
@@ -297,13 +305,17 @@ def _alert(
     window_s: int | None = None
     min_samples = 1
     if name in LIVE_KPIS:
-        for extra in ("window", "min_samples"):
+        # customers: min_samples is the previous customers the churn ratio is taken from
+        extras = ("window",) if name == "customers" else ("window", "min_samples")
+        for extra in extras:
             if extra in alert:
                 raise check.fail(
                     f"{key}.{extra}",
                     f"not allowed: {name} is a live gauge, not windowed; expected only "
-                    "above or below",
+                    f"{'above, min_samples' if name == 'customers' else 'above or below'}",
                 )
+        if "min_samples" in alert:
+            min_samples = check.integer(alert["min_samples"], f"{key}.min_samples", 1, math.inf)
     else:
         allowed_windows = ", ".join(sizes.values())
         if "window" not in alert:

@@ -13,13 +13,19 @@ from typing import Any
 
 from stream.config.kpifile import Alert, KpiConfig
 from stream.kpis.catalog import CATALOG, Kpi
+from stream.kpis.customers import CUSTOMERS_TOPIC
 from stream.monitoring import rules
 from stream.state.windows import window_name
 
 UID = "cxkpi-overview"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 WIDTH, HEIGHT, COLUMNS = 8, 8, 3
-ROWS = (("Commerce", "cart-events"), ("Support", "tickets"), ("Surveys", "survey-replies"))
+ROWS = (
+    ("Commerce", "cart-events"),
+    ("Support", "tickets"),
+    ("Surveys", "survey-replies"),
+    ("Customers", CUSTOMERS_TOPIC),
+)
 #: The KPIs of the trend row, over the longest window: what a CX manager reports each month.
 TREND = ("nps", "csat", "cart_abandonment", "resolution_time")
 SELECTOR = 'window="$window", dimension="$dimension", segment="$segment"'
@@ -68,8 +74,72 @@ def _panel(
     }
 
 
+def _live_target(series: rules.Series) -> dict[str, str]:
+    legend = "{{currency}}" if "currency" in series.labels else series.title
+    return {"expr": f"{series.record}{{{LIVE_SELECTOR}}}", "legendFormat": legend}
+
+
+def customer_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
+    """Churn beside retention (with the churn alert's line), the other customer KPIs, and the
+    counts they come from: a KPI of few customers reads differently than one of thousands."""
+    churn, retention, repeat, frequency, lifetime, value = rules.values(kpi)
+    period = "over the last customer period (customer_period, default 30d)"
+    line = f" The line is the alert threshold ({rules.alert_name(kpi, alert)})." if alert else ""
+    yield _panel(
+        "Customer churn and retention",
+        [_live_target(churn), _live_target(retention)],
+        "percentunit",
+        f"Share of the previous period's customers who did not order again {period} "
+        f"(`{churn.record}`), and who did (`{retention.record}`).{line}",
+        _thresholds(alert),
+    )
+    cap = rules.MAX_LIFETIME_PERIODS
+    for series, text in (
+        (repeat, "Share of active customers with two or more orders"),
+        (frequency, "Orders per active customer"),
+        (lifetime, f"How many periods a customer stays: 1 / churn, capped at {cap}, for churn"),
+    ):
+        yield _panel(
+            series.title,
+            [_live_target(series)],
+            series.unit,
+            f"{text} {period} (`{series.record}`).",
+        )
+    yield _panel(
+        f"{value.title} per currency",
+        [_live_target(value)],
+        "none",
+        "Average order value x purchase frequency x expected lifetime in periods "
+        f"(`{value.record}`).",
+    )
+    yield _panel(
+        "Customers",
+        [
+            {
+                "expr": f"{rules.summed(kpi, f'cxkpi_customers_{key}')}{{{LIVE_SELECTOR}}}",
+                "legendFormat": key,
+            }
+            for key in ("active", "previous", "retained")
+        ],
+        "short",
+        "Distinct customers who ordered in the last period (active), in the period before "
+        "(previous), and in both (retained).",
+    )
+    anonymous = rules.summed(kpi, "cxkpi_customers_anonymous_orders")
+    yield _panel(
+        "Anonymous orders",
+        [{"expr": f"{anonymous}{{{LIVE_SELECTOR}}}", "legendFormat": "anonymous orders"}],
+        "short",
+        f"Orders without a customer {period}: they take no part in the customer KPIs "
+        f"(`{anonymous}`).",
+    )
+
+
 def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
     """One panel per recorded value of the KPI; the alerted value carries the threshold line."""
+    if kpi.kind == "customers":
+        yield from customer_panels(kpi, alert)
+        return
     for i, series in enumerate(rules.values(kpi)):
         selector = LIVE_SELECTOR if kpi.is_live else SELECTOR
         legend = "{{currency}}" if "currency" in series.labels else series.title

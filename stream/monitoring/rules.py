@@ -18,7 +18,9 @@ from typing import Any
 import yaml
 
 from stream.config.kpifile import Alert, Alerting, KpiConfig
+from stream.config.settings import OPTIONS
 from stream.kpis.catalog import CATALOG, Kpi
+from stream.publish.prometheus import CUSTOMER_COMPONENTS
 from stream.state.windows import window_name
 
 LEVEL = "window_dimension_segment"
@@ -30,6 +32,11 @@ EVENTS_RATE = "topic_outcome:cxkpi_events:rate5m"
 DEAD_LETTER_RATIO = "topic:cxkpi_events_dead_lettered:ratio_rate5m"
 CONSUMER_LAG = "topic_partition:cxkpi_consumer_lag_records:max"
 STREAM_DELAY = "topic:cxkpi_stream_time_delay_seconds:max"
+#: The customer KPIs' cap of the expected lifetime (1 / churn): the worker's default setting, so
+#: the fleet-wide CLV equals the one in /kpis unless a deployment changes max_lifetime_periods.
+MAX_LIFETIME_PERIODS = int(next(o for o in OPTIONS if o.name == "max_lifetime_periods").default)
+#: Customer components counted per currency (the others are counts of customers or orders)
+CUSTOMER_MONEY = ("priced_orders", "amount")
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,8 @@ def components(kpi: Kpi) -> list[str]:
         return [f"{AGE_HISTOGRAM}_gcount", f"{AGE_HISTOGRAM}_gsum"]
     if kpi.kind == "duration":
         return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
+    if kpi.kind == "customers":
+        return [f"cxkpi_customers_{key}" for key in (*CUSTOMER_COMPONENTS, *CUSTOMER_MONEY)]
     parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
     return [*parts, "cxkpi_nps_responses"] if kpi.kind == "nps" else parts
 
@@ -69,9 +78,15 @@ def by(kpi: Kpi) -> str:
     return f"{BY}, currency" if kpi.kind == "money" else BY
 
 
+def _per_currency(kpi: Kpi, metric: str) -> bool:
+    """Whether a customer component is counted per currency."""
+    return kpi.kind == "customers" and metric.endswith(CUSTOMER_MONEY)
+
+
 def summed(kpi: Kpi, metric: str) -> str:
     """The recording rule name of a component's fleet-wide sum."""
-    return f"{level(kpi)}:{metric}:sum"
+    currency = "_currency" if _per_currency(kpi, metric) else ""
+    return f"{level(kpi)}{currency}:{metric}:sum"
 
 
 def samples(kpi: Kpi) -> str:
@@ -105,6 +120,25 @@ def values(kpi: Kpi) -> list[Series]:
         case "money":
             labels = ("window", "dimension", "segment", "currency")
             return [Series(f"{name}:average", title, "none", labels)]
+        case "customers":
+            live = ("dimension", "segment")
+            return [
+                Series(f"{name}:churn_ratio", "Customer churn", "percentunit", live),
+                Series(f"{name}:retention_ratio", "Customer retention", "percentunit", live),
+                Series(
+                    f"{name}:repeat_purchase_ratio", "Repeat purchase rate", "percentunit", live
+                ),
+                Series(f"{name}:purchase_frequency", "Purchase frequency", "none", live),
+                Series(
+                    f"{name}:expected_lifetime_periods", "Expected lifetime (periods)", "none", live
+                ),
+                Series(
+                    f"{LIVE_LEVEL}_currency:cxkpi_{kpi.name}:lifetime_value",
+                    "Customer lifetime value",
+                    "none",
+                    (*live, "currency"),
+                ),
+            ]
         case "age":
             return [
                 Series(f"{LIVE_LEVEL}:{OLDEST_AGE}:max", "Oldest open ticket", "s", labels=()),
@@ -128,14 +162,18 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     for metric in components(kpi):
         if kpi.kind in ("duration", "age") and metric.endswith("_gsum"):
             continue  # the mean is computed from the buckets' own sum below
+        currency = ", currency" if _per_currency(kpi, metric) else ""
         yield {
             "record": summed(kpi, metric),
-            "expr": _guarded(f"sum by ({by(kpi)}) ({metric})", kpi),
+            "expr": _guarded(f"sum by ({by(kpi)}{currency}) ({metric})", kpi),
         }
     if kpi.kind == "live":
         return
     if kpi.kind == "age":
         yield from _age_rules(kpi)
+        return
+    if kpi.kind == "customers":
+        yield from _customer_rules(kpi)
         return
     parts = [summed(kpi, m) for m in components(kpi)]
     n = kpi.name
@@ -200,6 +238,35 @@ def _age_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     yield {"record": mean.record, "expr": f"({gsum})\n/ on ({live_by}) ({count} > 0)"}
 
 
+def _customer_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
+    """The customer KPIs from the fleet's customer counts (each customer is on one partition,
+    so the sums are distinct customers); no value while previous (churn, retention) or active
+    (repeat purchase, frequency) customers are 0, and so no lifetime value then either."""
+    active, previous, retained, repeat, orders, _, priced, amount = (
+        summed(kpi, m) for m in components(kpi)
+    )
+    churn, retention, repeat_ratio, frequency, lifetime, value = values(kpi)
+    live_by = by(kpi)
+
+    def divide(numerator: str, denominator: str) -> str:
+        return f"{numerator}\n/ on ({live_by}) ({denominator} > 0)"
+
+    yield {"record": churn.record, "expr": divide(f"({previous} - {retained})", previous)}
+    yield {"record": retention.record, "expr": divide(retained, previous)}
+    yield {"record": repeat_ratio.record, "expr": divide(repeat, active)}
+    yield {"record": frequency.record, "expr": divide(orders, active)}
+    yield {  # churn 0 gives 1 / 0 = +Inf, clamped to the cap
+        "record": lifetime.record,
+        "expr": f"clamp_max(1 / {churn.record}, {MAX_LIFETIME_PERIODS})",
+    }
+    yield {  # average order value x purchase frequency x expected lifetime, per currency
+        "record": value.record,
+        "expr": f"{amount}\n/ on ({live_by}, currency) ({priced} > 0)\n"
+        f"* on ({live_by}) group_left {frequency.record}\n"
+        f"* on ({live_by}) group_left {lifetime.record}",
+    }
+
+
 def health_recording_rules() -> list[dict[str, str]]:
     """Partition coverage and the processor's own rates, lag and delay."""
     applied = 'cxkpi_events_total{outcome="applied"}'
@@ -224,7 +291,7 @@ def health_recording_rules() -> list[dict[str, str]]:
             "record": CONSUMER_LAG,
             "expr": "max by (topic, partition) (cxkpi_consumer_lag_records)",
         },
-        {
+        {  # no alert reads it: orders-by-customer lags the carts by step + grace by design
             "record": STREAM_DELAY,
             "expr": "time() - min by (topic) (cxkpi_stream_time_seconds)",
         },
@@ -240,6 +307,8 @@ def alert_name(kpi: Kpi, alert: Alert) -> str:
         return "OldestTicketTooOld"
     if alert.kind == "p90_above":
         return f"{camel}P90TooLong"
+    if kpi.kind == "customers":
+        return "CustomerChurnTooHigh"
     if kpi.kind == "live":
         return f"{camel}TooLarge"
     return f"{camel}Too{'High' if alert.kind == 'above' else 'Low'}"
@@ -261,7 +330,15 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
     name = alert_name(kpi, alert)
     title = "NPS" if kpi.name == "nps" else kpi.name.replace("_", " ")
     labels = {"severity": alert.severity, "kpi": kpi.name, "service": "cxkpi"}
-    if alert.window_s is None:  # the live backlog
+    if kpi.kind == "customers":  # churn of now; min_samples counts the previous customers
+        previous = summed(kpi, "cxkpi_customers_previous")
+        expr = (
+            f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}\n'
+            f'and on ({by(kpi)}) {previous}{{dimension="all"}} >= {alert.min_samples}'
+        )
+        scope = "over the last customer period"
+        guard = f" It needs at least {alert.min_samples} customers in the period before."
+    elif alert.window_s is None:  # the live backlog
         expr = f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}'
         scope, guard = "", ""
     else:
@@ -274,7 +351,7 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
         scope = f"over {window}"
         guard = f" It needs at least {alert.min_samples} samples in the window."
     quantity = {"p90_above": f"{title} p90", "oldest_above": "oldest open ticket's age"}.get(
-        alert.kind, title
+        alert.kind, "customer churn" if kpi.kind == "customers" else title
     )
     return {
         "alert": name,
@@ -286,8 +363,12 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
             f"{{{{ $value | {shown} }}}}, {direction} {threshold}",
             "description": f"The fleet-wide {quantity} (all segments)"
             f"{scope and ' ' + scope} has been {direction} {threshold} "
-            f"for {_seconds(alert.for_s)}.{guard} The dashboard's segment variables show "
-            "where it comes from.",
+            f"for {_seconds(alert.for_s)}.{guard}"
+            + (
+                " The dashboard's segment variables show where it comes from."
+                if kpi.dimensions
+                else ""
+            ),
             "runbook_url": f"{runbook_url}#{name.lower()}",
         },
     }

@@ -68,6 +68,41 @@ ROWS: tuple[tuple[str, str, Any], ...] = (
 )
 
 
+def customer_line(customers: dict[str, Any]) -> str:
+    """The customer KPIs of now (live.customers.overall) in one line; what a missing value waits
+    for instead of blanks: churn needs customers in the period before, the rest active ones."""
+    active, previous = customers["active"], customers["previous"]
+    if not active and not previous:
+        return "customers: waiting for the first orders of known customers"
+    if customers["churn_ratio"] is None:
+        kept = "retention, churn and CLV: waiting for customers of the period before"
+    else:
+        kept = (
+            f"retention {_percent(customers['retention_ratio'])}, churn "
+            f"{_percent(customers['churn_ratio'])} (of {previous})"
+        )
+    if customers["purchase_frequency"] is None:
+        bought = "repeat purchase and frequency: waiting for orders in this period"
+    else:
+        bought = (
+            f"repeat purchase {_percent(customers['repeat_purchase_ratio'])}, "
+            f"{_fmt(customers['purchase_frequency'], '.2f')} orders each"
+        )
+    values = customers["lifetime_value"].items()
+    clv = "  ".join(
+        f"{cur} {_fmt(v['lifetime_value'], '.2f')}"
+        for cur, v in values
+        if v["lifetime_value"] is not None
+    )
+    return f"customers: {active} active; {kept}; {bought}" + (f"; CLV {clv}" if clv else "")
+
+
+def _customers(snapshot: dict[str, Any]) -> str | None:
+    """The customer line, or None where customer KPIs are disabled (no live.customers)."""
+    customers = snapshot["live"].get("customers")
+    return None if customers is None else customer_line(customers["overall"])
+
+
 def kpi_rows(snapshot: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
     """(KPI, one formatted cell per window) for the live table."""
     windows = snapshot["windows"]
@@ -138,6 +173,8 @@ def kpi_table(snapshot: dict[str, Any] | None, waiting: str | None = None) -> Ta
     ) + "  ".join(
         f"{t} {c['applied']} applied, {c['dead_lettered']} DLQ" for t, c in events.items()
     )
+    if (customers := _customers(snapshot)) is not None:
+        table.caption += f"\n{customers}"
     return table
 
 
@@ -155,4 +192,6 @@ def summary_line(snapshot: dict[str, Any] | None) -> str:
             empty.append(name)
     valid_at = (snapshot["valid_at"] or "")[11:19]
     rest = f"; no value yet: {', '.join(empty)}" if empty else ""
-    return f"{valid_at} UTC {first}: " + "; ".join(shown) + rest
+    customers = _customers(snapshot)
+    line = f"{valid_at} UTC {first}: " + "; ".join(shown) + rest
+    return line if customers is None else f"{line} | {customers}"

@@ -23,6 +23,7 @@ CONFIG = """
 [windows]
 sizes = ["5m", "1h"]
 step = "10s"
+long_step = "10s"
 grace = "5m"
 [segments]
 max_values = 3
@@ -76,12 +77,12 @@ def survey_replies(path: Path, kind: str, scores: list[int]) -> Path:
 
 
 def carts_and_tickets(tmp_path: Path, env: dict[str, str]) -> int:
-    """A generated log of carts and tickets that ended twenty minutes ago (no survey replies:
-    those are driven by the test)."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=25)
+    """A generated log of carts and tickets of about 40 minutes that ended twenty minutes ago
+    (no survey replies: those are driven by the test)."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=60)
     out = tmp_path / "generated.jsonl"
     cxkpi(
-        "generate", "--count", "2500", "--rate", "10", "--seed", "3", "--start",
+        "generate", "--count", "2500", "--rate", "1", "--seed", "3", "--start",
         start.isoformat(), "--resolution-median", "2m", "--out", str(out), "--quiet", env=env,
     )  # fmt: skip
     lines = [
@@ -121,7 +122,15 @@ def test_nps_alert_fires_and_resolves_through_alertmanager(
     config.write_text(CONFIG)
     # Stream time follows the clock after 1 s without events, so the replies' 10 s bucket closes
     # and enters the windows without waiting for a later event.
-    env = {**worker_env, "CXKPI_CONFIG": str(config), "CXKPI_IDLE_TIMEOUT": "1s"}
+    # Customer periods of 20 minutes: the customers topic's stream time (about now - 5 m, the
+    # grace behind the carts) has customers of the log in both the last period and the one
+    # before, so churn, retention and lifetime value have values for the dashboard.
+    env = {
+        **worker_env,
+        "CXKPI_CONFIG": str(config),
+        "CXKPI_IDLE_TIMEOUT": "1s",
+        "CXKPI_CUSTOMER_PERIOD": "20m",
+    }
     rules, dashboard = tmp_path / "rules.yml", tmp_path / "dashboard.json"
     cxkpi("rules", "--out", str(rules), env=env)
     cxkpi("dashboard", "--out", str(dashboard), env=env)

@@ -69,6 +69,7 @@ def expected_records(expected: dict[str, Any]) -> Series:
                 f"{rules.LIVE_LEVEL}:{rules.AGE_HISTOGRAM}_bucket:sum",
                 tuple(sorted(bucket.items())),
             ] = n
+    out.update(_customer_records(expected["live"]["customers"]["overall"]))
     for window, by_kpi in expected["windows"].items():
         for name, doc in by_kpi.items():
             if name == "complete":
@@ -79,6 +80,23 @@ def expected_records(expected: dict[str, Any]) -> Series:
                 for record, value, extra in _values(kpi, v):
                     if value is not None:
                         out[record, tuple(sorted({**labels, **extra}.items()))] = value
+    return out
+
+
+def _customer_records(v: dict[str, Any]) -> Series:
+    """The recorded customer KPIs of the reference's live.customers.overall (each record is
+    named after its key there); none where the reference has no value."""
+    out: Series = {}
+    labels = {"dimension": "all", "segment": "all"}
+    for series in rules.values(next(k for k in CATALOG if k.kind == "customers")):
+        key = series.record.rsplit(":", 1)[1]
+        cells = (
+            {c: m[key] for c, m in v[key].items()} if key == "lifetime_value" else {None: v[key]}
+        )
+        for currency, value in cells.items():
+            extra = {"currency": currency} if currency else {}
+            if value is not None:
+                out[series.record, tuple(sorted({**labels, **extra}.items()))] = value
     return out
 
 
@@ -161,16 +179,19 @@ def test_recording_rules_equal_the_offline_computation_through_a_move(
         assert len(owners) == 2, "both workers own partitions"
 
         # The second worker stops; the first takes its partitions over.
+        # every partition of every topic the workers consume, the customers topic's too
+        partitions = sum(prometheus.values("max by (topic) (cxkpi_topic_partitions)").values())
         stopped = time.time()
         workers[1].stop()
         wait_until(
             lambda: (
                 prometheus.values('sum(cxkpi_partitions_assigned{job="cxkpi"})')
-                and list(prometheus.values("sum(cxkpi_partitions_assigned)").values()) == [12.0]
+                and list(prometheus.values("sum(cxkpi_partitions_assigned)").values())
+                == [partitions]
                 and len(prometheus.values("count by (instance) (cxkpi_partitions_assigned)")) == 1
             ),
             120,
-            "one worker to own all 12 partitions",
+            f"one worker to own all {partitions:g} partitions",
         )
         seen.clear()
         wait_until(exact, 60, "the recording rules to equal the reference after the move")

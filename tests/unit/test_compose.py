@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from stream.config.secret import customer_secret
 from stream.config.settings import OPTIONS, Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +31,10 @@ SETTING_ENV_NAMES = {option.env for option in OPTIONS}
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
 GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
+#: What `docker compose` would read from the shell or `.env` (a made-up secret)
+HOST_ENV = {"CXKPI_CUSTOMER_KEY_SECRET": "not-a-real-secret-but-long-enough"}
+#: Compose's `${NAME}`, `${NAME:?message}` and `${NAME:-default}` interpolation
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
 
 
 # ---- reading the files ----------------------------------------------------------------------
@@ -56,6 +62,20 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
     return {key: str(value) for key, value in env.items() if value is not None}
+
+
+def interpolated(value: str, host_env: dict[str, str]) -> str:
+    """The value as `docker compose` passes it, given the shell's (or `.env`'s) variables."""
+
+    def resolve(match: re.Match[str]) -> str:
+        name, how, text = match.groups()
+        if host_env.get(name):
+            return host_env[name]
+        if how == "?":
+            raise AssertionError(f"compose stops: {text}")
+        return text if how == "-" else ""
+
+    return INTERPOLATION.sub(resolve, value)
 
 
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
@@ -172,7 +192,8 @@ def worker_settings(services: dict[str, dict[str, Any]], name: str) -> Settings:
     directory holds the repository's cxkpi.toml, as the repository root does here)."""
     service = services[name]
     image_env = dockerfile_env(dockerfile(build_context(service)))
-    env = {k: v for k, v in image_env.items() if k.startswith("CXKPI_")} | environment(service)
+    compose_env = {k: interpolated(v, HOST_ENV) for k, v in environment(service).items()}
+    env = {k: v for k, v in image_env.items() if k.startswith("CXKPI_")} | compose_env
     unknown = {k for k in env if k.startswith("CXKPI_")} - SETTING_ENV_NAMES
     assert not unknown, f"{name}: not settings of the worker: {sorted(unknown)}"
     return Settings.load({}, environ=env)
@@ -324,6 +345,22 @@ def test_worker_environment_passes_the_workers_own_validation(
     generator = worker_settings(services, "generator")
     # Both create the topics: they must agree on where and with how many partitions.
     assert (generator.broker, generator.partitions) == (worker.broker, worker.partitions)
+
+
+def test_the_customer_key_secret_comes_from_the_environment_and_compose_stops_without(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    worker = worker_settings(services, "worker")
+    assert worker.profile != "dev", "production workers never generate a secret"
+    assert customer_secret(worker) == HOST_ENV["CXKPI_CUSTOMER_KEY_SECRET"].encode()
+    written = environment(services["worker"])["CXKPI_CUSTOMER_KEY_SECRET"]
+    with pytest.raises(AssertionError, match="compose stops: set CXKPI_CUSTOMER_KEY_SECRET"):
+        interpolated(written, {})
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            if "SECRET" in key or "PASSWORD" in key:
+                assert INTERPOLATION.fullmatch(value), f"{name}: {key} is written in the file"
 
 
 def test_the_worker_port_is_the_one_prometheus_scrapes_and_the_image_exposes(

@@ -40,7 +40,7 @@ EXAMPLE_ALERTS = {
     "nps": Alert("below", 0, 30 * 86400, 100, severity="critical"),
     "csat": Alert("below", 80, 86400, 30),
     "ces": Alert("below", 4.5, 86400, 30),
-    "customers": None,
+    "customers": Alert("above", 0.9, None, 100),
 }
 
 
@@ -121,6 +121,8 @@ alert = { below = -100, window = "10m" }
 alert = { below = 0 }
 [kpis.resolution_time]
 alert = { p90_above = 5400, window = 120, min_samples = 3 }
+[kpis.customers]
+alert = { above = 0.4, min_samples = 25 }
 """,
     )
     config = load_kpi_config(path)
@@ -134,6 +136,7 @@ alert = { p90_above = 5400, window = 120, min_samples = 3 }
     assert config.kpis["nps"].alert == Alert("below", -100, 600, 1)
     assert config.kpis["open_backlog"].alert == Alert("below", 0, None, 1)
     assert config.kpis["resolution_time"].alert == Alert("p90_above", 5400, 120, 3)
+    assert config.kpis["customers"].alert == Alert("above", 0.4, None, 25)
     assert config.kpis["ces"].enabled and config.kpis["ces"].alert is None
 
 
@@ -310,6 +313,26 @@ INVALID = [
         "[kpis.open_backlog]\nalert = { above = 5, min_samples = 3 }",
         "kpis.open_backlog.alert.min_samples",
         "expected only above or below",
+    ),
+    (
+        "[kpis.customers]\nalert = { above = 0.5, window = '30d' }",
+        "kpis.customers.alert.window",
+        "live gauge, not windowed; expected only above, min_samples",
+    ),
+    (
+        "[kpis.customers]\nalert = { below = 0.5 }",
+        "kpis.customers.alert.below",
+        "not allowed: customers alerts on churn rising; expected above (a number from 0 to 1",
+    ),
+    (
+        "[kpis.customers]\nalert = { above = 1.5 }",
+        "kpis.customers.alert.above",
+        "invalid value 1.5: expected a number from 0 to 1 (churn ratio)",
+    ),
+    (
+        "[kpis.customers]\nalert = { above = 0.5, min_samples = 0 }",
+        "kpis.customers.alert.min_samples",
+        "0: expected a whole number >= 1",
     ),
     # min_samples
     (

@@ -54,7 +54,12 @@ def test_threshold_lines_equal_the_alert_thresholds() -> None:
     for kpi in CATALOG:
         alert = CONFIG.kpis[kpi.name].alert
         first = rules.values(kpi)[0]
-        panel = panels[first.title]
+        selector = dashboard.LIVE_SELECTOR if kpi.is_live else dashboard.SELECTOR
+        panel = next(  # the panel that draws the alerted value (customers: beside retention)
+            p
+            for p in panels.values()
+            if any(t["expr"] == f"{first.record}{{{selector}}}" for t in p.get("targets", []))
+        )
         custom = panel["fieldConfig"]["defaults"]["custom"]
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
         if alert is None:
@@ -68,7 +73,14 @@ def test_threshold_lines_equal_the_alert_thresholds() -> None:
 
 def test_processor_health_row() -> None:
     rows = [p["title"] for p in DOCUMENT["panels"] if p["type"] == "row"]
-    assert rows == ["Commerce", "Support", "Surveys", "Trend (30d windows)", "Processor health"]
+    assert rows == [
+        "Commerce",
+        "Support",
+        "Surveys",
+        "Customers",
+        "Trend (30d windows)",
+        "Processor health",
+    ]
     titles = {p["title"] for p in DOCUMENT["panels"]}
     for title in (
         "Events/s by outcome",

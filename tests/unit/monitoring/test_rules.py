@@ -123,9 +123,11 @@ def kpi_series(kpi: Kpi, per_worker: dict[str, float], window: str = "1h") -> li
                 out.append({"series": names[component] + labels(**base), "values": f"{value:g}x30"})
             continue
         for component, value in per_worker.items():
+            money = kpi.kind == "customers" and component in rules.CUSTOMER_MONEY
             out.append(
                 {
-                    "series": f"cxkpi_{kpi.name}_{component}" + labels(**base),
+                    "series": f"cxkpi_{kpi.name}_{component}"
+                    + labels(**base, **({"currency": "EUR"} if money else {})),
                     "values": f"{value:g}x30",
                 }
             )
@@ -146,6 +148,20 @@ def run_promtool_tests(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
 
 def kpi(name: str) -> Kpi:
     return next(k for k in CATALOG if k.name == name)
+
+
+#: Customer components of each of two workers
+CUSTOMERS = {
+    "active": 4,
+    "previous": 5,
+    "retained": 3,
+    "repeat_customers": 1,
+    "orders": 6,
+    "anonymous_orders": 2,
+    "priced_orders": 5,
+    "amount": 100,
+}
+LOYAL = {**CUSTOMERS, "active": 5, "retained": 5, "orders": 5, "amount": 50}
 
 
 # Two workers' components and the fleet value computed by hand: (sum over workers) then divide.
@@ -179,6 +195,16 @@ RECORDING_CASES: list[tuple[str, dict[str, float], str, float]] = [
     # the oldest ticket is the largest over workers; the mean age is summed, then divided
     ("backlog_age", {"oldest": 7200, "gcount": 4, "gsum": 4000}, "max", 7200),
     ("backlog_age", {"oldest": 7200, "gcount": 4, "gsum": 4000}, "mean", 1000),
+    # fleet: 8 active, 10 previous, 6 retained, 2 repeat, 12 orders, 10 priced orders of 200 EUR
+    ("customers", CUSTOMERS, "churn_ratio", 4 / 10),
+    ("customers", CUSTOMERS, "retention_ratio", 6 / 10),
+    ("customers", CUSTOMERS, "repeat_purchase_ratio", 2 / 8),
+    ("customers", CUSTOMERS, "purchase_frequency", 12 / 8),
+    ("customers", CUSTOMERS, "expected_lifetime_periods", 10 / 4),
+    ("customers", CUSTOMERS, "lifetime_value", 200 / 10 * 12 / 8 * 10 / 4),
+    # nobody churned: the expected lifetime is the cap
+    ("customers", LOYAL, "expected_lifetime_periods", rules.MAX_LIFETIME_PERIODS),
+    ("customers", LOYAL, "lifetime_value", 100 / 10 * 1 * rules.MAX_LIFETIME_PERIODS),
 ]
 
 
@@ -195,7 +221,7 @@ def test_recording_rules_sum_over_workers_then_divide(
     result_labels = {"dimension": "all", "segment": "all"}
     if not k.is_live:
         result_labels = {"window": "1h", **result_labels}
-    if k.kind == "money":
+    if k.kind == "money" or operation == "lifetime_value":
         result_labels["currency"] = "EUR"
     at = {"eval_time": "5m"}
     run_promtool_tests(
@@ -226,6 +252,32 @@ def test_recording_rules_sum_over_workers_then_divide(
                 + kpi_series(k, components),
                 "promql_expr_test": [{**at, "expr": record, "exp_samples": []}],
             },
+        ],
+    )
+
+
+def test_customer_kpis_have_no_value_without_previous_or_active_customers(
+    tmp_path: Path,
+) -> None:
+    k = kpi("customers")
+    first_period = {**CUSTOMERS, "previous": 0, "retained": 0}
+    no_orders_now = {**CUSTOMERS, "active": 0, "repeat_customers": 0, "orders": 0}
+    absent = [
+        (first_period, ("churn_ratio", "retention_ratio", "expected_lifetime_periods")),
+        (no_orders_now, ("repeat_purchase_ratio", "purchase_frequency")),
+    ]
+    run_promtool_tests(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": coverage(EXACTLY_ONCE) + kpi_series(k, components),
+                "promql_expr_test": [
+                    {"eval_time": "5m", "expr": value_record(k, operation), "exp_samples": []}
+                    for operation in (*operations, "lifetime_value")
+                ],
+            }
+            for components, operations in absent
         ],
     )
 
@@ -264,6 +316,8 @@ def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[
         case "age":
             oldest = alert.threshold * 2 if high else alert.threshold / 2
             return {"oldest": oldest}, oldest
+        case "customers":  # every previous customer left, or none did
+            return {**CUSTOMERS, "previous": n, "retained": 0 if high else n}, float(high)
         case _:
             return {"tickets": alert.threshold if high else 0}, 2 * alert.threshold * high
 
@@ -344,7 +398,8 @@ def test_each_alert_fires_after_for_only_with_enough_samples(
         }
 
     cases = [case(enough, bad=True, fires=True), case(enough, bad=False, fires=False)]
-    if alert.min_samples > 1 and not k.is_live:  # the guard: one sample short of the minimum
+    guarded = not k.is_live or k.kind == "customers"  # customers: previous customers
+    if alert.min_samples > 1 and guarded:  # the guard: one sample short of the minimum
         cases.append(case((alert.min_samples - 1) // 2, bad=True, fires=False))
     if alert.for_s >= 120:  # not yet: the condition has held for less than `for`
         cases.append(case(enough, bad=True, fires=False, at=f"{alert.for_s // 60 - 1}m"))

@@ -8,7 +8,17 @@ from typing import Any
 
 from rich.console import Console
 
-from stream.tools.kpitable import ROWS, kpi_table, summary_line, waiting_for
+from stream.kpis.customers import (
+    ACTIVE,
+    AMOUNT,
+    ORDERS,
+    PREVIOUS,
+    PRICED,
+    REPEAT,
+    RETAINED,
+    customer_kpis,
+)
+from stream.tools.kpitable import ROWS, customer_line, kpi_table, summary_line, waiting_for
 from tests.unit.feed import Feed
 
 NOW = datetime(2026, 11, 23, 10, 14, 18, tzinfo=UTC).timestamp()
@@ -72,3 +82,30 @@ def test_every_window_is_a_column_and_a_filling_one_says_so() -> None:
     document["windows"]["1h"]["complete"] = False
     assert "1h (filling)" in shown(document)
     assert " 5m: " in summary_line(document)
+
+
+def test_customer_kpis_show_in_one_line_and_say_what_they_wait_for() -> None:
+    assert customer_line(customer_kpis({}, 36)) == (
+        "customers: waiting for the first orders of known customers"
+    )
+    first_period = customer_kpis({ACTIVE: 4, REPEAT: 1, ORDERS: 5}, 36)
+    assert customer_line(first_period) == (
+        "customers: 4 active; retention, churn and CLV: waiting for customers of the period "
+        "before; repeat purchase 25.0 %, 1.25 orders each"
+    )
+    totals = {ACTIVE: 4, PREVIOUS: 5, RETAINED: 3, REPEAT: 1, ORDERS: 5}
+    priced = {f"{PRICED}:EUR": 5, f"{AMOUNT}:EUR": 100_000_000}  # 100 EUR in micros
+    assert customer_line(customer_kpis({**totals, **priced}, 36)) == (
+        "customers: 4 active; retention 60.0 %, churn 40.0 % (of 5); repeat purchase 25.0 %, "
+        "1.25 orders each; CLV EUR 62.50"  # 20 EUR x 1.25 x 1 / 0.4
+    )
+    gone = customer_line(customer_kpis({PREVIOUS: 2}, 36))
+    assert gone.startswith("customers: 0 active; retention 0.0 %, churn 100.0 % (of 2); ")
+    assert gone.endswith("repeat purchase and frequency: waiting for orders in this period")
+
+
+def test_the_table_and_the_line_carry_the_customers() -> None:
+    document = Feed("tickets").document()
+    document["live"]["customers"] = {"overall": customer_kpis({ACTIVE: 2, ORDERS: 2}, 36)}
+    assert "customers: 2 active; retention, churn and CLV: waiting" in shown(document)
+    assert summary_line(document).endswith("repeat purchase 0.0 %, 1.00 orders each")
