@@ -44,13 +44,13 @@ from bench.eventlog import (
     to_record,
 )
 from bench.latency import MAX_AGE_S, Scrape, Sent, first_visible, percentile, quantiles
-from stream.app import customer_rules, topic_rules
+from stream.app import customer_rules, state_config, topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import SOURCE_TOPICS
 from stream.kpis.customers import order_event
 from stream.runtime.connection import partitions_of
-from stream.state.partition import PartitionState, StateConfig
+from stream.state.partition import PartitionState
 from stream.tools.devservers import free_port
 from stream.tools.progress import progress_bar
 from tests.servers import ROOT, Worker
@@ -765,14 +765,7 @@ def heap_bytes_per_customer(records: list[Record], windows: str) -> tuple[float,
     and how many customers that was."""
     settings = Settings.load({"config": "none", "windows": windows}, environ={})
     carts_rules = next(r for r in topic_rules(settings) if r.topic == "cart-events")
-    config = StateConfig(
-        step_ms=settings.step * 1000,
-        grace_ms=settings.grace * 1000,
-        windows_ms=tuple(w * 1000 for w in settings.windows),
-        max_segment_values=settings.max_segment_values,
-        long_step_ms=settings.long_step * 1000,
-        collect_decided=True,
-    )
+    config = replace(state_config(settings), collect_decided=True)
     carts = PartitionState("cart-events", 0, carts_rules, config)
     now_ms = int(time.time() * 1000)
     for offset, record in enumerate(r for r in records if r.topic == "cart-events"):
@@ -822,13 +815,7 @@ def heap_bytes_per_entity(
         {"config": "none", "windows": windows, "inactivity_timeout": "1d"}, environ={}
     )
     rules = next(r for r in topic_rules(settings) if r.topic == topic)
-    config = StateConfig(
-        step_ms=settings.step * 1000,
-        grace_ms=settings.grace * 1000,
-        windows_ms=tuple(w * 1000 for w in settings.windows),
-        max_segment_values=settings.max_segment_values,
-        long_step_ms=settings.long_step * 1000,
-    )
+    config = state_config(settings)
     now_ms = int(time.time() * 1000)
     state = PartitionState(topic, 0, rules, config)
     gc.collect()

@@ -18,12 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from bench.eventlog import Record, mixed_events, to_record
-from stream.app import topic_rules
+from stream.app import state_config, topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import SOURCE_TOPICS
 from stream.publish.snapshot import Shape
-from stream.state.partition import PartitionState, StateConfig
+from stream.state.partition import PartitionState
 
 #: Publishes measured, one per simulated second of the live load (a step boundary included).
 ROUNDS = 90
@@ -63,13 +63,7 @@ def shape_of(windows: str) -> Shape:
 def states_from(records: list[Record], windows: str) -> dict[str, PartitionState]:
     """The states a worker holds after applying these records, PARTITIONS per topic."""
     settings = settings_for(windows)
-    config = StateConfig(
-        step_ms=settings.step * 1000,
-        grace_ms=settings.grace * 1000,
-        windows_ms=tuple(w * 1000 for w in settings.windows),
-        max_segment_values=settings.max_segment_values,
-        long_step_ms=settings.long_step * 1000,
-    )
+    config = state_config(settings)
     rules = {r.topic: r for r in topic_rules(settings)}
     states = {
         f"{topic}/{n}": PartitionState(topic, n, rules[topic], config)

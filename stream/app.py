@@ -107,6 +107,18 @@ def topic_rules(settings: Settings) -> list[Rules]:
     ]
 
 
+def state_config(settings: Settings) -> StateConfig:
+    """The state settings of the source topics' partitions."""
+    return StateConfig(
+        step_ms=settings.step * 1000,
+        grace_ms=settings.grace * 1000,
+        windows_ms=tuple(w * 1000 for w in settings.windows),
+        max_segment_values=settings.max_segment_values,
+        allow=settings.allow,
+        long_step_ms=settings.long_step * 1000,
+    )
+
+
 def customer_rules(settings: Settings) -> tuple[CustomerRules, StateConfig]:
     """The customers topic's rules and state settings: its stream time follows the cart
     partitions' watermarks, and it advances by the long step."""
@@ -164,15 +176,8 @@ class KpiApp:
             fetch_max_wait_ms(settings),
             watch=lambda consumer: self.broker.watch(consumer._client),
         )
-        self.windows_ms = tuple(w * 1000 for w in settings.windows)
-        config = StateConfig(
-            step_ms=settings.step * 1000,
-            grace_ms=settings.grace * 1000,
-            windows_ms=self.windows_ms,
-            max_segment_values=settings.max_segment_values,
-            allow=settings.allow,
-            long_step_ms=settings.long_step * 1000,
-        )
+        config = state_config(settings)
+        self.windows_ms = config.windows_ms
         self.processors: list[TopicProcessor] = []
         for rules in topic_rules(settings):
             forwarder = None

@@ -4,6 +4,7 @@ free loopback ports, started and stopped by the fixtures."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,12 +12,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.runtime.connection import bootstrap_servers, partitions_of
 from stream.tools.devservers import free_port, start_broker, start_redis
@@ -156,9 +157,11 @@ class Worker:
         _stop(self.process, signal.SIGKILL)
 
 
-async def _read_topics(
-    broker_url: str, topics: list[str], expected: int, timeout: float
-) -> list[Any]:
+@contextlib.asynccontextmanager
+async def _from_start(
+    broker_url: str, topics: list[str]
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A consumer assigned every partition of the topics, at their beginning."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(broker_url),
         enable_auto_commit=False,
@@ -169,6 +172,15 @@ async def _read_topics(
         tps = await partitions_of(consumer, topics)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        yield consumer, tps
+    finally:
+        await consumer.stop()
+
+
+async def _read_topics(
+    broker_url: str, topics: list[str], expected: int, timeout: float
+) -> list[Any]:
+    async with _from_start(broker_url, topics) as (consumer, _):
         out: list[Any] = []
         deadline = time.monotonic() + timeout
         while len(out) < expected:
@@ -177,8 +189,6 @@ async def _read_topics(
             for messages in batch.values():
                 out.extend(messages)
         return out
-    finally:
-        await consumer.stop()
 
 
 def read_messages(
@@ -189,16 +199,7 @@ def read_messages(
 
 
 async def _read_to_end(broker_url: str, topics: list[str], timeout: float) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        tps = await partitions_of(consumer, topics)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+    async with _from_start(broker_url, topics) as (consumer, tps):
         ends = await consumer.end_offsets(tps)
         position = dict.fromkeys(tps, 0)
         out: list[Any] = []
@@ -210,8 +211,6 @@ async def _read_to_end(broker_url: str, topics: list[str], timeout: float) -> li
                 out.extend(messages)
                 position[tp] = messages[-1].offset + 1
         return out
-    finally:
-        await consumer.stop()
 
 
 def read_to_end(broker_url: str, topics: list[str], timeout: float = 60) -> list[Any]:

@@ -213,13 +213,23 @@ def kpi_families(kpi: Kpi, values: Values) -> Iterator[Metric]:
         for key in value_keys
     }
     for label_values, value in values:
-        for part, family in components.items():
-            family.add_metric(label_values, value[part])
-        for key, family in computed.items():
-            if value[key] is not None:
-                family.add_metric(label_values, value[key])
+        _add_values(components, computed, label_values, value)
     yield from components.values()
     yield from computed.values()
+
+
+def _add_values(
+    components: Mapping[str, GaugeMetricFamily],
+    computed: Mapping[str, GaugeMetricFamily],
+    labels: list[str],
+    value: Mapping[str, Any],
+) -> None:
+    """Components always (zeros included); computed values only where they have one."""
+    for key, family in components.items():
+        family.add_metric(labels, value[key])
+    for key, family in computed.items():
+        if value[key] is not None:
+            family.add_metric(labels, value[key])
 
 
 def _duration_families(kpi: Kpi, values: Values, title: str) -> Iterator[Metric]:
@@ -345,11 +355,7 @@ def _customer_families(values: Values) -> Iterator[Metric]:
         labels=money,
     )
     for labels, value in values:
-        for key, family in components.items():
-            family.add_metric(labels, value[key])
-        for key, family in computed.items():
-            if value[key] is not None:
-                family.add_metric(labels, value[key])
+        _add_values(components, computed, labels, value)
         for currency, cell in value["lifetime_value"].items():
             priced.add_metric([*labels, currency], cell["orders"])
             amount.add_metric([*labels, currency], cell["amount"])
