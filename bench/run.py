@@ -414,7 +414,7 @@ async def run_log(
                 ("full_short", args.windows_short, args.windows_short, True, {}),
                 ("full_many", args.windows_many, args.windows_many, True, {}),
             ):
-                run_, _ = await measure_full(ctx, f"{name}-{r}", windows, redis_on, **env)
+                run_, _ = await measure_full(ctx, f"{name}-{r}", windows, redis=redis_on, **env)
                 runs[name].append(run_)
                 say(f"full worker, {label} {tag}: {run_.rate:,.0f} events/s")
             keep = last and not args.skip_latency
