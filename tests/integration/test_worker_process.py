@@ -105,6 +105,10 @@ def test_worker_waits_for_the_broker_then_runs_and_leaves_no_folder(
     assert [p.name for p in (temp / "cxkpi").iterdir()] == ["cxkpi-wait"]
 
 
+#: A production worker keeps the customer KPIs, which need the key secret.
+PRODUCTION_SECRET = {"CXKPI_CUSTOMER_KEY_SECRET": "a-test-secret-of-32-characters!!"}
+
+
 def test_worker_gives_up_on_a_missing_broker_when_told(tmp_path: Path) -> None:
     started = time.monotonic()
     result = cxkpi(
@@ -115,6 +119,7 @@ def test_worker_gives_up_on_a_missing_broker_when_told(tmp_path: Path) -> None:
             "CXKPI_BROKER": f"kafka://127.0.0.1:{free_port()}",
             "CXKPI_REDIS_URL": "none",
             "CXKPI_WEB_PORT": str(free_port()),
+            **PRODUCTION_SECRET,
         },
         check=False,
         timeout=60,
@@ -134,7 +139,7 @@ def test_a_web_port_in_use_is_a_one_line_error() -> None:
         result = cxkpi(
             "worker",
             *("--web-port", str(port), "--broker", f"kafka://127.0.0.1:{free_port()}"),
-            env={"CXKPI_REDIS_URL": "none"},
+            env={"CXKPI_REDIS_URL": "none", **PRODUCTION_SECRET},
             check=False,
             timeout=60,
         )
