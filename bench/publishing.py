@@ -15,7 +15,6 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from bench.eventlog import Record, mixed_events, to_record
 from stream.app import state_config, topic_rules
@@ -116,13 +115,3 @@ async def measure_publishing(
         wall += time.perf_counter() - w0
     series = sum(len(w.totals) for s in states.values() for w in s.windows)
     return PublishCost(rounds, sum(cpu) / rounds, max(cpu), wall / rounds, series)
-
-
-def cost_figures(cost: PublishCost, interval_s: float) -> dict[str, Any]:
-    return {
-        "publish_cpu_ms": cost.cpu_per_publish_s * 1000,
-        "publish_cpu_max_ms": cost.max_cpu_per_publish_s * 1000,
-        "publish_cpu_share": cost.cpu_per_publish_s / interval_s,
-        "publish_wall_ms": cost.wall_per_publish_s * 1000,
-        "publish_series": cost.series,
-    }
