@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark the cxkpi worker as users run it (default windows, Redis on, "
         "/metrics scraped every 15 s) against a bare Faust app with one agent per topic (the "
         "floor), the same app with the worker's fetching (the raised floor) and a bare aiokafka "
-        "loop on one pre-produced log (50 %% cart, 30 %% ticket, 20 %% survey events); the "
+        "loop on one pre-produced log (50 % cart, 30 % ticket, 20 % survey events); the "
         "worker with Redis off and with other windows; latency at half the measured maximum; "
         "the CPU cost of publishing to Redis; fleets of 1, 2 and 4 workers; memory with many "
         "open carts and tickets. "

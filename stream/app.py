@@ -171,11 +171,6 @@ class KpiApp:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # Faust makes only its own
         self.app = faust.App(settings.app_id, **faust_settings(settings))
         self.broker = BrokerContact(STALE_HEARTBEATS * self.app.conf.broker_heartbeat_interval)
-        fetching.install(
-            self.app.consumer,
-            fetch_max_wait_ms(settings),
-            watch=lambda consumer: self.broker.watch(consumer._client),
-        )
         config = state_config(settings)
         self.windows_ms = config.windows_ms
         self.processors: list[TopicProcessor] = []
@@ -197,6 +192,12 @@ class KpiApp:
         self.registry = CollectorRegistry(auto_describe=False)
         if customer_secret is not None:
             self.processors.append(customer_processor(self.app, settings, self.registry))
+        fetching.install(
+            self.app.consumer,
+            fetch_max_wait_ms(settings),
+            watch=lambda consumer: self.broker.watch(consumer._client),
+            deliver={p.source_name: p.on_record for p in self.processors},
+        )
         self.partitions = {p.topic_name: settings.partitions for p in self.processors}
         self.shape = Shape(
             self.windows_ms,

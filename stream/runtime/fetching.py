@@ -1,11 +1,12 @@
-"""How fetched records reach the agents: three adjustments to Faust's consumer.
+"""How fetched records reach the processors: four adjustments to Faust's consumer.
 
 1. **Every fetched record is handed over** (`ReadEveryRecord`), even one below Faust's read mark.
 2. **The hand-off costs no task per record** (`fast_drain`).
-3. **The fetch wait can be shortened** (`cap_fetch_wait`), where the broker answers a fetch only
+3. **Records of the processors' topics go straight to them** (`deliver`), not through an agent.
+4. **The fetch wait can be shortened** (`cap_fetch_wait`), where the broker answers a fetch only
    when its wait expires rather than as soon as records arrive.
 
-`install` applies all three to an app's consumer before it starts.
+`install` applies all four to an app's consumer before it starts.
 
 About 2: Faust's fetch loop (`Consumer._drain_messages`) hands every record to the topic
 conductor through `Service.wait_first(callback(message), suspend_flow.wait())`: four tasks and an
@@ -17,18 +18,30 @@ active; while it is suspended, records are not delivered, as Faust's own loop wo
 (after a rebalance the consumer resumes from committed offsets, and the state skips what it has).
 A delivery that waits on a full buffer can still finish after flow was suspended: its event is
 dropped when flow resumes, since Faust clears the stream buffers then.
+
+About 3: an agent gets a record through the topic conductor (flow control, an event, a queue) and
+its stream (the queue again, the current event, sensors): together more than the KPI arithmetic
+of the record. A processor needs none of that: it reads the record, applies it to its state and
+acknowledges it after the changelog has it. So `fast_drain` awaits the processor's `on_record`
+for its topics, under the same rules as an agent's stream: not while flow is suspended, and not
+when the record was fetched before the latest rebalance. Topics without a processor (none today)
+still go to the conductor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiokafka
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
-from faust.types import TP
+from faust.types import TP, Message
+
+#: A processor's handling of one record of its topic.
+Deliver = Callable[[Message], Awaitable[None]]
 
 
 class ReadEveryRecord(dict):
@@ -46,9 +59,13 @@ class ReadEveryRecord(dict):
 YIELD_EVERY = 100
 
 
-async def fast_drain(self: Consumer, fetcher: Any) -> None:
-    """`Consumer._drain_messages` without a task per record (see the module docstring)."""
+async def fast_drain(self: Consumer, fetcher: Any, deliver: Mapping[str, Deliver]) -> None:
+    """`Consumer._drain_messages` without a task per record, handing the records of the topics
+    in `deliver` to their processor (see the module docstring)."""
     callback = self.callback
+    processor_of = deliver.get
+    app = self.app
+    flow_is_active = app.flow_control.is_active
     getmany = self.getmany
     consumer_should_stop = self._stopped.is_set
     fetcher_should_stop = fetcher._stopped.is_set
@@ -80,7 +97,11 @@ async def fast_drain(self: Consumer, fetcher: Any) -> None:
                     self._n_acked = 0
                     await self.commit()
                 if not suspended():  # else a rebalance: Faust's loop abandons the record too
-                    await callback(message)
+                    on_record = processor_of(message.topic)
+                    if on_record is None:
+                        await callback(message)
+                    elif flow_is_active() and message.generation_id == app.consumer_generation_id:
+                        await on_record(message)  # else: fetched before a rebalance: skipped
                 set_read_offset(tp, offset)
             self.diag.unset_flag(CONSUMER_FETCHING)
     except self.consumer_stopped_errors:
@@ -132,9 +153,11 @@ def install(
     consumer: Consumer,
     fetch_max_wait_ms: int | None = None,
     watch: Callable[[aiokafka.AIOKafkaConsumer], None] | None = None,
+    deliver: Mapping[str, Deliver] | None = None,
 ) -> None:
-    """Apply the adjustments above to a consumer that has not started yet; `watch` is handed
-    the aiokafka consumer once Faust creates it (the broker's answers are timed for health)."""
+    """Apply the adjustments above to a consumer that has not started yet: `deliver` maps a
+    topic to the processor that takes its records; `watch` is handed the aiokafka consumer once
+    Faust creates it (the broker's answers are timed for health)."""
     missing = [name for name in REQUIRED if not hasattr(consumer, name)]
     if missing or not hasattr(consumer._thread, "_create_worker_consumer"):  # type: ignore[attr-defined]
         raise RuntimeError(
@@ -142,7 +165,8 @@ def install(
             " that stream/runtime/fetching.py adjusts; install the version pyproject.toml names"
         )
     consumer._read_offset = ReadEveryRecord()  # type: ignore[attr-defined]
-    consumer._drain_messages = types.MethodType(fast_drain, consumer)  # type: ignore[method-assign]
+    drain = functools.partial(fast_drain, deliver=dict(deliver or {}))
+    consumer._drain_messages = types.MethodType(drain, consumer)  # type: ignore[method-assign]
 
     def adjust(client: aiokafka.AIOKafkaConsumer) -> None:
         if fetch_max_wait_ms is not None:

@@ -17,22 +17,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import Message
 from prometheus_client import Histogram
 
 from stream.config.settings import Settings
 from stream.contract.events import Event, Rejection, decode
 from stream.contract.schemas import dead_letter_topic
+from stream.runtime.batches import kafka_producer, send_in_batches
 from stream.runtime.positions import ReadPositions
 from stream.runtime.repartition import Forwarder, Watermark
 from stream.state.facts import Rules
 from stream.state.partition import PartitionState, Record, StateConfig
 
 log = logging.getLogger(__name__)
-
-#: Changelog records a flush round hands to the producer before it lets the agent run (a send
-#: only queues the record, so a long round would otherwise hold the event loop).
-YIELD_EVERY = 200
 
 #: Reads a record's value: an event to apply, a watermark (customers topic), or a rejection.
 Reader = Callable[[bytes | None], Event | Watermark | Rejection]
@@ -108,7 +105,7 @@ class TopicProcessor:
         )
         self.changelog = self.table.changelog_topic.get_topic_name()
         self.states: dict[int, PartitionState] = {}
-        self._pending: dict[int, list[EventT]] = defaultdict(list)  # applied, not yet acked
+        self._pending: dict[int, list[Message]] = defaultdict(list)  # applied, not yet acked
         self._flushing = asyncio.Lock()  # one flush round at a time
         self._committing = 0  # records of the flush round under way
         self._last_flush = time.monotonic()
@@ -116,44 +113,46 @@ class TopicProcessor:
         self._last_any = time.monotonic()  # last record of any partition of the topic
         self._advanced_to: dict[int, float] = {}
         self.positions = ReadPositions(app, self.source_name)
-        app.agent(self.source, name=f"process-{topic}")(self._agent)
+        # Subscribed through Faust's conductor as an agent's topic would be; its records come to
+        # `on_record` straight from the fetch loop (stream/runtime/fetching.py).
+        app.topics.add(self.source)
         app.on_partitions_revoked.connect(self._on_revoked)
 
-    # -- the agent ----------------------------------------------------------------------------
+    # -- each record ----------------------------------------------------------------------------
 
-    async def _agent(self, stream: faust.StreamT) -> None:
-        async for event in stream.noack().events():
-            message = event.message
-            partition = message.partition
-            self._last_any = time.monotonic()
-            state = self.states.get(partition)
-            if state is None:
-                log.warning(
-                    "record for %s[%d] before its state was recovered; it will be replayed",
-                    self.topic_name,
-                    partition,
-                )
-                continue
-            if message.offset <= state.offset:
-                event.ack()  # applied before a restart: its effect is already in the state
-                continue
-            gap = message.offset > state.offset + 1 or partition in self.positions.rewinds
-            if gap and await self.positions.held_back(partition, state, message.offset):
-                continue  # comes again, after the records before it
-            if self.delays is not None:
-                self.delays.observe(max(0.0, time.time() - message.timestamp))
-            result = self.read(message.value)
-            if isinstance(result, Rejection):
-                await self._dead_letter(message, result)
-                state.dead_letter(message.offset)
-            elif isinstance(result, Watermark):
-                state.watermark(result.source, result.t, message.offset)
-            else:
-                state.apply(result, message.offset)
-                self._last_event[partition] = time.monotonic()
-            self._pending[partition].append(event)  # acknowledged by the next flush round
+    async def on_record(self, message: Message) -> None:
+        """Classify and apply one record of the topic; it is acknowledged by the flush round
+        that commits its effect."""
+        partition = message.partition
+        self._last_any = time.monotonic()
+        state = self.states.get(partition)
+        if state is None:
+            log.warning(
+                "record for %s[%d] before its state was recovered; it will be replayed",
+                self.topic_name,
+                partition,
+            )
+            return
+        if message.offset <= state.offset:
+            self._acknowledge(message)  # applied before a restart: already in the state
+            return
+        gap = message.offset > state.offset + 1 or partition in self.positions.rewinds
+        if gap and await self.positions.held_back(partition, state, message.offset):
+            return  # comes again, after the records before it
+        if self.delays is not None:
+            self.delays.observe(max(0.0, time.time() - message.timestamp))
+        result = self.read(message.value)
+        if isinstance(result, Rejection):
+            await self._dead_letter(message, result)
+            state.dead_letter(message.offset)
+        elif isinstance(result, Watermark):
+            state.watermark(result.source, result.t, message.offset)
+        else:
+            state.apply(result, message.offset)
+            self._last_event[partition] = time.monotonic()
+        self._pending[partition].append(message)  # acknowledged by the next flush round
 
-    async def _dead_letter(self, message: Any, rejection: Rejection) -> None:
+    async def _dead_letter(self, message: Message, rejection: Rejection) -> None:
         """Send the original bytes, untouched, with headers saying why and where from."""
         headers = [
             ("error", rejection.error.encode()),
@@ -183,7 +182,7 @@ class TopicProcessor:
         """
         async with self._flushing:
             self._last_flush = time.monotonic()
-            epochs: list[tuple[int, list[Record], Record, list[EventT]]] = []
+            epochs: list[tuple[int, list[Record], Record, list[Message]]] = []
             decided: list[Any] = []
             stream_times: dict[int, int] = {}  # of the partitions whose decisions go out now
             for partition in list(self.states) if partitions is None else partitions:
@@ -198,13 +197,10 @@ class TopicProcessor:
             if not epochs and not watermarks:
                 return
             self._committing = sum(len(acks) for *_, acks in epochs)
-            sent = 0
+            producer = kafka_producer(self.app)
             for partition, records, _, _ in epochs:
-                for key, value in records:
-                    await self._send(partition, key, value)
-                    sent += 1
-                    if sent % YIELD_EVERY == 0:
-                        await asyncio.sleep(0)  # let the agent go on between chunks
+                await send_in_batches(producer, self.changelog, partition, records)
+                await asyncio.sleep(0)  # let the agent go on between partitions
             if self.forwarder is not None:
                 await self.forwarder.orders(decided)
             await self.app.producer.flush()
@@ -214,9 +210,13 @@ class TopicProcessor:
                 await self._send(partition, *marker)
             await self.app.producer.flush()
             for *_, acks in epochs:
-                for event in acks:
-                    event.ack()
+                for message in acks:
+                    self._acknowledge(message)
             self._committing = 0
+
+    def _acknowledge(self, message: Message) -> None:
+        """Let Faust's consumer commit past this record."""
+        self.app.consumer.ack(message)
 
     def unflushed(self) -> int:
         """Records applied but not yet committed and acknowledged (waiting for a flush round, or
@@ -224,7 +224,7 @@ class TopicProcessor:
         return self._committing + sum(len(acks) for acks in self._pending.values())
 
     async def _send(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """Hand a changelog record straight to the Kafka producer's batches. (The table's own
+        """Hand one changelog record (a marker) straight to the Kafka producer. (The table's own
         send_changelog queues each record behind Faust's one-at-a-time producer buffer, which
         throttled the whole stream.)"""
         await self.app.producer.send(self.changelog, key, value, partition, None, None)

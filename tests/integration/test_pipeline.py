@@ -118,11 +118,8 @@ def redis_snapshot(server: RedisServer) -> dict[str, Any] | None:
 
 
 def wait_redis_equal(server: RedisServer, expected: dict[str, Any]) -> None:
-    wait_until(
-        lambda: not compare_snapshots(redis_snapshot(server) or {}, expected),
-        60,
-        "the Redis snapshot to equal the reference",
-    )
+    """Wait until the merged snapshot in Redis equals the reference; else say how it differs."""
+    wait_same(lambda: redis_snapshot(server), expected)
 
 
 def assert_published(worker: Worker, server: RedisServer, expected: dict[str, Any]) -> None:

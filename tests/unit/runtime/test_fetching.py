@@ -19,8 +19,13 @@ def new_app() -> faust.App:
 def test_install_replaces_the_fetch_loop_and_the_read_mark() -> None:
     app = new_app()
     consumer = app.consumer
-    fetching.install(consumer)
-    assert consumer._drain_messages.__func__ is fetching.fast_drain
+
+    async def on_record(message: object) -> None: ...
+
+    fetching.install(consumer, deliver={"cart-events": on_record})
+    drain = consumer._drain_messages.__func__
+    assert drain.func is fetching.fast_drain
+    assert drain.keywords == {"deliver": {"cart-events": on_record}}
     consumer._read_offset[TP("cart-events", 0)] = 41  # Faust records its read mark...
     assert consumer._read_offset[TP("cart-events", 0)] is None  # ...and never drops below it
 
