@@ -2,18 +2,20 @@
 
 `make bench` measures throughput against floors and targets; this is the tool for finding what
 to change. It starts the embedded broker and a redis-server, produces a log of the benchmark's
-mix, runs one worker as users run it (default windows, Redis on, customer KPIs on) over the
-whole log, and prints events/s and the worker's CPU time per event. With `--py-spy FILE`, the
-worker runs under py-spy (`pip install py-spy`), sampling only while it holds the GIL, and FILE
-gets the collapsed stacks (flamegraph.pl or speedscope.app read them).
+mix, runs one worker as users run it (default windows, Redis on, customer KPIs on, /metrics read
+every 15 s) over the whole log, and prints events/s and the worker's CPU time per event. With
+`--py-spy FILE`, the worker runs under py-spy (`pip install py-spy`), sampling only while it holds
+the GIL, and FILE gets the collapsed stacks (flamegraph.pl or speedscope.app read them).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,13 +24,10 @@ import urllib.request
 from pathlib import Path
 
 from bench.eventlog import log_events, now_utc
-from bench.phases import Context, parse_counts
+from bench.phases import SCRAPE_EVERY_S, BenchError, Context, Markers, follow
 from bench.run import FIVE_WINDOWS, prepare
 from stream.tools.arguments import count
 from tests.servers import Broker, RedisServer, free_port
-
-#: How often /metrics is read to see whether the whole log is done (Prometheus: every 15 s).
-POLL_S = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,19 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def py_spy() -> str:
+    """The py-spy command, on PATH or beside this Python (a virtualenv not activated)."""
+    found = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if found is None:
+        print("error: py-spy is not installed (pip install py-spy)", file=sys.stderr)
+        raise SystemExit(2)
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def processed(port: str) -> int | None:
-    """Source records with an outcome, from the worker's /metrics (None: not answering)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return sum(parse_counts(response.read()).values())
-    except OSError:
-        return None
 
 
 async def measure(args: argparse.Namespace, workdir: Path) -> str:
@@ -79,11 +78,12 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
         produced = await prepare(broker.url, records, False, "producing the log")
         del records
         ctx = Context(broker.url, "dev", workdir, produced, redis_url=redis.url)
-        env = ctx.worker_env(ctx.app_id("cpu"), args.windows, redis=args.redis == "on")
+        app_id = ctx.app_id("cpu")
+        env = ctx.worker_env(app_id, args.windows, redis=args.redis == "on")
         env["CXKPI_WEB_PORT"] = port = str(free_port())
         command = [sys.executable, "-m", "stream", "worker"]
         if args.py_spy:
-            command = ["py-spy", "record", "--gil", "-r", "200", "-f", "raw", "-o"]
+            command = [py_spy(), "record", "--gil", "-r", "200", "-f", "raw", "-o"]
             command += [str(args.py_spy), "--", sys.executable, "-m", "stream", "worker"]
         log = workdir / "worker.log"
         worker = subprocess.Popen(
@@ -94,44 +94,65 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
             start_new_session=True,
         )
         try:
-            first: tuple[float, int, float] | None = None
-            pid = worker.pid  # under py-spy: its child, once it answers
-            while True:
-                await asyncio.sleep(POLL_S)
-                if worker.poll() is not None:
-                    raise RuntimeError(f"the worker exited; see {log}")
-                done = processed(port)
-                if done is None or done == 0:
-                    continue
-                if args.py_spy and pid == worker.pid:
-                    pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
-                if first is None:  # measured from the first records on, as the benchmark does
-                    first = (time.monotonic(), done, cpu_seconds(pid))
-                if done >= produced.total:
-                    seconds = time.monotonic() - first[0]
-                    events = done - first[1]
-                    cpu = cpu_seconds(pid) - first[2]
-                    break
+            await wait_ready(port, worker, log)
+            pid = worker.pid  # under py-spy, the worker is its child
+            if args.py_spy:
+                pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+            cpu = cpu_seconds(pid)
+            scraping = asyncio.create_task(scrape_every(port, SCRAPE_EVERY_S))
+            try:
+                async with Markers(broker.url, app_id) as markers:
+                    await follow(ctx, markers, produced.total, "worker", worker, log)
+                    t0, n0, t_end = markers.timing(produced.total)
+            finally:
+                scraping.cancel()
+            cpu = cpu_seconds(pid) - cpu
         finally:
-            os.killpg(worker.pid, 2)
+            os.killpg(worker.pid, signal.SIGINT)
             worker.wait(timeout=60)
     finally:
         broker.stop()
         redis.stop()
+    events, seconds = produced.total - n0, max(t_end - t0, 1e-3)
     line = (
-        f"{events / seconds:,.0f} events/s over {seconds:.1f} s; worker CPU {cpu:.1f} s "
-        f"({100 * cpu / seconds:.0f} % of a core), {1e6 * cpu / events:.0f} µs per event"
+        f"{events / seconds:,.0f} events/s over {seconds:.1f} s; worker CPU {cpu:.1f} s from "
+        f"ready to done, {1e6 * cpu / produced.total:.0f} µs per event"
     )
     if args.py_spy:
         line += f"; profile in {args.py_spy} (the figures above are under py-spy)"
     return line
 
 
+async def wait_ready(port: str, worker: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """Until the worker answers /ready with 200 (its partitions are recovered)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise BenchError(f"the worker exited; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5):
+                return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise BenchError(f"the worker was not ready within {timeout:.0f} s; see {log}")
+
+
+async def scrape_every(port: str, every_s: float) -> None:
+    """Read /metrics as Prometheus would, until cancelled."""
+    while True:
+        await asyncio.sleep(every_s)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(
+                lambda: urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/metrics", timeout=10
+                ).read()
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.py_spy and shutil.which("py-spy") is None:
-        print("error: py-spy is not installed (pip install py-spy)", file=sys.stderr)
-        raise SystemExit(2)
+    if args.py_spy:
+        py_spy()  # fail before the log is produced
     with tempfile.TemporaryDirectory(prefix="cxkpi-cpu-") as workdir:
         print(asyncio.run(measure(args, Path(workdir))))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from prometheus_client import (
     GC_COLLECTOR,
@@ -231,10 +232,23 @@ class KpiApp:
         return list(self.states().values())
 
     def states(self) -> dict[str, PartitionState]:
-        """The state of every partition this worker owns, keyed 'topic/partition'."""
+        """The state of every partition this worker owns, keyed 'topic/partition'. A partition
+        that moved away keeps its state until the new assignment is recovered (in case it comes
+        back), but it is no longer this worker's to publish: its next owner's entry is newer."""
+        assigned = self.assigned()
         return {
-            f"{p.topic_name}/{n}": state for p in self.processors for n, state in p.states.items()
+            f"{p.topic_name}/{n}": state
+            for p in self.processors
+            for n, state in p.states.items()
+            if TP(p.source_name, n) in assigned
         }
+
+    def assigned(self) -> set[TP]:
+        """The partitions the consumer is assigned now (none before it started)."""
+        try:
+            return set(self.app.consumer.assignment())
+        except ConsumerNotStarted:
+            return set()
 
     def others(self, mine: Collection[str]) -> dict[str, Entry]:
         """The latest known entries (from Redis, without their window totals) of partitions not
@@ -245,7 +259,7 @@ class KpiApp:
     def leads(self) -> bool:
         """Whether this worker writes the merged snapshot: the owner of the first source
         topic's partition 0, so that Kafka's group membership picks one worker per fleet."""
-        return 0 in self.processors[0].states
+        return f"{self.processors[0].topic_name}/0" in self.states()
 
     # -- /metrics ------------------------------------------------------------------------------
 
@@ -362,7 +376,7 @@ class KpiApp:
             return False, self.broker.describe()
         if self.app.rebalancing:
             return False, "rebalancing"
-        assigned = self.app.consumer.assignment() if self.app.consumer else set()
+        assigned = self.assigned()
         if not assigned:
             return False, "no partitions assigned yet"
         for processor in self.processors:

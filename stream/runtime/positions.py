@@ -146,7 +146,7 @@ class ReadPositions:
         self, partition: int, state: PartitionState, now: float, last_record: float
     ) -> None:
         """Rewind a partition whose consumer moved past records the state never saw, once the
-        whole topic is quiet (while the agent is busy, fetched records are only queued)."""
+        whole topic is quiet (while records are being applied, the position runs ahead of them)."""
         rewind = self.rewinds.get(partition)
         quiet = now - last_record >= STALL_S
         if rewind is not None:

@@ -1,10 +1,12 @@
 """The Faust side of one source topic: consume, classify, apply, persist, acknowledge.
 
 A `TopicProcessor` owns the `PartitionState` of every partition of its topic that this worker is
-assigned. Its agent acknowledges a record only after the epoch holding its effect is committed in
-the changelog (see stream/state/partition.py), so a crash at any point replays exactly the records
-whose effect is missing, and replay skips the ones already applied. Which offset each partition
-is read from is decided by its state (stream/runtime/positions.py), not by the consumer.
+assigned. Faust's fetch loop hands it each record of its topic (`on_record`, see
+stream/runtime/fetching.py); a record is acknowledged only after the epoch holding its effect is
+committed in the changelog (see stream/state/partition.py), so a crash at any point replays
+exactly the records whose effect is missing, and replay skips the ones already applied. Which
+offset each partition is read from is decided by its state (stream/runtime/positions.py), not by
+the consumer.
 """
 
 from __future__ import annotations
@@ -177,8 +179,8 @@ class TopicProcessor:
         acknowledge its records.
 
         One round writes every partition's records, waits until they are durable, then writes
-        every marker: two producer round trips whatever the number of partitions. The agent
-        keeps applying meanwhile, into the next epoch, which the next round commits.
+        every marker: two producer round trips whatever the number of partitions. Records keep
+        being applied meanwhile, into the next epoch, which the next round commits.
         """
         async with self._flushing:
             self._last_flush = time.monotonic()
@@ -200,7 +202,7 @@ class TopicProcessor:
             producer = kafka_producer(self.app)
             for partition, records, _, _ in epochs:
                 await send_in_batches(producer, self.changelog, partition, records)
-                await asyncio.sleep(0)  # let the agent go on between partitions
+                await asyncio.sleep(0)  # let records be applied between partitions
             if self.forwarder is not None:
                 await self.forwarder.orders(decided)
             await self.app.producer.flush()
