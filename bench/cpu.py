@@ -24,7 +24,8 @@ import urllib.request
 from pathlib import Path
 
 from bench.eventlog import log_events, now_utc
-from bench.phases import SCRAPE_EVERY_S, BenchError, Context, Markers, follow
+from bench.phases import SCRAPE_EVERY_S, BenchError, Context, Markers, follow, proc_status
+from bench.report import MB
 from bench.run import FIVE_WINDOWS, prepare
 from stream.tools.arguments import count
 from tests.servers import Broker, RedisServer, free_port
@@ -107,6 +108,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
             finally:
                 scraping.cancel()
             cpu = cpu_seconds(pid) - cpu
+            peak = proc_status(pid, "VmHWM")
         finally:
             os.killpg(worker.pid, signal.SIGINT)
             worker.wait(timeout=60)
@@ -116,7 +118,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
     events, seconds = produced.total - n0, max(t_end - t0, 1e-3)
     line = (
         f"{events / seconds:,.0f} events/s over {seconds:.1f} s; worker CPU {cpu:.1f} s from "
-        f"ready to done, {1e6 * cpu / produced.total:.0f} µs per event"
+        f"ready to done, {1e6 * cpu / produced.total:.0f} µs per event; peak RSS {peak / MB:.0f} MB"
     )
     if args.py_spy:
         line += f"; profile in {args.py_spy} (the figures above are under py-spy)"

@@ -335,8 +335,8 @@ class KpiApp:
     # -- timers -------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        for processor in self.processors:
-            await processor.tick()
+        # at once: one topic's slow flush round does not hold back the others'
+        await asyncio.gather(*(processor.tick() for processor in self.processors))
         heap.release_free_memory()
 
     async def _publish(self) -> None:

@@ -33,6 +33,11 @@ from stream.state.partition import PartitionState, Record, StateConfig
 
 log = logging.getLogger(__name__)
 
+#: Records applied but not yet committed, per topic, at which reading waits for a flush round.
+#: Each keeps its Kafka message until acknowledged: when the broker writes the changelog more
+#: slowly than records are applied (a catch-up), this bounds what they hold (a few MB).
+MAX_UNCOMMITTED = 4_000
+
 #: Reads a record's value: an event to apply, a watermark (customers topic), or a rejection.
 Reader = Callable[[bytes | None], Event | Watermark | Rejection]
 
@@ -108,6 +113,7 @@ class TopicProcessor:
         self.changelog = self.table.changelog_topic.get_topic_name()
         self.states: dict[int, PartitionState] = {}
         self._pending: dict[int, list[Message]] = defaultdict(list)  # applied, not yet acked
+        self._waiting = 0  # records in _pending
         self._flushing = asyncio.Lock()  # one flush round at a time
         self._committing = 0  # records of the flush round under way
         self._last_flush = time.monotonic()
@@ -153,6 +159,9 @@ class TopicProcessor:
             state.apply(result, message.offset)
             self._last_event[partition] = time.monotonic()
         self._pending[partition].append(message)  # acknowledged by the next flush round
+        self._waiting += 1
+        if self._waiting >= MAX_UNCOMMITTED:
+            await self.flush()  # the changelog is behind: let it catch up before reading on
 
     async def _dead_letter(self, message: Message, rejection: Rejection) -> None:
         """Send the original bytes, untouched, with headers saying why and where from."""
@@ -190,6 +199,7 @@ class TopicProcessor:
             for partition in list(self.states) if partitions is None else partitions:
                 state = self.states.get(partition)
                 acks = self._pending.pop(partition, [])
+                self._waiting -= len(acks)
                 if state is not None and (acks or state.has_changes):
                     epochs.append((partition, *state.flush(), acks))
                     decided += state.take_decided()  # with no await since the flush
@@ -223,7 +233,7 @@ class TopicProcessor:
     def unflushed(self) -> int:
         """Records applied but not yet committed and acknowledged (waiting for a flush round, or
         in one that has not finished)."""
-        return self._committing + sum(len(acks) for acks in self._pending.values())
+        return self._committing + self._waiting
 
     async def _send(self, partition: int, key: bytes, value: bytes | None) -> None:
         """Hand one changelog record (a marker) straight to the Kafka producer. (The table's own
@@ -267,7 +277,8 @@ class TopicProcessor:
         }
         for partition in self.states.keys() - assigned:
             del self.states[partition]
-            self._pending.pop(partition, None)  # never acknowledged: the new owner replays them
+            # never acknowledged: the new owner replays them
+            self._waiting -= len(self._pending.pop(partition, []))
         store = self.table.data
         rows: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, value in list(store.items()):
