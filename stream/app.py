@@ -350,6 +350,8 @@ class KpiApp:
     async def final_flush(self, timeout_s: float) -> bool:
         """On stop: commit what was applied, for at most timeout_s, and say what was not.
         Returns whether the broker is away (then the Kafka clients cannot close either)."""
+        for processor in self.processors:
+            processor.stop()
         waiting = sum(p.unflushed() for p in self.processors)
         try:
             await asyncio.wait_for(asyncio.gather(*(p.flush() for p in self.processors)), timeout_s)

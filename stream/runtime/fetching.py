@@ -24,8 +24,8 @@ its stream (the queue again, the current event, sensors): together more than the
 of the record. A processor needs none of that: it reads the record, applies it to its state and
 acknowledges it after the changelog has it. So `fast_drain` awaits the processor's `on_record`
 for its topics, under the same rules as an agent's stream: not while flow is suspended, and not
-when the record was fetched before the latest rebalance. Topics without a processor (none today)
-still go to the conductor.
+when the record was fetched before the latest rebalance. Records of other topics (the tables'
+changelogs while they are recovered) still go to the conductor.
 """
 
 from __future__ import annotations

@@ -114,6 +114,7 @@ class TopicProcessor:
         self.states: dict[int, PartitionState] = {}
         self._pending: dict[int, list[Message]] = defaultdict(list)  # applied, not yet acked
         self._waiting = 0  # records in _pending
+        self._stopping = False  # set once the worker stops: no more records, no more rounds
         self._flushing = asyncio.Lock()  # one flush round at a time
         self._committing = 0  # records of the flush round under way
         self._last_flush = time.monotonic()
@@ -131,6 +132,8 @@ class TopicProcessor:
     async def on_record(self, message: Message) -> None:
         """Classify and apply one record of the topic; it is acknowledged by the flush round
         that commits its effect."""
+        if self._stopping:
+            return  # not acknowledged: the partition's next owner applies it
         partition = message.partition
         self._last_any = time.monotonic()
         state = self.states.get(partition)
@@ -230,6 +233,12 @@ class TopicProcessor:
         """Let Faust's consumer commit past this record."""
         self.app.consumer.ack(message)
 
+    def stop(self) -> None:
+        """The worker is stopping: take no more records and start no flush round of its own, so
+        that the last round (the caller's) commits everything applied before the Kafka clients
+        close. Records fetched from now on are left to the partitions' next owner."""
+        self._stopping = True
+
     def unflushed(self) -> int:
         """Records applied but not yet committed and acknowledged (waiting for a flush round, or
         in one that has not finished)."""
@@ -244,6 +253,8 @@ class TopicProcessor:
     async def tick(self) -> None:
         """Once a second: idle partitions' stream time follows the clock; due flushes happen;
         a consumer that moved past records the state never saw is sent back."""
+        if self._stopping:
+            return
         now = time.monotonic()
         for partition, state in list(self.states.items()):
             self._advance_idle(partition, state, now)

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser(
         "worker",
-        help="run a stream worker (all agents) against a broker and Redis",
+        help="run a stream worker (every topic) against a broker and Redis",
         description="Run a Faust worker that consumes cart-events, tickets and survey-replies, "
         "keeps the KPI state and serves /metrics, /kpis, /health and /ready.",
     )
