@@ -24,7 +24,15 @@ import urllib.request
 from pathlib import Path
 
 from bench.eventlog import log_events, now_utc
-from bench.phases import SCRAPE_EVERY_S, BenchError, Context, Markers, follow, proc_status
+from bench.phases import (
+    SCRAPE_EVERY_S,
+    BenchError,
+    Context,
+    Markers,
+    follow,
+    proc_status,
+    rate_from,
+)
 from bench.report import MB
 from bench.run import FIVE_WINDOWS, prepare
 from stream.tools.arguments import count
@@ -96,6 +104,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
         )
         try:
             await wait_ready(port, worker, log)
+            t_ready = time.time()  # marker timestamps are wall-clock
             pid = worker.pid  # under py-spy, the worker is its child
             if args.py_spy:
                 pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
@@ -115,7 +124,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
     finally:
         broker.stop()
         redis.stop()
-    events, seconds = produced.total - n0, max(t_end - t0, 1e-3)
+    events, seconds = rate_from(t_ready, t0, n0, t_end, produced.total)
     line = (
         f"{events / seconds:,.0f} events/s over {seconds:.1f} s; worker CPU {cpu:.1f} s from "
         f"ready to done, {1e6 * cpu / produced.total:.0f} µs per event; peak RSS {peak / MB:.0f} MB"

@@ -1,9 +1,10 @@
-"""The benchmark harness works end to end (`python -m bench.run --quick`): every phase runs, every
+"""The benchmark harnesses work end to end. `python -m bench.run --quick`: every phase runs, every
 figure is a positive number in the JSON file, and the table names each measurement. The figures
 of so small a run mean nothing; CI only proves the harness."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,25 @@ def test_quick_benchmark_writes_every_figure_and_prints_the_table(tmp_path: Path
     assert results["config"]["repeat"] == 1
     assert results["machine"]["nproc"] >= 1
     assert all(len(results["runs"][name]) == 1 for name in ("full", "floor", "raised_floor"))
+
+
+def test_the_cpu_harness_prints_a_workers_rate_and_cost_per_event() -> None:
+    """`python -m bench.cpu` runs one production worker over a log to the end (large enough that
+    most of it is processed after the worker says it is ready, where the CPU is counted)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.cpu", "--events", "20000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    line = re.search(
+        r"([\d,]+) events/s over ([\d.]+) s; worker CPU ([\d.]+) s from ready to done, "
+        r"(\d+) µs per event; peak RSS (\d+) MB",
+        result.stdout,
+    )
+    assert line is not None, result.stdout
+    rate, seconds, cpu, per_event, peak = (float(g.replace(",", "")) for g in line.groups())
+    assert rate > 0 and seconds > 0 and cpu > 0 and per_event > 0
+    assert 20 < peak < 2000  # a worker's resident memory, in MB
