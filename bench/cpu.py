@@ -12,31 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from bench.eventlog import log_events, now_utc
-from bench.phases import (
-    SCRAPE_EVERY_S,
-    BenchError,
-    Context,
-    Markers,
-    follow,
-    proc_status,
-    rate_from,
-)
+from bench.phases import Context, Markers, follow, proc_status, rate_from, scraped
 from bench.report import MB
 from bench.run import FIVE_WINDOWS, prepare
 from stream.tools.arguments import count
-from tests.servers import Broker, RedisServer, free_port
+from tests.servers import Broker, RedisServer, Worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,38 +78,36 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
         ctx = Context(broker.url, "dev", workdir, produced, redis_url=redis.url)
         app_id = ctx.app_id("cpu")
         env = ctx.worker_env(app_id, args.windows, redis=args.redis == "on")
-        env["CXKPI_WEB_PORT"] = port = str(free_port())
-        command = [sys.executable, "-m", "stream", "worker"]
+        wrapper = []
         if args.py_spy:
-            command = [py_spy(), "record", "--gil", "-r", "200", "-f", "raw", "-o"]
-            command += [str(args.py_spy), "--", sys.executable, "-m", "stream", "worker"]
-        log = workdir / "worker.log"
-        worker = subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+            wrapper = [
+                py_spy(),
+                "record",
+                "--gil",
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "-o",
+                str(args.py_spy),
+            ]
+            wrapper.append("--")
+        worker = Worker(env, workdir / "worker.log", wrapper)
         try:
-            await wait_ready(port, worker, log)
+            worker.wait_ready(timeout=120)
             t_ready = time.time()  # marker timestamps are wall-clock
-            pid = worker.pid  # under py-spy, the worker is its child
+            pid = worker.process.pid  # under py-spy, the worker is its child
             if args.py_spy:
                 pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
             cpu = cpu_seconds(pid)
-            scraping = asyncio.create_task(scrape_every(port, SCRAPE_EVERY_S))
-            try:
-                async with Markers(broker.url, app_id) as markers:
-                    await follow(ctx, markers, produced.total, "worker", worker, log)
-                    t0, n0, t_end = markers.timing(produced.total)
-            finally:
-                scraping.cancel()
+            async with scraped([worker]), Markers(broker.url, app_id) as markers:
+                await follow(ctx, markers, produced.total, "worker", worker.process, worker.log)
+                t0, n0, t_end = markers.timing(produced.total)
             cpu = cpu_seconds(pid) - cpu
             peak = proc_status(pid, "VmHWM")
-        finally:
-            os.killpg(worker.pid, signal.SIGINT)
-            worker.wait(timeout=60)
+        finally:  # py-spy writes its profile on an interrupt
+            os.killpg(worker.process.pid, signal.SIGINT)
+            worker.process.wait(timeout=60)
     finally:
         broker.stop()
         redis.stop()
@@ -132,32 +119,6 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
     if args.py_spy:
         line += f"; profile in {args.py_spy} (the figures above are under py-spy)"
     return line
-
-
-async def wait_ready(port: str, worker: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    """Until the worker answers /ready with 200 (its partitions are recovered)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise BenchError(f"the worker exited; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5):
-                return
-        except OSError:
-            await asyncio.sleep(0.2)
-    raise BenchError(f"the worker was not ready within {timeout:.0f} s; see {log}")
-
-
-async def scrape_every(port: str, every_s: float) -> None:
-    """Read /metrics as Prometheus would, until cancelled."""
-    while True:
-        await asyncio.sleep(every_s)
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(
-                lambda: urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/metrics", timeout=10
-                ).read()
-            )
 
 
 def main(argv: list[str] | None = None) -> None:

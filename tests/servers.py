@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +100,14 @@ def cxkpi(
 
 
 class Worker:
-    """A `cxkpi worker` process."""
+    """A `cxkpi worker` process (run by `wrapper`, e.g. a profiler, when given)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, wrapper: Sequence[str] = ()) -> None:
         self.env = {**env, "CXKPI_WEB_PORT": str(free_port())}
         self.base = f"http://127.0.0.1:{self.env['CXKPI_WEB_PORT']}"
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream", "worker"],
+            [*wrapper, sys.executable, "-m", "stream", "worker"],
             env={**os.environ, **self.env},
             cwd=ROOT,
             stdout=log.open("ab"),
