@@ -99,7 +99,10 @@ def topic_rules(settings: Settings) -> list[Rules]:
     step_ms, grace_ms = settings.step * 1000, settings.grace * 1000
     return [
         CartRules(
-            timeout_ms=settings.inactivity_timeout * 1000, step_ms=step_ms, grace_ms=grace_ms
+            timeout_ms=settings.inactivity_timeout * 1000,
+            step_ms=step_ms,
+            grace_ms=grace_ms,
+            retention_ms=settings.cart_retention * 1000,
         ),
         TicketRules(
             step_ms=step_ms, grace_ms=grace_ms, retention_ms=settings.ticket_retention * 1000

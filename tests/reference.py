@@ -6,10 +6,14 @@ from scratch per partition from the applied events, and windows are summed direc
 samples. Clarity over speed. Integration tests compare what the live system publishes (the
 document of docs/snapshot.md) against `expected_snapshot`, with `compare_snapshots`.
 
-Not modelled: idle advancement of stream time (tests disable it) and the forgetting of solved and
-closed tickets (after `ticket_retention`, past grace): the reference keeps every ticket, so a log
-that reopens a ticket long after it was closed is out of its scope. Open tickets are never
-forgotten, by either.
+Not modelled: idle advancement of stream time (tests disable it).
+
+Forgetting is modelled from the definitions' own sentences: a solved ticket is remembered for the
+ticket retention after its last event (at least the longest window plus grace), a closed one until
+its last event is past grace, an open one for ever; a cart's customer stays known for the cart
+retention after the cart's last event. "Forgotten" is judged when the entity's next event is
+applied, against the partition's stream time before it: an event that finds its ticket or cart
+forgotten starts it anew (a reopen without its opening, an order without the cart's customer).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -111,6 +115,10 @@ class Rules:
     allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
     max_future_s: int = 3600
     max_event_bytes: int = 65536
+    #: how long a solved ticket and a cart's customer are remembered after their last event;
+    #: None: the longest window plus grace
+    ticket_retention_s: int | None = None
+    cart_retention_s: int = 7 * 86400
     #: the period P of the customer KPIs, and the cap of the expected lifetime in periods
     customer_period_s: int = 30 * 86400
     max_lifetime_periods: int = 36
@@ -245,6 +253,7 @@ def _process(topic: str, records: list[Record], rules: Rules, now_ms: int) -> _P
             continue
         applied_ids.add(identity)
         part.counts["applied"] += 1
+        event["_s"] = part.stream_time  # before it: what forgetting is judged against
         part.stream_time = t if part.stream_time is None else max(part.stream_time, t)
         # Names are decided now, at application: a value admitted later stays admitted.
         event["_seg"] = {
@@ -342,10 +351,68 @@ def _cart_samples(part: _Partition, rules: Rules) -> list[Sample]:
     return out
 
 
-def _ticket_samples(part: _Partition) -> list[Sample]:
-    """Every ticket KPI sample of one partition; a ticket without an opening gives none."""
+def _lives(
+    part: _Partition, key: str, forget_at: Callable[[list[dict[str, Any]]], int | None]
+) -> list[list[dict[str, Any]]]:
+    """Each entity's applied events, split where it was forgotten before its next event came:
+    when the partition's stream time before that event had reached `forget_at` of the events
+    so far (None: never)."""
+    lives: dict[str, list[dict[str, Any]]] = {}
+    done: list[list[dict[str, Any]]] = []
+    for event in part.applied:  # in the order they were applied
+        life = lives.get(event[key])
+        if life is not None:
+            end = forget_at(life)
+            if end is not None and event["_s"] >= end:
+                done.append(life)
+                life = None
+        if life is None:
+            life = lives[event[key]] = []
+        life.append(event)
+    return done + list(lives.values())
+
+
+def _past_grace(t: int, rules: Rules) -> int:
+    """The stream time from which an event at t is late."""
+    step = rules.step_s * 1000
+    return (t // step + 1) * step + rules.grace_s * 1000 + 1
+
+
+def ticket_retention_ms(rules: Rules) -> int:
+    """The ticket retention: its setting, else the longest window plus grace."""
+    if rules.ticket_retention_s is not None:
+        return rules.ticket_retention_s * 1000
+    return (max(rules.windows_s) + rules.grace_s) * 1000
+
+
+_STATUSES = ("ticket_opened", "ticket_reopened", "ticket_solved", "ticket_closed")
+
+
+def _ticket_statuses(events: list[dict[str, Any]]) -> list[str]:
+    ordered = sorted(events, key=lambda e: (e["_t"], e["event_id"]))
+    return [e["type"] for e in ordered if e["type"] in _STATUSES]
+
+
+def _ticket_forget_at(rules: Rules) -> Callable[[list[dict[str, Any]]], int | None]:
+    """An open ticket is never forgotten; a closed one once its last event is past grace; a
+    solved one, or one never seen opened, after the ticket retention."""
+
+    def forget_at(events: list[dict[str, Any]]) -> int | None:
+        statuses = _ticket_statuses(events)
+        if "ticket_opened" in statuses and statuses[-1] in ("ticket_opened", "ticket_reopened"):
+            return None
+        last = max(e["_t"] for e in events)
+        retained = last + ticket_retention_ms(rules)
+        return min(retained, _past_grace(last, rules)) if "ticket_closed" in statuses else retained
+
+    return forget_at
+
+
+def _ticket_samples(part: _Partition, rules: Rules) -> list[Sample]:
+    """Every ticket KPI sample of one partition, per life of each ticket (see `_lives`); a life
+    without an opening gives none."""
     out: list[Sample] = []
-    for events in _by_key(part.applied, "ticket_id"):
+    for events in _lives(part, "ticket_id", _ticket_forget_at(rules)):
         events.sort(key=lambda e: (e["_t"], e["event_id"]))
         openings = [e for e in events if e["type"] == "ticket_opened"]
         if not openings:
@@ -372,12 +439,7 @@ def _ticket_samples(part: _Partition) -> list[Sample]:
                 out.append(Sample("first_contact_resolution", "solves", t, segs))
                 if public_replies <= 1 and reopens == 0:
                     out.append(Sample("first_contact_resolution", "first_contact", t, segs))
-        statuses = [
-            e["type"]
-            for e in events
-            if e["type"] in ("ticket_opened", "ticket_reopened", "ticket_solved", "ticket_closed")
-        ]
-        if statuses[-1] in ("ticket_opened", "ticket_reopened"):
+        if _ticket_statuses(events)[-1] in ("ticket_opened", "ticket_reopened"):
             out.append(Sample("open_backlog", "tickets", None, segs))
             out.append(Sample("backlog_age", "opened", None, segs, opened))
     return out
@@ -408,7 +470,7 @@ def _samples(part: _Partition, rules: Rules) -> list[Sample]:
     if part.topic == "cart-events":
         return _cart_samples(part, rules)
     if part.topic == "tickets":
-        return _ticket_samples(part)
+        return _ticket_samples(part, rules)
     return _survey_samples(part)
 
 
@@ -702,40 +764,11 @@ def _duration(samples_ms: list[int]) -> dict[str, Any]:
 # each order counts once (by cart and event id) however often it is forwarded.
 
 
-def _forget_at(session: list[dict[str, Any]], stream_time: int, rules: Rules) -> int | None:
-    """When a cart session can no longer change (any event for it would be late), or None
-    while its outcome is still open at `stream_time`."""
-    timeout, step = rules.inactivity_timeout_s * 1000, rules.step_s * 1000
-    if session[-1]["type"] == "order_placed":
-        final = session[-1]["_t"]
-    elif stream_time >= session[-1]["_t"] + timeout:
-        final = session[-1]["_t"] + timeout
-    else:
-        return None
-    return (final // step + 1) * step + rules.grace_s * 1000 + 1
-
-
 def _cart_lives(part: _Partition, rules: Rules) -> list[list[dict[str, Any]]]:
-    """Each cart's applied events, split where the processor had forgotten the whole cart
-    before the next event arrived (every session final and past grace): a cart's customer is
-    known for as long as the cart is."""
-    timeout = rules.inactivity_timeout_s * 1000
-    lives: dict[str, list[dict[str, Any]]] = {}
-    done: list[list[dict[str, Any]]] = []
-    stream_time: int | None = None
-    for event in part.applied:  # in the order they were applied
-        life = lives.get(event["cart_id"])
-        if life is not None and stream_time is not None:
-            ordered = sorted(life, key=_cart_order)
-            ends = [_forget_at(s, stream_time, rules) for s in _sessions(ordered, timeout)]
-            if all(end is not None and end <= stream_time for end in ends):
-                done.append(life)
-                life = None
-        if life is None:
-            life = lives[event["cart_id"]] = []
-        life.append(event)
-        stream_time = event["_t"] if stream_time is None else max(stream_time, event["_t"])
-    return done + list(lives.values())
+    """Each cart's applied events, split where the cart was forgotten: its customer stays
+    known for the cart retention after the cart's last event."""
+    retention = rules.cart_retention_s * 1000
+    return _lives(part, "cart_id", lambda events: max(e["_t"] for e in events) + retention)
 
 
 def _cart_order(event: dict[str, Any]) -> tuple[int, bool, str]:

@@ -14,6 +14,10 @@ class ConfigError(ValueError):
     """A setting has a value the processor cannot run with."""
 
 
+#: The value of a setting that follows from others (the ticket retention: the longest window
+#: plus grace).
+AUTO = "auto"
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 

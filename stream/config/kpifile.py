@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from stream.config import ConfigError, parse_duration, window_problem
+from stream.config import AUTO, ConfigError, parse_duration, window_problem
 
 #: repo root cxkpi.toml, the file used when none is given
 DEFAULT_CONFIG_PATH: Path = Path(__file__).resolve().parents[2] / "cxkpi.toml"
@@ -58,7 +58,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "long_step": "1h",
         "grace": "5m",
     },
-    "timeouts": {"cart_inactivity": "30m", "idle_partition": "1m", "ticket_retention": "7d"},
+    "timeouts": {
+        "cart_inactivity": "30m",
+        "idle_partition": "1m",
+        "ticket_retention": AUTO,
+        "cart_retention": "7d",
+    },
     "segments": {"max_values": 20, "allow": {}},
     "alerting": {
         "for": "5m",
@@ -133,7 +138,9 @@ class KpiConfig:
     grace_s: int
     cart_inactivity_s: int
     idle_partition_s: float
-    ticket_retention_s: int
+    #: None: auto, the longest window plus grace
+    ticket_retention_s: int | None
+    cart_retention_s: int
     max_segment_values: int
     allow: dict[str, frozenset[str]]
     kpis: dict[str, KpiSettings]
@@ -391,9 +398,12 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
         raise check.bad(
             "timeouts.idle_partition", timeouts["idle_partition"], "a duration greater than zero"
         )
-    ticket_retention_s = check.whole_seconds(
-        timeouts["ticket_retention"], "timeouts.ticket_retention"
+    ticket_retention_s = (
+        None
+        if timeouts["ticket_retention"] == AUTO
+        else check.whole_seconds(timeouts["ticket_retention"], "timeouts.ticket_retention")
     )
+    cart_retention_s = check.whole_seconds(timeouts["cart_retention"], "timeouts.cart_retention")
 
     segments = sections["segments"]
     max_values = check.integer(segments["max_values"], "segments.max_values", 1, 1000)
@@ -436,6 +446,7 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
         cart_inactivity_s=cart_inactivity_s,
         idle_partition_s=idle_partition_s,
         ticket_retention_s=ticket_retention_s,
+        cart_retention_s=cart_retention_s,
         max_segment_values=max_values,
         allow=allow,
         kpis=kpis,
@@ -485,6 +496,9 @@ def settings_overrides(config: KpiConfig) -> dict[str, str]:
         "grace": _seconds_text(config.grace_s),
         "inactivity_timeout": _seconds_text(config.cart_inactivity_s),
         "idle_timeout": _seconds_text(config.idle_partition_s),
-        "ticket_retention": _seconds_text(config.ticket_retention_s),
+        "ticket_retention": AUTO
+        if config.ticket_retention_s is None
+        else _seconds_text(config.ticket_retention_s),
+        "cart_retention": _seconds_text(config.cart_retention_s),
         "max_segment_values": str(config.max_segment_values),
     }

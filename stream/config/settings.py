@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from stream.config import (
+    AUTO,
     ConfigError,
     parse_duration,
     window_name,
@@ -36,6 +37,16 @@ def _whole_seconds(text: str) -> int:
     if value != int(value):
         raise ValueError("a whole number of seconds (e.g. 90s, 5m)")
     return int(value)
+
+
+def _retention(text: str) -> int | None:
+    """`auto` (None: the longest window plus grace), or a whole number of seconds > 0."""
+    if text.strip().lower() == AUTO:
+        return None
+    seconds = _whole_seconds(text)
+    if seconds <= 0:
+        raise ValueError(f"{AUTO!r} or a duration greater than zero")
+    return seconds
 
 
 def _durations(text: str) -> tuple[int, ...]:
@@ -209,9 +220,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "ticket_retention",
+        AUTO,
+        _retention,
+        "A solved (not closed) ticket idle this long is forgotten, so a later reopen counts as a "
+        "ticket never opened; open tickets never are. At least the longest window plus grace "
+        "(auto: exactly that).",
+    ),
+    Option(
+        "cart_retention",
         "7d",
         _whole_seconds,
-        "A solved (not closed) ticket idle this long is forgotten; open tickets never are.",
+        "How long after a cart's last event its customer is still known, for an order placed "
+        "in a later session; at least inactivity_timeout + step + grace.",
     ),
     Option(
         "max_event_bytes",
@@ -318,6 +338,7 @@ class Settings:
     idle_timeout: float
     max_future: int
     ticket_retention: int
+    cart_retention: int
     max_event_bytes: int
     max_segment_values: int
     web_host: str
@@ -374,6 +395,8 @@ class Settings:
                 raise ConfigError(
                     f"invalid {option.name} {shown} from {source}: expected {exc}"
                 ) from None
+        if values["ticket_retention"] is None:  # auto
+            values["ticket_retention"] = max(values["windows"]) + values["grace"]
         settings = cls(**values, kpis=kpis)
         settings.check()
         settings.check_alert_windows(sources["windows"])
@@ -398,6 +421,22 @@ class Settings:
             )
         if self.inactivity_timeout <= 0:
             raise ConfigError("invalid inactivity_timeout: must be greater than zero")
+        shortest = max(self.windows) + self.grace
+        if self.ticket_retention < shortest:
+            raise ConfigError(
+                f"invalid ticket_retention {window_name(self.ticket_retention)}: shorter than the "
+                f"longest window ({window_name(max(self.windows))}) plus grace "
+                f"({window_name(self.grace)}), so a ticket reopened after it would be counted "
+                f"wrong in that window; use at least {window_name(shortest)} "
+                f"({window_name(max(self.windows))} + {window_name(self.grace)}), or {AUTO}"
+            )
+        shortest = self.inactivity_timeout + self.step + self.grace
+        if self.cart_retention < shortest:
+            raise ConfigError(
+                f"invalid cart_retention {window_name(self.cart_retention)}: shorter than "
+                f"inactivity_timeout + step + grace ({window_name(shortest)}), so a cart's "
+                "customer would be forgotten before its session is; use at least that"
+            )
         sasl = self.kafka_security_protocol.startswith("SASL_")
         if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ConfigError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.state.facts import Segments
+from stream.state.facts import Fact, Segments
 from stream.state.segments import SegmentNames
 
 #: Order amounts are summed exactly, in millionths of the currency unit.
@@ -30,3 +30,14 @@ def segment_name(names: SegmentNames, dimension: str, body: dict[str, Any]) -> s
     """The bounded name of a body field, or None when the event does not carry it."""
     value = body.get(dimension)
     return None if value is None else names.name(dimension, value)
+
+
+class RemembersNothing:
+    """The rules of entities of which nothing needs remembering once their facts are forgotten
+    (a survey response, a customer's orders)."""
+
+    def remember(self, facts: list[Fact]) -> tuple[int, bytes] | None:
+        return None
+
+    def recall(self, until: int, payload: bytes) -> list[Fact]:
+        raise ValueError(f"{type(self).__name__} remembers nothing, so recalls nothing")

@@ -9,7 +9,9 @@ The customer of an order is the order's own `customer_id`, else that of the late
 `cart_created` of its cart before it (both already pseudonymous keys, see
 stream/contract/customers.py). An order is decided when its session is forgotten: from then on
 any event that could change it is late. A cart keeps the customer of its forgotten sessions as
-one small fact while later sessions remain, so an order after a return visit still finds it.
+one small fact while later sessions remain, and remembers it for `retention` after the cart's
+last event once no session remains, so an order after a return visit hours or days later still
+finds it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from stream.state.segments import UNKNOWN, SegmentNames
 from stream.state.windows import bucket_end
 
 CREATED, ITEM, REMOVED, CHECKOUT, ORDER = "c", "i", "r", "k", "o"
-#: The customer of a cart's forgotten sessions, kept while later sessions remain: in no session.
+#: The customer of a cart's forgotten sessions, at the time of their last event: in no session.
 CUSTOMER = "u"
 _KIND = {
     "cart_created": CREATED,
@@ -82,10 +84,13 @@ class CartRules:
     topic = "cart-events"
     dimensions = ("channel", "region", "currency")
 
-    def __init__(self, *, timeout_ms: int, step_ms: int, grace_ms: int) -> None:
+    def __init__(
+        self, *, timeout_ms: int, step_ms: int, grace_ms: int, retention_ms: int = 7 * 86_400_000
+    ) -> None:
         self.timeout_ms = timeout_ms
         self.step_ms = step_ms
         self.grace_ms = grace_ms
+        self.retention_ms = retention_ms
 
     def fact(self, event: Event, names: SegmentNames) -> Fact:
         kind = _KIND[event.type]
@@ -174,18 +179,35 @@ class CartRules:
         return min(due) if due else None
 
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
+        """The sessions still open or within grace, after one fact for the customer of those
+        forgotten (they come first: forgetting follows time)."""
+        earlier = [f for f in facts if f[_KIND_AT] == CUSTOMER]
         kept: list[Fact] = []
-        # the customer of the forgotten sessions (they come first: forgetting follows time)
-        customer = next((f for f in facts if f[_KIND_AT] == CUSTOMER), None)
+        gone = list(earlier)
         for session in split_sessions(facts, self.timeout_ms):
             final_at = self._final_at(session, stream_time)
             if final_at is None or stream_time < self._forget_at(final_at):
                 kept.extend(session.facts)
             else:
-                customer = _latest_customer(session.facts, customer)
-        if customer is None or not kept:
+                gone.extend(session.facts)
+        if not kept or len(gone) == len(earlier):
+            return [*earlier, *kept] if kept else []
+        customer = _latest_customer(gone)
+        if customer is None:
             return kept
-        return [customer, *kept]
+        return [(gone[-1][_T], 0, "", CUSTOMER, None, None, customer), *kept]
+
+    def remember(self, facts: list[Fact]) -> tuple[int, bytes] | None:
+        """The customer of a cart none of whose sessions is kept, for the retention after the
+        cart's last event."""
+        customer = _latest_customer(facts)
+        if customer is None:
+            return None
+        return facts[-1][_T] + self.retention_ms, customer.encode()
+
+    def recall(self, until: int, payload: bytes) -> list[Fact]:
+        """The customer fact of a remembered cart, at its last event's time."""
+        return [(until - self.retention_ms, 0, "", CUSTOMER, None, None, payload.decode())]
 
     def watermark(self, stream_time: int) -> int:
         """Every order up to this time has been decided at this stream time: an order is
@@ -210,10 +232,11 @@ class CartRules:
         return out
 
 
-def _latest_customer(facts: list[Fact], found: Fact | None) -> Fact | None:
-    """A customer fact for the latest `cart_created` with a customer among a forgotten
-    session's facts, else `found` (the customer carried so far)."""
+def _latest_customer(facts: list[Fact]) -> str | None:
+    """The customer of the latest `cart_created` with one among facts sorted by time (a
+    customer fact counts as one)."""
+    found = None
     for fact in facts:
-        if fact[_KIND_AT] == CREATED and fact[_EXTRA] is not None:
-            found = (fact[_T], 0, fact[_ID], CUSTOMER, None, None, fact[_EXTRA])
+        if fact[_KIND_AT] in (CREATED, CUSTOMER) and fact[_EXTRA] is not None:
+            found = fact[_EXTRA]
     return found

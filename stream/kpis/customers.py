@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from stream.contract.events import Event
-from stream.kpis import MICROS
+from stream.kpis import MICROS, RemembersNothing
 from stream.state.facts import NOW, OVERALL, Contribution, Fact
 from stream.state.segments import SegmentNames
 
@@ -78,7 +78,7 @@ def order_event(order: CustomerOrder) -> Event:
     )
 
 
-class CustomerRules:
+class CustomerRules(RemembersNothing):
     """The `Rules` of the customers topic: a customer's orders -> its share of the components."""
 
     topic = CUSTOMERS_TOPIC

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.contract.events import Event
-from stream.kpis import segment_name, shared
+from stream.kpis import RemembersNothing, segment_name, shared
 from stream.state.facts import OVERALL, Contribution, Fact
 from stream.state.segments import UNKNOWN, SegmentNames
 from stream.state.windows import bucket_end
@@ -17,6 +17,13 @@ from stream.state.windows import bucket_end
 # fact = (t, 0, event_id, type, score, channel, region, team)
 _T, _TYPE, _SCORE = 0, 3, 4
 DIMENSIONS = ("channel", "region", "team")
+#: The reply types these rules score. Any other type is a bug upstream (the decoder rejects it):
+#: it raises rather than being counted as one of these.
+TYPES = ("nps", "csat", "ces")
+
+
+def _unknown(kind: str) -> ValueError:
+    return ValueError(f"survey-replies rules have no KPI for type {kind!r} (known: {TYPES})")
 
 
 def nps_category(score: int) -> str:
@@ -26,7 +33,7 @@ def nps_category(score: int) -> str:
     return "passives" if score >= 7 else "detractors"
 
 
-class SurveyRules:
+class SurveyRules(RemembersNothing):
     """KPI rules of the `survey-replies` topic."""
 
     topic = "survey-replies"
@@ -37,6 +44,8 @@ class SurveyRules:
         self.grace_ms = grace_ms
 
     def fact(self, event: Event, names: SegmentNames) -> Fact:
+        if event.type not in TYPES:
+            raise _unknown(event.type)
         return (
             event.t,
             0,
@@ -59,11 +68,13 @@ class SurveyRules:
                 out.append((t, "csat_responses", segments, 1))
                 if score >= 4:
                     out.append((t, "csat_satisfied", segments, 1))
-            else:
+            elif kind == "ces":
                 out.append((t, "ces_responses", segments, 1))
                 out.append((t, "ces_score_sum", segments, score))
                 if score >= 5:
                     out.append((t, "ces_easy", segments, 1))
+            else:
+                raise _unknown(kind)
         return out
 
     def _forget_at(self, facts: list[Fact]) -> int:

@@ -8,11 +8,15 @@ Samples are recomputed from all of the ticket's facts, so a solve that arrives b
 becomes a sample when the opening arrives.
 
 An open ticket is never forgotten, however long it is idle. A closed ticket is forgotten once past
-grace; a solved one (which may still be reopened) after `retention` without events.
+grace. A solved one may still be reopened: once past grace its facts give way to a compact memory
+(its opening time and segments, its public replies and reopens so far) kept for `retention` after
+its last event, which is never shorter than the longest window plus grace, so that a reopen, and
+the replies and solves after it, are measured exactly in every window.
 """
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_left
 from typing import Any
 
@@ -24,6 +28,8 @@ from stream.state.segments import UNKNOWN, SegmentNames
 from stream.state.windows import bucket_end
 
 OPENED, AGENT_REPLY, CUSTOMER_REPLY, SOLVED, REOPENED, CLOSED = "o", "a", "c", "s", "r", "x"
+#: What a remembered ticket's facts came to: it stands for an opening and a solve.
+SUMMARY = "m"
 _KIND = {
     "ticket_opened": OPENED,
     "agent_replied": AGENT_REPLY,
@@ -33,8 +39,11 @@ _KIND = {
     "ticket_closed": CLOSED,
 }
 # fact = (t, 0, event_id, kind, data); data: [team, priority, channel, region] for an opening,
-# the `public` flag for an agent reply, None otherwise.
+# the `public` flag for an agent reply, [opened, public replies, reopens, team, priority,
+# channel, region] for a summary (t: the last event's), None otherwise.
 _T, _KIND_AT, _DATA = 0, 3, 4
+#: A summary's payload: opening time, public replies, reopens; then each segment name.
+_HEAD, _NAME = struct.Struct(">qII"), struct.Struct(">H")
 DIMENSIONS = ("team", "priority", "channel", "region")
 #: The backlog age is kept per team and per priority (and overall).
 AGE_DIMENSIONS = ("team", "priority")
@@ -61,21 +70,17 @@ class TicketRules:
         return (event.t, 0, event.event_id, kind, data)
 
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
-        opening = next((f for f in facts if f[_KIND_AT] == OPENED), None)
+        opening = _opening(facts)
         if opening is None:
             return []
-        opened = opening[_T]
+        opened, public_replies, reopens, names = opening
         segments: Segments = shared(
             (
                 OVERALL,
-                *(
-                    (d, v if v is not None else UNKNOWN)
-                    for d, v in zip(DIMENSIONS, opening[_DATA], strict=True)
-                ),
+                *((d, UNKNOWN if v is None else v) for d, v in zip(DIMENSIONS, names, strict=True)),
             )
         )
         out: list[Contribution] = []
-        public_replies = reopens = 0
         for fact in facts:  # in event-time order: each solve is judged by what came before it
             kind, t = fact[_KIND_AT], fact[_T]
             if kind == AGENT_REPLY and fact[_DATA]:
@@ -98,14 +103,16 @@ class TicketRules:
         return out
 
     def _forget_at(self, facts: list[Fact]) -> int | None:
-        """A closed ticket is forgotten once past grace, a solved one (or one whose opening never
-        came) after the retention; an open ticket never."""
-        last = facts[-1][_T]
-        if any(f[_KIND_AT] == CLOSED for f in facts):
-            return min(last + self.retention_ms, bucket_end(last, self.step_ms) + self.grace_ms + 1)
-        if _is_open(facts):
+        """When the facts go: a closed ticket's, and a solved one's (then remembered), once past
+        grace; those of a ticket whose opening never came after the retention; an open
+        ticket's never."""
+        if _is_open(facts):  # also when reopened after a close
             return None
-        return last + self.retention_ms
+        last = facts[-1][_T]
+        past_grace = bucket_end(last, self.step_ms) + self.grace_ms + 1
+        if any(f[_KIND_AT] == CLOSED for f in facts):
+            return min(last + self.retention_ms, past_grace)
+        return past_grace if _has_opening(facts) else last + self.retention_ms
 
     def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
         """When the ticket is forgotten, or an open one's age passes the next bound."""
@@ -114,7 +121,9 @@ class TicketRules:
         forget = self._forget_at(facts)
         if forget is not None:
             return forget
-        opened = next(f[_T] for f in facts if f[_KIND_AT] == OPENED)
+        opening = _opening(facts)
+        assert opening is not None  # only an opened ticket is open
+        opened = opening[0]
         bin_ = age_bin(stream_time - opened)
         return opened + AGE_BOUNDS_MS[bin_] + 1 if bin_ < len(AGE_BOUNDS_MS) else None
 
@@ -128,12 +137,56 @@ class TicketRules:
         """Nothing of a ticket is sent on to another partition."""
         return []
 
+    def remember(self, facts: list[Fact]) -> tuple[int, bytes] | None:
+        """A solved ticket, for the retention after its last event: what its samples after a
+        reopen need (a closed ticket, or one never seen opened, is not remembered)."""
+        opening = _opening(facts)
+        if opening is None or any(f[_KIND_AT] == CLOSED for f in facts):
+            return None
+        opened, replies, reopens, names = opening
+        for fact in facts:
+            kind = fact[_KIND_AT]
+            replies += kind == AGENT_REPLY and bool(fact[_DATA])
+            reopens += kind == REOPENED
+        encoded = [(UNKNOWN if name is None else name).encode() for name in names]
+        payload = _HEAD.pack(opened, replies, reopens)
+        payload += b"".join(_NAME.pack(len(raw)) + raw for raw in encoded)
+        return facts[-1][_T] + self.retention_ms, payload
+
+    def recall(self, until: int, payload: bytes) -> list[Fact]:
+        """The summary fact of a remembered ticket, at its last event's time."""
+        data: list[Any] = list(_HEAD.unpack_from(payload))
+        at = _HEAD.size
+        while at < len(payload):
+            (size,) = _NAME.unpack_from(payload, at)
+            at += _NAME.size + size
+            data.append(payload[at - size : at].decode())
+        return [(until - self.retention_ms, 0, "", SUMMARY, data)]
+
+
+def _opening(facts: list[Fact]) -> tuple[int, int, int, list[str | None]] | None:
+    """(opening time, public replies, reopens, segment names) that the ticket's facts start from:
+    its earliest opening's, or a summary's (which sorts before every other fact)."""
+    opening = next((f for f in facts if f[_KIND_AT] in (OPENED, SUMMARY)), None)
+    if opening is None:
+        return None
+    if opening[_KIND_AT] == SUMMARY:
+        opened, replies, reopens, *names = opening[_DATA]
+        return opened, replies, reopens, names
+    return opening[_T], 0, 0, opening[_DATA]
+
+
+def _has_opening(facts: list[Fact]) -> bool:
+    return any(f[_KIND_AT] in (OPENED, SUMMARY) for f in facts)
+
 
 def _is_open(facts: list[Fact]) -> bool:
-    """Opened (and seen opened) and not solved or closed since, by its latest status event."""
-    status = [f[_KIND_AT] for f in facts if f[_KIND_AT] in (OPENED, REOPENED, SOLVED, CLOSED)]
-    has_opening = any(f[_KIND_AT] == OPENED for f in facts)
-    return has_opening and status[-1] in (OPENED, REOPENED)
+    """Opened (and seen opened) and not solved or closed since, by its latest status event (a
+    summary stands for a solve)."""
+    status = [
+        f[_KIND_AT] for f in facts if f[_KIND_AT] in (OPENED, REOPENED, SOLVED, CLOSED, SUMMARY)
+    ]
+    return _has_opening(facts) and status[-1] in (OPENED, REOPENED)
 
 
 def age_bin(age_ms: int) -> int:

@@ -10,7 +10,10 @@ the whole list, so that an out-of-order event simply changes the answer:
   a finished entity can be forgotten);
 - `keep`: which facts are still needed (the rest can no longer change, their samples stay);
 - `decided`: what the facts no longer kept settle for good, to be sent on (a cart's orders, to
-  their customer's partition).
+  their customer's partition);
+- `remember` / `recall`: what to keep, compactly and until when, of an entity none of whose facts
+  is kept any more (a solved ticket that may be reopened, a cart's customer), and the facts that
+  stand for it when a later event of the same key comes (stream/state/memories.py).
 
 The state defines this interface and the rules implement it, so the state never imports a rule.
 """
@@ -50,3 +53,13 @@ class Rules(Protocol):
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]: ...
 
     def decided(self, key: str, facts: list[Fact], kept: list[Fact]) -> list[Any]: ...
+
+    def remember(self, facts: list[Fact]) -> tuple[int, bytes] | None:
+        """(stream time it is forgotten at, payload) of an entity whose facts are all forgotten;
+        None: nothing to remember."""
+        ...
+
+    def recall(self, until: int, payload: bytes) -> list[Fact]:
+        """The facts that stand for a remembered entity: they contribute no sample of their
+        own, and sort before any fact a later event can add."""
+        ...

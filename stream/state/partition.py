@@ -19,6 +19,7 @@ Exactly-once effect on state, on any broker:
 
 from __future__ import annotations
 
+import base64
 import heapq
 from bisect import insort
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,7 @@ from stream.contract.events import Event
 from stream.state.buckets import Kept, Resolution, regroup
 from stream.state.facts import NOW, Contribution, Fact, Rules
 from stream.state.measures import MINIMUM_MEASURES, expand
+from stream.state.memories import Memories, pack
 from stream.state.minima import Minima
 from stream.state.segments import SegmentNames
 from stream.state.windows import Totals, Window, add_into, is_late, rows_of, totals_of
@@ -98,6 +100,8 @@ class PartitionState:
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self.names = SegmentNames(config.max_segment_values, config.allow)
         self.entities: dict[str, Entity] = {}
+        #: what is remembered of entities whose facts are all forgotten (stream/state/memories.py)
+        self.memories = Memories()
         self.resolutions = config.resolutions()
         self._resolution = {r.kind: r for r in self.resolutions}
         self.gauges: Totals = {}  # live values (open backlog), derived from the entities
@@ -160,11 +164,13 @@ class PartitionState:
             if dimension in event.body:
                 self.names.admit(dimension, event.body[dimension], event.t)
         fact = self.rules.fact(event, self.names)
-        if entity is None:
-            entity = self.entities[event.key] = Entity([], before=[])
+        self._touch_entity(event.key)
+        if entity is None:  # new, or brought back from what is remembered of it
+            memory = self.memories.recall(event.key, self.stream_time)
+            facts = [] if memory is None else self.rules.recall(*memory)
+            entity = self.entities[event.key] = Entity(facts, before=[])
         elif entity.before is None:
             entity.before = self.rules.contributions(entity.facts, entity.evaluated_at)
-        self._touch_entity(event.key, entity)
         insort(entity.facts, fact)
         if not cfg.watermark_sources:
             if self.stream_time is None or event.t > self.stream_time:
@@ -214,6 +220,8 @@ class PartitionState:
             for k in resolution.advance(stream_time):
                 self._touch_bucket(resolution, k)
                 del resolution.buckets[k]
+        for key, memory in self.memories.expire(stream_time):
+            self._touch_key(key, _stored_memory(memory))
         while self._timers and self._timers[0][0] <= stream_time:
             due, key = heapq.heappop(self._timers)
             entity = self.entities.get(key)
@@ -235,12 +243,15 @@ class PartitionState:
         if kept != entity.facts:  # fewer facts, or some replaced by a smaller one
             if self.config.collect_decided:
                 self._decided.extend(rules.decided(key, entity.facts, kept))
-            self._touch_entity(key, entity)
+            self._touch_entity(key)
             remaining = rules.contributions(kept, now) if kept else []
             # samples of the forgotten facts stay in their buckets; live gauges follow the facts
             self._apply_difference(_live(fresh), _live(remaining))
             if not kept:
                 del self.entities[key]
+                memory = rules.remember(entity.facts)
+                if memory is not None and memory[0] > now:
+                    self.memories.put(key, pack(*memory))
                 return
             entity.facts = kept
         entity.evaluated_at = now
@@ -307,10 +318,23 @@ class PartitionState:
     def meta_key(self) -> bytes:
         return f"m:{self.partition}".encode()
 
-    def _touch_entity(self, key: str, entity: Entity) -> None:
+    def _touch_entity(self, key: str) -> None:
+        """Keep the key's value before this epoch (its facts or its memory), before a change."""
         rkey = self._entity_key(key)
         if rkey not in self._dirty:
-            self._dirty[rkey] = list(entity.facts) if entity.facts else None
+            self._dirty[rkey] = self._stored(key, copy=True)
+
+    def _touch_key(self, key: str, before: Any) -> None:
+        self._dirty.setdefault(self._entity_key(key), before)
+
+    def _stored(self, key: str, copy: bool = False) -> Any:
+        """An entity key's value as the changelog holds it: its facts (a copy when the entity
+        may change before it is written), a memory as base64 text, or None."""
+        entity = self.entities.get(key)
+        if entity is not None:
+            return (list(entity.facts) if copy else entity.facts) or None
+        memory = self.memories.get(key)
+        return None if memory is None else _stored_memory(memory)
 
     def _touch_bucket(self, resolution: Resolution, k: int) -> None:
         rkey = self._bucket_key(resolution, k)
@@ -321,8 +345,7 @@ class PartitionState:
     def _current(self, rkey: bytes) -> Any:
         kind, _, rest = rkey.decode().split(":", 2)
         if kind == "e":
-            entity = self.entities.get(rest)
-            return entity.facts if entity is not None else None
+            return self._stored(rest)
         resolution = self._resolution.get(kind)  # None: a step no longer in use
         bucket = resolution.buckets.get(int(rest)) if resolution is not None else None
         return rows_of(bucket) if bucket else None
@@ -403,7 +426,9 @@ class PartitionState:
             if current is None:
                 continue
             kind, _, rest = rkey.decode().split(":", 2)
-            if kind == "e":
+            if kind == "e" and isinstance(current, str):
+                state.memories.put(rest, base64.b64decode(current))
+            elif kind == "e":
                 state.entities[rest] = Entity([tuple(f) for f in current])
             else:
                 kept.setdefault(kind, {})[int(rest)] = totals_of(current)
@@ -470,6 +495,11 @@ class PartitionState:
             for contribution in _live(self.rules.contributions(entity.facts, self.stream_time)):
                 self._add(contribution, 1)
             self._schedule(key, entity)
+
+
+def _stored_memory(memory: bytes) -> str:
+    """A memory as the changelog's JSON holds it."""
+    return base64.b64encode(memory).decode("ascii")
 
 
 def _live(contributions: list[Contribution]) -> list[Contribution]:

@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 
+from stream.app import state_config, topic_rules
+from stream.config.settings import Settings
 from stream.contract.events import Event, decode
+from stream.contract.schemas import topic_of
 from stream.kpis.carts import CartRules
 from stream.kpis.customers import CUSTOMERS_TOPIC, CustomerRules, customer_kpis, order_event
+from stream.publish.snapshot import merge, partition_entry, render
 from stream.state.partition import PartitionState, StateConfig
 from stream.tools.generate import generate
 from tests.reference import (
@@ -430,6 +434,62 @@ def test_reopened_ticket_solved_twice_measures_from_the_opening() -> None:
     assert kpi(doc, "first_contact_resolution") == {"first_contact": 1, "solves": 2, "ratio": 0.5}
 
 
+DAY_MIN = 24 * 60
+
+
+def _reopened_ten_days_later(rules: Rules) -> dict[str, Any]:
+    """A ticket solved, then reopened 10 days later, replied to and solved again; stream time
+    moved on by another ticket every day."""
+    log = Log("tickets").add("ticket_opened", 0, "t1").add("agent_replied", 5, "t1")
+    log.add("ticket_solved", 10, "t1")
+    for day in range(1, 11):
+        log.add("customer_replied", day * DAY_MIN, "clock")
+    reopened = 10 * DAY_MIN + 10
+    log.add("ticket_reopened", reopened, "t1").add("agent_replied", reopened + 1, "t1")
+    log.add("ticket_solved", reopened + 2, "t1").add("customer_replied", reopened + 120, "clock")
+    return snapshot(log, rules=rules, now_ms=T0 + 11 * DAY_MIN * MIN)
+
+
+def test_a_solved_ticket_is_remembered_for_the_longest_window_plus_grace() -> None:
+    doc = _reopened_ten_days_later(Rules())  # retention: 30 d + 5 m
+    assert kpi(doc, "reopen_rate", "30d") == {"reopens": 1, "solves": 2, "ratio": 0.5}
+    resolution = kpi(doc, "resolution_time", "30d")
+    assert resolution["count"] == 2
+    assert resolution["sum_seconds"] == 10 * 60 + (10 * DAY_MIN + 12) * 60
+    # the reply after the reopen is not a first response
+    assert kpi(doc, "first_response_time", "30d")["count"] == 1
+    assert kpi(doc, "first_contact_resolution", "30d")["first_contact"] == 1
+
+
+def test_a_reopen_after_the_ticket_retention_finds_no_opening() -> None:
+    doc = _reopened_ten_days_later(Rules(ticket_retention_s=7 * 86400))
+    assert kpi(doc, "reopen_rate", "30d") == {"reopens": 0, "solves": 1, "ratio": 0.0}
+    assert kpi(doc, "first_response_time", "30d")["count"] == 1
+
+
+def _cart_back_after(days: float, rules: Rules) -> dict[str, Any]:
+    """A known shopper's cart left at minute 1, ordered `days` later without a customer id."""
+    log = Log("cart-events").add("cart_created", 0, "c1", customer_id="alice")
+    log.add("item_added", 1, "c1", sku="s", quantity=1, unit_price=5.0)
+    for day in range(1, math.ceil(days) + 1):
+        log.add("item_added", day * DAY_MIN - 60, f"clock{day}", sku="s", quantity=1)
+    back = days * DAY_MIN
+    log.add("item_added", back, "c1", sku="s", quantity=1, unit_price=5.0)
+    log.add("order_placed", back + 1, "c1", amount=10.0, currency="EUR")
+    log.add("item_added", back + 180, "clock", sku="s", quantity=1)  # the order is decided
+    now = T0 + round((back + 3 * DAY_MIN) * MIN)
+    return expected_customers(log.records, rules, now_ms=now, partitions=1)
+
+
+def test_a_carts_customer_is_known_across_sessions_for_the_cart_retention() -> None:
+    known = _cart_back_after(2, Rules())  # 7 d
+    assert (known["active"], known["orders"], known["anonymous_orders"]) == (1, 1, 0)
+    forgotten = _cart_back_after(8, Rules())
+    assert (forgotten["active"], forgotten["anonymous_orders"]) == (0, 1)
+    shorter = _cart_back_after(2, Rules(cart_retention_s=86400))
+    assert (shorter["active"], shorter["anonymous_orders"]) == (0, 1)
+
+
 def test_solve_before_opening_in_event_time_gives_zero() -> None:
     log = Log("tickets").add("ticket_solved", 4, "t1").add("ticket_opened", 5, "t1")
     log.add("ticket_closed", 10, "clock")
@@ -709,6 +769,54 @@ def test_compare_null_and_missing_snapshot() -> None:
         "windows.1h.nps.overall.score: actual 0.0 vs expected None"
     ]
     assert compare_snapshots({}, expected)
+
+
+# --- months: what is remembered after its facts are gone ------------------------------------------
+
+
+@pytest.mark.parametrize("topic", ["tickets", "cart-events"])
+def test_forty_days_through_the_state_equal_the_reference(topic: str) -> None:
+    """40 generated days (tickets reopened a week or more after their solve, carts ordered days
+    after they were left), with duplicates, through one partition state with the default
+    windows and retention, restarted from its changelog half-way: every window equals the
+    reference's."""
+    start = datetime.fromtimestamp(T0 // 1000, tz=UTC)
+    events = [e for e in generate(9, start, 0.004, duration_s=40 * 86400) if topic_of(e) == topic]
+    values = [json.dumps(e).encode() for e in events]
+    values += values[200:4000:11]  # delivered again
+    records = [Record(topic, 0, offset, v) for offset, v in enumerate(values)]
+    now = T0 + 41 * 86400 * SEC
+    settings = Settings.load({"config": "none"}, environ={})
+    rules = next(r for r in topic_rules(settings) if r.topic == topic)
+    state = PartitionState(topic, 0, rules, state_config(settings))
+    rows: dict[bytes, bytes] = {}
+    for record in records:
+        result = decode(
+            record.value,
+            topic,
+            max_bytes=65536,
+            now_ms=now,
+            max_future_ms=3600 * SEC,
+            customer_secret=b"k" * 32,
+        )
+        assert isinstance(result, Event)
+        state.apply(result, record.offset)
+        if record.offset == len(records) // 2:  # a restart: the state as its changelog has it
+            written, marker = state.flush()
+            rows.update((k, v) for k, v in [*written, marker] if v is not None)
+            state = PartitionState.restore(topic, 0, rules, state_config(settings), rows.items())
+    assert len(state.memories) > 0  # what the month needs of forgotten entities is remembered
+    actual = render(
+        merge([partition_entry(state)]),
+        state.config.windows_ms,
+        {topic: 1},
+        max_values=settings.max_segment_values,
+    )
+    expected = expected_snapshot(records, Rules(), now_ms=now, partitions={topic: 1})
+    if topic == "tickets":
+        assert expected["windows"]["30d"]["reopen_rate"]["overall"]["reopens"] > 50
+    parts = ("windows", "events", "live") if topic == "tickets" else ("windows", "events")
+    assert compare_snapshots({p: actual[p] for p in parts}, {p: expected[p] for p in parts}) == []
 
 
 # --- customers ---------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ WORKER_DEFAULTS = {
     "step": "10s",
     "grace": "30s",
     "inactivity_timeout": "2m",
-    "ticket_retention": "2m",
+    "ticket_retention": "auto",
+    "cart_retention": "3m",
 }
 #: Generated tickets are solved after about this long (the usual 4 h would outlive any soak).
 RESOLUTION_MEDIAN = "1m"
@@ -125,7 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("step", "bucket size"),
         ("grace", "how late an event may be and still count"),
         ("inactivity_timeout", "cart inactivity before abandonment"),
-        ("ticket_retention", "an idle ticket is forgotten after this"),
+        ("ticket_retention", "a solved ticket is forgotten after this (auto: window + grace)"),
+        ("cart_retention", "a cart's customer is forgotten this long after its last event"),
     ):
         worker.add_argument(
             "--" + name.replace("_", "-"),

@@ -205,7 +205,7 @@ class Soak:
 
 def default_warmup(settings: Settings) -> float:
     """The largest window filled, and the first carts and tickets forgotten, past grace."""
-    longest_idle = max(settings.inactivity_timeout, settings.ticket_retention)
+    longest_idle = max(settings.cart_retention, settings.ticket_retention)
     return float(max(settings.windows) + longest_idle + settings.grace)
 
 

@@ -62,7 +62,8 @@ def test_example_file_loads_with_the_documented_values() -> None:
     assert (config.step_s, config.long_step_s, config.grace_s) == (60, 3600, 300)
     assert config.cart_inactivity_s == 1800
     assert config.idle_partition_s == 60.0
-    assert config.ticket_retention_s == 7 * 86400
+    assert config.ticket_retention_s is None  # auto: the longest window plus grace
+    assert config.cart_retention_s == 7 * 86400
     assert config.max_segment_values == 20
     assert config.allow == {}
     assert list(config.kpis) == list(KPI_RANGES)
@@ -109,6 +110,7 @@ grace = "0s"
 [timeouts]
 idle_partition = "250ms"
 ticket_retention = 86400
+cart_retention = "2d"
 [segments]
 max_values = 7
 [segments.allow]
@@ -130,6 +132,7 @@ alert = { above = 0.4, min_samples = 25 }
     assert config.cart_inactivity_s == 1800
     assert config.idle_partition_s == 0.25
     assert config.ticket_retention_s == 86400
+    assert config.cart_retention_s == 2 * 86400
     assert config.max_segment_values == 7
     assert config.allow == {"channel": frozenset({"web", "app"}), "team": frozenset({"billing"})}
     assert config.kpis["nps"].enabled is False
@@ -155,7 +158,7 @@ INVALID = [
     (
         "[timeouts]\ncart = '1m'",
         "timeouts.cart",
-        "expected one of cart_inactivity, idle_partition, ticket_retention",
+        "expected one of cart_inactivity, idle_partition, ticket_retention, cart_retention",
     ),
     ("[segments]\nmax = 3", "segments.max", "expected one of max_values, allow"),
     ("[kpis.nps]\nenable = true", "kpis.nps.enable", "expected one of enabled, alert"),
@@ -200,6 +203,7 @@ INVALID = [
     ("[timeouts]\nidle_partition = 'x'", "timeouts.idle_partition", "a duration such as"),
     ("[timeouts]\nticket_retention = '0d'", "timeouts.ticket_retention", "greater than zero"),
     ("[timeouts]\nticket_retention = 'a week'", "timeouts.ticket_retention", "a duration"),
+    ("[timeouts]\ncart_retention = '0s'", "timeouts.cart_retention", "greater than zero"),
     # thresholds outside the KPI's range
     (
         "[kpis.nps]\nalert = { below = 150, window = '1h' }",
@@ -440,6 +444,7 @@ def test_overrides_are_accepted_by_settings_with_the_same_numbers(
         "inactivity_timeout",
         "idle_timeout",
         "ticket_retention",
+        "cart_retention",
         "max_segment_values",
     }
     settings = Settings.load({**overrides, "config": str(config.path)}, environ={})
@@ -449,7 +454,9 @@ def test_overrides_are_accepted_by_settings_with_the_same_numbers(
     assert settings.grace == config.grace_s
     assert settings.inactivity_timeout == config.cart_inactivity_s
     assert settings.idle_timeout == config.idle_partition_s
-    assert settings.ticket_retention == config.ticket_retention_s
+    longest = max(config.windows_s) + config.grace_s
+    assert settings.ticket_retention == (config.ticket_retention_s or longest)
+    assert settings.cart_retention == config.cart_retention_s
     assert settings.max_segment_values == config.max_segment_values
 
 
@@ -461,7 +468,8 @@ def test_example_overrides_text() -> None:
         "grace": "300s",
         "inactivity_timeout": "1800s",
         "idle_timeout": "60s",
-        "ticket_retention": "604800s",
+        "ticket_retention": "auto",
+        "cart_retention": "604800s",
         "max_segment_values": "20",
     }
 

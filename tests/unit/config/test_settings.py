@@ -27,12 +27,32 @@ def test_defaults_env_and_flags_in_order() -> None:
         ({"broker": "http://x"}, "invalid broker"),
         ({"profile": "fast"}, "expected one of production, dev"),
         ({"inactivity_timeout": "0s"}, "inactivity_timeout: must be greater than zero"),
+        (
+            {"ticket_retention": "7d"},
+            "invalid ticket_retention 7d: shorter than the longest window (30d) plus grace (5m), "
+            "so a ticket reopened after it would be counted wrong in that window; use at least "
+            "43205m (30d + 5m), or auto",
+        ),
+        ({"ticket_retention": "0s"}, "expected 'auto' or a duration greater than zero"),
+        (
+            {"cart_retention": "35m"},
+            "invalid cart_retention 35m: shorter than inactivity_timeout + step + grace (36m)",
+        ),
     ],
 )
 def test_bad_values_fail_with_the_setting_named(flags: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as error:
         Settings.load(flags, environ={})
     assert message in str(error.value)
+
+
+def test_the_ticket_retention_follows_the_longest_window_unless_set() -> None:
+    assert Settings.load({"config": "none"}, environ={}).ticket_retention == 30 * 86400 + 300
+    short = Settings.load({"config": "none", "windows": "5m,1h", "grace": "2m"}, environ={})
+    assert short.ticket_retention == 3600 + 120
+    longer = Settings.load({"config": "none", "ticket_retention": "40d"}, environ={})
+    assert longer.ticket_retention == 40 * 86400
+    assert Settings.load({"config": "none"}, environ={}).cart_retention == 7 * 86400
 
 
 def test_secrets_are_never_shown() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.unit.feed import Feed
+from stream.state.partition import PartitionState
+from tests.unit.feed import CONFIG, Feed, rules_for
 
 DAY = 24 * 60  # minutes
 
@@ -34,18 +35,74 @@ def test_an_open_ticket_is_never_forgotten_and_ages_through_every_bin() -> None:
     assert age(feed)["tickets"] == 0 and age(feed)["oldest_seconds"] is None
 
 
-def test_solved_tickets_go_after_the_retention_and_closed_ones_after_grace() -> None:
+def test_solved_tickets_are_remembered_for_the_retention_and_closed_ones_go_after_grace() -> None:
     feed = Feed("tickets")
     feed("solved", "ticket_opened", 0)
     feed("solved", "ticket_solved", 10)
     feed("closed", "ticket_opened", 0)
     feed("closed", "ticket_closed", 10)
-    feed("other", "customer_replied", 20)  # past grace (5 min) of the close
-    assert "closed" not in feed.state.entities and "solved" in feed.state.entities
-    feed("other", "customer_replied", 10 + 7 * DAY - 1)
-    assert "solved" in feed.state.entities  # may still be reopened
-    feed("other", "customer_replied", 10 + 7 * DAY)
-    assert "solved" not in feed.state.entities  # the retention (7 d) has passed
+    feed("other", "customer_replied", 16)  # 10's bucket ended at 11: 5 min of grace and 1 ms left
+    assert {"solved", "closed"} <= set(feed.state.entities)
+    feed("other", "customer_replied", 16.001)  # past grace: any event of theirs now is late
+    assert "closed" not in feed.state.entities and feed.state.memories.get("closed") is None
+    # the solved ticket's facts gave way to a memory of it (it may still be reopened)
+    assert "solved" not in feed.state.entities and feed.state.memories.get("solved") is not None
+    feed("other", "customer_replied", 10 + 7 * DAY - 0.001)
+    assert feed.state.memories.get("solved") is not None
+    feed("other", "customer_replied", 10 + 7 * DAY)  # the retention (7 d) after its last event
+    feed("other", "customer_replied", 10 + 7 * DAY + 60)  # an hour later: swept
+    assert feed.state.memories.get("solved") is None and len(feed.state.memories) == 0
+
+
+def _reopened_after_days(days: int, restart: bool = False) -> Feed:
+    """A ticket opened at 0 with two public replies, solved, then reopened `days` later (7 d
+    retention), replied to and solved again; stream time moved on between by other tickets."""
+    feed = Feed("tickets")
+    feed("t", "ticket_opened", 0, team="billing", priority="high")
+    feed("t", "agent_replied", 5, public=True)
+    feed("t", "agent_replied", 6, public=True)
+    feed("t", "ticket_solved", 10)
+    for minute in range(60, days * DAY, 12 * 60):  # other tickets move stream time on
+        feed(f"o{minute}", "customer_replied", minute)
+    if restart:
+        feed.state = _restarted(feed.state)
+    reopened = 10 + days * DAY
+    feed("t", "ticket_reopened", reopened)
+    feed("t", "agent_replied", reopened + 1, public=True)
+    feed("t", "ticket_solved", reopened + 2)
+    feed("o", "customer_replied", reopened + 30)  # closes the minute buckets of the above
+    return feed
+
+
+def test_a_reopen_within_the_retention_is_measured_from_the_opening() -> None:
+    for restart in (False, True):
+        feed = _reopened_after_days(3, restart)
+        assert feed.kpi("reopen_rate")["overall"] == {"reopens": 1, "solves": 1, "ratio": 1.0}
+        resolution = feed.kpi("resolution_time")["overall"]
+        # the full time from the opening again: 3 days, 12 minutes
+        assert resolution["count"] == 1 and resolution["sum_seconds"] == 3 * 86400 + 12 * 60
+        # the reply after the reopen is not a first response; the solve is not a first contact
+        assert feed.kpi("first_response_time")["overall"]["count"] == 0
+        fcr = feed.kpi("first_contact_resolution")["overall"]
+        assert fcr == {"first_contact": 0, "solves": 1, "ratio": 0.0}
+        assert feed.kpi("reopen_rate")["team"]["billing"]["reopens"] == 1
+
+
+def test_a_reopen_after_the_retention_is_a_ticket_never_seen_opened() -> None:
+    feed = _reopened_after_days(8)
+    # its opening is forgotten: neither the reopen nor the solve after it can be measured
+    assert feed.kpi("reopen_rate")["overall"] == {"reopens": 0, "solves": 0, "ratio": None}
+    assert feed.kpi("resolution_time")["overall"]["count"] == 0
+
+
+def test_a_reopened_ticket_is_in_the_backlog_with_its_first_opening_age() -> None:
+    feed = Feed("tickets")
+    feed("t", "ticket_opened", 0, team="billing")
+    feed("t", "ticket_solved", 10)
+    feed("o", "customer_replied", 2 * DAY)
+    feed("t", "ticket_reopened", 2 * DAY + 1)
+    assert feed.document()["live"]["open_backlog"]["team"]["billing"]["tickets"] == 1
+    assert age(feed)["oldest_seconds"] == (2 * DAY + 1) * 60
 
 
 def test_the_oldest_follows_solves_and_late_openings() -> None:
@@ -59,6 +116,13 @@ def test_the_oldest_follows_solves_and_late_openings() -> None:
     feed("a", "ticket_solved", 121)
     assert age(feed)["oldest_seconds"] == 3 * 60  # c, opened at 118, is now the oldest
     assert age(feed)["mean_seconds"] == (3 * 60 + 1 * 60) / 2
+
+
+def _restarted(state: PartitionState) -> PartitionState:
+    """The state as a restarted worker rebuilds it from its changelog."""
+    records, marker = state.flush()
+    rows = {key: value for key, value in [*records, marker] if value is not None}
+    return PartitionState.restore(state.topic, 0, rules_for(state.topic), CONFIG, rows.items())
 
 
 def _bound(key: str) -> float:

@@ -145,9 +145,10 @@ def random_log(seed: int, n: int) -> list[tuple[str, str, float, dict[str, Any]]
         kind = rng.choice(
             ["item_added", "item_added", "checkout_started", "order_placed", "cart_created"]
         )
-        log.append(
-            (cart, kind, minute, {"channel": rng.choice(["web", "app"]), "event_id": f"id{i}"})
-        )
+        body = {"channel": rng.choice(["web", "app"]), "event_id": f"id{i}"}
+        if kind == "cart_created" and rng.random() < 0.7:
+            body["customer_id"] = f"k{rng.randrange(n // 10 + 1)}"  # remembered once left
+        log.append((cart, kind, minute, body))
         if rng.random() < 0.1:
             log.append(log[-1])  # duplicate delivery
     return log
@@ -223,6 +224,9 @@ def test_crash_at_any_point_then_replay_gives_the_same_state(seed: int) -> None:
     assert {k: e.facts for k, e in again.entities.items()} == {
         k: e.facts for k, e in feed.state.entities.items()
     }
+    assert dict(again.memories.items()) == dict(feed.state.memories.items())
+    assert dict(reference.state.memories.items()) == dict(feed.state.memories.items())
+    assert len(feed.state.memories) > 0
     assert again.buckets == feed.state.buckets
 
 
