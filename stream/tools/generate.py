@@ -101,6 +101,13 @@ CART_GAP_S = (5.0, 90.0)  # between two events of a cart
 PRIVATE_NOTE_SHARE = 0.2  # tickets with an internal note before the first public reply
 CUSTOMER_REPLY_SHARE = 0.4  # tickets where the customer answers and the agent replies again
 REOPEN_SHARE = 0.1  # solved tickets reopened: reply, then solved again
+#: Solved tickets the customer reopens days later (reopen, reply, solve; closed only after).
+LATE_REOPEN_SHARE = 0.03
+LATE_REOPEN_AFTER_S = (7 * 86400.0, 12 * 86400.0)
+#: Abandoned carts of a shopper known at `cart_created` who comes back hours or days later and
+#: orders (item, checkout, order) without a customer id: the order is the cart's customer's.
+CART_RETURN_SHARE = 0.2
+CART_RETURN_AFTER_S = (2 * 3600.0, 9 * 86400.0)  # some beyond the 7 d cart retention
 FIRST_REPLY_SIGMA = 0.7
 CLOSE_AFTER_S = (600.0, 3600.0)  # solve to close
 SURVEY_KINDS = ("nps", "csat", "ces")
@@ -130,8 +137,12 @@ def expected_events(profile: Profile) -> dict[str, float]:
     orders = 1 - profile.abandon_share
     checkouts = orders + profile.abandon_share * profile.checkout_share_of_abandoned
     cart = CART_CREATED_SHARE + mean_items + REMOVE_SHARE * (mean_items - 1) + checkouts + orders
-    # opened, public reply, solved, closed; reply pairs; reopen, reply, solve again
-    ticket = 4 + PRIVATE_NOTE_SHARE + 2 * CUSTOMER_REPLY_SHARE + 3 * REOPEN_SHARE
+    known_on_cart = (1 - profile.anonymous_share) * (1 - profile.order_customer_share)
+    cart += 3 * CART_CREATED_SHARE * known_on_cart * profile.abandon_share * CART_RETURN_SHARE
+    # opened, public reply, solved, closed; reply pairs; reopen, reply, solve again (soon after
+    # the solve, or days later)
+    ticket = 4 + PRIVATE_NOTE_SHARE + 2 * CUSTOMER_REPLY_SHARE
+    ticket += 3 * (REOPEN_SHARE + LATE_REOPEN_SHARE)
     return {"cart-events": cart, "tickets": ticket, "survey-replies": 1.0}
 
 
@@ -147,6 +158,8 @@ class _Generator:
         # Customers draw from their own stream: the carts, tickets and surveys of a seed stay
         # what they were before carts had customers.
         self.shoppers = random.Random(f"{seed}|customers")
+        # So do the late returns of carts and tickets.
+        self.returns = random.Random(f"{seed}|returns")
         self.profile = profile
         # Ids differ between runs with other arguments, so two runs do not share keys.
         self.run = hashlib.blake2b(
@@ -263,7 +276,26 @@ class _Generator:
         for event in events[1:]:
             t += rng.uniform(*CART_GAP_S)
             self._later(t, event)
+        known_on_cart = created and customer is not None and not on_order
+        if not converts and known_on_cart and self.returns.random() < CART_RETURN_SHARE:
+            held = sum(cents * units[0] for _, cents, units in lines)
+            self._cart_return(cart, held, t + self.returns.uniform(*CART_RETURN_AFTER_S))
         return events[0]
+
+    def _cart_return(self, cart: dict[str, Any], held_cents: int, t: float) -> None:
+        """The shopper of an abandoned cart comes back to it, adds an item and orders all it
+        holds, without saying who they are: a new session of the same cart."""
+        rng = self.returns
+        quantity, cents = rng.randint(1, 3), rng.randint(299, 12999)
+        line = {"sku": f"sku-{rng.randint(10000, 99999)}", "quantity": quantity}
+        total = (held_cents + quantity * cents) / 100
+        item = {**line, "unit_price": cents / 100, "upsell": False}
+        self._later(t, {"type": "item_added", **cart, **item})
+        t += rng.uniform(*CART_GAP_S)
+        self._later(t, {"type": "checkout_started", **cart})
+        t += rng.uniform(*CART_GAP_S)
+        order = {"order_id": self._id("order"), "amount": total, "currency": "EUR"}
+        self._later(t, {"type": "order_placed", **cart, **order})
 
     def _ticket(self, now: float) -> dict[str, Any]:
         """A ticket's life: replies, solve after a log-normal time, maybe reopen, close."""
@@ -291,6 +323,12 @@ class _Generator:
             self._later(reopened, {"type": "ticket_reopened", **ticket})
             self._later(reopened + again * rng.uniform(0.1, 0.6), reply)
             solved = reopened + again
+            self._later(solved, {"type": "ticket_solved", **ticket})
+        if self.returns.random() < LATE_REOPEN_SHARE:  # the customer writes back days later
+            reopened = solved + self.returns.uniform(*LATE_REOPEN_AFTER_S)
+            self._later(reopened, {"type": "ticket_reopened", **ticket})
+            self._later(reopened + 600, reply)
+            solved = reopened + 3600 * self.returns.uniform(1, 8)
             self._later(solved, {"type": "ticket_solved", **ticket})
         self._later(solved + rng.uniform(*CLOSE_AFTER_S), {"type": "ticket_closed", **ticket})
         return {

@@ -48,6 +48,12 @@ def long_run() -> tuple[dict[str, Any], ...]:
     return tuple(generate(11, START, LONG_RATE, count=60_000, profile=LONG_PROFILE))
 
 
+@cache
+def twelve_days() -> tuple[dict[str, Any], ...]:
+    """About 52,000 events at 0.05/s: twelve days, for what happens days later."""
+    return tuple(generate(5, START, 0.05, duration_s=12 * 86400))
+
+
 def seconds(event: dict[str, Any]) -> float:
     """Event time in seconds after START."""
     return (datetime.fromisoformat(event["occurred_at"]) - START).total_seconds()
@@ -62,11 +68,23 @@ def by_key(events: tuple[dict[str, Any], ...], topic: str) -> dict[str, list[dic
 
 
 def finished_carts() -> list[list[dict[str, Any]]]:
-    """The carts of the long run that began well before its end: none is still under way."""
+    """The carts of the long run whose last visit began well before its end: none is still
+    under way (a return visit may still be to come)."""
     events = long_run()
     end = seconds(events[-1])
     carts = by_key(events, "cart-events").values()
-    return [cart for cart in carts if seconds(cart[0]) < end - CART_LIFE_S]
+    return [cart for cart in carts if seconds(visits_of(cart)[-1][0]) < end - CART_LIFE_S]
+
+
+def visits_of(cart: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A cart's events split where the shopper left for longer than the default inactivity
+    timeout (30 min): a return visit is a session of its own."""
+    out = [[cart[0]]]
+    for before, event in pairwise(cart):
+        if seconds(event) - seconds(before) >= 1800:
+            out.append([])
+        out[-1].append(event)
+    return out
 
 
 def test_same_arguments_same_events() -> None:
@@ -199,15 +217,51 @@ def test_carts_hold_what_was_added_and_orders_add_up() -> None:
                 assert event["order_id"]
                 total = sum(units * cents[sku] for sku, units in held.items())
                 assert round(event["amount"] * 100) == total > 0
-        # 5-90 s apart when due; an event may wait a few slots for its turn to be emitted
-        gaps = [seconds(b) - seconds(a) for a, b in pairwise(events)]
-        assert all(4 < gap < 95 for gap in gaps)
+        # 5-90 s apart when due within a visit (an event may wait a few slots for its turn to
+        # be emitted)
+        for visit in visits_of(events):
+            gaps = [seconds(b) - seconds(a) for a, b in pairwise(visit)]
+            assert all(4 < gap < 95 for gap in gaps)
     assert upsold > 0
+
+
+def test_some_abandoned_carts_come_back_days_later_and_order_without_a_customer_id() -> None:
+    events = twelve_days()
+    end = seconds(events[-1])
+    returned = 0
+    for cart in by_key(events, "cart-events").values():
+        visits = visits_of(cart)
+        assert len(visits) <= 2
+        if len(visits) == 1 or seconds(visits[1][0]) > end - CART_LIFE_S:
+            continue
+        returned += 1
+        first, back = visits
+        assert first[0]["type"] == "cart_created" and "customer_id" in first[0]
+        assert "order_placed" not in {e["type"] for e in first}
+        assert [e["type"] for e in back] == ["item_added", "checkout_started", "order_placed"]
+        assert "customer_id" not in back[-1]
+        assert 2 * 3600 - 5 < seconds(back[0]) - seconds(first[-1]) < 9 * 86400 + 5
+    assert returned > 20
+
+
+def test_some_solved_tickets_are_reopened_a_week_or_more_later() -> None:
+    late = 0
+    for ticket in by_key(twelve_days(), "tickets").values():
+        kinds = [e["type"] for e in ticket]
+        if "ticket_reopened" not in kinds:
+            continue
+        reopened = seconds(ticket[kinds.index("ticket_reopened")])
+        solved = max(seconds(e) for e in ticket[: kinds.index("ticket_reopened")])
+        if reopened - solved >= 7 * 86400:
+            late += 1
+            assert "ticket_closed" not in kinds[: kinds.index("ticket_reopened")]
+            assert reopened - solved <= 12 * 86400
+    assert late > 5
 
 
 def test_about_70_percent_of_cart_sessions_are_abandoned() -> None:
     ordered = checkout_abandoned = abandoned = 0
-    for cart in finished_carts():
+    for cart in (visit for events in finished_carts() for visit in visits_of(events)):
         kinds = {e["type"] for e in cart}
         if "order_placed" in kinds:
             ordered += 1
