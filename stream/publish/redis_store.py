@@ -4,7 +4,10 @@ Every worker writes, each `publish_interval`, the small entries of the partition
 counts, live gauges, stream time: what changes with every event) to the hash
 `<app_id>:partitions`, and their window totals to `<app_id>:windows` only when a window changed
 (when stream time crosses a step boundary or a sample lands in a closed bucket): publishing costs
-what changed, not what exists. Each entry names the version of the window totals it goes with.
+what changed, not what exists. Each entry names the version of the window totals it goes with,
+and the stream time up to which they are known to hold (`windows_at`): totals are a function of
+stream time that changes only with their version, so while it stays the same they hold at the
+partition's current stream time, though nothing was written again.
 
 One worker of the fleet, the owner of the first source topic's partition 0 (Kafka's own group
 membership picks exactly one), also merges every partition into `<app_id>:snapshot`, so any
@@ -12,7 +15,8 @@ reader gets the whole fleet's KPIs with one GET and the merge costs the same wha
 of workers. It re-renders the windowed KPIs only when some partition's window totals changed.
 While they change all the time (a worker catching up), encoding and rendering them is paced to
 a small share of a core (`Pacer`); the document's `windows_valid_at` says up to which stream
-time its windows hold.
+time its windows hold (over the source partitions, like `valid_at`: the customers partitions hold
+no windows).
 While partitions move, two workers may briefly both lead; the document is written under WATCH,
 so neither overwrites a newer document with one merged from older entries.
 
@@ -36,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import RedisError, WatchError
 
 from stream.config.settings import redact_url
+from stream.contract.schemas import SOURCE_TOPICS
 from stream.publish.snapshot import (
     Entry,
     Shape,
@@ -124,15 +129,31 @@ def unpack_windows(raw: bytes | None) -> Held | None:
     return Held(body["version"], body["stream_time"], totals)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rendered:
-    """The leader's windowed KPIs as JSON, what they were rendered from, and the smallest
-    stream time of the partitions' window totals they hold."""
+    """The leader's windowed KPIs as JSON, what they were rendered from, and per source
+    partition the version of the totals they hold and the latest stream time those are known
+    to hold at (it moves on with the partition's entry while that names the same version)."""
 
     inputs: Any
     fields: set[str]
     section: orjson.Fragment
-    valid_at: int | None
+    versions: dict[str, str]
+    reach: dict[str, int | None]
+
+    def valid_at(self, fleet: Mapping[str, Entry]) -> int | None:
+        """Up to which stream time the windows hold, with the partitions' entries now: per
+        document and cheap, as stream times move on between the renderings."""
+        for field, version in self.versions.items():
+            entry = fleet.get(field)
+            if entry is not None and entry.get("windows_version") == version:
+                self.reach[field] = max_time(self.reach[field], entry.get("windows_at"))
+        return min((t for t in self.reach.values() if t is not None), default=None)
+
+
+def max_time(a: int | None, b: int | None) -> int | None:
+    """The later of two stream times, either of which may be unknown."""
+    return a if b is None else b if a is None else max(a, b)
 
 
 class Pacer:
@@ -178,7 +199,9 @@ class SnapshotStore:
         self.available: bool | None = None  # unknown until the first attempt
         #: Window versions are unique within a process: the instance makes them fleet-unique.
         self.instance = uuid.uuid4().hex[:12]
-        self.written: dict[str, str] = {}  # field -> version of the window totals written
+        #: field -> version of the window totals written, and up to which stream time they
+        #: are known to hold
+        self.written: dict[str, tuple[str, int | None]] = {}
         self.others: dict[str, Entry] = {}  # latest entries of partitions owned elsewhere
         self._raw: dict[str, bytes] = {}  # their stored bytes, so unchanged ones are not decoded
         #: field -> (version, window totals) of the other workers' partitions, when fetched
@@ -223,15 +246,18 @@ class SnapshotStore:
         changed = [
             f
             for f in mine
-            if (self.written.get(f) != versions[f] if refresh else f not in self.written)
+            if f not in self.written or (refresh and self.written[f][0] != versions[f])
         ]
         copies = {
             f: Held(versions[f], mine[f].stream_time, window_copies(mine[f])) for f in changed
         }
+        named = {f: versions[f] if f in copies else self.written[f][0] for f in mine}
         entries = {
             f: {
                 **partition_entry(s, windows=False),
-                "windows_version": versions[f] if f in copies else self.written[f],
+                "windows_version": named[f],
+                # held back (changed since written): they held when last seen current
+                "windows_at": s.stream_time if named[f] == versions[f] else self.written[f][1],
             }
             for f, s in mine.items()
         }
@@ -269,7 +295,9 @@ class SnapshotStore:
             self._update_others(results[-1], mine)
         # what Redis holds now: a field it lost (restarted without persistence) is written again
         held = {f.decode() for f in results[-2]}
-        self.written = {f: e["windows_version"] for f, e in entries.items() if f in held}
+        self.written = {
+            f: (e["windows_version"], e["windows_at"]) for f, e in entries.items() if f in held
+        }
 
     def _encode(
         self, entries: dict[str, Entry], copies: dict[str, Held]
@@ -340,8 +368,11 @@ class SnapshotStore:
         self._mine = {
             f: copies.get(f) or self._mine[f] for f in mine if f in copies or f in self._mine
         }
-        parts = {**await self.windows_of(self.others), **self._mine}
         fleet = {**self.others, **entries}
+        # as in `valid_at`, `events`: not the partitions a topic no longer has
+        current = {f for f, e in fleet.items() if self.shape.current([e])}
+        known = {**await self.windows_of(self.others), **self._mine}
+        parts = {f: held for f, held in known.items() if f in current}
         keep = self.shape.keep(fleet.values())
         inputs = (sorted((f, held.version) for f, held in parts.items()), sorted(keep.items()))
         rendered, cpu = self._rendered, 0.0
@@ -353,7 +384,7 @@ class SnapshotStore:
             )
             self._rendered = rendered
         document = self.shape.document(fleet.values(), windows=rendered.section)
-        document["windows_valid_at"] = format_time(rendered.valid_at)
+        document["windows_valid_at"] = format_time(rendered.valid_at(fleet))
         return orjson.dumps(document), cpu
 
     def _render_windows(
@@ -366,9 +397,13 @@ class SnapshotStore:
         """The windowed KPIs as JSON, kept as is inside every document until they change."""
         started = time.thread_time()
         windows = self.shape.windows([held.totals for held in parts.values()], fleet.values(), keep)
-        times = [held.stream_time for held in parts.values() if held.stream_time is not None]
+        sources = {f: held for f, held in parts.items() if fleet[f]["topic"] in SOURCE_TOPICS}
         rendered = Rendered(
-            inputs, set(parts), orjson.Fragment(orjson.dumps(windows)), min(times, default=None)
+            inputs,
+            set(parts),
+            orjson.Fragment(orjson.dumps(windows)),
+            {f: held.version for f, held in sources.items()},
+            {f: held.stream_time for f, held in sources.items()},
         )
         return rendered, time.thread_time() - started
 

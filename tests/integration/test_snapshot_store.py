@@ -7,18 +7,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 import redis
 from prometheus_client import CollectorRegistry
 
+from stream.kpis.customers import CUSTOMERS_TOPIC
 from stream.publish.redis_store import SnapshotStore
-from stream.publish.snapshot import Shape, encode_entry, partition_entry
+from stream.publish.snapshot import Shape, encode_entry, format_time, partition_entry
 from stream.state.partition import PartitionState
 from tests.servers import RedisServer
-from tests.unit.feed import CONFIG, Feed
+from tests.unit.feed import CONFIG, MIN, T0, Feed
+from tests.unit.kpis.test_customers import DAY, Customers, order
 
 TOPICS = ("cart-events", "tickets", "survey-replies")
 SHAPE = Shape(CONFIG.windows_ms, dict.fromkeys(TOPICS, 2), CONFIG.max_segment_values)
@@ -40,16 +42,16 @@ def fleet_states() -> dict[str, PartitionState]:
                     feed(key, "ticket_opened", i, channel="email", priority="high")
                     feed(key, "ticket_solved", i + 2)
                 else:
-                    feed(key, "nps_response", i + n, score=9 - 3 * i)
+                    feed(key, "nps", i + n, score=9 - 3 * i)  # 9, 6, 3
             feed.state.advance(feed.state.stream_time + 10 * 60_000)
             feed.state.flush()
             states[f"{topic}/{n}"] = feed.state
     return states
 
 
-def expected(states: dict[str, PartitionState]) -> dict[str, Any]:
+def expected(states: dict[str, PartitionState], shape: Shape = SHAPE) -> dict[str, Any]:
     """The document of every partition merged in one process, as JSON would carry it."""
-    return orjson.loads(orjson.dumps(SHAPE.document([partition_entry(s) for s in states.values()])))
+    return orjson.loads(orjson.dumps(shape.document([partition_entry(s) for s in states.values()])))
 
 
 def stored(server: RedisServer, prefix: str) -> dict[str, Any] | None:
@@ -68,10 +70,12 @@ def windows_valid_at(server: RedisServer, prefix: str) -> str:
     ]
 
 
-def store(server: RedisServer, registry: CollectorRegistry | None = None) -> SnapshotStore:
+def store(
+    server: RedisServer, registry: CollectorRegistry | None = None, shape: Shape = SHAPE
+) -> SnapshotStore:
     """A store whose window totals are never held back (see the pacing test)."""
     return SnapshotStore(
-        server.url, "t", SHAPE, registry or CollectorRegistry(), windows_cpu_budget=1e9
+        server.url, "t", shape, registry or CollectorRegistry(), windows_cpu_budget=1e9
     )
 
 
@@ -102,6 +106,8 @@ def test_one_leader_merges_the_partitions_of_every_worker(redis_server: RedisSer
         await leader.publish(mine, lead=True)
         assert stored(redis_server, "t") == expected(states)
         assert windows_valid_at(redis_server, "t") == expected(states)["valid_at"]
+        nps = expected(states)["windows"]["1h"]["nps"]["overall"]  # scores 9, 6, 3 twice
+        assert (nps["promoters"], nps["passives"], nps["detractors"]) == (2, 0, 4)
         # the follower sees the leader's entries (for the segment names and its /kpis)
         await follower.publish(theirs, lead=False)
         assert set(follower.others) == set(mine)
@@ -223,6 +229,7 @@ def test_window_totals_that_change_all_the_time_are_paced(redis_server: RedisSer
         snapshots = SnapshotStore(redis_server.url, "t", SHAPE, registry, windows_cpu_budget=1e-6)
         await snapshots.publish(states, lead=True)  # the first totals always go out
         assert snapshots.pacer.next_at > time.monotonic() + 60  # a long wait at this budget
+        before = expected(states)["valid_at"]
         for state in states.values():  # every window slides
             state.advance(state.stream_time + 60 * 60_000)
         await snapshots.publish(states, lead=True)
@@ -230,12 +237,112 @@ def test_window_totals_that_change_all_the_time_are_paced(redis_server: RedisSer
         held = stored(redis_server, "t")
         assert held is not None and held["valid_at"] == expected(states)["valid_at"]
         assert held["windows"] != expected(states)["windows"]  # the windows before the slide
-        assert windows_valid_at(redis_server, "t") < held["valid_at"]
+        assert windows_valid_at(redis_server, "t") == before < held["valid_at"]
         snapshots.pacer.next_at = 0.0  # the budget allows again
         await snapshots.publish(states, lead=True)
         assert value(registry, written) == 2 * len(states)
         assert stored(redis_server, "t") == expected(states)
         assert windows_valid_at(redis_server, "t") == expected(states)["valid_at"]
         await snapshots.close()
+
+    run(scenario())
+
+
+def restarted(state: PartitionState) -> PartitionState:
+    """The state as a restarted worker restores it from its changelog."""
+    records, marker = state.flush()
+    return PartitionState.restore(
+        state.topic, state.partition, state.rules, state.config, [*records, marker]
+    )
+
+
+def test_windows_valid_at_follows_stream_time_while_the_windows_stay_the_same(
+    redis_server: RedisServer,
+) -> None:
+    """After a restart, a customers partition (it holds no windows) restored three weeks back
+    catches up, and the source partitions' stream times move on within a step (their window
+    totals stay the same): the next document's windows hold at its `valid_at`."""
+    states = fleet_states()
+    customers = Customers()
+    customers.watermark(T0 - 21 * DAY)
+    customers.apply(order("c1", T0 - 22 * DAY))
+    shape = replace(SHAPE, partitions={**SHAPE.partitions, CUSTOMERS_TOPIC: 1})
+    mine, theirs = split(states)
+    theirs[f"{CUSTOMERS_TOPIC}/0"] = restarted(customers.state)  # reaches the leader via Redis
+    fleet = {**mine, **theirs}
+
+    async def scenario() -> None:
+        leader, follower = store(redis_server, shape=shape), store(redis_server, shape=shape)
+        for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
+            await snapshots.publish(owned, lead=lead)
+        before = expected(fleet, shape)
+        assert windows_valid_at(redis_server, "t") == before["valid_at"]
+        versions = {k: s.windows[0].version for k, s in states.items()}
+        for state in states.values():  # within the step: no window total changes
+            state.advance(state.stream_time + 30_000)
+        customers_time = min(s.stream_time for s in states.values()) - 6 * MIN
+        fleet[f"{CUSTOMERS_TOPIC}/0"].watermark(0, customers_time, 5)
+        assert {k: s.windows[0].version for k, s in states.items()} == versions
+        for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
+            await snapshots.publish(owned, lead=lead)
+        after = expected(fleet, shape)
+        assert after["valid_at"] > before["valid_at"]
+        assert stored(redis_server, "t") == after
+        assert after["live"]["customers"]["overall"]["as_of"] == format_time(customers_time)
+        assert windows_valid_at(redis_server, "t") == after["valid_at"]
+        await asyncio.gather(leader.close(), follower.close())
+
+    run(scenario())
+
+
+def test_windows_valid_at_never_goes_back_while_the_leader_holds_windows_back(
+    redis_server: RedisServer,
+) -> None:
+    """The leader's rendering is held back (a catch-up) when a follower's totals change: the
+    windows it holds still hold up to where the follower last said so, not only up to where
+    they were copied."""
+    states = fleet_states()
+    mine, theirs = split(states)
+
+    async def scenario() -> None:
+        leader = SnapshotStore(
+            redis_server.url, "t", SHAPE, CollectorRegistry(), windows_cpu_budget=1e-6
+        )
+        follower = store(redis_server)
+        for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
+            await snapshots.publish(owned, lead=lead)
+        for state in states.values():  # within the step: no window total changes
+            state.advance(state.stream_time + 30_000)
+        for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
+            await snapshots.publish(owned, lead=lead)
+        reached = expected(states)["valid_at"]
+        assert windows_valid_at(redis_server, "t") == reached
+        for state in theirs.values():  # the follower's windows slide; the leader's are paced
+            state.advance(state.stream_time + 60 * 60_000)
+        for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
+            await snapshots.publish(owned, lead=lead)
+        assert stored(redis_server, "t")["windows"] != expected(states)["windows"]  # held back
+        assert windows_valid_at(redis_server, "t") == reached
+        await asyncio.gather(leader.close(), follower.close())
+
+    run(scenario())
+
+
+def test_partitions_a_topic_no_longer_has_are_left_out(redis_server: RedisServer) -> None:
+    """A topic once had a third partition: its entry and window totals stay in Redis, and count
+    neither in the windows nor in their time (as in `events` and `valid_at`)."""
+    states = fleet_states()
+    gone = Feed("cart-events", partition=2)
+    gone("gone", "cart_created", -60, channel="web")  # an hour before the others' events
+    gone.state.advance(gone.state.stream_time + 10 * MIN)
+    wider = replace(SHAPE, partitions={**SHAPE.partitions, "cart-events": 3})
+
+    async def scenario() -> None:
+        earlier, snapshots = store(redis_server, shape=wider), store(redis_server)
+        await earlier.publish({"cart-events/2": gone.state}, lead=False)
+        await snapshots.publish(states, lead=True)
+        assert stored(redis_server, "t") == expected(states)
+        assert windows_valid_at(redis_server, "t") == expected(states)["valid_at"]
+        await asyncio.gather(earlier.close(), snapshots.close())
 
     run(scenario())
