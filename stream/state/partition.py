@@ -1,20 +1,10 @@
-"""All KPI state of one source partition, and how it is persisted without broker transactions.
+"""All KPI state of one source partition: what an event changes, and what its changelog holds.
 
-State = entities (a cart, a ticket, a survey response: their applied facts), step buckets of KPI
-series at one or two resolutions (stream/state/buckets.py), running window totals, the
-partition's stream time, outcome counts and segment names.
-
-Exactly-once effect on state, on any broker:
-
-- Changes are collected per **epoch** and written as one changelog record per changed key
-  (coalesced: a key changed by a thousand events is written once). Each record carries its epoch,
-  its new value and its value before the epoch.
-- After those records are durable, a **marker** record (the partition's meta: epoch, last source
-  offset applied, stream time, counts) commits the epoch. Source offsets are acknowledged only
-  after that, so the committed consumer offset never passes the marker.
-- On recovery, a record of an epoch that was never committed is rolled back to its previous value,
-  and source records up to the marker's offset are skipped: replay re-applies exactly what the
-  state is missing.
+State = entities (a cart, a ticket, a survey response: their applied facts), what is remembered of
+forgotten ones (stream/state/memories.py), step buckets of KPI series at one or two resolutions
+(stream/state/buckets.py), running window totals, the partition's stream time, outcome counts
+and segment names. Every change records the key's value before the epoch, so that the epoch can
+be committed, or rolled back after a crash, as stream/state/changelog.py describes.
 """
 
 from __future__ import annotations
@@ -26,11 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from stream.config import is_long_window
 from stream.contract.events import Event
 from stream.state.buckets import Kept, Resolution, regroup
+from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
 from stream.state.facts import NOW, Contribution, Fact, Rules
 from stream.state.measures import MINIMUM_MEASURES, expand
 from stream.state.memories import Memories, pack
@@ -39,9 +28,6 @@ from stream.state.segments import SegmentNames
 from stream.state.windows import Totals, Window, add_into, is_late, rows_of, totals_of
 
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
-
-#: Changelog records: (key, value); value None is a tombstone.
-Record = tuple[bytes, bytes | None]
 
 
 @dataclass(frozen=True)
@@ -109,12 +95,7 @@ class PartitionState:
         self._timers: list[tuple[int, str]] = []
         self._decided: list[Any] = []
         self.watermarks: dict[int, int] = {}  # source partition -> its latest watermark
-        # persistence
-        self.epoch = 1
-        self.aborted: set[int] = set()
-        self._dirty: dict[bytes, Any] = {}  # record key -> value before this epoch
-        self._deleted: list[bytes] = []  # deleted in the last flushed epoch: tombstone next time
-        self._marker_due = False
+        self.epochs = Epochs()  # what changed in this epoch, for the changelog
 
     @property
     def windows(self) -> list[Window]:
@@ -186,7 +167,7 @@ class PartitionState:
         older than stream time is still on its way, whichever source lags behind."""
         self.offset = offset
         self.watermarks[source] = max(t, self.watermarks.get(source, t))
-        self._marker_due = True  # the watermarks are part of the marker
+        self.epochs.marker_due = True  # the watermarks are part of the marker
         sources = self.config.watermark_sources
         promises = [w for s, w in self.watermarks.items() if s < sources]
         if len(promises) == sources:
@@ -201,7 +182,7 @@ class PartitionState:
         """The source log now ends below the applied offset (the topic was recreated, or the
         broker lost its data): read the new log from its start. What was applied stays."""
         self.offset = -1
-        self._marker_due = True
+        self.epochs.marker_due = True
 
     def _count(self, outcome: str) -> str:
         self.counts[outcome] += 1
@@ -309,23 +290,14 @@ class PartitionState:
 
     # -- persistence --------------------------------------------------------------------------
 
-    def _entity_key(self, key: str) -> bytes:
-        return f"e:{self.partition}:{key}".encode()
-
-    def _bucket_key(self, resolution: Resolution, k: int) -> bytes:
-        return f"{resolution.kind}:{self.partition}:{k}".encode()
-
-    def meta_key(self) -> bytes:
-        return f"m:{self.partition}".encode()
-
     def _touch_entity(self, key: str) -> None:
         """Keep the key's value before this epoch (its facts or its memory), before a change."""
-        rkey = self._entity_key(key)
-        if rkey not in self._dirty:
-            self._dirty[rkey] = self._stored(key, copy=True)
+        rkey = record_key(ENTITY, self.partition, key)
+        if rkey not in self.epochs.before:
+            self.epochs.before[rkey] = self._stored(key, copy=True)
 
     def _touch_key(self, key: str, before: Any) -> None:
-        self._dirty.setdefault(self._entity_key(key), before)
+        self.epochs.before.setdefault(record_key(ENTITY, self.partition, key), before)
 
     def _stored(self, key: str, copy: bool = False) -> Any:
         """An entity key's value as the changelog holds it: its facts (a copy when the entity
@@ -337,14 +309,14 @@ class PartitionState:
         return None if memory is None else _stored_memory(memory)
 
     def _touch_bucket(self, resolution: Resolution, k: int) -> None:
-        rkey = self._bucket_key(resolution, k)
-        if rkey not in self._dirty:
+        rkey = record_key(resolution.kind, self.partition, k)
+        if rkey not in self.epochs.before:
             bucket = resolution.buckets.get(k)
-            self._dirty[rkey] = rows_of(bucket) if bucket else None
+            self.epochs.before[rkey] = rows_of(bucket) if bucket else None
 
     def _current(self, rkey: bytes) -> Any:
-        kind, _, rest = rkey.decode().split(":", 2)
-        if kind == "e":
+        kind, rest = split_key(rkey)
+        if kind == ENTITY:
             return self._stored(rest)
         resolution = self._resolution.get(kind)  # None: a step no longer in use
         bucket = resolution.buckets.get(int(rest)) if resolution is not None else None
@@ -361,34 +333,17 @@ class PartitionState:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self._dirty) or bool(self._deleted) or self._marker_due
+        return self.epochs.has_changes
 
     def flush(self) -> tuple[list[Record], Record]:
         """Close the epoch: the changed keys' records, then the marker that commits them.
 
         The caller writes the records, waits until they are durable, then writes the marker.
         """
-        records: list[Record] = []
-        deleted: list[bytes] = []
-        for rkey in self._deleted:
-            if rkey not in self._dirty:
-                records.append((rkey, None))
-        for rkey, before in self._dirty.items():
-            value = self._current(rkey)
-            if value is None:
-                deleted.append(rkey)
-            records.append((rkey, orjson.dumps([self.epoch, value, before])))
-        marker = (self.meta_key(), orjson.dumps(self._meta()))
-        self._dirty = {}
-        self._deleted = deleted
-        self._marker_due = False
-        self.epoch += 1
-        return records, marker
+        return self.epochs.close(self.partition, self._current, self._meta())
 
     def _meta(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch,
-            "aborted": sorted(self.aborted),
             "offset": self.offset,
             "stream_time": self.stream_time,
             "counts": self.counts,
@@ -408,37 +363,21 @@ class PartitionState:
         config: StateConfig,
         rows: Iterable[tuple[bytes, bytes]],
     ) -> PartitionState:
-        """Rebuild from the latest changelog record of each key, rolling back uncommitted epochs."""
+        """Rebuild from the latest changelog record of each key, rolling back uncommitted epochs
+        (stream/state/changelog.py). The caller must flush before applying anything."""
         state = cls(topic, partition, rules, config)
-        meta: dict[str, Any] = {"epoch": 0, "aborted": []}
-        records: list[tuple[bytes, list[Any]]] = []
-        for rkey, raw in rows:
-            if rkey == state.meta_key():
-                meta = orjson.loads(raw)
-            else:
-                records.append((rkey, orjson.loads(raw)))
-        committed, aborted = meta["epoch"], set(meta["aborted"])
-        seen_epochs: set[int] = set()
+        committed = read(partition, rows)
+        state.epochs = committed.epochs
         kept: dict[str, dict[int, Totals]] = {}  # bucket kind -> index -> totals
-        for rkey, (epoch, value, before) in records:
-            seen_epochs.add(epoch)
-            current = value if epoch <= committed and epoch not in aborted else before
-            if current is None:
-                continue
-            kind, _, rest = rkey.decode().split(":", 2)
-            if kind == "e" and isinstance(current, str):
-                state.memories.put(rest, base64.b64decode(current))
-            elif kind == "e":
-                state.entities[rest] = Entity([tuple(f) for f in current])
+        for kind, rest, value in committed.values:
+            if kind == ENTITY and isinstance(value, str):
+                state.memories.put(rest, base64.b64decode(value))
+            elif kind == ENTITY:
+                state.entities[rest] = Entity([tuple(f) for f in value])
             else:
-                kept.setdefault(kind, {})[int(rest)] = totals_of(current)
-        # Only the epoch after the marker can have been partly written: it is aborted, and
-        # numbering skips it. The caller must flush (commit an empty epoch that records this)
-        # before applying anything, so that again only marker + 1 can ever be torn.
-        state.aborted = (aborted & seen_epochs) | {committed + 1}
-        state.epoch = committed + 2
-        state._marker_due = True
-        if committed:
+                kept.setdefault(kind, {})[int(rest)] = totals_of(value)
+        meta = committed.meta
+        if meta:
             state.offset = meta["offset"]
             state.stream_time = meta["stream_time"]
             state.counts.update(meta["counts"])
@@ -480,9 +419,8 @@ class PartitionState:
             for k in before.keys() | now.keys():
                 if now.get(k) != before.get(k):
                     old = before.get(k)
-                    self._dirty[f"{kind}:{self.partition}:{k}".encode()] = (
-                        rows_of(old) if old else None
-                    )
+                    rkey = record_key(kind, self.partition, k)
+                    self.epochs.before[rkey] = rows_of(old) if old else None
 
     def _rebuild_derived(self) -> None:
         """Window totals, live gauges and timers follow from the persisted state."""

@@ -1,0 +1,58 @@
+"""The changelog protocol alone: epochs close into records and a marker; reading rolls back what
+no marker committed, and numbering never reuses a torn epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stream.state.changelog import Epochs, marker_key, read, record_key
+
+
+def close(epochs: Epochs, values: dict[bytes, Any]) -> tuple[list[Any], Any]:
+    return epochs.close(3, values.get, {"offset": len(values)})
+
+
+def test_a_closed_epoch_writes_each_changed_key_once_with_its_value_before() -> None:
+    epochs = Epochs()
+    key = record_key("e", 3, "cart-1")
+    epochs.before[key] = None  # new in this epoch
+    records, (marker, body) = close(epochs, {key: [[1, 0, "e1"]]})
+    assert records == [(key, orjson.dumps([1, [[1, 0, "e1"]], None]))]
+    assert marker == marker_key(3) == b"m:3"
+    assert orjson.loads(body) == {"epoch": 1, "aborted": [], "offset": 1}
+    assert epochs.epoch == 2 and not epochs.has_changes
+    # deleted in epoch 2: its record says so; in epoch 3 a tombstone compacts it away
+    epochs.before[key] = [[1, 0, "e1"]]
+    records, _ = close(epochs, {})
+    assert records == [(key, orjson.dumps([2, None, [[1, 0, "e1"]]]))]
+    records, _ = close(epochs, {})
+    assert records == [(key, None)]
+
+
+def test_reading_rolls_back_what_no_marker_committed() -> None:
+    epochs = Epochs()
+    a, b = record_key("e", 3, "a"), record_key("b", 3, 17)
+    epochs.before[a] = None
+    first, marker = close(epochs, {a: "one"})
+    epochs.before[a], epochs.before[b] = "one", None
+    torn, _ = close(epochs, {a: "two", b: [["m", "", "", -1, 5]]})  # its marker never written
+    rows = dict(first) | {marker[0]: marker[1]} | dict(torn)
+    committed = read(3, [(k, v) for k, v in rows.items() if v is not None])
+    assert committed.values == [("e", "a", "one")]  # b had no value before epoch 2
+    assert committed.meta["offset"] == 1
+    # epoch 2 may be partly written: aborted, and the next epoch is 3
+    assert committed.epochs.epoch == 3 and committed.epochs.aborted == {2}
+    assert committed.epochs.marker_due  # the rollback is committed before anything is applied
+
+
+def test_an_aborted_epoch_stays_aborted_while_its_records_remain() -> None:
+    epochs = Epochs(epoch=3, aborted={2})
+    key = record_key("e", 3, "a")
+    stale = (key, orjson.dumps([2, "torn", "before"]))  # left over from the aborted epoch 2
+    epochs.before[record_key("e", 3, "z")] = None
+    _, marker = close(epochs, {record_key("e", 3, "z"): "z"})
+    committed = read(3, [stale, marker])
+    assert ("e", "a", "before") in committed.values  # epoch 2 <= 3 committed, yet aborted
+    assert committed.epochs.aborted == {2, 4}
