@@ -1,5 +1,5 @@
 """The measurements: bare aiokafka loop, bare Faust agent (floor), full worker, latency at a fixed
-offered load, and memory with many open carts and tickets.
+offered load, memory with many open carts and tickets, and what partitions remember.
 
 Workers run as users run them: Redis on (a real redis-server started by the benchmark) and
 /metrics scraped every 15 s as Prometheus would, unless a phase says otherwise.
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,8 +50,10 @@ from stream.contract.events import Event, decode
 from stream.contract.schemas import SOURCE_TOPICS
 from stream.kpis.customers import order_event
 from stream.runtime.connection import partitions_of
+from stream.state.memories import Memories, pack, until_of
 from stream.state.partition import PartitionState
 from stream.tools.devservers import free_port
+from stream.tools.generate import generate
 from stream.tools.progress import progress_bar
 from tests.servers import ROOT, Worker
 from tests.servers import _stop as stop_process
@@ -759,6 +761,30 @@ async def latest_entity_records(broker: str, changelog: str) -> dict[bytes, int]
     return latest
 
 
+#: What the benchmark keys customer ids with when it decodes as a worker does
+#: (stream/contract/customers.py): carts then carry their customers' pseudonymous keys.
+CUSTOMER_SECRET = b"bench-secret-of-32-bytes-at-least"
+
+
+def decoded(
+    records: Iterable[Record], topic: str, customer_secret: bytes | None = None
+) -> Iterator[tuple[int, Event]]:
+    """The valid events of one topic's records, decoded as the worker decodes them, with their
+    offsets in that topic (the heap figures apply them to a partition in this process)."""
+    now_ms = int(time.time() * 1000)
+    for offset, record in enumerate(r for r in records if r.topic == topic):
+        event = decode(
+            record.value,
+            topic,
+            max_bytes=1 << 20,
+            now_ms=now_ms,
+            max_future_ms=3_600_000,
+            customer_secret=customer_secret,
+        )
+        if isinstance(event, Event):
+            yield offset, event
+
+
 def heap_bytes_per_customer(records: list[Record], windows: str) -> tuple[float, int]:
     """Python heap held per customer by a partition of the customers topic once the log's
     orders of known customers are decided, forwarded and applied (tracemalloc, as for carts),
@@ -767,18 +793,8 @@ def heap_bytes_per_customer(records: list[Record], windows: str) -> tuple[float,
     carts_rules = next(r for r in topic_rules(settings) if r.topic == "cart-events")
     config = replace(state_config(settings), collect_decided=True)
     carts = PartitionState("cart-events", 0, carts_rules, config)
-    now_ms = int(time.time() * 1000)
-    for offset, record in enumerate(r for r in records if r.topic == "cart-events"):
-        event = decode(
-            record.value,
-            "cart-events",
-            max_bytes=1 << 20,
-            now_ms=now_ms,
-            max_future_ms=3_600_000,
-            customer_secret=b"bench-secret-of-32-bytes-at-least",
-        )
-        if isinstance(event, Event):
-            carts.apply(event, offset)
+    for offset, event in decoded(records, "cart-events", CUSTOMER_SECRET):
+        carts.apply(event, offset)
     if carts.stream_time is None:
         return 0.0, 0
     carts.advance(carts.stream_time + 86_400_000)  # every order decided
@@ -816,19 +832,14 @@ def heap_bytes_per_entity(
     )
     rules = next(r for r in topic_rules(settings) if r.topic == topic)
     config = state_config(settings)
-    now_ms = int(time.time() * 1000)
     state = PartitionState(topic, 0, rules, config)
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for offset, record in enumerate(records):
-            event = decode(
-                record.value, topic, max_bytes=1 << 20, now_ms=now_ms, max_future_ms=3_600_000
-            )
-            if isinstance(event, Event):
-                state.apply(event, offset)
-        del event
+        for offset, event in decoded(records, topic):
+            state.apply(event, offset)
+        event = None  # the last event is not state
         if idle is not None and state.stream_time is not None:
             state.advance(state.stream_time + int(idle.total_seconds() * 1000))
         state.flush()  # the epoch's before-images are released once written
@@ -837,3 +848,108 @@ def heap_bytes_per_entity(
     finally:
         tracemalloc.stop()
     return (after - before) / max(len(state.entities), 1)
+
+
+# -- what partitions remember of forgotten tickets and carts ----------------------------------
+
+#: Days of event time of the log whose memories are measured: past the ticket retention (the
+#: longest window plus grace, 30 d 5 m by default) and the cart retention (7 d), so that the
+#: memories are those of a worker that has run for longer than either.
+REMEMBERED_DAYS = 38
+#: The topics whose partitions remember something (stream/state/memories.py), and what of.
+REMEMBERING = {"tickets": "solved tickets", "cart-events": "carts' customers"}
+
+
+@dataclass
+class Remembered:
+    """What one partition's memories hold at the end of the log, per remembered entity.
+
+    `heap_bytes` is the cost of a memory itself, volume aside: fresh copies of the keys and packed
+    bytes put into a new `Memories` (its dict slot, key, bytes and expiry-list slot), all expiring
+    in one hour, as thousands do per hour at the generator's rates, where the hourly expiry index
+    costs nothing per memory. `kept_bytes` is the partition's own structure as it is after the
+    log (the hourly index of this log's volume, dict tables sized for earlier peaks, and list
+    slots of memories since recalled or replaced), divided by the memories it holds.
+    """
+
+    count: int
+    heap_bytes: float
+    kept_bytes: float
+    key_bytes: float  # mean sys.getsizeof of a key
+    memory_bytes: float  # mean sys.getsizeof of a packed memory
+
+
+def remembered_log(total: int, seed: int, end: datetime) -> list[Record]:
+    """`total` events of the generator's default traffic over REMEMBERED_DAYS up to `end`: its
+    tickets reopened days after their solve and its shoppers returning days later are what
+    partitions remember (a low rate: per-memory bytes do not depend on it)."""
+    days = timedelta(days=REMEMBERED_DAYS)
+    rate = total / days.total_seconds()
+    return [to_record(e) for e in generate(seed, end - days, rate, count=total)]
+
+
+def remembered(records: list[Record], windows: str) -> dict[str, Remembered]:
+    """Per remembering topic: the heap its partition's memories take per remembered entity once
+    the log is applied (one partition per topic, the default retentions for these windows)."""
+    settings = Settings.load({"config": "none", "windows": windows}, environ={})
+    config = state_config(settings)
+    out: dict[str, Remembered] = {}
+    for rules in topic_rules(settings):
+        if rules.topic not in REMEMBERING:
+            continue
+        state = PartitionState(rules.topic, 0, rules, config)
+        for offset, event in decoded(records, rules.topic, CUSTOMER_SECRET):
+            state.apply(event, offset)
+        out[rules.topic] = measure_memories(state.memories)
+    return out
+
+
+def measure_memories(memories: Memories) -> Remembered:
+    """The heap a partition's memories take per memory (see `Remembered`)."""
+    items = list(memories.items())
+    count = len(items)
+    if not count:
+        return Remembered(0, 0.0, 0.0, 0.0, 0.0)
+    until = until_of(items[0][1])
+    payload_at = len(pack(until, b""))
+
+    def fresh_copy() -> Memories:
+        copy = Memories()
+        for key, memory in items:
+            copy.put(key.encode().decode(), pack(until, memory[payload_at:]))
+        return copy
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        copy = fresh_copy()
+        gc.collect()
+        heap = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return Remembered(
+        count=count,
+        heap_bytes=heap / len(copy),
+        kept_bytes=retained_bytes(memories) / count,
+        key_bytes=sum(sys.getsizeof(key) for key, _ in items) / count,
+        memory_bytes=sum(sys.getsizeof(memory) for _, memory in items) / count,
+    )
+
+
+def retained_bytes(root: object) -> int:
+    """sys.getsizeof of root and of every object it reaches through its attributes, dicts, lists
+    and tuples, each counted once (as tracemalloc counts a fresh copy, shared objects aside):
+    the heap an object's contents hold, measured without copying them."""
+    seen: set[int] = set()
+    total = 0
+    todo: list[object] = [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if obj is root or isinstance(obj, dict | list | tuple):
+            todo.extend(gc.get_referents(obj))
+    return total

@@ -44,6 +44,8 @@ TARGETS: tuple[Target, ...] = (
     Target("fleet_4_age_p99_ms", "≤ 2000 ms", lambda v: v <= 2000),
     Target("rss_bytes_per_open_cart", "≤ 1024 B", lambda v: v <= 1024),
     Target("memory_peak_rss_mb", "≤ 300 MB", lambda v: v <= 300),
+    Target("heap_bytes_per_remembered_ticket", "≤ 200 B", lambda v: v <= 200),
+    Target("heap_bytes_per_remembered_cart", "≤ 200 B", lambda v: v <= 200),
 )
 
 #: Figures whose expected value is zero (the others are positive in any run).
@@ -100,6 +102,12 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("changelog_bytes_per_open_ticket", "changelog record per open ticket", "B"),
     ("heap_bytes_per_idle_open_ticket", "state heap per open ticket idle 8 days", "B"),
     ("heap_bytes_per_customer", "state heap per customer (tracemalloc)", "B"),
+    ("heap_bytes_per_remembered_ticket", "heap per remembered solved ticket", "B"),
+    ("kept_heap_bytes_per_remembered_ticket", "memories as kept, per remembered ticket", "B"),
+    ("remembered_tickets", "38-day log: solved tickets remembered", "tickets"),
+    ("heap_bytes_per_remembered_cart", "heap per remembered cart's customer", "B"),
+    ("kept_heap_bytes_per_remembered_cart", "memories as kept, per remembered cart", "B"),
+    ("remembered_carts", "38-day log: carts' customers remembered", "carts"),
     ("long_days_peak_rss_short_mb", "35-day log: peak RSS, 3 windows", "MB"),
     ("long_days_peak_rss_long_mb", "35-day log: peak RSS, 5 windows", "MB"),
     ("long_vs_short_peak_rss", "35-day log: peak RSS 5 ÷ 3 windows", "x"),

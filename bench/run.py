@@ -10,8 +10,9 @@ windows; with twelve) each read all of it from the start under their own consume
 production worker, caught up, then takes a fixed offered load of half the measured maximum for
 the latency figures. The cost of publishing to Redis is measured in this process on the log's
 state. Fleets of 1, 2 and 4 workers read a log on 8 partitions, then take a live load while the
-Redis snapshot's age is watched. Memory is measured last, on fresh brokers. Medians of the
-repeats go to the table and, with every repeat, to the JSON file.
+Redis snapshot's age is watched. Memory is measured last, on fresh brokers, then (in this
+process) what partitions remember of solved tickets and carts' customers over 38 days. Medians of
+the repeats go to the table and, with every repeat, to the JSON file.
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ from bench.eventlog import (
 )
 from bench.fleet import FLEET_PARTITIONS, FleetRun, measure_fleet
 from bench.phases import (
+    REMEMBERED_DAYS,
+    REMEMBERING,
     SCRAPE_EVERY_S,
     BenchError,
     Context,
     Latency,
     Memory,
+    Remembered,
     Throughput,
     heap_bytes_per_customer,
     heap_bytes_per_entity,
@@ -60,6 +64,8 @@ from bench.phases import (
     measure_memory,
     measure_raw,
     no_customers_config,
+    remembered,
+    remembered_log,
 )
 from bench.publishing import PublishCost, live_seconds, measure_publishing, shape_of, states_from
 from bench.report import MB, machine, median, print_table, verdicts, write_json
@@ -90,6 +96,7 @@ FULL = {
     "repeat": 3,
     "open_carts": 200_000,
     "open_tickets": 100_000,
+    "remembered_events": 300_000,
     "latency_duration": 60.0,
     "long_events": LONG_DAYS * 86400 // 45,
     "publish_rounds": 90,
@@ -103,6 +110,7 @@ QUICK = {
     "repeat": 1,
     "open_carts": 2_000,
     "open_tickets": 3_000,
+    "remembered_events": 20_000,
     "latency_duration": 6.0,
     "long_events": 1_000,
     "publish_rounds": 3,
@@ -124,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "loop on one pre-produced log (50 % cart, 30 % ticket, 20 % survey events); the "
         "worker with Redis off and with other windows; latency at half the measured maximum; "
         "the CPU cost of publishing to Redis; fleets of 1, 2 and 4 workers; memory with many "
-        "open carts and tickets. "
+        "open carts and tickets; the heap of what partitions remember of solved tickets and "
+        "carts' customers. "
         "Prints a table with the targets and writes every figure to a JSON file. Targets "
         "are reported, not enforced: the exit code is 0 unless the benchmark itself failed.",
     )
@@ -233,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"--quick: {QUICK['open_tickets']:,})",
     )
     parser.add_argument(
+        "--remembered-events",
+        type=int,
+        help=f"events of the {REMEMBERED_DAYS}-day log (the generator's default traffic) whose "
+        f"remembered solved tickets and carts' customers are measured in process (default "
+        f"{FULL['remembered_events']:,}; --quick: {QUICK['remembered_events']:,})",
+    )
+    parser.add_argument(
         "--latency-duration",
         type=parse_duration,
         metavar="DURATION",
@@ -276,7 +292,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     counts = ("events", "repeat", "open_carts", "open_tickets", "long_events", "publish_rounds")
-    for name in (*counts, "fleet_events"):
+    for name in (*counts, "fleet_events", "remembered_events"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     positive = ("latency_duration", "event_rate", "latency_load", "fleet_live_rate")
@@ -355,14 +371,26 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
         memory: Memory | None = None
         heap: dict[str, float] = {}
         long_peaks: dict[str, int] = {}
+        memories: dict[str, Remembered] = {}
         if not args.skip_memory:
             memory, heap = await run_memory(args, workdir, phases, redis.url)
             long_peaks = await run_long_memory(args, workdir, phases, redis.url)
+            memories = run_remembered(args, phases)
     finally:
         redis.stop()
     profile = args.profile or ("dev" if args.broker is None else "production")
     return results(
-        args, profile, runs, latency, publishing, customer_heap, fleet, memory, heap, long_peaks
+        args,
+        profile,
+        runs,
+        latency,
+        publishing,
+        customer_heap,
+        fleet,
+        memory,
+        heap,
+        long_peaks,
+        memories,
     )
 
 
@@ -596,6 +624,24 @@ async def run_long_memory(
     return peaks
 
 
+def run_remembered(args: argparse.Namespace, phases: Phases) -> dict[str, Remembered]:
+    """The heap of what a partition remembers of forgotten entities (stream/state/memories.py)
+    after a long log of the generator's default traffic, measured in this process."""
+    started = time.monotonic()
+    records = remembered_log(args.remembered_events, args.seed, now_utc())
+    out = remembered(records, args.windows)
+    phases.say(
+        f"memories after {REMEMBERED_DAYS} days ({len(records):,} events, "
+        f"{time.monotonic() - started:.0f}s): "
+        + "; ".join(
+            f"{out[topic].count:,} {what}, heap {out[topic].heap_bytes:,.0f} B each "
+            f"({out[topic].kept_bytes:,.0f} B as kept)"
+            for topic, what in REMEMBERING.items()
+        )
+    )
+    return out
+
+
 #: The throughput runs over the log, each repeated.
 THROUGHPUT_RUNS = (
     "raw",
@@ -622,6 +668,7 @@ def results(
     memory: Memory | None,
     heap: dict[str, float],
     long_peaks: dict[str, int],
+    memories: dict[str, Remembered],
 ) -> dict[str, Any]:
     """Every figure: medians in `figures`, each repeat in `repeat_figures` and `runs`."""
     rates = {name: _rates(values) for name, values in runs.items()}
@@ -671,6 +718,11 @@ def results(
         figures["heap_bytes_per_open_cart"] = heap["cart"]
         figures["heap_bytes_per_open_ticket"] = heap["ticket"]
         figures["heap_bytes_per_idle_open_ticket"] = heap["idle_ticket"]
+    for name, topic in (("ticket", "tickets"), ("cart", "cart-events")):
+        if topic in memories:
+            figures[f"heap_bytes_per_remembered_{name}"] = memories[topic].heap_bytes
+            figures[f"kept_heap_bytes_per_remembered_{name}"] = memories[topic].kept_bytes
+            figures[f"remembered_{name}s"] = memories[topic].count
     if long_peaks:
         figures["long_days_peak_rss_short_mb"] = long_peaks["short"] / MB
         figures["long_days_peak_rss_long_mb"] = long_peaks["long"] / MB
@@ -695,6 +747,7 @@ def results(
         "publishing": asdict(publishing),
         "fleet": [asdict(r) | {"rate": r.rate} for r in fleet],
         "memory": asdict(memory) if memory else None,
+        "remembered": {topic: asdict(r) for topic, r in memories.items()},
         "config": {
             "events": args.events,
             "repeat": args.repeat,
@@ -719,6 +772,8 @@ def results(
             "fleet_live_duration_s": args.fleet_live_duration,
             "open_carts": args.open_carts,
             "open_tickets": args.open_tickets,
+            "remembered_events": args.remembered_events,
+            "remembered_days": REMEMBERED_DAYS,
             "latency_duration_s": args.latency_duration,
             "latency_load": args.latency_load,
             "quick": args.quick,

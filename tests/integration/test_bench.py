@@ -49,6 +49,10 @@ def test_quick_benchmark_writes_every_figure_and_prints_the_table(tmp_path: Path
     assert results["config"]["repeat"] == 1
     assert results["machine"]["nproc"] >= 1
     assert all(len(results["runs"][name]) == 1 for name in ("full", "floor", "raised_floor"))
+    assert {topic for topic, r in results["remembered"].items() if r["count"]} == {
+        "tickets",
+        "cart-events",
+    }
 
 
 def test_the_cpu_harness_prints_a_workers_rate_and_cost_per_event() -> None:
