@@ -14,7 +14,8 @@ import secrets
 from pathlib import Path
 
 from stream.config import ConfigError
-from stream.config.settings import MIN_SECRET_BYTES, Settings
+from stream.config.options import MIN_SECRET_BYTES
+from stream.config.settings import Settings
 
 DEV_SECRET_FILE = "customer-key.secret"
 

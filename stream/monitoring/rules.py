@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from stream.config.kpifile import Alert, Alerting, KpiConfig
-from stream.config.settings import OPTIONS
+from stream.config.options import OPTIONS
 from stream.kpis.catalog import CATALOG, Kpi
 from stream.publish.prometheus import CUSTOMER_COMPONENTS
 from stream.state.windows import window_name

@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from stream.config.options import OPTIONS
 from stream.config.secret import customer_secret
-from stream.config.settings import OPTIONS, Settings
+from stream.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {"kafka", "redis", "worker", "generator", "prometheus", "alertmanager", "grafana"}
