@@ -3,7 +3,8 @@
 `make bench` measures throughput against floors and targets; this is the tool for finding what
 to change. It starts the embedded broker and a redis-server, produces a log of the benchmark's
 mix, runs one worker as users run it (default windows, Redis on, customer KPIs on, /metrics read
-every 15 s) over the whole log, and prints events/s and the worker's CPU time per event. With
+every 15 s or `--scrape-every`) over the whole log, and prints events/s and the worker's CPU time
+per event. With
 `--py-spy FILE`, the worker runs under py-spy (`pip install py-spy`), sampling only while it holds
 the GIL, and FILE gets the collapsed stacks (flamegraph.pl or speedscope.app read them).
 """
@@ -21,7 +22,15 @@ import time
 from pathlib import Path
 
 from bench.eventlog import log_events, now_utc
-from bench.phases import Context, Markers, follow, proc_status, rate_from, scraped
+from bench.phases import (
+    SCRAPE_EVERY_S,
+    Context,
+    Markers,
+    follow,
+    proc_status,
+    rate_from,
+    scraped,
+)
 from bench.report import MB
 from bench.run import FIVE_WINDOWS, prepare
 from stream.tools.arguments import count
@@ -42,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis", choices=("on", "off"), default="on", help="publish to Redis (default on)"
+    )
+    parser.add_argument(
+        "--scrape-every",
+        type=float,
+        default=SCRAPE_EVERY_S,
+        metavar="SECONDS",
+        help=f"how often /metrics is read (default {SCRAPE_EVERY_S:g})",
     )
     parser.add_argument(
         "--py-spy",
@@ -100,7 +116,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
             if args.py_spy:
                 pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
             cpu = cpu_seconds(pid)
-            async with scraped([worker]), Markers(broker.url, app_id) as markers:
+            async with scraped([worker], args.scrape_every), Markers(broker.url, app_id) as markers:
                 await follow(ctx, markers, produced.total, "worker", worker.process, worker.log)
                 t0, n0, t_end = markers.timing(produced.total)
             cpu = cpu_seconds(pid) - cpu

@@ -431,11 +431,17 @@ async def measure_floor(ctx: Context, label: str, raised: bool = False) -> Throu
 
 
 async def measure_full(
-    ctx: Context, label: str, windows: str, keep: bool = False, redis: bool = True, **env: str
+    ctx: Context,
+    label: str,
+    windows: str,
+    keep: bool = False,
+    redis: bool = True,
+    scrape_every_s: float = SCRAPE_EVERY_S,
+    **env: str,
 ) -> tuple[Throughput, Worker | None]:
     """The real `cxkpi worker` (whole KPI catalog, all segments) over the whole log, scraped as
-    Prometheus would. With `keep`, the worker is returned still running (caught up), for the
-    latency phase."""
+    Prometheus would (every `scrape_every_s`). With `keep`, the worker is returned still running
+    (caught up), for the latency phase."""
     app_id = ctx.app_id(label)
     log = ctx.workdir / f"{app_id}.log"
     expected = ctx.produced.total
@@ -443,7 +449,7 @@ async def measure_full(
     try:
         worker.wait_ready(timeout=120)
         t_ready = time.time()  # marker timestamps are wall-clock
-        async with scraped([worker]):
+        async with scraped([worker], scrape_every_s):
             t0, n0, t_end = await follow_worker(
                 ctx, app_id, expected, f"full worker, {label}", worker
             )

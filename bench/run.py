@@ -436,13 +436,19 @@ async def run_log(
             runs["raised_floor"].append(await measure_floor(ctx, f"raised-{r}", raised=True))
             say(f"raised floor {tag}: {runs['raised_floor'][-1].rate:,.0f} events/s")
             no_customers = {"CXKPI_CONFIG": str(no_customers_config(workdir))}
-            for name, label, windows, redis_on, env in (
-                ("full_redis_off", "Redis off", args.windows, False, {}),
-                ("full_no_customers", "customer KPIs off", args.windows, True, no_customers),
-                ("full_short", args.windows_short, args.windows_short, True, {}),
-                ("full_many", args.windows_many, args.windows_many, True, {}),
+            every = SCRAPE_EVERY_S
+            for name, label, windows, redis_on, every_s, env in (
+                ("full_redis_off", "Redis off", args.windows, False, every, {}),
+                ("full_no_customers", "customer KPIs off", args.windows, True, every, no_customers),
+                ("full_short", args.windows_short, args.windows_short, True, every, {}),
+                ("full_many", args.windows_many, args.windows_many, True, every, {}),
+                # a catch-up watched closely: /metrics read every second
+                ("scraped_1s", "scraped every 1 s", args.windows, True, 1.0, {}),
+                ("scraped_1s_redis_off", "every 1 s, Redis off", args.windows, False, 1.0, {}),
             ):
-                run_, _ = await measure_full(ctx, f"{name}-{r}", windows, redis=redis_on, **env)
+                run_, _ = await measure_full(
+                    ctx, f"{name}-{r}", windows, redis=redis_on, scrape_every_s=every_s, **env
+                )
                 runs[name].append(run_)
                 say(f"full worker, {label} {tag}: {run_.rate:,.0f} events/s")
             keep = last and not args.skip_latency
@@ -652,6 +658,8 @@ THROUGHPUT_RUNS = (
     "full_no_customers",
     "full_short",
     "full_many",
+    "scraped_1s",
+    "scraped_1s_redis_off",
 )
 #: The histogram of the customers topic's delay, read around the latency phase.
 REPARTITION_DELAY = "cxkpi_repartition_delay_seconds"
@@ -788,6 +796,7 @@ RATIOS = (
     ("full_vs_raised_floor", "full", "raised_floor"),
     ("full_vs_raw", "full", "raw"),
     ("redis_on_vs_off", "full", "full_redis_off"),
+    ("redis_on_vs_off_scraped_1s", "scraped_1s", "scraped_1s_redis_off"),
     ("customers_on_vs_off", "full", "full_no_customers"),
     ("long_vs_short_windows", "full", "full_short"),
     ("many_vs_short_windows", "full_many", "full_short"),
