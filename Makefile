@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need first.
-.PHONY: demo test lint setup monitoring bench
+.PHONY: demo test lint setup monitoring bench mutation
 
 setup:
 	./ops/setup.sh test
@@ -23,3 +23,8 @@ monitoring: setup
 # The performance benchmark (bench/run.py): floor, full worker, raw consumer, latency, memory.
 bench: setup
 	.venv/bin/python -m bench.run
+
+# Mutation testing of stream/kpis and stream/state against their unit tests, in a throwaway copy
+# (bench/mutation.sh; about half an hour on 2 cores). Not part of `make test` or CI.
+mutation: setup
+	./bench/mutation.sh

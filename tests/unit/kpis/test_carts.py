@@ -1,15 +1,23 @@
-"""The customer of each decided order, resolved by the cart rules; cart KPIs do not change."""
+"""Cart rules: the customer of each decided order (cart KPIs do not change with it), and the
+inactivity timeout exactly at its boundary, by hand and against the reference on generated logs."""
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from dataclasses import replace
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
+
+import pytest
 
 from stream.contract.events import Event
 from stream.kpis.carts import CUSTOMER, CartRules
 from stream.kpis.customers import CustomerOrder, order_identity
 from stream.state.partition import PartitionState
-from tests.unit.feed import CONFIG, MIN, T0
+from tests.reference import Record, Rules, compare_snapshots, expected_snapshot
+from tests.unit.feed import CONFIG, MIN, T0, TIMEOUT_MIN, CartEntry, Feed, cart_log
 
 KEY_A, KEY_B = "a" * 22, "b" * 22  # pseudonymous keys, as decoding leaves them
 
@@ -92,3 +100,115 @@ def test_cart_kpis_are_the_same_with_and_without_customers() -> None:
         carts.state.advance(T0 + 200 * MIN)
         documents.append((carts.state.buckets, carts.state.windows[1].totals))
     assert documents[0] == documents[1]
+
+
+# -- the inactivity timeout at its boundary ----------------------------------------------------
+
+TIMEOUT = TIMEOUT_MIN * MIN
+
+
+def send(feed: Feed, cart: str, kind: str, ms: int, **body: Any) -> str:
+    """An event at T0 + ms, to the millisecond (the feed itself takes minutes)."""
+    feed.n += 1
+    feed.offset += 1
+    body = {"type": kind, "cart_id": cart, **body}
+    event = Event("cart-events", cart, f"b{feed.n}", kind, T0 + ms, body)
+    return feed.state.apply(event, feed.offset)
+
+
+def cart_kpis(feed: Feed) -> tuple[int, int, int]:
+    """(sessions created, abandoned, converted) in the 1 h window."""
+    abandonment = feed.kpi("cart_abandonment")["overall"]
+    created = feed.kpi("conversion")["overall"]["created"]
+    return created, abandonment["abandoned"], abandonment["converted"]
+
+
+@pytest.mark.parametrize(
+    ("gap_ms", "expected"),
+    [
+        (TIMEOUT - 1, (1, 0, 0)),  # inside the timeout: one session, still open at 32 min
+        (TIMEOUT, (2, 1, 0)),  # exactly the timeout: abandoned at 30, the return is a new session
+        (TIMEOUT + 1, (2, 1, 0)),
+    ],
+)
+def test_a_return_exactly_timeout_after_the_last_event_is_a_new_session(
+    gap_ms: int, expected: tuple[int, int, int]
+) -> None:
+    feed = Feed("cart-events")
+    send(feed, "c1", "item_added", 0)
+    send(feed, "c1", "item_added", gap_ms)
+    send(feed, "clock", "item_removed", 32 * MIN)  # no items: no session of its own
+    assert cart_kpis(feed) == expected
+
+
+def test_an_order_exactly_timeout_after_the_last_item_does_not_convert_the_cart() -> None:
+    """The order comes after the abandonment: its session has no items, so no outcome."""
+    feed = Feed("cart-events")
+    send(feed, "c1", "item_added", 0)
+    send(feed, "c1", "order_placed", TIMEOUT, amount=5, currency="EUR")
+    send(feed, "clock", "item_removed", 32 * MIN)
+    assert cart_kpis(feed) == (1, 1, 0)
+    assert feed.kpi("upsell")["overall"]["orders"] == 1  # still an order
+
+
+def test_stream_time_reaching_exactly_last_event_plus_timeout_abandons_the_cart() -> None:
+    """The abandonment lands in minute 30, in the windows once that minute has closed (31)."""
+    feed = Feed("cart-events")
+    send(feed, "c1", "item_added", 0)
+    send(feed, "clock", "item_removed", TIMEOUT - 1)
+    assert feed.state.stream_time == T0 + TIMEOUT - 1
+    send(feed, "clock", "item_removed", TIMEOUT)  # stream time is exactly last + timeout
+    send(feed, "clock", "item_removed", 31 * MIN)  # with no due time in between
+    assert cart_kpis(feed) == (1, 1, 0)
+
+
+def iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def record(offset: int, entry: CartEntry) -> Record:
+    """The entry as a producer would have sent it."""
+    cart, kind, minute, body = entry
+    fields = {"type": kind, "occurred_at": iso(T0 + int(minute * MIN)), "cart_id": cart, **body}
+    return Record("cart-events", 0, offset, json.dumps(fields).encode())
+
+
+def return_gaps(log: list[CartEntry]) -> set[float]:
+    """The gaps (minutes) of 30 or more between a cart's consecutive events, in event time."""
+    times: dict[str, set[float]] = defaultdict(set)
+    for cart, _, minute, _ in log:
+        times[cart].add(minute)
+    gaps: set[float] = set()
+    for moments in times.values():
+        ordered = sorted(moments)
+        gaps |= {b - a for a, b in pairwise(ordered) if b - a >= 30}
+    return gaps
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_generated_carts_agree_with_the_reference_after_every_tenth_record(seed: int) -> None:
+    """Carts that come back exactly on and after the timeout, and stream times that land
+    exactly on a cart's timeout: the state agrees with the independent reference all along,
+    not only at the end (an abandonment counted late would be right again by then)."""
+    log = cart_log(seed, 240)
+    assert {TIMEOUT_MIN, TIMEOUT_MIN + 0.5} <= return_gaps(log)
+    feed = Feed("cart-events")
+    records: list[Record] = []
+    rules = Rules(windows_s=tuple(w // 1000 for w in CONFIG.windows_ms))
+    checked = 0
+    for offset, entry in enumerate(log):
+        cart, kind, minute, body = entry
+        fields = dict(body)
+        feed(cart, kind, minute, fields.pop("event_id"), **fields)
+        records.append(record(offset, entry))
+        if offset % 10 == 9 or offset == len(log) - 1:
+            expected = expected_snapshot(
+                records, rules, now_ms=T0 + 86_400_000, partitions={"cart-events": 1}
+            )
+            parts = {k: expected[k] for k in ("valid_at", "latest", "windows", "events")}
+            differences = compare_snapshots(feed.document(), parts)
+            assert not differences, (offset, differences[:10])
+            checked += 1
+    totals = feed.kpi("cart_abandonment")["overall"]
+    assert checked >= 24 and totals["abandoned"] > 0 and totals["converted"] > 0

@@ -1,4 +1,5 @@
-"""Edge cases of every KPI formula (docs/semantics.md), through a real partition state."""
+"""Edge cases of every KPI formula (docs/semantics.md), through a real partition state (the
+customer KPIs from their summed components)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import math
 
 import pytest
 
+from stream.kpis.customers import customer_kpis
 from stream.publish.snapshot import nps_margin_of_error
-from tests.unit.feed import Feed
+from tests.unit.feed import MIN, T0, Feed
 
 
 def close_minute(feed: Feed, key: str, minute: float, kind: str, **body: object) -> None:
@@ -15,20 +17,53 @@ def close_minute(feed: Feed, key: str, minute: float, kind: str, **body: object)
     feed(key, kind, minute, **body)
 
 
-def test_empty_windows_have_no_values_not_zero() -> None:
-    for topic, kpis in {
-        "cart-events": ("conversion", "upsell", "average_order_value"),
-        "tickets": ("first_response_time", "first_contact_resolution", "reopen_rate"),
-        "survey-replies": ("csat", "ces", "nps"),
-    }.items():
-        doc = Feed(topic).document()
-        for name in kpis:
-            overall = doc["windows"]["1h"][name]["overall"]
-            assert all(v in (0, None, {}) or isinstance(v, dict) for v in overall.values()), name
-    assert Feed("survey-replies").kpi("ces")["overall"]["mean"] is None
-    assert Feed("survey-replies").kpi("csat")["overall"]["score"] is None
-    assert Feed("cart-events").kpi("average_order_value")["overall"] == {}
-    assert Feed("tickets").document()["live"]["open_backlog"]["overall"] == {"tickets": 0}
+#: Every duration bound of docs/snapshot.md, cumulative: none of them holds a sample yet.
+NO_DURATIONS = dict.fromkeys(
+    ("60", "300", "900", "1800", "3600", "7200", "14400", "28800", "86400", "172800", "604800"),
+    0,
+) | {"+Inf": 0}
+#: An empty window (docs/snapshot.md): counts are 0, every value computed from them is None.
+EMPTY = {
+    "cart-events": {
+        "conversion": {"converted": 0, "created": 0, "ratio": None},
+        "upsell": {"upsold": 0, "orders": 0, "ratio": None},
+        "average_order_value": {},  # no currency seen
+        "cart_abandonment": {"abandoned": 0, "converted": 0, "ratio": None},
+    },
+    "tickets": {
+        "first_response_time": {
+            "count": 0,
+            "sum_seconds": 0.0,
+            "mean_seconds": None,
+            "p50_seconds": None,
+            "p90_seconds": None,
+            "buckets": NO_DURATIONS,
+        },
+        "first_contact_resolution": {"first_contact": 0, "solves": 0, "ratio": None},
+        "reopen_rate": {"reopens": 0, "solves": 0, "ratio": None},
+    },
+    "survey-replies": {
+        "csat": {"satisfied": 0, "responses": 0, "score": None},
+        "ces": {"responses": 0, "score_sum": 0, "mean": None, "easy": 0, "easy_ratio": None},
+        "nps": {
+            "promoters": 0,
+            "passives": 0,
+            "detractors": 0,
+            "responses": 0,
+            "score": None,
+            "margin_of_error": None,
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("topic", sorted(EMPTY))
+def test_empty_windows_have_no_values_not_zero(topic: str) -> None:
+    doc = Feed(topic).document()
+    for name, overall in EMPTY[topic].items():
+        assert doc["windows"]["1h"][name]["overall"] == overall, name
+    if topic == "tickets":
+        assert doc["live"]["open_backlog"]["overall"] == {"tickets": 0}
 
 
 def test_one_response_and_all_promoters() -> None:
@@ -37,7 +72,9 @@ def test_one_response_and_all_promoters() -> None:
     close_minute(feed, "x", 2, "csat", score=1)
     nps = feed.kpi("nps")["overall"]
     assert nps["score"] == 100.0 and nps["responses"] == 1
-    assert nps["margin_of_error"] == pytest.approx(nps_margin_of_error(1, 0, 1))
+    # adjusted Wald: n + 3 = 4, p = 1.75 / 4, d = 0.75 / 4, var = (p + d - (p - d)^2) / 4
+    # = (0.625 - 0.0625) / 4 = 0.140625 = 0.375^2: margin 100 * 1.96 * 0.375
+    assert nps["margin_of_error"] == pytest.approx(73.5)
     for i in range(9):
         feed(f"p{i}", "nps", 3, score=9)
     close_minute(feed, "y", 5, "csat", score=1)
@@ -103,6 +140,31 @@ def test_ticket_reopened_twice() -> None:
     assert live["overall"] == {"tickets": 1} and live["team"] == {"billing": {"tickets": 1}}
 
 
+def test_first_contact_is_judged_at_each_solve() -> None:
+    """Solved once after one reply (first contact), reopened, solved again (not): the 5 m window
+    at minute 12 holds only the second solve, the 1 h window both."""
+    feed = Feed("tickets")
+    feed("t", "ticket_opened", 0)
+    feed("t", "agent_replied", 1)
+    feed("t", "ticket_solved", 2)
+    feed("t", "ticket_reopened", 3)
+    feed("t", "ticket_solved", 10)
+    feed.state.advance(T0 + 12 * MIN)
+    fcr = {w: feed.kpi("first_contact_resolution", w)["overall"] for w in ("5m", "1h")}
+    assert fcr["5m"] == {"first_contact": 0, "solves": 1, "ratio": 0.0}
+    assert fcr["1h"] == {"first_contact": 1, "solves": 2, "ratio": 0.5}
+
+
+def test_a_reply_before_the_opening_in_event_time_is_a_zero_second_first_response() -> None:
+    """Clamped like a solve before its opening (tests/reference.py: a duration is never < 0)."""
+    feed = Feed("tickets")
+    feed("t", "agent_replied", 1)
+    feed("t", "ticket_opened", 2)
+    feed.state.advance(T0 + 4 * MIN)
+    frt = feed.kpi("first_response_time")["overall"]
+    assert (frt["count"], frt["sum_seconds"], frt["buckets"]["60"]) == (1, 0.0, 1)
+
+
 def test_replies_before_the_opening_arrives() -> None:
     feed = Feed("tickets")
     feed("t", "agent_replied", 3, public=False)  # private: no response
@@ -132,3 +194,86 @@ def test_kpis_switched_off_are_not_published() -> None:
         enabled=lambda kpi: kpi != "ces",
     )
     assert "ces" not in doc["windows"]["1h"] and "nps" in doc["windows"]["1h"]
+
+
+@pytest.mark.parametrize(
+    ("totals", "expected"),
+    [
+        (  # B = 5, R = 3, A = 4, 6 orders; a free USD order leaves no amount series (it is 0)
+            {
+                "customers_active": 4,
+                "customers_previous": 5,
+                "customers_retained": 3,
+                "customer_orders": 6,
+                "customer_priced_orders:EUR": 2,
+                "customer_amount_micros:EUR": 30_000_000,
+                "customer_priced_orders:USD": 1,
+            },
+            {
+                "active": 4,
+                "previous": 5,
+                "retained": 3,
+                "repeat_customers": 0,
+                "orders": 6,
+                "anonymous_orders": 0,
+                "retention_ratio": 0.6,  # R / B
+                "churn_ratio": 0.4,  # (B - R) / B
+                "repeat_purchase_ratio": 0.0,
+                "purchase_frequency": 1.5,  # 6 / 4
+                "expected_lifetime_periods": 2.5,  # 1 / churn
+                "lifetime_value": {  # AOV * frequency * lifetime
+                    "EUR": {
+                        "orders": 2,
+                        "amount": 30.0,
+                        "average_order_value": 15.0,
+                        "lifetime_value": 56.25,
+                    },
+                    "USD": {
+                        "orders": 1,
+                        "amount": 0.0,
+                        "average_order_value": 0.0,
+                        "lifetime_value": 0.0,
+                    },
+                },
+            },
+        ),
+        (  # nobody churned: the lifetime is the cap; no orders summed yet: frequency 0
+            {"customers_active": 2, "customers_previous": 2, "customers_retained": 2},
+            {
+                "active": 2,
+                "previous": 2,
+                "retained": 2,
+                "repeat_customers": 0,
+                "orders": 0,
+                "anonymous_orders": 0,
+                "retention_ratio": 1.0,
+                "churn_ratio": 0.0,
+                "repeat_purchase_ratio": 0.0,
+                "purchase_frequency": 0.0,
+                "expected_lifetime_periods": 36,
+                "lifetime_value": {},
+            },
+        ),
+        (  # no previous customers: no retention, churn, lifetime nor value
+            {"customers_active": 1, "customers_repeat": 1, "customer_orders": 2},
+            {
+                "active": 1,
+                "previous": 0,
+                "retained": 0,
+                "repeat_customers": 1,
+                "orders": 2,
+                "anonymous_orders": 0,
+                "retention_ratio": None,
+                "churn_ratio": None,
+                "repeat_purchase_ratio": 1.0,
+                "purchase_frequency": 2.0,
+                "expected_lifetime_periods": None,
+                "lifetime_value": {},
+            },
+        ),
+    ],
+)
+def test_customer_kpis_from_their_components(
+    totals: dict[str, int], expected: dict[str, object]
+) -> None:
+    assert customer_kpis(totals, 36) == expected
