@@ -20,7 +20,18 @@ import yaml
 from stream.config.kpifile import Alert, Alerting, KpiConfig
 from stream.config.settings import OPTIONS
 from stream.kpis.catalog import CATALOG, Kpi
-from stream.publish.prometheus import CUSTOMER_COMPONENTS
+from stream.kpis.kinds import (
+    CUSTOMER_COMPONENTS,
+    AgeHistogram,
+    Customers,
+    Duration,
+    Fraction,
+    LiveGauge,
+    Mean,
+    Money,
+    NpsScore,
+    Share,
+)
 from stream.state.windows import window_name
 
 LEVEL = "window_dimension_segment"
@@ -49,38 +60,39 @@ class Series:
     labels: tuple[str, ...] = ("window", "dimension", "segment")
 
 
-#: The exported series of the backlog age (kind `age`).
+#: The exported series of the backlog age (kind AgeHistogram).
 AGE_HISTOGRAM = "cxkpi_backlog_age_seconds"
 OLDEST_AGE = "cxkpi_backlog_oldest_age_seconds"
 
 
 def components(kpi: Kpi) -> list[str]:
     """The exported component metrics of a KPI (summed over workers by the rules)."""
-    if kpi.kind == "age":
-        return [f"{AGE_HISTOGRAM}_gcount", f"{AGE_HISTOGRAM}_gsum"]
-    if kpi.kind == "duration":
-        return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
-    if kpi.kind == "customers":
-        return [f"cxkpi_customers_{key}" for key in (*CUSTOMER_COMPONENTS, *CUSTOMER_MONEY)]
+    match kpi.kind:
+        case AgeHistogram():
+            return [f"{AGE_HISTOGRAM}_gcount", f"{AGE_HISTOGRAM}_gsum"]
+        case Duration():
+            return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
+        case Customers():
+            return [f"cxkpi_customers_{key}" for key in (*CUSTOMER_COMPONENTS, *CUSTOMER_MONEY)]
     parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
-    return [*parts, "cxkpi_nps_responses"] if kpi.kind == "nps" else parts
+    return [*parts, "cxkpi_nps_responses"] if isinstance(kpi.kind, NpsScore) else parts
 
 
 def level(kpi: Kpi) -> str:
     if kpi.is_live:
         return LIVE_LEVEL
-    return f"{LEVEL}_currency" if kpi.kind == "money" else LEVEL
+    return f"{LEVEL}_currency" if isinstance(kpi.kind, Money) else LEVEL
 
 
 def by(kpi: Kpi) -> str:
     if kpi.is_live:
         return "dimension, segment"
-    return f"{BY}, currency" if kpi.kind == "money" else BY
+    return f"{BY}, currency" if isinstance(kpi.kind, Money) else BY
 
 
 def _per_currency(kpi: Kpi, metric: str) -> bool:
     """Whether a customer component is counted per currency."""
-    return kpi.kind == "customers" and metric.endswith(CUSTOMER_MONEY)
+    return isinstance(kpi.kind, Customers) and metric.endswith(CUSTOMER_MONEY)
 
 
 def summed(kpi: Kpi, metric: str) -> str:
@@ -99,28 +111,28 @@ def values(kpi: Kpi) -> list[Series]:
     title = kpi.title
     name = f"{level(kpi)}:cxkpi_{kpi.name}"
     match kpi.kind:
-        case "share" | "fraction" if kpi.scale == 1:
+        case Share() | Fraction(scale=1):
             return [Series(f"{name}:ratio", title, "percentunit")]
-        case "fraction":
+        case Fraction():
             return [Series(f"{name}:score", f"{title} (%)", "percent")]
-        case "nps":
+        case NpsScore():
             return [Series(f"{name}:score", title, "none")]
-        case "mean":
+        case Mean():
             return [
                 Series(f"{name}:mean", f"{title} (mean, 1-7)", "none"),
                 Series(f"{name}:easy_ratio", f"{title}: share easy (5-7)", "percentunit"),
             ]
-        case "duration":
+        case Duration():
             seconds = f"{level(kpi)}:cxkpi_{kpi.name}_seconds"
             return [
                 Series(f"{seconds}:p90", f"{title} p90", "s"),
                 Series(f"{seconds}:p50", f"{title} median", "s"),
                 Series(f"{seconds}:mean", f"{title} mean", "s"),
             ]
-        case "money":
+        case Money():
             labels = ("window", "dimension", "segment", "currency")
             return [Series(f"{name}:average", title, "none", labels)]
-        case "customers":
+        case Customers():
             live = ("dimension", "segment")
             return [
                 Series(f"{name}:churn_ratio", "Customer churn", "percentunit", live),
@@ -139,7 +151,7 @@ def values(kpi: Kpi) -> list[Series]:
                     (*live, "currency"),
                 ),
             ]
-        case "age":
+        case AgeHistogram():
             return [
                 Series(f"{LIVE_LEVEL}:{OLDEST_AGE}:max", "Oldest open ticket", "s", labels=()),
                 Series(f"{LIVE_LEVEL}:{AGE_HISTOGRAM}:mean", "Mean open ticket age", "s", ()),
@@ -160,49 +172,50 @@ def _divide(numerator: str, denominator: str, scale: float = 1) -> str:
 def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     """Sums of the components (guarded by partition coverage), then the values from them."""
     for metric in components(kpi):
-        if kpi.kind in ("duration", "age") and metric.endswith("_gsum"):
+        if isinstance(kpi.kind, Duration | AgeHistogram) and metric.endswith("_gsum"):
             continue  # the mean is computed from the buckets' own sum below
         currency = ", currency" if _per_currency(kpi, metric) else ""
         yield {
             "record": summed(kpi, metric),
             "expr": _guarded(f"sum by ({by(kpi)}{currency}) ({metric})", kpi),
         }
-    if kpi.kind == "live":
-        return
-    if kpi.kind == "age":
-        yield from _age_rules(kpi)
-        return
-    if kpi.kind == "customers":
-        yield from _customer_rules(kpi)
-        return
+    match kpi.kind:
+        case LiveGauge():
+            return
+        case AgeHistogram():
+            yield from _age_rules(kpi)
+            return
+        case Customers():
+            yield from _customer_rules(kpi)
+            return
     parts = [summed(kpi, m) for m in components(kpi)]
     n = kpi.name
     match kpi.kind:
-        case "share":
+        case Share():
             first, second = parts
             yield {"record": samples(kpi), "expr": f"{first} + {second}"}
             yield {"record": values(kpi)[0].record, "expr": _divide(first, samples(kpi))}
-        case "fraction":
+        case Fraction(scale=scale):
             first, second = parts
             yield {"record": samples(kpi), "expr": second}
             yield {
                 "record": values(kpi)[0].record,
-                "expr": _divide(first, samples(kpi), kpi.scale),
+                "expr": _divide(first, samples(kpi), scale),
             }
-        case "nps":
+        case NpsScore():
             promoters, _, detractors, responses = parts
             yield {"record": samples(kpi), "expr": responses}
             yield {
                 "record": values(kpi)[0].record,
                 "expr": _divide(f"({promoters} - {detractors})", samples(kpi), 100),
             }
-        case "mean":
+        case Mean():
             responses, score_sum, easy = parts
             mean, easy_ratio = values(kpi)
             yield {"record": samples(kpi), "expr": responses}
             yield {"record": mean.record, "expr": _divide(score_sum, samples(kpi))}
             yield {"record": easy_ratio.record, "expr": _divide(easy, samples(kpi))}
-        case "duration":
+        case Duration():
             p90, p50, mean = values(kpi)
             buckets = _guarded(f"sum by ({BY}, le) (cxkpi_{n}_seconds_bucket)", kpi)
             yield {"record": samples(kpi), "expr": parts[0]}
@@ -214,7 +227,7 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
                 }
             gsum = _guarded(f"sum by ({BY}) (cxkpi_{n}_seconds_gsum)", kpi)
             yield {"record": mean.record, "expr": _divide(f"({gsum})", samples(kpi))}
-        case "money":
+        case Money():
             orders, amount = parts
             yield {"record": samples(kpi), "expr": orders}
             yield {
@@ -307,9 +320,9 @@ def alert_name(kpi: Kpi, alert: Alert) -> str:
         return "OldestTicketTooOld"
     if alert.kind == "p90_above":
         return f"{camel}P90TooLong"
-    if kpi.kind == "customers":
+    if isinstance(kpi.kind, Customers):
         return "CustomerChurnTooHigh"
-    if kpi.kind == "live":
+    if isinstance(kpi.kind, LiveGauge):
         return f"{camel}TooLarge"
     return f"{camel}Too{'High' if alert.kind == 'above' else 'Low'}"
 
@@ -330,7 +343,7 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
     name = alert_name(kpi, alert)
     title = "NPS" if kpi.name == "nps" else kpi.name.replace("_", " ")
     labels = {"severity": alert.severity, "kpi": kpi.name, "service": "cxkpi"}
-    if kpi.kind == "customers":  # churn of now; min_samples counts the previous customers
+    if isinstance(kpi.kind, Customers):  # churn of now; min_samples counts previous customers
         previous = summed(kpi, "cxkpi_customers_previous")
         expr = (
             f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}\n'
@@ -351,7 +364,7 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
         scope = f"over {window}"
         guard = f" It needs at least {alert.min_samples} samples in the window."
     quantity = {"p90_above": f"{title} p90", "oldest_above": "oldest open ticket's age"}.get(
-        alert.kind, "customer churn" if kpi.kind == "customers" else title
+        alert.kind, "customer churn" if isinstance(kpi.kind, Customers) else title
     )
     return {
         "alert": name,

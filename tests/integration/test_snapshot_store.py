@@ -15,8 +15,9 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from stream.kpis.customers import CUSTOMERS_TOPIC
+from stream.publish.document import Shape, format_time
+from stream.publish.entries import encode_entry, partition_entry
 from stream.publish.redis_store import SnapshotStore
-from stream.publish.snapshot import Shape, encode_entry, format_time, partition_entry
 from stream.state.partition import PartitionState
 from tests.servers import RedisServer
 from tests.unit.feed import CONFIG, MIN, T0, Feed
