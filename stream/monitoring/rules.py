@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from stream.config.kpifile import Alert, Alerting, KpiConfig
+from stream.config.kpifile import Alert, KpiConfig
 from stream.config.settings import OPTIONS
 from stream.kpis.catalog import CATALOG, Kpi
 from stream.kpis.kinds import (
@@ -32,17 +32,16 @@ from stream.kpis.kinds import (
     NpsScore,
     Share,
 )
+from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
+from stream.monitoring.health import COVERED, health_alerts, health_recording_rules, seconds_text
+from stream.monitoring.health import DEAD_LETTER_RATIO as DEAD_LETTER_RATIO
+from stream.monitoring.health import EVENTS_RATE as EVENTS_RATE
+from stream.monitoring.health import STREAM_DELAY as STREAM_DELAY
 from stream.state.windows import window_name
 
 LEVEL = "window_dimension_segment"
 LIVE_LEVEL = "dimension_segment"
 BY = "window, dimension, segment"
-#: records a topic's partition count while each partition is owned by exactly one worker
-COVERED = "topic:cxkpi_partitions:covered"
-EVENTS_RATE = "topic_outcome:cxkpi_events:rate5m"
-DEAD_LETTER_RATIO = "topic:cxkpi_events_dead_lettered:ratio_rate5m"
-CONSUMER_LAG = "topic_partition:cxkpi_consumer_lag_records:max"
-STREAM_DELAY = "topic:cxkpi_stream_time_delay_seconds:max"
 #: The customer KPIs' cap of the expected lifetime (1 / churn): the worker's default setting, so
 #: the fleet-wide CLV equals the one in /kpis unless a deployment changes max_lifetime_periods.
 MAX_LIFETIME_PERIODS = int(next(o for o in OPTIONS if o.name == "max_lifetime_periods").default)
@@ -280,37 +279,6 @@ def _customer_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     }
 
 
-def health_recording_rules() -> list[dict[str, str]]:
-    """Partition coverage and the processor's own rates, lag and delay."""
-    applied = 'cxkpi_events_total{outcome="applied"}'
-    expected = "on (topic) max by (topic) (cxkpi_topic_partitions)"
-    return [
-        {
-            "record": COVERED,
-            "expr": (
-                f"count by (topic) (count by (topic, partition) ({applied})) == {expected}\n"
-                f"and on (topic)\ncount by (topic) ({applied}) == {expected}"
-            ),
-        },
-        {"record": EVENTS_RATE, "expr": "sum by (topic, outcome) (rate(cxkpi_events_total[5m]))"},
-        {
-            "record": DEAD_LETTER_RATIO,
-            "expr": (
-                'sum by (topic) (rate(cxkpi_events_total{outcome="dead_lettered"}[5m]))\n'
-                "/ (sum by (topic) (rate(cxkpi_events_total[5m])) > 0)"
-            ),
-        },
-        {
-            "record": CONSUMER_LAG,
-            "expr": "max by (topic, partition) (cxkpi_consumer_lag_records)",
-        },
-        {  # no alert reads it: orders-by-customer lags the carts by step + grace by design
-            "record": STREAM_DELAY,
-            "expr": "time() - min by (topic) (cxkpi_stream_time_seconds)",
-        },
-    ]
-
-
 # -- alerts ------------------------------------------------------------------------------------
 
 
@@ -327,10 +295,6 @@ def alert_name(kpi: Kpi, alert: Alert) -> str:
     return f"{camel}Too{'High' if alert.kind == 'above' else 'Low'}"
 
 
-def _seconds(s: int) -> str:
-    return window_name(s) if s else "0s"
-
-
 def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
     """The alert of one KPI: its fleet-wide overall value against the threshold, and only with at
     least min_samples samples in the window (so a handful of replies cannot page anyone)."""
@@ -338,7 +302,7 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
     op = "<" if alert.kind == "below" else ">"
     direction = "below" if alert.kind == "below" else "above"
     is_duration = value.unit == "s"
-    threshold = _seconds(int(alert.threshold)) if is_duration else f"{alert.threshold:g}"
+    threshold = seconds_text(int(alert.threshold)) if is_duration else f"{alert.threshold:g}"
     shown = "humanizeDuration" if is_duration else 'printf "%.4g"'
     name = alert_name(kpi, alert)
     title = "NPS" if kpi.name == "nps" else kpi.name.replace("_", " ")
@@ -369,14 +333,14 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
     return {
         "alert": name,
         "expr": expr,
-        "for": _seconds(alert.for_s),
+        "for": seconds_text(alert.for_s),
         "labels": labels,
         "annotations": {
             "summary": f"{quantity[0].upper()}{quantity[1:]} {scope or 'now'} is "
             f"{{{{ $value | {shown} }}}}, {direction} {threshold}",
             "description": f"The fleet-wide {quantity} (all segments)"
             f"{scope and ' ' + scope} has been {direction} {threshold} "
-            f"for {_seconds(alert.for_s)}.{guard}"
+            f"for {seconds_text(alert.for_s)}.{guard}"
             + (
                 " The dashboard's segment variables show where it comes from."
                 if kpi.dimensions
@@ -385,79 +349,6 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
             "runbook_url": f"{runbook_url}#{name.lower()}",
         },
     }
-
-
-def health_alerts(alerting: Alerting) -> list[dict[str, Any]]:
-    """The processor's own health: coverage, silence, stalls, dead letters."""
-    runbook = alerting.runbook_url
-
-    def alert(name: str, expr: str, for_s: int, severity: str, summary: str, text: str) -> dict:
-        return {
-            "alert": name,
-            "expr": expr,
-            "for": _seconds(for_s),
-            "labels": {"severity": severity, "service": "cxkpi"},
-            "annotations": {
-                "summary": summary,
-                "description": text,
-                "runbook_url": f"{runbook}#{name.lower()}",
-            },
-        }
-
-    ratio = f"{alerting.dead_letter_ratio:g}"
-    min_rate = f"{alerting.dead_letter_min_events / 300:g}"
-    return [
-        alert(
-            "CxkpiNoWorker",
-            "absent(cxkpi_topic_partitions)",
-            alerting.uncovered_for_s,
-            "critical",
-            "No cxkpi worker is scraped",
-            "Prometheus scrapes no cxkpi worker, so no KPI is published.",
-        ),
-        alert(
-            "CxkpiPartitionsNotCovered",
-            f"max by (topic) (cxkpi_topic_partitions) unless on (topic) {COVERED}",
-            alerting.uncovered_for_s,
-            "critical",
-            "KPIs of {{ $labels.topic }} are not published",
-            "The partitions of {{ $labels.topic }} are not each owned by exactly one scraped "
-            f"worker (a worker is down, recovering or rebalancing) for "
-            f"{_seconds(alerting.uncovered_for_s)}, so its KPIs are withheld.",
-        ),
-        alert(
-            "CxkpiNoEventsApplied",
-            f'sum by (topic) ({EVENTS_RATE}{{outcome="applied"}}) == 0',
-            alerting.silent_for_s,
-            "warning",
-            "No {{ $labels.topic }} event applied",
-            "No event of {{ $labels.topic }} has been applied for "
-            f"{_seconds(alerting.silent_for_s)}: producers stopped, or every event is late, "
-            "a duplicate or dead-lettered.",
-        ),
-        alert(
-            "CxkpiConsumerStalled",
-            f"{CONSUMER_LAG} > 0\n"
-            f"and on (topic, partition) sum by (topic, partition) "
-            f"(rate(cxkpi_events_total[5m])) == 0",
-            alerting.stalled_for_s,
-            "critical",
-            "Consumer stalled on {{ $labels.topic }}[{{ $labels.partition }}]",
-            "{{ $value }} records wait on {{ $labels.topic }}[{{ $labels.partition }}] and none "
-            f"was processed for {_seconds(alerting.stalled_for_s)}.",
-        ),
-        alert(
-            "CxkpiDeadLettersHigh",
-            f"{DEAD_LETTER_RATIO} > {ratio}\n"
-            f"and on (topic) sum by (topic) (rate(cxkpi_events_total[5m])) >= {min_rate}",
-            300,
-            "warning",
-            "{{ $value | humanizePercentage }} of {{ $labels.topic }} records dead-lettered",
-            f"More than {alerting.dead_letter_ratio:.2%} of {{{{ $labels.topic }}}} records "
-            f"over 5m went to {{{{ $labels.topic }}}}.dlq (with at least "
-            f"{alerting.dead_letter_min_events} records in 5m). Read the error headers there.",
-        ),
-    ]
 
 
 def rule_groups(config: KpiConfig) -> dict[str, Any]:
