@@ -114,7 +114,7 @@ def test_one_leader_merges_the_partitions_of_every_worker(redis_server: RedisSer
         assert set(follower.others) == set(mine)
         windows = await follower.windows_of(follower.others)
         entries = [partition_entry(s) for s in theirs.values()]
-        entries += [{**e, "windows": windows[k].totals} for k, e in follower.others.items()]
+        entries += [replace(e, windows=windows[k].totals) for k, e in follower.others.items()]
         assert orjson.loads(orjson.dumps(SHAPE.document(entries))) == expected(states)
         await asyncio.gather(leader.close(), follower.close())
 
