@@ -116,10 +116,10 @@ def values(kpi: Kpi) -> list[Series]:
             return [Series(f"{name}:score", f"{title} (%)", "percent")]
         case NpsScore():
             return [Series(f"{name}:score", title, "none")]
-        case Mean():
+        case Mean(share_key=share, scale=scale, good=good):
             return [
-                Series(f"{name}:mean", f"{title} (mean, 1-7)", "none"),
-                Series(f"{name}:easy_ratio", f"{title}: share easy (5-7)", "percentunit"),
+                Series(f"{name}:mean", f"{title} (mean, {scale})", "none"),
+                Series(f"{name}:{share}", f"{title}: share {good}", "percentunit"),
             ]
         case Duration():
             seconds = f"{level(kpi)}:cxkpi_{kpi.name}_seconds"

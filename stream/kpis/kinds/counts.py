@@ -155,42 +155,50 @@ class NpsScore(Kind):
 
 @dataclass(frozen=True, slots=True)
 class MeanScore:
-    """Responses, their summed score and the easy ones (CES)."""
+    """Responses, their summed score and those in the good range (CES: easy), named by the
+    KPI's parts; the mean and the good share follow."""
 
+    names: tuple[str, ...]
+    share_key: str
     responses: int
     score_sum: int
-    easy: int
+    good: int
 
     def to_json(self) -> dict[str, Any]:
+        responses, score_sum, good = self.names
         return {
-            "responses": self.responses,
-            "score_sum": self.score_sum,
+            responses: self.responses,
+            score_sum: self.score_sum,
             "mean": ratio(self.score_sum, self.responses),
-            "easy": self.easy,
-            "easy_ratio": ratio(self.easy, self.responses),
+            good: self.good,
+            self.share_key: ratio(self.good, self.responses),
         }
 
     def components(self) -> tuple[int, ...]:
-        return self.responses, self.score_sum, self.easy
+        return self.responses, self.score_sum, self.good
 
     def computed(self) -> tuple[float | None, ...]:
-        return ratio(self.score_sum, self.responses), ratio(self.easy, self.responses)
+        return ratio(self.score_sum, self.responses), ratio(self.good, self.responses)
 
 
 @dataclass(frozen=True)
 class Mean(Kind):
-    """Responses, score sum, easy -> mean score (CES: 7 = very easy) and the share of easy
-    answers (5-7)."""
+    """Responses, score sum, good responses -> mean score and the share of good ones. CES: a
+    mean on the 1-7 ease scale (7 = very easy) and the share of easy answers (5-7). `scale` and
+    `good` are the words the recorded series' titles use (stream/monitoring/rules.py)."""
 
     name = "mean"
     key: str = "mean"
+    share_key: str = "easy_ratio"
+    scale: str = "1-7"
+    good: str = "easy (5-7)"
 
     def value(self, kpi: Kpi, series: Series, options: Options) -> MeanScore:
-        responses, score_sum, easy = part_counts(kpi, series)
-        return MeanScore(responses, score_sum, easy)
+        responses, score_sum, good = part_counts(kpi, series)
+        return MeanScore(part_names(kpi), self.share_key, responses, score_sum, good)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
-        return counted_families(kpi, rows, metrics, part_names(kpi), ("mean", "easy_ratio"))
+        return counted_families(kpi, rows, metrics, part_names(kpi), ("mean", self.share_key))
 
 
 @dataclass(frozen=True, slots=True)
