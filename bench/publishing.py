@@ -21,7 +21,7 @@ from stream.app import state_config, topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.publish.snapshot import Shape
+from stream.publish.document import Shape
 from stream.state.partition import PartitionState
 
 #: Publishes measured, one per simulated second of the live load (a step boundary included).

@@ -29,18 +29,14 @@ from redis.exceptions import RedisError
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
 from stream.kpis.customers import CustomerRules
+from stream.kpis.kinds import KpiValues
 from stream.kpis.surveys import SurveyRules
 from stream.kpis.tickets import TicketRules
+from stream.publish.document import Shape, Windows, window_renderer, window_versions
+from stream.publish.entries import Entry, partition_entry
 from stream.publish.http import add_routes
-from stream.publish.prometheus import KpiCollector, Windows, WindowText
+from stream.publish.prometheus import KpiCollector, WindowText
 from stream.publish.redis_store import SnapshotStore
-from stream.publish.snapshot import (
-    Entry,
-    Shape,
-    partition_entry,
-    window_renderer,
-    window_versions,
-)
 from stream.runtime import fetching, heap
 from stream.runtime.connection import faust_credentials
 from stream.runtime.health import STALE_HEARTBEATS, BrokerContact
@@ -215,7 +211,7 @@ class KpiApp:
             if settings.redis_url
             else None
         )
-        self.registry.register(KpiCollector(self.local_document, self.partitions, self.lags))
+        self.registry.register(KpiCollector(self.local_kpis, self.partitions, self.lags))
         # the process_*, python_gc_* and python_info series every Prometheus user expects
         for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(standard)
@@ -271,11 +267,11 @@ class KpiApp:
         KPIs (rebuilt only when a window changed)."""
         return generate_latest(self.registry) + await self.window_text.text()
 
-    def local_document(self) -> tuple[list[Entry], dict[str, Any]]:
+    def local_kpis(self) -> tuple[list[Entry], dict[str, KpiValues]]:
         """This worker's entries (without window totals) and their live KPIs, segments folded
         as the fleet folds them."""
         local = [partition_entry(state, windows=False) for state in self.owned()]
-        return local, self.shape.document(local, admitted=self.fleet_admitted())
+        return local, self.shape.live(local, admitted=self.fleet_admitted())
 
     def fleet_admitted(self) -> Admitted:
         """Segment values admitted by any partition of the fleet (this worker's live state, the
@@ -284,7 +280,7 @@ class KpiApp:
         return merge_admitted(
             [
                 *(state.names.admitted for state in mine.values()),
-                *(e["segments"] for e in self.others(mine).values()),
+                *(e.segments for e in self.others(mine).values()),
             ]
         )
 
@@ -311,11 +307,11 @@ class KpiApp:
             except (RedisError, OSError):  # the latest ones held, as for the entries
                 windows = self.store.held_windows(others)
             entries += [
-                {**e, "windows": windows[k].totals if k in windows else {}}
+                replace(e, windows=windows[k].totals if k in windows else {})
                 for k, e in others.items()
             ]
         document = self.shape.document(entries)
-        covered = {f"{e['topic']}/{e['partition']}" for e in entries}
+        covered = {e.field for e in entries}
         expected = {f"{t}/{n}" for t, count in self.partitions.items() for n in range(count)}
         document["complete"] = expected <= covered
         document["snapshot_store"] = (

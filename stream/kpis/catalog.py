@@ -15,6 +15,18 @@ from stream.kpis.customers import (
     REPEAT,
     RETAINED,
 )
+from stream.kpis.kinds import (
+    AgeHistogram,
+    Customers,
+    Duration,
+    Fraction,
+    Kind,
+    LiveGauge,
+    Mean,
+    Money,
+    NpsScore,
+    Share,
+)
 
 CART_DIMENSIONS = ("channel", "region")
 TICKET_DIMENSIONS = ("channel", "region", "team", "priority")
@@ -25,32 +37,27 @@ SURVEY_DIMENSIONS = ("channel", "region", "team")
 class Kpi:
     """One published KPI.
 
-    kind decides how its components become a value:
-    - `share`: first ÷ (first + second), e.g. abandoned ÷ (abandoned + converted);
-    - `fraction`: first ÷ second, times `scale` (CSAT is a percentage);
-    - `nps`: promoters, passives, detractors → score and margin of error;
-    - `mean`: responses, score sum, easy → mean and share of easy;
-    - `duration`: a distribution of seconds (count, sum, histogram, quantile sketch);
-    - `money`: priced orders and amounts per currency → average;
-    - `live`: a gauge of now, not windowed (the open backlog);
-    - `age`: a gauge histogram of now, of the open tickets' ages, with the oldest one's age;
-    - `customers`: counts of customers over the period at T (kpis/customers.py) → retention,
-      churn, repeat purchase, frequency and lifetime value per currency.
-    `parts` maps each published component to the bucket measure it is summed from.
+    `kind` decides how its components become a value, its JSON and its Prometheus families
+    (stream/kpis/kinds/): Share, Fraction, NpsScore, Mean, Duration, Money, LiveGauge,
+    AgeHistogram, Customers. `parts` maps each published component to the bucket measure it is
+    summed from.
     """
 
     name: str
-    kind: str
+    kind: Kind
     topic: str
     dimensions: tuple[str, ...]
     parts: tuple[tuple[str, str], ...]
-    value: str = "ratio"  # the JSON key of the computed value
-    scale: float = 1.0
 
     @property
     def is_live(self) -> bool:
         """A value of now (published without a window), not of a rolling window."""
-        return self.kind in ("live", "age", "customers")
+        return self.kind.live
+
+    @property
+    def value(self) -> str:
+        """The JSON key of its headline value."""
+        return self.kind.key
 
     @property
     def title(self) -> str:
@@ -65,81 +72,78 @@ ACRONYMS = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
 CATALOG: tuple[Kpi, ...] = (
     Kpi(
         "cart_abandonment",
-        "share",
+        Share(),
         "cart-events",
         CART_DIMENSIONS,
         (("abandoned", "cart_abandoned"), ("converted", "cart_converted")),
     ),
     Kpi(
         "checkout_abandonment",
-        "share",
+        Share(),
         "cart-events",
         CART_DIMENSIONS,
         (("abandoned", "checkout_abandoned"), ("converted", "checkout_converted")),
     ),
     Kpi(
         "conversion",
-        "fraction",
+        Fraction(),
         "cart-events",
         CART_DIMENSIONS,
         (("converted", "cart_converted"), ("created", "carts_created")),
     ),
     Kpi(
         "average_order_value",
-        "money",
+        Money(),
         "cart-events",
         CART_DIMENSIONS,
         (("orders", "priced_orders"), ("amount", "order_amount_micros")),
-        value="average",
     ),
     Kpi(
         "upsell",
-        "fraction",
+        Fraction(),
         "cart-events",
         CART_DIMENSIONS,
         (("upsold", "upsell_orders"), ("orders", "orders")),
     ),
-    Kpi("resolution_time", "duration", "tickets", TICKET_DIMENSIONS, (("samples", "resolution"),)),
+    Kpi("resolution_time", Duration(), "tickets", TICKET_DIMENSIONS, (("samples", "resolution"),)),
     Kpi(
         "first_response_time",
-        "duration",
+        Duration(),
         "tickets",
         TICKET_DIMENSIONS,
         (("samples", "first_response"),),
     ),
     Kpi(
         "first_contact_resolution",
-        "fraction",
+        Fraction(),
         "tickets",
         TICKET_DIMENSIONS,
         (("first_contact", "first_contact_solves"), ("solves", "ticket_solves")),
     ),
     Kpi(
         "reopen_rate",
-        "fraction",
+        Fraction(),
         "tickets",
         TICKET_DIMENSIONS,
         (("reopens", "ticket_reopens"), ("solves", "ticket_solves")),
     ),
     Kpi(
         "open_backlog",
-        "live",
+        LiveGauge(),
         "tickets",
         TICKET_DIMENSIONS,
         (("tickets", "open_tickets"),),
-        value="tickets",
     ),
     Kpi(
         "backlog_age",
-        "age",
+        AgeHistogram(),
         "tickets",
         ("team", "priority"),
         (("tickets", "backlog_age"), ("oldest", "backlog_opened")),
-        value="oldest_seconds",
     ),
     Kpi(
         "nps",
-        "nps",
+        NpsScore(),
         "survey-replies",
         SURVEY_DIMENSIONS,
         (
@@ -147,28 +151,24 @@ CATALOG: tuple[Kpi, ...] = (
             ("passives", "nps_passives"),
             ("detractors", "nps_detractors"),
         ),
-        value="score",
     ),
     Kpi(
         "csat",
-        "fraction",
+        Fraction(key="score", scale=100.0),
         "survey-replies",
         SURVEY_DIMENSIONS,
         (("satisfied", "csat_satisfied"), ("responses", "csat_responses")),
-        value="score",
-        scale=100.0,
     ),
     Kpi(
         "ces",
-        "mean",
+        Mean(),
         "survey-replies",
         SURVEY_DIMENSIONS,
         (("responses", "ces_responses"), ("score_sum", "ces_score_sum"), ("easy", "ces_easy")),
-        value="mean",
     ),
     Kpi(
         "customers",
-        "customers",
+        Customers(),
         CUSTOMERS_TOPIC,
         (),
         (
@@ -181,7 +181,6 @@ CATALOG: tuple[Kpi, ...] = (
             ("priced_orders", PRICED),
             ("amount", AMOUNT),
         ),
-        value="churn_ratio",
     ),
 )
 WINDOWED = tuple(k for k in CATALOG if not k.is_live)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from stream.contract.events import Event
@@ -154,11 +155,86 @@ class CustomerRules(RemembersNothing):
         return []
 
 
-def customer_kpis(totals: Mapping[str, int], max_lifetime_periods: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class CurrencyValue:
+    """A currency's priced orders of known customers, their amount, average order value and the
+    customer lifetime value (None while it has none)."""
+
+    orders: int
+    amount: float
+    average_order_value: float
+    lifetime_value: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orders": self.orders,
+            "amount": self.amount,
+            "average_order_value": self.average_order_value,
+            "lifetime_value": self.lifetime_value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerKpis:
+    """The customer components and KPIs at T; None where a KPI has no value."""
+
+    active: int
+    previous: int
+    retained: int
+    repeat_customers: int
+    orders: int
+    anonymous_orders: int
+    retention_ratio: float | None
+    churn_ratio: float | None
+    repeat_purchase_ratio: float | None
+    purchase_frequency: float | None
+    expected_lifetime_periods: float | None
+    lifetime_value: dict[str, CurrencyValue]
+
+    def components(self) -> tuple[int, ...]:
+        """The counts, in the order of `COMPONENTS`."""
+        return (
+            self.active,
+            self.previous,
+            self.retained,
+            self.repeat_customers,
+            self.orders,
+            self.anonymous_orders,
+        )
+
+    def computed(self) -> tuple[float | None, ...]:
+        """The values computed from them, in the order of `VALUES`."""
+        return (
+            self.retention_ratio,
+            self.churn_ratio,
+            self.repeat_purchase_ratio,
+            self.purchase_frequency,
+            self.expected_lifetime_periods,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **dict(zip(COMPONENTS, self.components(), strict=True)),
+            **dict(zip(VALUES, self.computed(), strict=True)),
+            "lifetime_value": {c: v.to_json() for c, v in self.lifetime_value.items()},
+        }
+
+
+#: The names of CustomerKpis' components and computed values (JSON keys, metric suffixes).
+COMPONENTS = ("active", "previous", "retained", "repeat_customers", "orders", "anonymous_orders")
+VALUES = (
+    "retention_ratio",
+    "churn_ratio",
+    "repeat_purchase_ratio",
+    "purchase_frequency",
+    "expected_lifetime_periods",
+)
+
+
+def customer_values(totals: Mapping[str, int], max_lifetime_periods: int) -> CustomerKpis:
     """The customer KPIs from components summed over partitions (each partition holds distinct
-    customers, so the sum of its counts is the fleet's); None where a KPI has no value.
-    `totals` maps each component (amounts and priced orders as `<measure>:<currency>`) to its
-    sum."""
+    customers, so the sum of its counts is the fleet's). `totals` maps each component (amounts
+    and priced orders as `<measure>:<currency>`) to its sum."""
     active, previous, retained = (totals.get(m, 0) for m in (ACTIVE, PREVIOUS, RETAINED))
     repeat, orders = totals.get(REPEAT, 0), totals.get(ORDERS, 0)
     churn = (previous - retained) / previous if previous else None
@@ -166,7 +242,7 @@ def customer_kpis(totals: Mapping[str, int], max_lifetime_periods: int) -> dict[
     lifetime = None
     if churn is not None:
         lifetime = min(1 / churn, max_lifetime_periods) if churn else max_lifetime_periods
-    values: dict[str, dict[str, Any]] = {}
+    values: dict[str, CurrencyValue] = {}
     for measure in sorted(totals):
         name, _, currency = measure.partition(":")
         if name != PRICED:
@@ -176,23 +252,23 @@ def customer_kpis(totals: Mapping[str, int], max_lifetime_periods: int) -> dict[
         value = None
         if frequency is not None and lifetime is not None:
             value = average * frequency * lifetime
-        values[currency] = {
-            "orders": priced,
-            "amount": micros / MICROS,
-            "average_order_value": average,
-            "lifetime_value": value,
-        }
-    return {
-        "active": active,
-        "previous": previous,
-        "retained": retained,
-        "repeat_customers": repeat,
-        "orders": orders,
-        "anonymous_orders": totals.get(ANONYMOUS, 0),
-        "retention_ratio": retained / previous if previous else None,
-        "churn_ratio": churn,
-        "repeat_purchase_ratio": repeat / active if active else None,
-        "purchase_frequency": frequency,
-        "expected_lifetime_periods": lifetime,
-        "lifetime_value": values,
-    }
+        values[currency] = CurrencyValue(priced, micros / MICROS, average, value)
+    return CustomerKpis(
+        active,
+        previous,
+        retained,
+        repeat,
+        orders,
+        totals.get(ANONYMOUS, 0),
+        retained / previous if previous else None,
+        churn,
+        repeat / active if active else None,
+        frequency,
+        lifetime,
+        values,
+    )
+
+
+def customer_kpis(totals: Mapping[str, int], max_lifetime_periods: int) -> dict[str, Any]:
+    """The customer KPIs as in the snapshot's `live.customers.overall` (without `as_of`)."""
+    return customer_values(totals, max_lifetime_periods).to_json()

@@ -14,6 +14,7 @@ from typing import Any
 from stream.config.kpifile import Alert, KpiConfig
 from stream.kpis.catalog import CATALOG, Kpi
 from stream.kpis.customers import CUSTOMERS_TOPIC
+from stream.kpis.kinds import AgeHistogram, Customers
 from stream.monitoring import rules
 from stream.state.windows import window_name
 
@@ -137,7 +138,7 @@ def customer_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
 
 def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
     """One panel per recorded value of the KPI; the alerted value carries the threshold line."""
-    if kpi.kind == "customers":
+    if isinstance(kpi.kind, Customers):
         yield from customer_panels(kpi, alert)
         return
     for i, series in enumerate(rules.values(kpi)):
@@ -155,7 +156,7 @@ def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
             description,
             _thresholds(alert if i == 0 else None),
         )
-    if kpi.kind == "age":
+    if isinstance(kpi.kind, AgeHistogram):
         buckets = f"{rules.LIVE_LEVEL}:{rules.AGE_HISTOGRAM}_bucket:sum"
         yield _panel(
             "Open tickets by age",

@@ -17,21 +17,31 @@ from typing import Any
 
 import yaml
 
-from stream.config.kpifile import Alert, Alerting, KpiConfig
+from stream.config.kpifile import Alert, KpiConfig
 from stream.config.options import OPTIONS
 from stream.kpis.catalog import CATALOG, Kpi
-from stream.publish.prometheus import CUSTOMER_COMPONENTS
+from stream.kpis.kinds import (
+    CUSTOMER_COMPONENTS,
+    AgeHistogram,
+    Customers,
+    Duration,
+    Fraction,
+    LiveGauge,
+    Mean,
+    Money,
+    NpsScore,
+    Share,
+)
+from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
+from stream.monitoring.health import COVERED, health_alerts, health_recording_rules, seconds_text
+from stream.monitoring.health import DEAD_LETTER_RATIO as DEAD_LETTER_RATIO
+from stream.monitoring.health import EVENTS_RATE as EVENTS_RATE
+from stream.monitoring.health import STREAM_DELAY as STREAM_DELAY
 from stream.state.windows import window_name
 
 LEVEL = "window_dimension_segment"
 LIVE_LEVEL = "dimension_segment"
 BY = "window, dimension, segment"
-#: records a topic's partition count while each partition is owned by exactly one worker
-COVERED = "topic:cxkpi_partitions:covered"
-EVENTS_RATE = "topic_outcome:cxkpi_events:rate5m"
-DEAD_LETTER_RATIO = "topic:cxkpi_events_dead_lettered:ratio_rate5m"
-CONSUMER_LAG = "topic_partition:cxkpi_consumer_lag_records:max"
-STREAM_DELAY = "topic:cxkpi_stream_time_delay_seconds:max"
 #: The customer KPIs' cap of the expected lifetime (1 / churn): the worker's default setting, so
 #: the fleet-wide CLV equals the one in /kpis unless a deployment changes max_lifetime_periods.
 MAX_LIFETIME_PERIODS = int(next(o for o in OPTIONS if o.name == "max_lifetime_periods").default)
@@ -49,38 +59,39 @@ class Series:
     labels: tuple[str, ...] = ("window", "dimension", "segment")
 
 
-#: The exported series of the backlog age (kind `age`).
+#: The exported series of the backlog age (kind AgeHistogram).
 AGE_HISTOGRAM = "cxkpi_backlog_age_seconds"
 OLDEST_AGE = "cxkpi_backlog_oldest_age_seconds"
 
 
 def components(kpi: Kpi) -> list[str]:
     """The exported component metrics of a KPI (summed over workers by the rules)."""
-    if kpi.kind == "age":
-        return [f"{AGE_HISTOGRAM}_gcount", f"{AGE_HISTOGRAM}_gsum"]
-    if kpi.kind == "duration":
-        return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
-    if kpi.kind == "customers":
-        return [f"cxkpi_customers_{key}" for key in (*CUSTOMER_COMPONENTS, *CUSTOMER_MONEY)]
+    match kpi.kind:
+        case AgeHistogram():
+            return [f"{AGE_HISTOGRAM}_gcount", f"{AGE_HISTOGRAM}_gsum"]
+        case Duration():
+            return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
+        case Customers():
+            return [f"cxkpi_customers_{key}" for key in (*CUSTOMER_COMPONENTS, *CUSTOMER_MONEY)]
     parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
-    return [*parts, "cxkpi_nps_responses"] if kpi.kind == "nps" else parts
+    return [*parts, "cxkpi_nps_responses"] if isinstance(kpi.kind, NpsScore) else parts
 
 
 def level(kpi: Kpi) -> str:
     if kpi.is_live:
         return LIVE_LEVEL
-    return f"{LEVEL}_currency" if kpi.kind == "money" else LEVEL
+    return f"{LEVEL}_currency" if isinstance(kpi.kind, Money) else LEVEL
 
 
 def by(kpi: Kpi) -> str:
     if kpi.is_live:
         return "dimension, segment"
-    return f"{BY}, currency" if kpi.kind == "money" else BY
+    return f"{BY}, currency" if isinstance(kpi.kind, Money) else BY
 
 
 def _per_currency(kpi: Kpi, metric: str) -> bool:
     """Whether a customer component is counted per currency."""
-    return kpi.kind == "customers" and metric.endswith(CUSTOMER_MONEY)
+    return isinstance(kpi.kind, Customers) and metric.endswith(CUSTOMER_MONEY)
 
 
 def summed(kpi: Kpi, metric: str) -> str:
@@ -99,28 +110,28 @@ def values(kpi: Kpi) -> list[Series]:
     title = kpi.title
     name = f"{level(kpi)}:cxkpi_{kpi.name}"
     match kpi.kind:
-        case "share" | "fraction" if kpi.scale == 1:
+        case Share() | Fraction(scale=1):
             return [Series(f"{name}:ratio", title, "percentunit")]
-        case "fraction":
+        case Fraction():
             return [Series(f"{name}:score", f"{title} (%)", "percent")]
-        case "nps":
+        case NpsScore():
             return [Series(f"{name}:score", title, "none")]
-        case "mean":
+        case Mean(share_key=share, scale=scale, good=good):
             return [
-                Series(f"{name}:mean", f"{title} (mean, 1-7)", "none"),
-                Series(f"{name}:easy_ratio", f"{title}: share easy (5-7)", "percentunit"),
+                Series(f"{name}:mean", f"{title} (mean, {scale})", "none"),
+                Series(f"{name}:{share}", f"{title}: share {good}", "percentunit"),
             ]
-        case "duration":
+        case Duration():
             seconds = f"{level(kpi)}:cxkpi_{kpi.name}_seconds"
             return [
                 Series(f"{seconds}:p90", f"{title} p90", "s"),
                 Series(f"{seconds}:p50", f"{title} median", "s"),
                 Series(f"{seconds}:mean", f"{title} mean", "s"),
             ]
-        case "money":
+        case Money():
             labels = ("window", "dimension", "segment", "currency")
             return [Series(f"{name}:average", title, "none", labels)]
-        case "customers":
+        case Customers():
             live = ("dimension", "segment")
             return [
                 Series(f"{name}:churn_ratio", "Customer churn", "percentunit", live),
@@ -139,7 +150,7 @@ def values(kpi: Kpi) -> list[Series]:
                     (*live, "currency"),
                 ),
             ]
-        case "age":
+        case AgeHistogram():
             return [
                 Series(f"{LIVE_LEVEL}:{OLDEST_AGE}:max", "Oldest open ticket", "s", labels=()),
                 Series(f"{LIVE_LEVEL}:{AGE_HISTOGRAM}:mean", "Mean open ticket age", "s", ()),
@@ -160,49 +171,50 @@ def _divide(numerator: str, denominator: str, scale: float = 1) -> str:
 def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     """Sums of the components (guarded by partition coverage), then the values from them."""
     for metric in components(kpi):
-        if kpi.kind in ("duration", "age") and metric.endswith("_gsum"):
+        if isinstance(kpi.kind, Duration | AgeHistogram) and metric.endswith("_gsum"):
             continue  # the mean is computed from the buckets' own sum below
         currency = ", currency" if _per_currency(kpi, metric) else ""
         yield {
             "record": summed(kpi, metric),
             "expr": _guarded(f"sum by ({by(kpi)}{currency}) ({metric})", kpi),
         }
-    if kpi.kind == "live":
-        return
-    if kpi.kind == "age":
-        yield from _age_rules(kpi)
-        return
-    if kpi.kind == "customers":
-        yield from _customer_rules(kpi)
-        return
+    match kpi.kind:
+        case LiveGauge():
+            return
+        case AgeHistogram():
+            yield from _age_rules(kpi)
+            return
+        case Customers():
+            yield from _customer_rules(kpi)
+            return
     parts = [summed(kpi, m) for m in components(kpi)]
     n = kpi.name
     match kpi.kind:
-        case "share":
+        case Share():
             first, second = parts
             yield {"record": samples(kpi), "expr": f"{first} + {second}"}
             yield {"record": values(kpi)[0].record, "expr": _divide(first, samples(kpi))}
-        case "fraction":
+        case Fraction(scale=scale):
             first, second = parts
             yield {"record": samples(kpi), "expr": second}
             yield {
                 "record": values(kpi)[0].record,
-                "expr": _divide(first, samples(kpi), kpi.scale),
+                "expr": _divide(first, samples(kpi), scale),
             }
-        case "nps":
+        case NpsScore():
             promoters, _, detractors, responses = parts
             yield {"record": samples(kpi), "expr": responses}
             yield {
                 "record": values(kpi)[0].record,
                 "expr": _divide(f"({promoters} - {detractors})", samples(kpi), 100),
             }
-        case "mean":
+        case Mean():
             responses, score_sum, easy = parts
             mean, easy_ratio = values(kpi)
             yield {"record": samples(kpi), "expr": responses}
             yield {"record": mean.record, "expr": _divide(score_sum, samples(kpi))}
             yield {"record": easy_ratio.record, "expr": _divide(easy, samples(kpi))}
-        case "duration":
+        case Duration():
             p90, p50, mean = values(kpi)
             buckets = _guarded(f"sum by ({BY}, le) (cxkpi_{n}_seconds_bucket)", kpi)
             yield {"record": samples(kpi), "expr": parts[0]}
@@ -214,7 +226,7 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
                 }
             gsum = _guarded(f"sum by ({BY}) (cxkpi_{n}_seconds_gsum)", kpi)
             yield {"record": mean.record, "expr": _divide(f"({gsum})", samples(kpi))}
-        case "money":
+        case Money():
             orders, amount = parts
             yield {"record": samples(kpi), "expr": orders}
             yield {
@@ -267,37 +279,6 @@ def _customer_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     }
 
 
-def health_recording_rules() -> list[dict[str, str]]:
-    """Partition coverage and the processor's own rates, lag and delay."""
-    applied = 'cxkpi_events_total{outcome="applied"}'
-    expected = "on (topic) max by (topic) (cxkpi_topic_partitions)"
-    return [
-        {
-            "record": COVERED,
-            "expr": (
-                f"count by (topic) (count by (topic, partition) ({applied})) == {expected}\n"
-                f"and on (topic)\ncount by (topic) ({applied}) == {expected}"
-            ),
-        },
-        {"record": EVENTS_RATE, "expr": "sum by (topic, outcome) (rate(cxkpi_events_total[5m]))"},
-        {
-            "record": DEAD_LETTER_RATIO,
-            "expr": (
-                'sum by (topic) (rate(cxkpi_events_total{outcome="dead_lettered"}[5m]))\n'
-                "/ (sum by (topic) (rate(cxkpi_events_total[5m])) > 0)"
-            ),
-        },
-        {
-            "record": CONSUMER_LAG,
-            "expr": "max by (topic, partition) (cxkpi_consumer_lag_records)",
-        },
-        {  # no alert reads it: orders-by-customer lags the carts by step + grace by design
-            "record": STREAM_DELAY,
-            "expr": "time() - min by (topic) (cxkpi_stream_time_seconds)",
-        },
-    ]
-
-
 # -- alerts ------------------------------------------------------------------------------------
 
 
@@ -307,15 +288,11 @@ def alert_name(kpi: Kpi, alert: Alert) -> str:
         return "OldestTicketTooOld"
     if alert.kind == "p90_above":
         return f"{camel}P90TooLong"
-    if kpi.kind == "customers":
+    if isinstance(kpi.kind, Customers):
         return "CustomerChurnTooHigh"
-    if kpi.kind == "live":
+    if isinstance(kpi.kind, LiveGauge):
         return f"{camel}TooLarge"
     return f"{camel}Too{'High' if alert.kind == 'above' else 'Low'}"
-
-
-def _seconds(s: int) -> str:
-    return window_name(s) if s else "0s"
 
 
 def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
@@ -325,12 +302,12 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
     op = "<" if alert.kind == "below" else ">"
     direction = "below" if alert.kind == "below" else "above"
     is_duration = value.unit == "s"
-    threshold = _seconds(int(alert.threshold)) if is_duration else f"{alert.threshold:g}"
+    threshold = seconds_text(int(alert.threshold)) if is_duration else f"{alert.threshold:g}"
     shown = "humanizeDuration" if is_duration else 'printf "%.4g"'
     name = alert_name(kpi, alert)
     title = "NPS" if kpi.name == "nps" else kpi.name.replace("_", " ")
     labels = {"severity": alert.severity, "kpi": kpi.name, "service": "cxkpi"}
-    if kpi.kind == "customers":  # churn of now; min_samples counts the previous customers
+    if isinstance(kpi.kind, Customers):  # churn of now; min_samples counts previous customers
         previous = summed(kpi, "cxkpi_customers_previous")
         expr = (
             f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}\n'
@@ -351,19 +328,19 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
         scope = f"over {window}"
         guard = f" It needs at least {alert.min_samples} samples in the window."
     quantity = {"p90_above": f"{title} p90", "oldest_above": "oldest open ticket's age"}.get(
-        alert.kind, "customer churn" if kpi.kind == "customers" else title
+        alert.kind, "customer churn" if isinstance(kpi.kind, Customers) else title
     )
     return {
         "alert": name,
         "expr": expr,
-        "for": _seconds(alert.for_s),
+        "for": seconds_text(alert.for_s),
         "labels": labels,
         "annotations": {
             "summary": f"{quantity[0].upper()}{quantity[1:]} {scope or 'now'} is "
             f"{{{{ $value | {shown} }}}}, {direction} {threshold}",
             "description": f"The fleet-wide {quantity} (all segments)"
             f"{scope and ' ' + scope} has been {direction} {threshold} "
-            f"for {_seconds(alert.for_s)}.{guard}"
+            f"for {seconds_text(alert.for_s)}.{guard}"
             + (
                 " The dashboard's segment variables show where it comes from."
                 if kpi.dimensions
@@ -372,79 +349,6 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
             "runbook_url": f"{runbook_url}#{name.lower()}",
         },
     }
-
-
-def health_alerts(alerting: Alerting) -> list[dict[str, Any]]:
-    """The processor's own health: coverage, silence, stalls, dead letters."""
-    runbook = alerting.runbook_url
-
-    def alert(name: str, expr: str, for_s: int, severity: str, summary: str, text: str) -> dict:
-        return {
-            "alert": name,
-            "expr": expr,
-            "for": _seconds(for_s),
-            "labels": {"severity": severity, "service": "cxkpi"},
-            "annotations": {
-                "summary": summary,
-                "description": text,
-                "runbook_url": f"{runbook}#{name.lower()}",
-            },
-        }
-
-    ratio = f"{alerting.dead_letter_ratio:g}"
-    min_rate = f"{alerting.dead_letter_min_events / 300:g}"
-    return [
-        alert(
-            "CxkpiNoWorker",
-            "absent(cxkpi_topic_partitions)",
-            alerting.uncovered_for_s,
-            "critical",
-            "No cxkpi worker is scraped",
-            "Prometheus scrapes no cxkpi worker, so no KPI is published.",
-        ),
-        alert(
-            "CxkpiPartitionsNotCovered",
-            f"max by (topic) (cxkpi_topic_partitions) unless on (topic) {COVERED}",
-            alerting.uncovered_for_s,
-            "critical",
-            "KPIs of {{ $labels.topic }} are not published",
-            "The partitions of {{ $labels.topic }} are not each owned by exactly one scraped "
-            f"worker (a worker is down, recovering or rebalancing) for "
-            f"{_seconds(alerting.uncovered_for_s)}, so its KPIs are withheld.",
-        ),
-        alert(
-            "CxkpiNoEventsApplied",
-            f'sum by (topic) ({EVENTS_RATE}{{outcome="applied"}}) == 0',
-            alerting.silent_for_s,
-            "warning",
-            "No {{ $labels.topic }} event applied",
-            "No event of {{ $labels.topic }} has been applied for "
-            f"{_seconds(alerting.silent_for_s)}: producers stopped, or every event is late, "
-            "a duplicate or dead-lettered.",
-        ),
-        alert(
-            "CxkpiConsumerStalled",
-            f"{CONSUMER_LAG} > 0\n"
-            f"and on (topic, partition) sum by (topic, partition) "
-            f"(rate(cxkpi_events_total[5m])) == 0",
-            alerting.stalled_for_s,
-            "critical",
-            "Consumer stalled on {{ $labels.topic }}[{{ $labels.partition }}]",
-            "{{ $value }} records wait on {{ $labels.topic }}[{{ $labels.partition }}] and none "
-            f"was processed for {_seconds(alerting.stalled_for_s)}.",
-        ),
-        alert(
-            "CxkpiDeadLettersHigh",
-            f"{DEAD_LETTER_RATIO} > {ratio}\n"
-            f"and on (topic) sum by (topic) (rate(cxkpi_events_total[5m])) >= {min_rate}",
-            300,
-            "warning",
-            "{{ $value | humanizePercentage }} of {{ $labels.topic }} records dead-lettered",
-            f"More than {alerting.dead_letter_ratio:.2%} of {{{{ $labels.topic }}}} records "
-            f"over 5m went to {{{{ $labels.topic }}}}.dlq (with at least "
-            f"{alerting.dead_letter_min_events} records in 5m). Read the error headers there.",
-        ),
-    ]
 
 
 def rule_groups(config: KpiConfig) -> dict[str, Any]:

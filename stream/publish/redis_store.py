@@ -31,7 +31,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -41,13 +41,12 @@ from redis.exceptions import RedisError, WatchError
 
 from stream.config.settings import redact_url
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.publish.snapshot import (
+from stream.publish.document import Shape, format_time
+from stream.publish.entries import (
     Entry,
-    Shape,
     WindowTotals,
     decode_entry,
     encode_entry,
-    format_time,
     partition_entry,
     window_copies,
     window_version,
@@ -146,8 +145,8 @@ class Rendered:
         document and cheap, as stream times move on between the renderings."""
         for field, version in self.versions.items():
             entry = fleet.get(field)
-            if entry is not None and entry.get("windows_version") == version:
-                self.reach[field] = max_time(self.reach[field], entry.get("windows_at"))
+            if entry is not None and entry.windows_version == version:
+                self.reach[field] = max_time(self.reach[field], entry.windows_at)
         return min((t for t in self.reach.values() if t is not None), default=None)
 
 
@@ -253,12 +252,12 @@ class SnapshotStore:
         }
         named = {f: versions[f] if f in copies else self.written[f][0] for f in mine}
         entries = {
-            f: {
-                **partition_entry(s, windows=False),
-                "windows_version": named[f],
+            f: replace(
+                partition_entry(s, windows=False),
+                windows_version=named[f],
                 # held back (changed since written): they held when last seen current
-                "windows_at": s.stream_time if named[f] == versions[f] else self.written[f][1],
-            }
+                windows_at=s.stream_time if named[f] == versions[f] else self.written[f][1],
+            )
             for f, s in mine.items()
         }
         # encoding a large state's windows takes a while: in a thread, on copies
@@ -296,7 +295,7 @@ class SnapshotStore:
         # what Redis holds now: a field it lost (restarted without persistence) is written again
         held = {f.decode() for f in results[-2]}
         self.written = {
-            f: (e["windows_version"], e["windows_at"]) for f, e in entries.items() if f in held
+            f: (e.windows_version, e.windows_at) for f, e in entries.items() if f in held
         }
 
     def _encode(
@@ -329,8 +328,8 @@ class SnapshotStore:
         wanted = [
             f
             for f, e in entries.items()
-            if "windows_version" in e
-            and (f not in self._theirs or self._theirs[f].version != e["windows_version"])
+            if e.windows_version is not None
+            and (f not in self._theirs or self._theirs[f].version != e.windows_version)
         ]
         if wanted:
             raws = await self.client.hmget(self.windows_key, wanted)
@@ -346,9 +345,9 @@ class SnapshotStore:
             del self._theirs[field]
         out: dict[str, Held] = {}
         for field, entry in entries.items():
-            if "windows_version" not in entry:  # written by an earlier version: totals inside
+            if entry.windows_version is None:  # written by an earlier version: totals inside
                 version = f"entry:{hash(self._raw.get(field))}"
-                out[field] = Held(version, entry["stream_time"], entry["windows"])
+                out[field] = Held(version, entry.stream_time, entry.windows)
             elif field in self._theirs:
                 out[field] = self._theirs[field]
         return out
@@ -397,7 +396,7 @@ class SnapshotStore:
         """The windowed KPIs as JSON, kept as is inside every document until they change."""
         started = time.thread_time()
         windows = self.shape.windows([held.totals for held in parts.values()], fleet.values(), keep)
-        sources = {f: held for f, held in parts.items() if fleet[f]["topic"] in SOURCE_TOPICS}
+        sources = {f: held for f, held in parts.items() if fleet[f].topic in SOURCE_TOPICS}
         rendered = Rendered(
             inputs,
             set(parts),

@@ -88,7 +88,7 @@ def _customer_records(v: dict[str, Any]) -> Series:
     named after its key there); none where the reference has no value."""
     out: Series = {}
     labels = {"dimension": "all", "segment": "all"}
-    for series in rules.values(next(k for k in CATALOG if k.kind == "customers")):
+    for series in rules.values(next(k for k in CATALOG if k.kind.name == "customers")):
         key = series.record.rsplit(":", 1)[1]
         cells = (
             {c: m[key] for c, m in v[key].items()} if key == "lifetime_value" else {None: v[key]}
@@ -103,7 +103,7 @@ def _customer_records(v: dict[str, Any]) -> Series:
 def _values(kpi: Any, v: dict[str, Any]) -> list[tuple[str, float | None, dict[str, str]]]:
     """(recording rule, expected value, extra labels) of one KPI cell of the reference."""
     series = rules.values(kpi)
-    match kpi.kind:
+    match kpi.kind.name:
         case "duration":
             p90, p50, mean = (s.record for s in series)
             buckets = {le if le == "+Inf" else f"{le}.0": n for le, n in v["buckets"].items()}
@@ -125,7 +125,7 @@ def _values(kpi: Any, v: dict[str, Any]) -> list[tuple[str, float | None, dict[s
             ]
         case _:
             denominator = {"share": None, "fraction": kpi.parts[1][0], "nps": "responses"}
-            key = denominator[kpi.kind]
+            key = denominator[kpi.kind.name]
             count = sum(v[p] for p, _ in kpi.parts) if key is None else v[key]
             return [(rules.samples(kpi), count, {}), (series[0].record, v[kpi.value], {})]
 

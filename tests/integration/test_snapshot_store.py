@@ -15,8 +15,9 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from stream.kpis.customers import CUSTOMERS_TOPIC
+from stream.publish.document import Shape, format_time
+from stream.publish.entries import encode_entry, partition_entry
 from stream.publish.redis_store import SnapshotStore
-from stream.publish.snapshot import Shape, encode_entry, format_time, partition_entry
 from stream.state.partition import PartitionState
 from tests.servers import RedisServer
 from tests.unit.feed import CONFIG, MIN, T0, Feed
@@ -113,7 +114,7 @@ def test_one_leader_merges_the_partitions_of_every_worker(redis_server: RedisSer
         assert set(follower.others) == set(mine)
         windows = await follower.windows_of(follower.others)
         entries = [partition_entry(s) for s in theirs.values()]
-        entries += [{**e, "windows": windows[k].totals} for k, e in follower.others.items()]
+        entries += [replace(e, windows=windows[k].totals) for k, e in follower.others.items()]
         assert orjson.loads(orjson.dumps(SHAPE.document(entries))) == expected(states)
         await asyncio.gather(leader.close(), follower.close())
 

@@ -9,7 +9,9 @@ from stream.contract.events import Event
 from stream.kpis.carts import CartRules
 from stream.kpis.surveys import SurveyRules
 from stream.kpis.tickets import TicketRules
-from stream.publish.snapshot import merge, partition_entry, render
+from stream.publish.document import render
+from stream.publish.entries import partition_entry
+from stream.publish.merge import merge
 from stream.state.partition import PartitionState, StateConfig
 
 MIN = 60_000

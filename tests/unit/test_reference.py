@@ -16,7 +16,9 @@ from stream.contract.events import Event, decode
 from stream.contract.schemas import topic_of
 from stream.kpis.carts import CartRules
 from stream.kpis.customers import CUSTOMERS_TOPIC, CustomerRules, customer_kpis, order_event
-from stream.publish.snapshot import merge, partition_entry, render
+from stream.publish.document import render
+from stream.publish.entries import partition_entry
+from stream.publish.merge import merge
 from stream.state.partition import PartitionState, StateConfig
 from stream.tools.generate import generate
 from tests.reference import (

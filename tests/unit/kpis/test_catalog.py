@@ -8,7 +8,7 @@ import math
 import pytest
 
 from stream.kpis.customers import customer_kpis
-from stream.publish.snapshot import nps_margin_of_error
+from stream.kpis.kinds import nps_margin_of_error
 from tests.unit.feed import MIN, T0, Feed
 
 
@@ -181,7 +181,9 @@ def test_replies_before_the_opening_arrives() -> None:
 
 
 def test_kpis_switched_off_are_not_published() -> None:
-    from stream.publish.snapshot import merge, partition_entry, render
+    from stream.publish.document import render
+    from stream.publish.entries import partition_entry
+    from stream.publish.merge import merge
     from tests.unit.feed import CONFIG
 
     feed = Feed("survey-replies")

@@ -94,9 +94,9 @@ def kpi_series(kpi: Kpi, per_worker: dict[str, float], window: str = "1h") -> li
         base: dict[str, str] = {"instance": worker, "dimension": "all", "segment": "all"}
         if not kpi.is_live:
             base["window"] = window
-        if kpi.kind == "money":
+        if kpi.kind.name == "money":
             base["currency"] = "EUR"
-        if kpi.kind == "duration":
+        if kpi.kind.name == "duration":
             cumulative = 0.0
             for le in BUCKETS:
                 cumulative += per_worker.get(le, 0)
@@ -114,7 +114,7 @@ def kpi_series(kpi: Kpi, per_worker: dict[str, float], window: str = "1h") -> li
                     }
                 )
             continue
-        if kpi.kind == "age":  # the oldest ticket, and the histogram's count and sum
+        if kpi.kind.name == "age":  # the oldest ticket, and the histogram's count and sum
             names = {
                 "oldest": rules.OLDEST_AGE,
                 **{s: f"{rules.AGE_HISTOGRAM}_{s}" for s in ("gcount", "gsum")},
@@ -123,7 +123,7 @@ def kpi_series(kpi: Kpi, per_worker: dict[str, float], window: str = "1h") -> li
                 out.append({"series": names[component] + labels(**base), "values": f"{value:g}x30"})
             continue
         for component, value in per_worker.items():
-            money = kpi.kind == "customers" and component in rules.CUSTOMER_MONEY
+            money = kpi.kind.name == "customers" and component in rules.CUSTOMER_MONEY
             out.append(
                 {
                     "series": f"cxkpi_{kpi.name}_{component}"
@@ -221,7 +221,7 @@ def test_recording_rules_sum_over_workers_then_divide(
     result_labels = {"dimension": "all", "segment": "all"}
     if not k.is_live:
         result_labels = {"window": "1h", **result_labels}
-    if k.kind == "money" or operation == "lifetime_value":
+    if k.kind.name == "money" or operation == "lifetime_value":
         result_labels["currency"] = "EUR"
     at = {"eval_time": "5m"}
     run_promtool_tests(
@@ -290,12 +290,12 @@ def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[
     good) side of the alert, and that fleet value."""
     n = samples
     high = bad == (alert.kind != "below")  # the value should be high
-    match k.kind:
+    match k.kind.name:
         case "share":
             return {"abandoned": n if high else 0, "converted": 0 if high else n}, float(high)
         case "fraction":
             first, second = (p for p, _ in k.parts)
-            return {first: n if high else 0, second: n}, high * k.scale
+            return {first: n if high else 0, second: n}, high * k.kind.scale
         case "nps":
             return {
                 "promoters": n if high else 0,
@@ -379,7 +379,7 @@ def test_each_alert_fires_after_for_only_with_enough_samples(
         expected_labels.update(window=window, dimension="all", segment="all")
     else:
         expected_labels.update(dimension="all", segment="all")
-    if k.kind == "money":
+    if k.kind.name == "money":
         expected_labels["currency"] = "EUR"
 
     annotations = rule(name)["annotations"]
@@ -398,7 +398,7 @@ def test_each_alert_fires_after_for_only_with_enough_samples(
         }
 
     cases = [case(enough, bad=True, fires=True), case(enough, bad=False, fires=False)]
-    guarded = not k.is_live or k.kind == "customers"  # customers: previous customers
+    guarded = not k.is_live or k.kind.name == "customers"  # customers: previous customers
     if alert.min_samples > 1 and guarded:  # the guard: one sample short of the minimum
         cases.append(case((alert.min_samples - 1) // 2, bad=True, fires=False))
     if alert.for_s >= 120:  # not yet: the condition has held for less than `for`

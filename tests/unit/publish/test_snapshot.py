@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from stream.publish.snapshot import Shape, partition_entry
+from stream.publish.document import Shape
+from stream.publish.entries import partition_entry
 from tests.unit.feed import CONFIG, Feed
 
 

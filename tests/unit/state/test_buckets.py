@@ -6,7 +6,9 @@ from typing import Any
 
 from stream.contract.events import Event
 from stream.kpis.surveys import SurveyRules
-from stream.publish.snapshot import merge, partition_entry, render
+from stream.publish.document import render
+from stream.publish.entries import partition_entry
+from stream.publish.merge import merge
 from stream.state.buckets import Kept, regroup
 from stream.state.partition import PartitionState, StateConfig
 

@@ -14,7 +14,9 @@ from stream.app import topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Rejection, decode
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.publish.snapshot import merge, partition_entry, render
+from stream.publish.document import render
+from stream.publish.entries import partition_entry
+from stream.publish.merge import merge
 from stream.state.partition import PartitionState, StateConfig
 from stream.tools.generate import Profile, generate
 from tests.reference import Record, Rules, compare_snapshots, expected_snapshot

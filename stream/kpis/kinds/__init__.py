@@ -1,0 +1,79 @@
+"""Kinds of KPIs: how a KPI's summed components become its value, its JSON and its Prometheus
+families. One class per kind; the catalogue (`stream/kpis/catalog.py`) gives each KPI one.
+
+The arithmetic is pure: it reads the series of a segment summed over partitions (integers, so
+adding them is exact) and divides once. The publishers (`stream/publish/`) group and fold the
+series, and call the kinds.
+"""
+
+from stream.kpis.kinds.base import (
+    LIVE_LABELS,
+    PREFIX,
+    WINDOW_LABELS,
+    Family,
+    Kind,
+    KpiValues,
+    Metrics,
+    Options,
+    Rows,
+    Series,
+    Value,
+    ratio,
+)
+from stream.kpis.kinds.counts import (
+    Fraction,
+    LiveGauge,
+    Mean,
+    MeanScore,
+    Nps,
+    NpsScore,
+    Ratio,
+    Share,
+    nps_margin_of_error,
+)
+from stream.kpis.kinds.customers import CUSTOMER_COMPONENTS, CUSTOMER_VALUES, Customers
+from stream.kpis.kinds.distributions import (
+    AGE_SUM_MS,
+    OLDEST_MS,
+    AgeHistogram,
+    Ages,
+    Amounts,
+    Distribution,
+    Duration,
+    Money,
+)
+
+__all__ = [
+    "AGE_SUM_MS",
+    "CUSTOMER_COMPONENTS",
+    "CUSTOMER_VALUES",
+    "LIVE_LABELS",
+    "OLDEST_MS",
+    "PREFIX",
+    "WINDOW_LABELS",
+    "AgeHistogram",
+    "Ages",
+    "Amounts",
+    "Customers",
+    "Distribution",
+    "Duration",
+    "Family",
+    "Fraction",
+    "Kind",
+    "KpiValues",
+    "LiveGauge",
+    "Mean",
+    "MeanScore",
+    "Metrics",
+    "Money",
+    "Nps",
+    "NpsScore",
+    "Options",
+    "Ratio",
+    "Rows",
+    "Series",
+    "Share",
+    "Value",
+    "nps_margin_of_error",
+    "ratio",
+]

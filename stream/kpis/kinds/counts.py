@@ -1,0 +1,233 @@
+"""Kinds of KPIs made of counts: shares and fractions, NPS, a mean score, a live count."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stream.kpis.kinds.base import (
+    Family,
+    Kind,
+    Metrics,
+    Options,
+    Rows,
+    Series,
+    counted_families,
+    ratio,
+)
+
+if TYPE_CHECKING:
+    from stream.kpis.catalog import Kpi
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """Components (named by the KPI's parts) and the value computed from them."""
+
+    names: tuple[str, ...]
+    parts: tuple[int, ...]
+    key: str
+    value: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dict(zip(self.names, self.parts, strict=True)), self.key: self.value}
+
+    def components(self) -> tuple[int, ...]:
+        return self.parts
+
+    def computed(self) -> tuple[float | None, ...]:
+        return (self.value,)
+
+
+def part_names(kpi: Kpi) -> tuple[str, ...]:
+    return tuple(name for name, _ in kpi.parts)
+
+
+def part_counts(kpi: Kpi, series: Series) -> tuple[int, ...]:
+    """The KPI's counting components in one segment, in the order of its parts."""
+    return tuple(series.get((measure, -1), 0) for _, measure in kpi.parts)
+
+
+@dataclass(frozen=True)
+class Share(Kind):
+    """first ÷ (first + second), e.g. abandoned ÷ (abandoned + converted)."""
+
+    name = "share"
+    key: str = "ratio"
+
+    def value(self, kpi: Kpi, series: Series, options: Options) -> Ratio:
+        parts = part_counts(kpi, series)
+        first, second = parts
+        return Ratio(part_names(kpi), parts, self.key, ratio(first, first + second))
+
+    def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
+        return counted_families(kpi, rows, metrics, part_names(kpi), (self.key,))
+
+
+@dataclass(frozen=True)
+class Fraction(Kind):
+    """first ÷ second, times `scale` (CSAT is a percentage)."""
+
+    name = "fraction"
+    key: str = "ratio"
+    scale: float = 1.0
+
+    def value(self, kpi: Kpi, series: Series, options: Options) -> Ratio:
+        parts = part_counts(kpi, series)
+        first, second = parts
+        value = ratio(first, second)
+        scaled = None if value is None else value * self.scale
+        return Ratio(part_names(kpi), parts, self.key, scaled)
+
+    def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
+        return counted_families(kpi, rows, metrics, part_names(kpi), (self.key,))
+
+
+@dataclass(frozen=True, slots=True)
+class Nps:
+    """Promoters, passives and detractors; score and its margin of error follow."""
+
+    promoters: int
+    passives: int
+    detractors: int
+
+    @property
+    def responses(self) -> int:
+        return self.promoters + self.passives + self.detractors
+
+    @property
+    def score(self) -> float | None:
+        responses = self.responses
+        return 100 * (self.promoters - self.detractors) / responses if responses else None
+
+    @property
+    def margin_of_error(self) -> float | None:
+        return nps_margin_of_error(self.promoters, self.detractors, self.responses)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "promoters": self.promoters,
+            "passives": self.passives,
+            "detractors": self.detractors,
+            "responses": self.responses,
+            "score": self.score,
+            "margin_of_error": self.margin_of_error,
+        }
+
+    def components(self) -> tuple[int, ...]:
+        return self.promoters, self.passives, self.detractors, self.responses
+
+    def computed(self) -> tuple[float | None, ...]:
+        return self.score, self.margin_of_error
+
+
+def nps_margin_of_error(promoters: int, detractors: int, responses: int) -> float | None:
+    """Adjusted-Wald 95 % margin of error of NPS, in NPS points (MeasuringU: n + 3, + 3/4 each).
+
+    p = (P + 3/4) / (n + 3), d = (D + 3/4) / (n + 3);
+    var = (p + d - (p - d)^2) / (n + 3); margin = 100 * 1.96 * sqrt(var).
+    """
+    if not responses:
+        return None
+    n = responses + 3
+    p, d = (promoters + 0.75) / n, (detractors + 0.75) / n
+    return 100 * 1.96 * math.sqrt((p + d - (p - d) ** 2) / n)
+
+
+@dataclass(frozen=True)
+class NpsScore(Kind):
+    """Promoters, passives, detractors -> NPS = 100 x (promoters - detractors) / responses,
+    with its adjusted-Wald margin of error; responses are published as a component too."""
+
+    name = "nps"
+    key: str = "score"
+
+    def value(self, kpi: Kpi, series: Series, options: Options) -> Nps:
+        promoters, passives, detractors = part_counts(kpi, series)
+        return Nps(promoters, passives, detractors)
+
+    def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
+        components = (*part_names(kpi), "responses")
+        return counted_families(kpi, rows, metrics, components, ("score", "margin_of_error"))
+
+
+@dataclass(frozen=True, slots=True)
+class MeanScore:
+    """Responses, their summed score and those in the good range (CES: easy), named by the
+    KPI's parts; the mean and the good share follow."""
+
+    names: tuple[str, ...]
+    share_key: str
+    responses: int
+    score_sum: int
+    good: int
+
+    def to_json(self) -> dict[str, Any]:
+        responses, score_sum, good = self.names
+        return {
+            responses: self.responses,
+            score_sum: self.score_sum,
+            "mean": ratio(self.score_sum, self.responses),
+            good: self.good,
+            self.share_key: ratio(self.good, self.responses),
+        }
+
+    def components(self) -> tuple[int, ...]:
+        return self.responses, self.score_sum, self.good
+
+    def computed(self) -> tuple[float | None, ...]:
+        return ratio(self.score_sum, self.responses), ratio(self.good, self.responses)
+
+
+@dataclass(frozen=True)
+class Mean(Kind):
+    """Responses, score sum, good responses -> mean score and the share of good ones. CES: a
+    mean on the 1-7 ease scale (7 = very easy) and the share of easy answers (5-7). `scale` and
+    `good` are the words the recorded series' titles use (stream/monitoring/rules.py)."""
+
+    name = "mean"
+    key: str = "mean"
+    share_key: str = "easy_ratio"
+    scale: str = "1-7"
+    good: str = "easy (5-7)"
+
+    def value(self, kpi: Kpi, series: Series, options: Options) -> MeanScore:
+        responses, score_sum, good = part_counts(kpi, series)
+        return MeanScore(part_names(kpi), self.share_key, responses, score_sum, good)
+
+    def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
+        return counted_families(kpi, rows, metrics, part_names(kpi), ("mean", self.share_key))
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Components that are the value themselves (the open backlog's tickets)."""
+
+    names: tuple[str, ...]
+    parts: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(zip(self.names, self.parts, strict=True))
+
+    def components(self) -> tuple[int, ...]:
+        return self.parts
+
+    def computed(self) -> tuple[float | None, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class LiveGauge(Kind):
+    """A gauge of now, not windowed (the open backlog): its components are its value."""
+
+    name = "live"
+    live = True
+    key: str = "tickets"
+
+    def value(self, kpi: Kpi, series: Series, options: Options) -> Counts:
+        return Counts(part_names(kpi), part_counts(kpi, series))
+
+    def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
+        return counted_families(kpi, rows, metrics, part_names(kpi), ())

@@ -1,0 +1,287 @@
+"""The snapshot document (docs/snapshot.md): merged entries rendered by the KPIs' kinds.
+
+The same rendering builds the Redis snapshot, the JSON endpoint and the Prometheus families:
+the windowed and live KPIs are first rendered as typed values (`Windows`, `KpiValues`), which
+the document turns into JSON and /metrics into metric families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from stream.contract.schemas import SOURCE_TOPICS
+from stream.kpis.catalog import LIVE, WINDOWED, Kpi
+from stream.kpis.customers import MAX_LIFETIME_PERIODS
+from stream.kpis.kinds import KpiValues, Options
+from stream.publish.entries import Entry, WindowTotals, window_copies
+from stream.publish.merge import (
+    AGES,
+    Grouped,
+    Keep,
+    Merged,
+    SegmentSeries,
+    ages_grouped,
+    by_measure,
+    fold,
+    merge,
+    sum_windows,
+    widen,
+)
+from stream.state.partition import OUTCOMES, PartitionState
+from stream.state.segments import Admitted, fleet_names, merge_admitted
+from stream.state.windows import Totals, window_name
+
+#: Whether a KPI is switched on in the configuration file, by name.
+Enabled = Callable[[str], bool]
+
+
+def _all(kpi: str) -> bool:
+    return True
+
+
+def format_time(ms: int | None) -> str | None:
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds and Z."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@dataclass(slots=True)
+class Window:
+    """The windowed KPIs of one window, and why it is not complete (None: it is)."""
+
+    reason: str | None
+    kpis: dict[str, KpiValues]
+
+    @property
+    def complete(self) -> bool:
+        return self.reason is None
+
+    def to_json(self) -> dict[str, Any]:
+        head: dict[str, Any] = {"complete": self.reason is None}
+        if self.reason is not None:
+            head["reason"] = self.reason
+        return {**head, **{name: values.to_json() for name, values in self.kpis.items()}}
+
+
+#: Rendered windowed KPIs by window name.
+Windows = dict[str, Window]
+
+
+def windows_json(windows: Windows) -> dict[str, dict[str, Any]]:
+    """The document's `windows` section."""
+    return {name: window.to_json() for name, window in windows.items()}
+
+
+def render(
+    merged: Merged,
+    windows_ms: Iterable[int],
+    partitions: Mapping[str, int],
+    *,
+    max_values: int,
+    admitted: Admitted | None = None,
+    enabled: Enabled = _all,
+    windows: Any = None,
+    max_lifetime_periods: int = MAX_LIFETIME_PERIODS,
+) -> dict[str, Any]:
+    """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
+
+    `admitted` is the fleet's admitted values when `merged` covers only some partitions (a
+    worker's /metrics), so that every worker folds the same values. KPIs switched off in the
+    configuration file (`enabled`) are left out. `windows`, when given, is the windowed KPIs
+    already rendered as JSON (Shape.windows), used instead of rendering `merged.windows`.
+    `max_lifetime_periods` caps a customer's expected lifetime in the lifetime value.
+    """
+    keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
+    live = live_kpis(merged, keep, partitions, enabled, max_lifetime_periods)
+    times = merged.stream_times
+    return {
+        "valid_at": format_time(min(times)) if times else None,
+        "latest": format_time(max(times)) if times else None,
+        "partitions": dict(partitions),
+        "windows": windows_json(
+            render_windows(merged.windows, windows_ms, keep, enabled, merged.incomplete)
+        )
+        if windows is None
+        else windows,
+        "live": {name: values.to_json() for name, values in live.items()},
+        "segments": {
+            "kept": {d: sorted(v) for d, v in sorted(keep.items())},
+            "folded_events": {
+                topic: dict(sorted(merged.folded.get(topic, {}).items())) for topic in partitions
+            },
+        },
+        "events": {
+            topic: dict(merged.counts.get(topic, dict.fromkeys(OUTCOMES, 0)))
+            for topic in partitions
+            if topic in SOURCE_TOPICS
+        },
+        "processed": {
+            topic: {str(n): merged.processed.get(topic, {}).get(n, 0) for n in range(count)}
+            for topic, count in partitions.items()
+        },
+    }
+
+
+def live_kpis(
+    merged: Merged,
+    keep: Keep,
+    partitions: Mapping[str, int],
+    enabled: Enabled = _all,
+    max_lifetime_periods: int = MAX_LIFETIME_PERIODS,
+) -> dict[str, KpiValues]:
+    """The KPIs of now of the topics read (the customers topic only with customer KPIs on),
+    the customer KPIs evaluated at the customers partitions' stream time."""
+    live = by_measure(fold(merged.live, keep))
+    live[AGES] = ages_grouped(merged.ages, keep)  # replaces the per-partition opening sums
+    options = Options(max_lifetime_periods, format_time(min(merged.customer_times, default=None)))
+    return {
+        kpi.name: render_kpi(kpi, live, options)
+        for kpi in LIVE
+        if enabled(kpi.name) and kpi.topic in partitions
+    }
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a snapshot document holds, as configured: its windows, the partitions of each
+    topic, the bound on segment values, and the KPIs switched on."""
+
+    windows_ms: tuple[int, ...]
+    partitions: Mapping[str, int]
+    max_values: int
+    enabled: Enabled = _all
+    max_lifetime_periods: int = MAX_LIFETIME_PERIODS
+
+    def current(self, entries: Iterable[Entry]) -> list[Entry]:
+        """The entries of partitions still configured (a topic may once have had more)."""
+        return [e for e in entries if e.partition < self.partitions.get(e.topic, 0)]
+
+    def document(
+        self, entries: Iterable[Entry], admitted: Admitted | None = None, windows: Any = None
+    ) -> dict[str, Any]:
+        """The merged document of the entries (see `render`)."""
+        return render(
+            merge(self.current(entries)),
+            self.windows_ms,
+            self.partitions,
+            max_values=self.max_values,
+            admitted=admitted,
+            enabled=self.enabled,
+            windows=windows,
+            max_lifetime_periods=self.max_lifetime_periods,
+        )
+
+    def live(
+        self, entries: Iterable[Entry], admitted: Admitted | None = None
+    ) -> dict[str, KpiValues]:
+        """The live KPIs of the entries, as in their document (see `render`)."""
+        merged = merge(self.current(entries))
+        keep = fleet_names(merged.admitted if admitted is None else admitted, self.max_values)
+        return live_kpis(merged, keep, self.partitions, self.enabled, self.max_lifetime_periods)
+
+    def keep(self, entries: Iterable[Entry]) -> dict[str, frozenset[str]]:
+        """Per dimension, the segment values of these entries that keep their name."""
+        admitted = merge_admitted([e.segments for e in self.current(entries)])
+        return fleet_names(admitted, self.max_values)
+
+    def windows(
+        self, totals: Iterable[WindowTotals], entries: Iterable[Entry], keep: Keep
+    ) -> dict[str, dict[str, Any]]:
+        """The windowed KPIs (as JSON) of partitions' window totals; `entries` (of the same
+        partitions) say which windows are not filled yet."""
+        incomplete: dict[int, list[int]] = {}
+        for entry in self.current(entries):
+            for size, since, complete_at in entry.incomplete:
+                widen(incomplete, size, since, complete_at)
+        rendered = render_windows(
+            sum_windows(totals), self.windows_ms, keep, self.enabled, incomplete
+        )
+        return windows_json(rendered)
+
+
+def render_windows(
+    windows: Mapping[int, Totals],
+    windows_ms: Iterable[int],
+    keep: Keep,
+    enabled: Enabled = _all,
+    incomplete: Mapping[int, list[int]] | None = None,
+) -> Windows:
+    """The windowed KPIs of merged window totals, per window name, segments beyond `keep`
+    folded to other; a window some partition has not filled yet says so and why."""
+    grouped = {size: by_measure(fold(totals, keep)) for size, totals in windows.items()}
+    incomplete = incomplete or {}
+    options = Options()
+    return {
+        window_name(size // 1000): Window(
+            _reason(incomplete.get(size)),
+            {
+                kpi.name: render_kpi(kpi, grouped.get(size, {}), options)
+                for kpi in WINDOWED
+                if enabled(kpi.name)
+            },
+        )
+        for size in windows_ms
+    }
+
+
+def _reason(span: list[int] | None) -> str | None:
+    if span is None:
+        return None
+    since, complete_at = span
+    return (
+        f"rebuilt after a restart with other windows or steps: holds the events from "
+        f"{format_time(since)} on; complete once stream time reaches {format_time(complete_at)}"
+    )
+
+
+def window_versions(states: Iterable[PartitionState]) -> tuple[int, ...]:
+    """Changes whenever a window total (or whether it is complete, which changes only as the
+    window slides) of any of the states may have changed."""
+    return tuple(w.version for state in states for w in state.windows)
+
+
+def window_renderer(
+    states: Iterable[PartitionState],
+    windows_ms: Iterable[int],
+    keep: Keep,
+    enabled: Enabled = _all,
+) -> Callable[[], Windows]:
+    """Copies of the states' window totals, and a function that renders their windowed KPIs from
+    the copies alone, so that it may run in another thread while the states change."""
+    states = list(states)
+    copies = [window_copies(state) for state in states]
+    sizes = tuple(windows_ms)
+    incomplete: dict[int, list[int]] = {}
+    for state in states:
+        for size, (since, complete_at) in state.incomplete().items():
+            widen(incomplete, size, since, complete_at)
+
+    def render() -> Windows:
+        return render_windows(sum_windows(copies), sizes, keep, enabled, incomplete)
+
+    return render
+
+
+def render_kpi(kpi: Kpi, grouped: Grouped, options: Options | None = None) -> KpiValues:
+    """One KPI: overall plus a map per segment dimension of the segments with data."""
+    options = options or Options()
+    by_segment: dict[tuple[str, str], SegmentSeries] = {}
+    for measure in {measure for _, measure in kpi.parts}:
+        for segment, series in grouped.get(measure, {}).items():
+            by_segment.setdefault(segment, {}).update(series)
+    overall = by_segment.pop(("", ""), {})
+    kind = kpi.kind
+    segments = {
+        dimension: {
+            seg: kind.value(kpi, series, options)
+            for (dim, seg), series in sorted(by_segment.items())
+            if dim == dimension
+        }
+        for dimension in kpi.dimensions
+    }
+    return KpiValues(kind.value(kpi, overall, options), segments)
