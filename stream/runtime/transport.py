@@ -113,9 +113,9 @@ class AnsweredClient(AIOKafkaClient):
         super().__init__(**options)
         self.on_answer = on_answer
 
-    async def send(  # type: ignore[no-untyped-def]
-        self, node_id, request, *, group=ConnectionGroup.DEFAULT
-    ):
+    async def send(
+        self, node_id: int, request: Any, *, group: ConnectionGroup = ConnectionGroup.DEFAULT
+    ) -> Any:
         response = await super().send(node_id, request, group=group)
         self.on_answer()
         return response
