@@ -166,34 +166,41 @@ def record(topic: str, offset: int, generation: int = 0) -> Message:
 
 
 class Fetcher:
-    """Faust's Fetcher service, as far as the fetch loop uses it: stops after the batches."""
+    """Faust's Fetcher service, as far as the fetch loop uses it."""
 
-    def __init__(self) -> None:
-        self.should_stop = False
+    should_stop = False
 
 
-async def drain(
-    app: faust.App,
-    batches: list[list[Message]],
-    on_record: Callable[[Message], Any] | None = None,
-    callback: Callable[[Message], Any] | None = None,
-) -> None:
-    """Run the app consumer's fetch loop over `batches`, as `getmany` would yield them."""
-    consumer = transport.consumer_of(app)
-    fetcher = Fetcher()
+class Scripted(transport.Consumer):
+    """The transport's consumer, fetching the batches it is given instead of from a broker."""
 
-    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-        batch = batches.pop(0)
-        fetcher.should_stop = not batches
+    batches: list[list[Message]]
+    fetcher: Fetcher
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        batch = self.batches.pop(0)
+        self.fetcher.should_stop = not self.batches  # the loop ends after the last batch
         for message in batch:
             yield message.tp, message
 
-    consumer.getmany = getmany  # type: ignore[method-assign]  # the broker, for this test
-    if callback is not None:
-        consumer.callback = callback
-    if on_record is not None:
-        consumer.deliver("cart-events", on_record)
-    await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=5)
+
+async def nothing(*_: Any) -> None: ...
+
+
+def scripted(app: faust.App, callback: Callable[[Message], Any] = nothing) -> Scripted:
+    """A consumer of the app, as Faust creates it; `callback` stands for the conductor's."""
+    return Scripted(
+        app.transport,
+        callback=callback,
+        on_partitions_revoked=nothing,
+        on_partitions_assigned=nothing,
+    )
+
+
+async def drain(consumer: Scripted, *batches: list[Message]) -> None:
+    """Run the consumer's fetch loop over `batches`, as `getmany` would yield them."""
+    consumer.batches, consumer.fetcher = list(batches), Fetcher()
+    await asyncio.wait_for(consumer._drain_messages(consumer.fetcher), timeout=5)
 
 
 def test_every_fetched_record_goes_to_its_processor_even_below_faust_s_read_mark() -> None:
@@ -209,13 +216,15 @@ def test_every_fetched_record_goes_to_its_processor_even_below_faust_s_read_mark
     async def scenario() -> None:
         app = new_app()
         app.flow_control.resume()
+        consumer = scripted(app, callback)
+        consumer.deliver("cart-events", on_record)
         # Faust's read mark for the partition, as a seek leaves it: its own loop drops below it
-        transport.consumer_of(app)._read_offset[TP("cart-events", 0)] = 41
-        batches = [
+        consumer._read_offset[TP("cart-events", 0)] = 41
+        await drain(
+            consumer,
             [record("cart-events", 5), record("tickets", 7), record("cart-events", 3)],
             [record("cart-events", 4), record("state-carts-changelog", 2)],
-        ]
-        await drain(app, batches, on_record, callback)
+        )
 
     asyncio.run(scenario())
     assert processed == [5, 3, 4]  # every one, in the order fetched: the state skips what it has
@@ -231,12 +240,14 @@ def test_a_processor_gets_no_record_while_flow_is_suspended_or_from_before_a_reb
     async def scenario() -> None:
         app = new_app()
         app.consumer_generation_id = 2
-        await drain(app, [[record("cart-events", 1, generation=2)]], on_record)  # flow suspended
+        consumer = scripted(app)
+        consumer.deliver("cart-events", on_record)
+        await drain(consumer, [record("cart-events", 1, generation=2)])  # flow suspended
         app.flow_control.resume()
-        await drain(app, [[record("cart-events", 2, generation=1)]])  # an older generation
-        await drain(app, [[record("cart-events", 3, generation=2)]])
-        transport.consumer_of(app).stop_flow()  # a rebalance begins
-        await drain(app, [[record("cart-events", 4, generation=2)]])
+        await drain(consumer, [record("cart-events", 2, generation=1)])  # an older generation
+        await drain(consumer, [record("cart-events", 3, generation=2)])
+        consumer.stop_flow()  # a rebalance begins
+        await drain(consumer, [record("cart-events", 4, generation=2)])
 
     asyncio.run(scenario())
     assert processed == [3]
@@ -254,10 +265,9 @@ def test_a_delivery_to_the_conductor_is_abandoned_when_a_rebalance_suspends_flow
     async def scenario() -> None:
         app = new_app()
         app.flow_control.resume()
-        consumer = transport.consumer_of(app)
+        consumer = scripted(app, callback)
         asyncio.get_running_loop().call_later(0.1, consumer.stop_flow)
-        batches = [[record("tickets", 1), record("tickets", 2)]]
-        await drain(app, batches, callback=callback)
+        await drain(consumer, [record("tickets", 1), record("tickets", 2)])
 
     asyncio.run(scenario())
     assert conducted == [2]  # 1 abandoned; 2 delivered as Faust's race delivers it (no wait)
