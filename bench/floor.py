@@ -19,7 +19,7 @@ import orjson
 from stream.app import faust_settings, fetch_max_wait_ms
 from stream.config.settings import Settings
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.runtime import fetching
+from stream.runtime import transport
 
 
 class Counter:
@@ -43,9 +43,10 @@ class Counter:
             tmp.rename(self.result)  # the harness sees a complete file or none
 
 
-def build_app(settings: Settings, counter: Counter) -> faust.App:
-    """One agent per source topic, declared as the worker declares its topics."""
-    app = faust.App(settings.app_id, **faust_settings(settings))
+def build_app(settings: Settings, counter: Counter, own_transport: bool = False) -> faust.App:
+    """One agent per source topic, declared as the worker declares its topics; on Faust's own
+    transport, or with `own_transport` on the worker's (stream/runtime/transport.py)."""
+    app = faust.App(settings.app_id, **faust_settings(settings, own_transport))
     for name in SOURCE_TOPICS:
         topic = app.topic(
             name, partitions=settings.partitions, key_serializer="raw", value_serializer="raw"
@@ -75,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fast-drain",
         action="store_true",
-        help="fetch and hand records to the agents as the worker does "
-        "(stream/runtime/fetching.py), not through Faust's own fetch loop",
+        help="fetch and hand records to the agents on the worker's transport "
+        "(stream/runtime/transport.py), not on Faust's own",
     )
     args = parser.parse_args(argv)
     settings = Settings.load(
@@ -90,9 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     logging.basicConfig(level=logging.WARNING)
-    app = build_app(settings, Counter(args.expected, args.result))
+    app = build_app(settings, Counter(args.expected, args.result), own_transport=args.fast_drain)
     if args.fast_drain:
-        fetching.install(app.consumer, fetch_max_wait_ms(settings))
+        transport.consumer_of(app).cap_fetch_wait(fetch_max_wait_ms(settings))
     worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
 

@@ -381,7 +381,7 @@ async def measure_raw(ctx: Context) -> Throughput:
 
 async def measure_floor(ctx: Context, label: str, raised: bool = False) -> Throughput:
     """The bare Faust app of bench/floor.py: one agent per topic that only iterates. `raised`:
-    with the worker's own fetching (stream/runtime/fetching.py) instead of Faust's."""
+    on the worker's transport (stream/runtime/transport.py) instead of Faust's."""
     app_id = ctx.app_id(label)
     result = ctx.workdir / f"{app_id}.json"
     log = ctx.workdir / f"{app_id}.log"

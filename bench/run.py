@@ -5,7 +5,7 @@ Redis on (a real redis-server, started here), /metrics scraped every 15 s, all t
 
 One event log is produced once; then, in each repeat, a bare aiokafka loop, a bare Faust app with
 one agent per topic (the floor), the same app with the worker's fetching (the raised floor,
-stream/runtime/fetching.py) and the full worker (production; with Redis off; with three short
+stream/runtime/transport.py) and the full worker (production; with Redis off; with three short
 windows; with twelve) each read all of it from the start under their own consumer group. The last
 production worker, caught up, then takes a fixed offered load of half the measured maximum for
 the latency figures. The cost of publishing to Redis is measured in this process on the log's

@@ -37,7 +37,7 @@ from stream.publish.entries import Entry, partition_entry
 from stream.publish.http import add_routes
 from stream.publish.prometheus import KpiCollector, WindowText
 from stream.publish.redis_store import SnapshotStore
-from stream.runtime import fetching, heap
+from stream.runtime import heap, transport
 from stream.runtime.connection import faust_credentials
 from stream.runtime.health import STALE_HEARTBEATS, BrokerContact
 from stream.runtime.processor import TopicProcessor, source_reader
@@ -49,10 +49,12 @@ from stream.state.segments import Admitted, fleet_names, merge_admitted
 log = logging.getLogger(__name__)
 
 
-def faust_settings(settings: Settings) -> dict[str, Any]:
-    """Faust configuration; the dev profile holds every setting the embedded broker needs."""
+def faust_settings(settings: Settings, own_transport: bool = True) -> dict[str, Any]:
+    """Faust configuration; the dev profile holds every setting the embedded broker needs. The
+    broker's kafka:// URLs select the worker's transport (stream/runtime/transport.py), unless
+    `own_transport` is false (Faust's own, for the benchmark's bare floor)."""
     conf: dict[str, Any] = {
-        "broker": settings.broker,
+        "broker": transport.broker_url(settings.broker) if own_transport else settings.broker,
         "broker_credentials": faust_credentials(settings),
         "store": "memory://",
         # State lives in memory and in the changelog; Faust's data dir only holds scratch files:
@@ -192,12 +194,11 @@ class KpiApp:
         self.registry = CollectorRegistry(auto_describe=False)
         if customer_secret is not None:
             self.processors.append(customer_processor(self.app, settings, self.registry))
-        fetching.install(
-            self.app.consumer,
-            fetch_max_wait_ms(settings),
-            watch=lambda consumer: self.broker.watch(consumer._client),
-            deliver={p.source_name: p.on_record for p in self.processors},
-        )
+        consumer = transport.consumer_of(self.app)
+        consumer.cap_fetch_wait(fetch_max_wait_ms(settings))
+        consumer.on_broker_answer(self.broker.answered)
+        for processor in self.processors:
+            consumer.deliver(processor.source_name, processor.on_record)
         self.partitions = {p.topic_name: settings.partitions for p in self.processors}
         self.shape = Shape(
             self.windows_ms,

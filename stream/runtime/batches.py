@@ -14,12 +14,13 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
+from stream.runtime.transport import producer_of
 from stream.state.partition import Record
 
 
 def kafka_producer(app: faust.App) -> AIOKafkaProducer:
     """The aiokafka producer under Faust's (started with the app): batches go to it directly."""
-    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+    return producer_of(app).kafka
 
 
 async def send_in_batches(

@@ -5,7 +5,8 @@ The Kafka clients retry quietly while the broker is away, so the worker would ot
 while nothing moves. A TCP connect is not enough either: a frozen broker (a stopped process, a
 hung host) still accepts connections and answers nothing. So every answer the consumer gets from
 the broker (fetches, which return at least every fetch wait even when idle, heartbeats, metadata)
-is timed, and the broker counts as unreachable once none came for `stale_after_s`.
+is timed (stream/runtime/transport.py reports each one), and the broker counts as unreachable
+once none came for `stale_after_s`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,10 @@ class BrokerContact:
         self.last_answer: float | None = None  # clock time; written by the consumer's thread
         self.down_since: float | None = None  # clock time the silence began, while it lasts
 
-    def watch(self, client: Any) -> None:
-        """Time every answer an aiokafka client (the consumer's) receives."""
-        send = client.send
-
-        async def timed_send(*args: Any, **kwargs: Any) -> Any:
-            response = await send(*args, **kwargs)
-            self.last_answer = self.clock()
-            return response
-
-        client.send = timed_send
+    def answered(self) -> None:
+        """The consumer got an answer from the broker (called in the consumer's thread, by
+        stream/runtime/transport.py's client for every response)."""
+        self.last_answer = self.clock()
 
     def silence_s(self) -> float | None:
         """Seconds since the last answer (None before the first)."""

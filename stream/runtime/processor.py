@@ -2,7 +2,7 @@
 
 A `TopicProcessor` owns the `PartitionState` of every partition of its topic that this worker is
 assigned. Faust's fetch loop hands it each record of its topic (`on_record`, see
-stream/runtime/fetching.py); a record is acknowledged only after the epoch holding its effect is
+stream/runtime/transport.py); a record is acknowledged only after the epoch holding its effect is
 committed in the changelog (see stream/state/partition.py), so a crash at any point replays
 exactly the records whose effect is missing, and replay skips the ones already applied. Which
 offset each partition is read from is decided by its state (stream/runtime/positions.py), not by
@@ -123,7 +123,7 @@ class TopicProcessor:
         self._advanced_to: dict[int, float] = {}
         self.positions = ReadPositions(app, self.source_name)
         # Subscribed through Faust's conductor as an agent's topic would be; its records come to
-        # `on_record` straight from the fetch loop (stream/runtime/fetching.py).
+        # `on_record` straight from the fetch loop (stream/runtime/transport.py, `deliver`).
         app.topics.add(self.source)
         app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -312,9 +312,11 @@ class TopicProcessor:
                 len(self.states[partition].entities),
             )
         # The rows were needed only to rebuild: free the memory. A partition that comes back after
-        # moving away is re-read from the start (Faust forgets its changelog position then).
-        store.data.clear()
-        store._key_partition.clear()
+        # moving away is re-read from the start (Faust forgets its changelog position then). The
+        # store drops its rows, and what partition each key came from, as for partitions that
+        # are no longer this worker's (its own hook for that, with none active).
+        store.clear()
+        await store.on_recovery_completed(set(), set())
         await self.flush(restored)  # commit the rollback before anything is applied
 
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:

@@ -19,7 +19,7 @@ LAYERS = (
     "contract",  # the events producers send: schemas, decoding, validation
     "state",  # buckets, windows, sketches, segments, the state of a partition
     "kpis",  # pure KPI rules: facts -> samples, and the catalogue of published KPIs
-    "runtime",  # the Faust side: processor, fetching, heap, health, connection, topics
+    "runtime",  # the Faust side: processor, transport, heap, health, connection, topics
     "publish",  # /metrics, the merged snapshot, Redis, /kpis
     "app",  # the worker: wires the runtime and the publishers
     "monitoring",  # Prometheus rules and the Grafana dashboard, generated from the KPI file

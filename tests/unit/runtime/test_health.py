@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -20,23 +21,26 @@ class Clock:
 
 
 class Client:
-    """An aiokafka client whose requests are answered, or hang like a frozen broker's."""
+    """The consumer's client (stream/runtime/transport.py's AnsweredClient): its requests are
+    answered, and each answer reported, or they hang like a frozen broker's."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_answer: Callable[[], None]) -> None:
+        self.on_answer = on_answer
         self.frozen = False
 
     async def send(self, node: int, request: str) -> str:
         if self.frozen:
             await asyncio.Event().wait()
+        self.on_answer()
         return f"answer to {request}"
 
 
 def test_answers_keep_the_broker_reachable_and_silence_does_not(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock, client = Clock(), Client()
+    clock = Clock()
     contact = BrokerContact(stale_after_s=5, clock=clock)
-    contact.watch(client)
+    client = Client(on_answer=contact.answered)
     assert not contact.answering and contact.describe() == "waiting for the broker's first answer"
 
     async def scenario() -> None:
