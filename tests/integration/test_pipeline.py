@@ -118,8 +118,18 @@ def redis_snapshot(server: RedisServer) -> dict[str, Any] | None:
 
 
 def wait_redis_equal(server: RedisServer, expected: dict[str, Any]) -> None:
-    """Wait until the merged snapshot in Redis equals the reference; else say how it differs."""
+    """Wait until the merged snapshot in Redis equals the reference, its windows valid at the
+    reference's stream time too (also after a restart); else say how it differs."""
     wait_same(lambda: redis_snapshot(server), expected)
+
+    def windows_valid_at() -> Any:
+        return (redis_snapshot(server) or {}).get("windows_valid_at")
+
+    wait_until(
+        lambda: windows_valid_at() == expected["valid_at"],
+        30,
+        f"the Redis document's windows_valid_at to be {expected['valid_at']}",
+    )
 
 
 def assert_published(worker: Worker, server: RedisServer, expected: dict[str, Any]) -> None:
