@@ -43,10 +43,14 @@ class SegmentNames:
         if not isinstance(value, str) or not value or value in RESERVED:
             return
         allowed = self.allow.get(dimension)
-        seen = self.admitted.setdefault(dimension, {})
-        if (value in allowed) if allowed is not None else (value in seen):
+        if allowed is not None:  # the list decides; nothing is admitted (else the fleet's
+            if value not in allowed:  # bound would keep none of the allowed values)
+                self.folded[dimension] = self.folded.get(dimension, 0) + 1
             return
-        if allowed is None and len(seen) < self.max_values:
+        seen = self.admitted.setdefault(dimension, {})
+        if value in seen:
+            return
+        if len(seen) < self.max_values:
             seen[value] = t_ms
         else:
             self.folded[dimension] = self.folded.get(dimension, 0) + 1
@@ -78,7 +82,8 @@ def merge_admitted(parts: Iterable[Mapping[str, Mapping[str, int]]]) -> Admitted
 
 def fleet_names(admitted: Admitted, max_values: int) -> dict[str, frozenset[str]]:
     """Per dimension, the values that keep their name fleet-wide: the N first seen earliest."""
-    return {
+    return {  # a dimension with none admitted has an allow-list (or no values): nothing to fold
         dimension: frozenset(sorted(values, key=lambda v: (values[v], v))[:max_values])
         for dimension, values in admitted.items()
+        if values
     }

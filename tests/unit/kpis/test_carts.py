@@ -85,6 +85,22 @@ def test_a_return_visit_after_a_forgotten_session_keeps_the_carts_customer() -> 
     assert carts.decided(120) == [order("c1", 50, 4, KEY_A)]
 
 
+@pytest.mark.parametrize("customer", [KEY_A, None])
+def test_a_return_after_the_whole_cart_was_forgotten_keeps_its_customer_or_none(
+    customer: str | None,
+) -> None:
+    """Hours later, within the cart retention: the order is the remembered customer's, and an
+    anonymous cart's stays anonymous."""
+    carts = Carts()
+    carts("c1", "cart_created", 0, **({} if customer is None else {"customer_id": customer}))
+    carts("c1", "item_added", 1)  # abandoned at 31, forgotten from 37
+    assert carts.decided(120) == []
+    assert "c1" not in carts.state.entities
+    carts("c1", "item_added", 130)
+    carts("c1", "order_placed", 131, amount=12.5, currency="EUR")  # e4
+    assert carts.decided(200) == [order("c1", 131, 4, customer)]
+
+
 def test_cart_kpis_are_the_same_with_and_without_customers() -> None:
     documents = []
     for customer in (None, KEY_A):
@@ -100,6 +116,49 @@ def test_cart_kpis_are_the_same_with_and_without_customers() -> None:
         carts.state.advance(T0 + 200 * MIN)
         documents.append((carts.state.buckets, carts.state.windows[1].totals))
     assert documents[0] == documents[1]
+
+
+def test_an_order_is_decided_exactly_when_the_watermark_passes_it() -> None:
+    """Order at 2:00, bucket ends 3:00: late events are possible until 3:00 + grace = 8:00, so
+    the order is decided (and promised by the watermark, stream time - step - grace - 1 ms)
+    from 8:00.001 on, not before."""
+    carts = Carts()
+    carts("c1", "item_added", 1)
+    carts("c1", "order_placed", 2, amount=12.5, currency="EUR")  # e2
+    carts.state.advance(T0 + 8 * MIN)
+    assert carts.state.take_decided() == []
+    assert carts.state.rules.watermark(T0 + 8 * MIN) == T0 + 2 * MIN - 1
+    carts.state.advance(T0 + 8 * MIN + 1)
+    assert carts.state.take_decided() == [order("c1", 2, 2, None)]
+    assert carts.state.rules.watermark(T0 + 8 * MIN + 1) == T0 + 2 * MIN
+
+
+def test_a_sessions_segments_are_its_earliest_event_carrying_them() -> None:
+    feed = Feed("cart-events")
+    feed("c1", "cart_created", 0)  # carries neither
+    feed("c1", "item_added", 1, channel="web", region="eu")
+    feed("c1", "item_added", 2, channel="app", region="us")
+    feed.state.advance(T0 + 40 * MIN)  # abandoned at 32
+    value = feed.kpi("cart_abandonment")
+    assert {seg: cell["abandoned"] for seg, cell in value["channel"].items()} == {"web": 1}
+    assert {seg: cell["abandoned"] for seg, cell in value["region"].items()} == {"eu": 1}
+
+
+def test_an_order_sorts_after_the_other_events_of_its_millisecond() -> None:
+    """Even when its event_id sorts first: the item is in the order's session, which converts."""
+    feed = Feed("cart-events")
+    feed("c1", "order_placed", 5, "a-order", amount=5, currency="EUR")
+    feed("c1", "item_added", 5, "b-item")
+    feed.state.advance(T0 + 40 * MIN)
+    assert cart_kpis(feed) == (1, 0, 1)
+
+
+def test_no_facts_nothing_due_nothing_kept() -> None:
+    """The Rules interface on an entity with no facts left (stream/state/facts.py)."""
+    rules = Feed("cart-events").state.rules
+    assert rules.next_due([], T0) is None
+    assert rules.keep([], T0) == []
+    assert rules.contributions([], T0) == []
 
 
 # -- the inactivity timeout at its boundary ----------------------------------------------------

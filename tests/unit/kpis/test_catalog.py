@@ -4,12 +4,14 @@ customer KPIs from their summed components)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from stream.kpis.customers import customer_kpis
 from stream.kpis.kinds import nps_margin_of_error
-from tests.unit.feed import MIN, T0, Feed
+from stream.state.partition import PartitionState
+from tests.unit.feed import CONFIG, MIN, T0, Feed, rules_for
 
 
 def close_minute(feed: Feed, key: str, minute: float, kind: str, **body: object) -> None:
@@ -135,7 +137,11 @@ def test_ticket_reopened_twice() -> None:
     assert feed.kpi("reopen_rate")["overall"] == {"reopens": 2, "solves": 2, "ratio": 1.0}
     fcr = feed.kpi("first_contact_resolution")["overall"]
     assert (fcr["first_contact"], fcr["solves"]) == (1, 2)
-    assert feed.kpi("resolution_time")["overall"]["sum_seconds"] == (2 + 4) * 60
+    resolution = feed.kpi("resolution_time")["overall"]
+    assert resolution["sum_seconds"] == (2 + 4) * 60
+    # nearest rank of the samples 120 s and 240 s: p50 the 1st, p90 the 2nd (sketch: within 1 %)
+    assert resolution["p50_seconds"] == pytest.approx(120, rel=0.01)
+    assert resolution["p90_seconds"] == pytest.approx(240, rel=0.01)
     live = feed.document()["live"]["open_backlog"]
     assert live["overall"] == {"tickets": 1} and live["team"] == {"billing": {"tickets": 1}}
 
@@ -279,3 +285,38 @@ def test_customer_kpis_from_their_components(
     totals: dict[str, int], expected: dict[str, object]
 ) -> None:
     assert customer_kpis(totals, 36) == expected
+
+
+def team_responses(feed: Feed) -> dict[str, int]:
+    feed.state.advance(T0 + 2 * MIN)
+    return {team: cell["responses"] for team, cell in feed.kpi("nps")["team"].items()}
+
+
+def test_the_first_20_values_of_a_dimension_keep_their_name_the_rest_are_other() -> None:
+    """kpis.md, Segments: the first N distinct values seen (N = 20 here) keep their name."""
+    feed = Feed("survey-replies")
+    for i in range(22):
+        feed(f"r{i}", "nps", 0, score=9, team=f"t{i:02}")  # t20 and t21 come too late
+    feed("again", "nps", 0, score=9, team="t00")  # a kept value stays kept
+    feed("mine", "nps", 0, score=9, team="other")  # a producer's own `other` means just that
+    assert team_responses(feed) == {f"t{i:02}": 1 for i in range(1, 20)} | {
+        "t00": 2,
+        "other": 3,
+    }
+    assert feed.document()["segments"]["folded_events"]["survey-replies"] == {"team": 2}
+
+
+def test_an_allow_list_keeps_its_values_only() -> None:
+    """kpis.md, Segments: a configured allow-list keeps its names, anything else is `other`."""
+    feed = Feed("survey-replies")
+    allow = {"team": frozenset({"billing"})}
+    feed.state = PartitionState(
+        "survey-replies", 0, rules_for("survey-replies"), replace(CONFIG, allow=allow)
+    )
+    for i, team in enumerate(("billing", "tech", "unknown", "billing")):
+        feed(f"r{i}", "nps", 0, score=9, team=team)
+    assert team_responses(feed) == {"billing": 2, "other": 1, "unknown": 1}
+    assert feed.document()["segments"]["folded_events"]["survey-replies"] == {"team": 1}
+    # a state written before the fix recorded {} as the admitted values: still folds nothing
+    feed.state.names.admitted["team"] = {}
+    assert team_responses(feed) == {"billing": 2, "other": 1, "unknown": 1}
