@@ -15,9 +15,11 @@ lint: setup
 test: setup lint
 	.venv/bin/python -m pytest -v -p no:cacheprovider
 
-# Regenerate the committed Prometheus rules and Grafana dashboard from cxkpi.toml.
+# Regenerate the committed Prometheus rules (a rule file for Compose, the same groups as a
+# PrometheusRule for Kubernetes) and Grafana dashboard from cxkpi.toml.
 monitoring: setup
 	.venv/bin/cxkpi rules --out ops/prometheus/rules/cxkpi.rules.yml
+	.venv/bin/cxkpi rules --format prometheus-rule --out deploy/kubernetes/prometheusrule.yaml
 	.venv/bin/cxkpi dashboard --out ops/grafana/dashboards/cxkpi-overview.json
 
 # The performance benchmark (bench/run.py): floor, full worker, raw consumer, latency, memory.

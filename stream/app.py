@@ -64,6 +64,8 @@ def faust_settings(settings: Settings, own_transport: bool = True) -> dict[str, 
         "table_standby_replicas": 0,
         "stream_wait_empty": False,  # records are acknowledged by flushes, not by iteration
         "consumer_auto_offset_reset": "earliest",
+        # Static membership (KIP-345): aiokafka's group_instance_id; None is dynamic membership.
+        "consumer_group_instance_id": settings.group_instance_id or None,
         # Per partition and fetch (Faust: 1 MiB). Fetched records wait in memory as Python
         # objects; a quarter of that keeps throughput and cuts the resident memory of a catch-up.
         "consumer_max_fetch_size": 256 * 1024,

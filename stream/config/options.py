@@ -108,6 +108,13 @@ def _name(text: str) -> str:
     return text
 
 
+def _instance_id(text: str) -> str:
+    """Empty, or a name Kafka accepts as a group.instance.id."""
+    if text and not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", text):
+        raise ValueError("empty, or 1-249 letters, digits, '.', '_' or '-' (e.g. the pod's name)")
+    return text
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its flag, environment variable, parser and help."""
@@ -175,6 +182,15 @@ OPTIONS: tuple[Option, ...] = (
         secret=True,
     ),
     Option("app_id", "cxkpi", _name, "Consumer group, changelog topic and Redis key prefix."),
+    Option(
+        "group_instance_id",
+        "",
+        _instance_id,
+        "Static group membership (Kafka's group.instance.id): a name unique in the fleet and "
+        "kept across restarts, typically the pod's name; a worker that comes back under it "
+        "within the session timeout gets its partitions back without a rebalance. Empty: "
+        "dynamic membership.",
+    ),
     Option("partitions", "4", _int_range(1, 1024), "Partitions of every source topic."),
     Option(
         "windows",

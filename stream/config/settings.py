@@ -45,6 +45,7 @@ class Settings:
     kafka_ssl_keyfile: str
     redis_url: str
     app_id: str
+    group_instance_id: str
     partitions: int
     windows: tuple[int, ...]
     step: int

@@ -16,10 +16,10 @@ from typing import IO, NoReturn
 import orjson
 
 from stream.config import ConfigError
-from stream.config.kpifile import DEFAULT_CONFIG_PATH
 from stream.config.settings import Settings, add_arguments, flags_from
 from stream.tools import arguments
 from stream.tools.demo import DEMO
+from stream.tools.generated import RULE_FORMATS
 from stream.tools.soak.options import add_arguments as add_soak_arguments
 
 #: the settings of commands that only talk to the broker
@@ -239,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="write nothing; exit 1 if the file (--out, default the committed one) is "
             "missing or differs from what would be generated",
         )
+        if name == "rules":
+            command.add_argument(
+                "--format",
+                choices=tuple(RULE_FORMATS),
+                default="prometheus",
+                help="prometheus: a rule file; prometheus-rule: the same groups as a Prometheus "
+                f"Operator PrometheusRule ({RULE_FORMATS['prometheus-rule']})",
+            )
         add_arguments(command, ("config",))
         command.set_defaults(run=run_generated, committed=default_out)
     return parser
@@ -391,40 +399,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_generated(args: argparse.Namespace) -> int:
-    from stream.config.kpifile import default_kpi_config
-    from stream.monitoring.dashboard import render_dashboard
-    from stream.monitoring.rules import render_rules
+    from stream.tools.generated import run
 
-    settings = Settings.load(flags_from(args))
-    config = settings.kpis or default_kpi_config()
-    source = config.path.name if config.path.is_absolute() else str(config.path)
-    text = render_rules(config, source) if args.command == "rules" else render_dashboard(config)
-    if args.check:
-        path = args.out or _committed(args.committed)
-        if str(path) == "-":
-            raise ConfigError("--check compares with a file: give --out FILE, not -")
-        fix = f"run `cxkpi {args.command} --config {settings.config} --out {path}`"
-        if not path.is_file():
-            print(f"{path} is missing: {fix}", file=sys.stderr)
-            return 1
-        if path.read_text(encoding="utf-8") != text:
-            print(f"{path} is stale: {fix}", file=sys.stderr)
-            return 1
-        print(f"{path} is up to date")
-        return 0
-    if args.out is None or str(args.out) == "-":
-        sys.stdout.write(text)
-    else:
-        args.out.write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}")
-    return 0
-
-
-def _committed(relative: str) -> Path:
-    """A generated file the repository keeps: from the working directory, else from the
-    installation (as the default cxkpi.toml is found)."""
-    path = Path(relative)
-    return path if path.exists() else DEFAULT_CONFIG_PATH.parent / relative
+    return run(args)
 
 
 def run_soak(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,13 @@ from stream.config.settings import Settings
 from stream.contract.events import parse_timestamp_ms
 from stream.runtime.topics import ensure_topics
 from stream.tools.children import Children, fetch_json, spawn, start_redis_child
-from stream.tools.devservers import DevServerUnavailable, free_port, start_broker, wait_for_port
+from stream.tools.devservers import (
+    DevServerUnavailable,
+    choose_port,
+    free_port,
+    start_broker,
+    wait_for_own_port,
+)
 from stream.tools.kpitable import kpi_table, summary_line, waiting_for
 
 #: Demo defaults: short enough to see carts abandoned and tickets solved within minutes.
@@ -59,6 +66,17 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
         chosen.update(broker=broker, profile="dev", redis_url=redis_url or "none")
         environ = {**{f"CXKPI_{k.upper()}": v for k, v in DEMO.items()}, **os.environ}
         settings = Settings.load(chosen, environ=environ)
+        # the worker's HTTP port: another process's there would be shown as the demo's
+        web_port = choose_port(settings.web_host, settings.web_port)
+        if web_port != settings.web_port:
+            console.print(
+                f"port {settings.web_port} is taken by another process: the worker serves on "
+                f"{settings.web_host}:{web_port} instead",
+                style="yellow",
+                highlight=False,
+            )
+            chosen["web_port"] = str(web_port)
+            settings = replace(settings, web_port=web_port)
         asyncio.run(ensure_topics(settings))
         env = {**environ, **{f"CXKPI_{k.upper()}": str(v) for k, v in chosen.items()}}
         _start_worker_and_generator(children, args, env, workdir, settings)
@@ -96,7 +114,7 @@ def _start_worker_and_generator(
     log = workdir / "worker.log"
     worker = children.add("worker", spawn([*python, "worker"], env, log), log)
     try:
-        wait_for_port(settings.web_host, settings.web_port, 60, worker)
+        wait_for_own_port(settings.web_host, settings.web_port, 60, worker)
     except DevServerUnavailable:
         raise ChildDied(children.last_words("worker")) from None
     generate = [

@@ -25,13 +25,13 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_demo() -> tuple[subprocess.Popen[str], list[str]]:
+def start_demo(web_port: int | None = None) -> tuple[subprocess.Popen[str], list[str]]:
     """`cxkpi dev` with its output in a pipe, as under `make demo | tee demo.log` or CI: no
     --no-ui, the demo sees no terminal. Returns the process and its output lines so far."""
     demo = subprocess.Popen(
         [sys.executable, "-m", "stream", "dev", "--rate", "50"],
         cwd=ROOT,
-        env={**os.environ, "CXKPI_WEB_PORT": str(_port())},
+        env={**os.environ, "CXKPI_WEB_PORT": str(web_port or _port())},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -42,13 +42,24 @@ def start_demo() -> tuple[subprocess.Popen[str], list[str]]:
 
 
 def test_demo_without_a_terminal_prints_plain_lines_and_ctrl_c_stops_everything() -> None:
-    demo, lines = start_demo()
+    """Its web port is taken by another process (as 6066 may be): the demo serves on another,
+    says which, and shows its own worker's values."""
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    taken = other.getsockname()[1]
+    demo, lines = start_demo(taken)
     try:
         header = wait_until(
             lambda: next((x for x in lines if "redis redis://" in x), None), 90, "the demo to start"
         )
         ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", header)]
         assert len(ports) == 2 and all(listening(p) for p in ports)
+        (moved,) = [x for x in lines if "is taken by another process" in x]
+        served = int(re.findall(r"127\.0\.0\.1:(\d+)", moved)[0])
+        assert f"port {taken} is taken" in moved and served != taken
+        metrics = next(x for x in lines if "metrics " in x)
+        assert f"127.0.0.1:{served}/metrics" in metrics
         # until the first step closes, it says what it waits for and when values come (unless
         # the step closed within the second its first events came: then there is no wait)
         wait_until(
@@ -66,6 +77,7 @@ def test_demo_without_a_terminal_prints_plain_lines_and_ctrl_c_stops_everything(
     finally:
         demo.send_signal(signal.SIGINT)
         code = _wait_or_terminate(demo, lines)
+        other.close()
     assert code == 0, "".join(lines[-30:])
     wait_until(lambda: "stopping" in "".join(lines), 5, "the demo to say it stops")
     time.sleep(0.5)

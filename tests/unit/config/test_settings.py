@@ -1,9 +1,15 @@
 """Settings: precedence and fail-fast validation with messages that say what to fix."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from stream.config import ConfigError
+from stream.config.options import OPTIONS
 from stream.config.settings import Settings, redact_url
+
+SETTINGS_DOC = Path(__file__).resolve().parents[3] / "docs" / "settings.md"
 
 
 def test_defaults_env_and_flags_in_order() -> None:
@@ -26,6 +32,7 @@ def test_defaults_env_and_flags_in_order() -> None:
         ({"long_step": "90s"}, "invalid long_step: 90s must be a multiple of step (60s)"),
         ({"broker": "http://x"}, "invalid broker"),
         ({"profile": "fast"}, "expected one of production, dev"),
+        ({"group_instance_id": "cxkpi 0"}, "invalid group_instance_id 'cxkpi 0' from flag"),
         ({"inactivity_timeout": "0s"}, "inactivity_timeout: must be greater than zero"),
         (
             {"ticket_retention": "7d"},
@@ -131,3 +138,35 @@ def test_any_windows_go_without_a_configuration_file() -> None:
     assert Settings.load({"windows": "7m", "config": "none"}, environ={}).windows == (420,)
     windows = Settings.load({"windows": "7m,1h,24h,30d"}, environ={}).windows
     assert windows == (420, 3600, 86400, 30 * 86400)  # the file's alerts use 1h, 24h and 30d
+
+
+def documented_settings() -> dict[str, tuple[str, str]]:
+    """docs/settings.md's settings table: name -> (its flag / env cell, its default cell)."""
+    rows: dict[str, tuple[str, str]] = {}
+    for line in SETTINGS_DOC.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("setting", "") or set(cells[0]) <= {"-"}:
+            continue
+        for name in cells[0].split(", "):
+            rows[name] = (cells[1], cells[2])
+    return rows
+
+
+def test_the_settings_table_of_the_docs_is_the_options_table() -> None:
+    documented = documented_settings()
+    assert set(documented) == {o.name for o in OPTIONS}, "docs/settings.md: add or remove rows"
+    for option in OPTIONS:
+        names, default = documented[option.name]
+        assert f"`{option.flag}`" in names and f"`{option.env}`" in names, option.name
+        shown = re.match(r"`([^`]*)`", default)
+        # data_dir's default follows $TMPDIR; the table shows it where TMPDIR is unset
+        expected = "/tmp/cxkpi" if option.name == "data_dir" else option.default
+        assert (shown.group(1) if shown else "") == expected, (
+            f"docs/settings.md: the default of {option.name} is {option.default!r}"
+        )
+
+
+def test_the_group_instance_id_is_empty_unless_given() -> None:
+    assert Settings.load({"config": "none"}, environ={}).group_instance_id == ""
+    env = {"CXKPI_GROUP_INSTANCE_ID": "cxkpi-2"}
+    assert Settings.load({"config": "none"}, environ=env).group_instance_id == "cxkpi-2"

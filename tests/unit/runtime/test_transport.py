@@ -130,6 +130,29 @@ def test_the_fetch_wait_is_faust_s_unless_capped() -> None:
     assert asyncio.run(fetch_waits()) == [1500, 100, 1500]
 
 
+def test_the_group_instance_id_reaches_the_aiokafka_consumer() -> None:
+    """Static membership: the setting (typically the pod's name) becomes Faust's
+    consumer_group_instance_id, then aiokafka's group_instance_id, which the consumer hands its
+    group coordinator at start (and which stops it leaving the group when it stops)."""
+
+    async def instance_ids() -> list[str | None]:
+        ids = []
+        for environ in ({}, {"CXKPI_GROUP_INSTANCE_ID": "cxkpi-1"}):
+            loaded = Settings.load(
+                {"config": "none", "redis_url": "none", "broker": "kafka://127.0.0.1:1"},
+                environ=environ,
+            )
+            worker = KpiApp(loaded)
+            ids.append(created(worker.app)._group_instance_id)
+        return ids
+
+    assert asyncio.run(instance_ids()) == [None, "cxkpi-1"]
+    start = inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+    assert "group_instance_id=self._group_instance_id" in start, "aiokafka no longer passes it on"
+    leave = inspect.getsource(aiokafka.consumer.group_coordinator.GroupCoordinator)
+    assert "self._group_instance_id is None" in leave, "a static member leaves only if dynamic"
+
+
 def test_the_client_reports_every_answer_and_passes_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
     async def send(self: AIOKafkaClient, node_id: int, request: str, **_: Any) -> str:
         if request == "lost":

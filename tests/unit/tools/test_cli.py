@@ -69,6 +69,8 @@ def test_rules_check_compares_the_committed_file_by_default(
 ) -> None:
     code, out, _ = run(capsys, "rules", "--check")
     assert code == 0 and "cxkpi.rules.yml is up to date" in out
+    code, out, _ = run(capsys, "rules", "--format", "prometheus-rule", "--check")
+    assert code == 0 and "deploy/kubernetes/prometheusrule.yaml is up to date" in out
     code, _, err = run(capsys, "dashboard", "--check", "--out", str(tmp_path / "none.json"))
     assert code == 1 and "none.json is missing: run `cxkpi dashboard --config" in err
     stale = tmp_path / "rules.yml"
