@@ -20,10 +20,11 @@ pytestmark = pytest.mark.integration
 DURATION_S = 180
 RATE = 150
 SAMPLE_S = 5
-#: The soak's own derivation: largest window (1m) + the longer of the cart inactivity and the
-#: ticket retention (30s) + grace (10s). By then every bucket of the largest window holds data and
-#: the first carts and tickets have been forgotten, so the state stops growing.
-WARMUP_S = 100
+#: The soak's own derivation: largest window (1m) + the longer of the cart retention (45s) and
+#: the ticket retention (auto: 1m + grace, 70s) + grace (10s). By then every bucket of the
+#: largest window holds data and the first carts' customers and solved tickets have been
+#: forgotten, so the state stops growing.
+WARMUP_S = 140
 #: The product's bound on growth after the warm-up (the soak's default --max-growth).
 MAX_GROWTH = 0.10
 #: Slack on top: RSS grows in steps of allocator arenas and pages, and when the garbage collector
@@ -46,7 +47,7 @@ def test_soak_memory_stays_flat(broker: Broker, redis_server: RedisServer, tmp_p
         *("--broker", broker.url, "--redis-url", redis_server.url, "--profile", "dev"),
         *("--duration", f"{DURATION_S}s", "--rate", str(RATE), "--sample-every", f"{SAMPLE_S}s"),
         *("--windows", "30s,1m", "--step", "5s", "--grace", "10s"),
-        *("--inactivity-timeout", "30s", "--ticket-retention", "30s"),
+        *("--inactivity-timeout", "30s", "--ticket-retention", "auto", "--cart-retention", "45s"),
         *("--resolution-median", "10s", "--drain-timeout", "60s"),
         *("--report", str(report_path), "--logs", str(tmp_path / "soak-logs")),
     )

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DURATION",
         help="growth is measured from this point of the load on (default: the largest window + "
-        "the longer of --inactivity-timeout and --ticket-retention + --grace: by then the "
+        "the longer of --cart-retention and --ticket-retention + --grace: by then the "
         "largest window is full and the first carts and tickets have been forgotten)",
     )
     load.add_argument(
