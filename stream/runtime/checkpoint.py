@@ -6,7 +6,8 @@ writes and reads it, so that a crash between any two steps loses nothing and cou
 twice. docs/architecture.md ("The checkpoint, step by step") goes through each crash point: what
 is durable then, and why replay makes the result exact.
 
-A flush round, for every partition of the topic at once (`->` names the crash point after a step):
+A flush round, for every partition of the topic at once (`->` names the crash point after a step,
+see stream/runtime/crash.py):
 
 1. close each partition's epoch into its records and its marker; take the orders it decided and
    the watermarks that moved, with no await between
@@ -39,10 +40,31 @@ import faust
 from faust.types import Message
 
 from stream.runtime.batches import kafka_producer, send_in_batches
+from stream.runtime.crash import CrashAt
 from stream.runtime.repartition import Forwarder
 from stream.state.partition import PartitionState, Record
 
 log = logging.getLogger(__name__)
+
+RECORDS_SENT = "records-sent"
+ORDERS_SENT = "orders-sent"
+RECORDS_DURABLE = "records-durable"
+WATERMARKS_SENT = "watermarks-sent"
+MARKERS_SENT = "markers-sent"
+MARKERS_DURABLE = "markers-durable"
+ACKNOWLEDGED = "acknowledged"
+RESTORED = "restored"
+#: The crash points, in the order a round and then a recovery reach them.
+POINTS = (
+    RECORDS_SENT,
+    ORDERS_SENT,
+    RECORDS_DURABLE,
+    WATERMARKS_SENT,
+    MARKERS_SENT,
+    MARKERS_DURABLE,
+    ACKNOWLEDGED,
+    RESTORED,
+)
 
 #: A partition rebuilt from its changelog rows (the processor's: it also resets what it keeps of
 #: the partition).
@@ -76,12 +98,14 @@ class Checkpoint:
         partitions: int,
         rebuild: Rebuild,
         forwarder: Forwarder | None = None,
+        crash: CrashAt | None = None,
     ) -> None:
         self.app = app
         self.topic = topic  # names the table and the log lines
         self.source = source  # the Kafka topic whose partitions are checkpointed
         self.rebuild = rebuild
         self.forwarder = forwarder
+        self.crash = crash
         self.table = app.Table(
             f"state-{topic}",
             partitions=partitions,
@@ -135,18 +159,25 @@ class Checkpoint:
             for c in closed:
                 await send_in_batches(producer, self.changelog, c.partition, c.records)
                 await asyncio.sleep(0)  # let records be applied between partitions
+            self._reached(RECORDS_SENT, any(c.records for c in closed))
             if self.forwarder is not None:
                 await self.forwarder.orders(decided)
+            self._reached(ORDERS_SENT, bool(decided))
             await self.app.producer.flush()
+            self._reached(RECORDS_DURABLE, bool(closed))
             if self.forwarder is not None:  # the orders up to them are durable now
                 await self.forwarder.watermarks(watermarks)
+            self._reached(WATERMARKS_SENT, bool(watermarks))
             for c in closed:
                 await self._send_marker(c.partition, *c.marker)
+            self._reached(MARKERS_SENT, bool(closed))
             await self.app.producer.flush()
+            self._reached(MARKERS_DURABLE, bool(closed))
             for c in closed:
                 for message in c.acks:
                     self.acknowledge(message)
             self._committing = 0
+            self._reached(ACKNOWLEDGED, any(c.acks for c in closed))
 
     def _close(
         self, partitions: Iterable[int] | None
@@ -174,6 +205,11 @@ class Checkpoint:
         """Hand a marker straight to the Kafka producer. (The table's own send_changelog queues
         each record behind Faust's one-at-a-time producer buffer, which throttled the stream.)"""
         await self.app.producer.send(self.changelog, key, value, partition, None, None)
+
+    def _reached(self, point: str, done: bool) -> None:
+        """A named step is over (`done`: it did something this round): the test hook's."""
+        if self.crash is not None and done:
+            self.crash.reached(point, self.topic)
 
     # -- rebalancing --------------------------------------------------------------------------
 
@@ -215,6 +251,7 @@ class Checkpoint:
         # are no longer this worker's (its own hook for that, with none active).
         store.clear()
         await store.on_recovery_completed(set(), set())
+        self._reached(RESTORED, bool(restored))
         # The rebuilt epochs number past the one that may be torn; this round's marker records
         # it as aborted before any new record could reuse its number.
         await self.round(restored)

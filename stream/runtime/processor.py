@@ -24,6 +24,7 @@ from stream.config.settings import Settings
 from stream.contract.events import Event, Rejection, decode
 from stream.contract.schemas import dead_letter_topic
 from stream.runtime.checkpoint import Checkpoint
+from stream.runtime.crash import CrashAt
 from stream.runtime.positions import ReadPositions
 from stream.runtime.repartition import Forwarder, Watermark
 from stream.state.facts import Rules
@@ -79,6 +80,7 @@ class TopicProcessor:
         source: str | None = None,
         forwarder: Forwarder | None = None,
         delays: Histogram | None = None,
+        crash: CrashAt | None = None,
     ) -> None:
         self.app = app
         self.topic_name = topic
@@ -108,6 +110,7 @@ class TopicProcessor:
             settings.partitions,
             self._rebuild,
             forwarder=forwarder,
+            crash=crash,
         )
         self.states = self.checkpoint.states  # the same dict: applied here, committed there
         self._stopping = False  # set once the worker stops: no more records, no more rounds
