@@ -33,21 +33,23 @@ EVENTS, RATE = 3000, 0.5
 #: flush rounds (one a second per topic) with something in each step.
 PRODUCE_S, CHUNKS = 8.0, 40
 
-#: Where the first worker dies: the n-th time a round passes the point having done that step.
-#: Recovery's rounds count too (a marker per topic at start), and four topics' rounds run each
-#: second, so each n falls a few seconds into the log.
-NTH = {
-    "records-sent": 8,
-    "orders-sent": 3,
-    "records-durable": 10,
-    "watermarks-sent": 3,
-    "markers-sent": 10,
-    "markers-durable": 10,
-    "acknowledged": 6,
+#: Where each worker dies in turn before the last one finishes the log (<point>:<n>: the n-th
+#: time a round passes the point having done that step). Recovery's rounds count too (a marker
+#: per topic at start), and four topics' rounds run each second, so each n falls a few seconds
+#: into the log.
+CRASHES = {
+    "records-sent": ["records-sent:8"],
+    "orders-sent": ["orders-sent:3"],
+    "records-durable": ["records-durable:10"],
+    "watermarks-sent": ["watermarks-sent:3"],
+    "markers-sent": ["markers-sent:10"],
+    "markers-durable": ["markers-durable:10"],
+    "acknowledged": ["acknowledged:6"],
+    # the first dies with a round's records durable and its markers not, the second while
+    # rebuilding that (the rollback computed, not committed), the third once the rollback is
+    # committed and new epochs follow it (a torn epoch's number must never be reused)
+    "restored": ["records-durable:10", "restored:1", "markers-durable:6"],
 }
-#: `restored`: the first worker dies with a round's records durable and its markers not, the
-#: second while rebuilding those partitions (the rollback computed, not yet committed).
-BEFORE_RESTORED = "records-durable:10"
 
 
 @pytest.fixture(scope="module")
@@ -102,19 +104,17 @@ def test_a_crash_at_each_point_of_the_checkpoint_leaves_the_kpis_exact(
     log_lines: list[bytes],
     tmp_path: Path,
 ) -> None:
-    first_at = f"{point}:{NTH[point]}" if point in NTH else BEFORE_RESTORED
-    first = crash(worker_env, first_at, tmp_path / "worker-1.log")
-    workers = [first]
+    assert list(CRASHES) == list(POINTS)
+    workers: list[Worker] = []
     try:
-        first.wait_ready()
-        producer = produce_paced(broker, log_lines)
-        assert_crashed_at(first, first_at.split(":")[0])
-        if point not in NTH:  # restored: the next worker dies while recovering
-            second = crash(worker_env, f"{point}:1", tmp_path / "worker-2.log")
-            workers.append(second)
-            assert_crashed_at(second, point)
-            # it rebuilt partitions from what the first one committed
-            assert re.search(r"recovered: offset [0-9]", second.log.read_text())
+        for i, at in enumerate(CRASHES[point], start=1):
+            workers.append(crash(worker_env, at, tmp_path / f"worker-{i}.log"))
+            if i == 1:
+                workers[0].wait_ready()
+                producer = produce_paced(broker, log_lines)
+            assert_crashed_at(workers[-1], at.split(":")[0])
+            if at.startswith("restored"):  # it rebuilt what the one before committed
+                assert re.search(r"recovered: offset [0-9]", workers[-1].log.read_text())
         producer.join(timeout=60)
         assert not producer.is_alive()
         last = Worker(worker_env, tmp_path / "worker-last.log")
