@@ -38,7 +38,9 @@ from stream.publish.http import add_routes
 from stream.publish.prometheus import KpiCollector, WindowText
 from stream.publish.redis_store import SnapshotStore
 from stream.runtime import heap, transport
+from stream.runtime.checkpoint import POINTS
 from stream.runtime.connection import faust_credentials
+from stream.runtime.crash import CrashAt, crash_at
 from stream.runtime.health import STALE_HEARTBEATS, BrokerContact
 from stream.runtime.processor import TopicProcessor, source_reader
 from stream.runtime.repartition import Forwarder, customers_topic, read_forwarded
@@ -141,7 +143,7 @@ def customer_rules(settings: Settings) -> tuple[CustomerRules, StateConfig]:
 
 
 def customer_processor(
-    app: faust.App, settings: Settings, registry: CollectorRegistry
+    app: faust.App, settings: Settings, registry: CollectorRegistry, crash: CrashAt | None = None
 ) -> TopicProcessor:
     """The customers topic's processor."""
     rules, config = customer_rules(settings)
@@ -160,6 +162,7 @@ def customer_processor(
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=registry,
         ),
+        crash=crash,
     )
 
 
@@ -178,6 +181,7 @@ class KpiApp:
         config = state_config(settings)
         self.windows_ms = config.windows_ms
         self.processors: list[TopicProcessor] = []
+        crash = crash_at(POINTS)  # a test hook, armed only by CXKPI_CRASH_AT (crash.py)
         for rules in topic_rules(settings):
             forwarder = None
             if customer_secret is not None and isinstance(rules, CartRules):
@@ -191,11 +195,12 @@ class KpiApp:
                     replace(config, collect_decided=forwarder is not None),
                     source_reader(rules.topic, settings, customer_secret),
                     forwarder=forwarder,
+                    crash=crash,
                 )
             )
         self.registry = CollectorRegistry(auto_describe=False)
         if customer_secret is not None:
-            self.processors.append(customer_processor(self.app, settings, self.registry))
+            self.processors.append(customer_processor(self.app, settings, self.registry, crash))
         consumer = transport.consumer_of(self.app)
         consumer.cap_fetch_wait(fetch_max_wait_ms(settings))
         consumer.on_broker_answer(self.broker.answered)

@@ -1,22 +1,20 @@
-"""The Faust side of one source topic: consume, classify, apply, persist, acknowledge.
+"""The Faust side of one source topic: consume, classify, apply.
 
-A `TopicProcessor` owns the `PartitionState` of every partition of its topic that this worker is
+A `TopicProcessor` keeps the `PartitionState` of every partition of its topic that this worker is
 assigned. Faust's fetch loop hands it each record of its topic (`on_record`, see
-stream/runtime/transport.py); a record is acknowledged only after the epoch holding its effect is
-committed in the changelog (see stream/state/partition.py), so a crash at any point replays
-exactly the records whose effect is missing, and replay skips the ones already applied. Which
-offset each partition is read from is decided by its state (stream/runtime/positions.py), not by
-the consumer.
+stream/runtime/transport.py). Persistence is its checkpoint's (stream/runtime/checkpoint.py): a
+record is acknowledged only after a flush round committed the epoch holding its effect in the
+changelog, so a crash at any point replays exactly the records whose effect is missing, and replay
+skips the ones already applied. Which offset each partition is read from is decided by its state
+(stream/runtime/positions.py), not by the consumer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import faust
 from faust.types import Message
@@ -25,11 +23,12 @@ from prometheus_client import Histogram
 from stream.config.settings import Settings
 from stream.contract.events import Event, Rejection, decode
 from stream.contract.schemas import dead_letter_topic
-from stream.runtime.batches import kafka_producer, send_in_batches
+from stream.runtime.checkpoint import Checkpoint
+from stream.runtime.crash import CrashAt
 from stream.runtime.positions import ReadPositions
 from stream.runtime.repartition import Forwarder, Watermark
 from stream.state.facts import Rules
-from stream.state.partition import PartitionState, Record, StateConfig
+from stream.state.partition import PartitionState, StateConfig
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +80,7 @@ class TopicProcessor:
         source: str | None = None,
         forwarder: Forwarder | None = None,
         delays: Histogram | None = None,
+        crash: CrashAt | None = None,
     ) -> None:
         self.app = app
         self.topic_name = topic
@@ -89,7 +89,6 @@ class TopicProcessor:
         self.settings = settings
         self.config = config
         self.read = read
-        self.forwarder = forwarder
         self.delays = delays  # of each record: from its append to the topic to its reading
         self.source = app.topic(
             self.source_name,
@@ -103,21 +102,18 @@ class TopicProcessor:
             key_serializer="raw",
             value_serializer="raw",
         )
-        self.table = app.Table(
-            f"state-{topic}",
-            partitions=settings.partitions,
-            key_type=bytes,  # bytes in, bytes out: the records are encoded by PartitionState
-            value_type=bytes,
-            on_recover=self._on_recovered,
+        #: persistence: the changelog, flush rounds, acknowledgements, recovery
+        self.checkpoint = Checkpoint(
+            app,
+            topic,
+            self.source_name,
+            settings.partitions,
+            self._rebuild,
+            forwarder=forwarder,
+            crash=crash,
         )
-        self.changelog = self.table.changelog_topic.get_topic_name()
-        self.states: dict[int, PartitionState] = {}
-        self._pending: dict[int, list[Message]] = defaultdict(list)  # applied, not yet acked
-        self._waiting = 0  # records in _pending
+        self.states = self.checkpoint.states  # the same dict: applied here, committed there
         self._stopping = False  # set once the worker stops: no more records, no more rounds
-        self._flushing = asyncio.Lock()  # one flush round at a time
-        self._committing = 0  # records of the flush round under way
-        self._last_flush = time.monotonic()
         self._last_event: dict[int, float] = defaultdict(time.monotonic)  # last applied event
         self._last_any = time.monotonic()  # last record of any partition of the topic
         self._advanced_to: dict[int, float] = {}
@@ -125,7 +121,6 @@ class TopicProcessor:
         # Subscribed through Faust's conductor as an agent's topic would be; its records come to
         # `on_record` straight from the fetch loop (stream/runtime/transport.py, `deliver`).
         app.topics.add(self.source)
-        app.on_partitions_revoked.connect(self._on_revoked)
 
     # -- each record ----------------------------------------------------------------------------
 
@@ -145,7 +140,7 @@ class TopicProcessor:
             )
             return
         if message.offset <= state.offset:
-            self._acknowledge(message)  # applied before a restart: already in the state
+            self.checkpoint.acknowledge(message)  # applied before a restart: committed
             return
         gap = message.offset > state.offset + 1 or partition in self.positions.rewinds
         if gap and await self.positions.held_back(partition, state, message.offset):
@@ -161,9 +156,7 @@ class TopicProcessor:
         else:
             state.apply(result, message.offset)
             self._last_event[partition] = time.monotonic()
-        self._pending[partition].append(message)  # acknowledged by the next flush round
-        self._waiting += 1
-        if self._waiting >= MAX_UNCOMMITTED:
+        if self.checkpoint.applied(message) >= MAX_UNCOMMITTED:  # acked by the next round
             await self.flush()  # the changelog is behind: let it catch up before reading on
 
     async def _dead_letter(self, message: Message, rejection: Rejection) -> None:
@@ -184,54 +177,11 @@ class TopicProcessor:
         )
         await self.dead_letters.send(key=message.key, value=message.value, headers=headers)
 
-    # -- persistence --------------------------------------------------------------------------
+    # -- persistence (stream/runtime/checkpoint.py) --------------------------------------------
 
     async def flush(self, partitions: Iterable[int] | None = None) -> None:
-        """Commit the current epoch of each partition (default: all) to the changelog, then
-        acknowledge its records.
-
-        One round writes every partition's records, waits until they are durable, then writes
-        every marker: two producer round trips whatever the number of partitions. Records keep
-        being applied meanwhile, into the next epoch, which the next round commits.
-        """
-        async with self._flushing:
-            self._last_flush = time.monotonic()
-            epochs: list[tuple[int, list[Record], Record, list[Message]]] = []
-            decided: list[Any] = []
-            stream_times: dict[int, int] = {}  # of the partitions whose decisions go out now
-            for partition in list(self.states) if partitions is None else partitions:
-                state = self.states.get(partition)
-                acks = self._pending.pop(partition, [])
-                self._waiting -= len(acks)
-                if state is not None and (acks or state.has_changes):
-                    epochs.append((partition, *state.flush(), acks))
-                    decided += state.take_decided()  # with no await since the flush
-                if state is not None and state.stream_time is not None:
-                    stream_times[partition] = state.stream_time
-            watermarks = self.forwarder.moved(stream_times) if self.forwarder else {}
-            if not epochs and not watermarks:
-                return
-            self._committing = sum(len(acks) for *_, acks in epochs)
-            producer = kafka_producer(self.app)
-            for partition, records, _, _ in epochs:
-                await send_in_batches(producer, self.changelog, partition, records)
-                await asyncio.sleep(0)  # let records be applied between partitions
-            if self.forwarder is not None:
-                await self.forwarder.orders(decided)
-            await self.app.producer.flush()
-            if self.forwarder is not None:  # the orders up to them are durable now
-                await self.forwarder.watermarks(watermarks)
-            for partition, _, marker, _ in epochs:
-                await self._send(partition, *marker)
-            await self.app.producer.flush()
-            for *_, acks in epochs:
-                for message in acks:
-                    self._acknowledge(message)
-            self._committing = 0
-
-    def _acknowledge(self, message: Message) -> None:
-        """Let Faust's consumer commit past this record."""
-        self.app.consumer.ack(message)
+        """A flush round: commit what was applied to the changelog, then acknowledge it."""
+        await self.checkpoint.round(partitions)
 
     def stop(self) -> None:
         """The worker is stopping: take no more records and start no flush round of its own, so
@@ -240,15 +190,8 @@ class TopicProcessor:
         self._stopping = True
 
     def unflushed(self) -> int:
-        """Records applied but not yet committed and acknowledged (waiting for a flush round, or
-        in one that has not finished)."""
-        return self._committing + self._waiting
-
-    async def _send(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """Hand one changelog record (a marker) straight to the Kafka producer. (The table's own
-        send_changelog queues each record behind Faust's one-at-a-time producer buffer, which
-        throttled the whole stream.)"""
-        await self.app.producer.send(self.changelog, key, value, partition, None, None)
+        """Records applied but not yet committed and acknowledged."""
+        return self.checkpoint.unflushed()
 
     async def tick(self) -> None:
         """Once a second: idle partitions' stream time follows the clock; due flushes happen;
@@ -258,7 +201,7 @@ class TopicProcessor:
         now = time.monotonic()
         for partition, state in list(self.states.items()):
             self._advance_idle(partition, state, now)
-        if now - self._last_flush >= self.settings.flush_interval:
+        if now - self.checkpoint.last_round >= self.settings.flush_interval:
             await self.flush()
         for partition, state in list(self.states.items()):
             await self.positions.check(partition, state, now, self._last_any)
@@ -275,55 +218,10 @@ class TopicProcessor:
 
     # -- rebalancing --------------------------------------------------------------------------
 
-    async def _on_recovered(self) -> None:
-        """After changelog recovery: let go of partitions that moved away, build the new ones.
-
-        A partition this worker kept through the rebalance keeps its state: it was flushed on
-        revoke and nobody else wrote to it. (Faust re-reads only the tail of a kept partition's
-        changelog, so its rows here are partial and must not be used.) A newly assigned one is
-        rebuilt from its whole changelog.
-        """
-        assigned = {
-            tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.source_name
-        }
-        for partition in self.states.keys() - assigned:
-            del self.states[partition]
-            # never acknowledged: the new owner replays them
-            self._waiting -= len(self._pending.pop(partition, []))
-        store = self.table.data
-        rows: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
-        for key, value in list(store.items()):
-            partition = int(key.split(b":", 2)[1])
-            if partition in assigned and partition not in self.states:
-                rows[partition].append((key, value))
-        restored = assigned - self.states.keys()
-        for partition in restored:
-            self.states[partition] = PartitionState.restore(
-                self.topic_name, partition, self.rules, self.config, rows.get(partition, [])
-            )
-            self._last_event[partition] = time.monotonic()
-            self._advanced_to.pop(partition, None)
-            self.positions.forget(partition)
-            log.info(
-                "%s[%d] recovered: offset %d, %d entities",
-                self.topic_name,
-                partition,
-                self.states[partition].offset,
-                len(self.states[partition].entities),
-            )
-        # The rows were needed only to rebuild: free the memory. A partition that comes back after
-        # moving away is re-read from the start (Faust forgets its changelog position then). The
-        # store drops its rows, and what partition each key came from, as for partitions that
-        # are no longer this worker's (its own hook for that, with none active).
-        store.clear()
-        await store.on_recovery_completed(set(), set())
-        await self.flush(restored)  # commit the rollback before anything is applied
-
-    async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
-        """Before partitions may move: make their state durable (which ones move is known only
-        after the assignment, in `_on_recovered`)."""
-        await self.flush(
-            tp.partition
-            for tp in revoked
-            if tp.topic == self.source_name and tp.partition in self.states
-        )
+    def _rebuild(self, partition: int, rows: list[tuple[bytes, bytes]]) -> PartitionState:
+        """A newly assigned partition's state from its changelog rows (the checkpoint's
+        recovery); what this processor kept of the partition starts afresh."""
+        self._last_event[partition] = time.monotonic()
+        self._advanced_to.pop(partition, None)
+        self.positions.forget(partition)
+        return PartitionState.restore(self.topic_name, partition, self.rules, self.config, rows)
