@@ -10,8 +10,9 @@ Exactly-once effect on state, on any broker (no Kafka transactions):
   only after that, so the committed consumer offset never passes the marker.
 - On recovery, a record of an epoch that was never committed is rolled back to its value before
   the epoch, and source records up to the marker's offset are skipped: replay re-applies exactly
-  what the state is missing. Only the epoch right after the marker can have been partly written;
-  it is recorded as aborted and its number never reused.
+  what the state is missing. Every epoch after the marker (the one being written at a crash, and
+  any written by a recovery's own first round before it crashed too) is recorded as aborted, and
+  numbering goes past them: a torn epoch's number is never reused.
 
 The order of a flush round around this (records, forwarded orders, markers, acknowledgements) is
 stream/runtime/checkpoint.py's; what the values mean is stream/state/partition.py's.
@@ -95,8 +96,7 @@ class Committed:
 def read(partition: int, rows: Iterable[tuple[bytes, bytes]]) -> Committed:
     """The committed value of every key from the latest record of each, rolling back the
     records of epochs the marker does not commit. The caller must close an (empty) epoch and
-    write its marker before applying anything, so that the aborted epoch is recorded and again
-    only marker + 1 can ever be torn."""
+    write its marker before applying anything, so that the aborted epochs are recorded."""
     meta: dict[str, Any] = {}
     records: list[tuple[bytes, list[Any]]] = []
     marker = marker_key(partition)
@@ -113,7 +113,11 @@ def read(partition: int, rows: Iterable[tuple[bytes, bytes]]) -> Committed:
         current = value if epoch <= committed and epoch not in aborted else before
         if current is not None:
             out.values.append((*split_key(rkey), current))
-    # numbering skips the epoch after the marker, which may have been partly written
-    out.epochs = Epochs(committed + 2, (aborted & seen) | {committed + 1})
+    # Every epoch after the marker was never committed: it stays aborted while its records
+    # remain, and numbering goes past all of them, so that a torn epoch's number is never
+    # committed later (a crash during the round that commits a rollback leaves records of the
+    # epoch after the aborted one, too).
+    torn = {epoch for epoch in seen if epoch > committed} | {committed + 1}
+    out.epochs = Epochs(max(torn) + 1, (aborted & seen) | torn)
     out.epochs.marker_due = True
     return out

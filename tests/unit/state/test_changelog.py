@@ -56,3 +56,27 @@ def test_an_aborted_epoch_stays_aborted_while_its_records_remain() -> None:
     committed = read(3, [stale, marker])
     assert ("e", "a", "before") in committed.values  # epoch 2 <= 3 committed, yet aborted
     assert committed.epochs.aborted == {2, 4}
+
+
+def test_a_crash_in_the_round_that_commits_a_rollback_never_reuses_its_epoch() -> None:
+    """Marker 1; epoch 2 torn; recovery numbers 3 and rolls back; its first round (epoch 3)
+    writes a record and dies before the marker. The next recovery must abort 3 as well and
+    number past it, or a later marker 3 would commit that leftover record."""
+    key, other = record_key("e", 3, "a"), record_key("e", 3, "b")
+    epochs = Epochs()
+    epochs.before[key] = None
+    first, marker = close(epochs, {key: "one"})
+    rows = dict(first) | {marker[0]: marker[1]}
+    rows[key] = orjson.dumps([2, "torn", "one"])  # epoch 2, never committed
+    recovered = read(3, rows.items()).epochs
+    assert (recovered.epoch, recovered.aborted) == (3, {2})
+    recovered.before[other] = None  # the recovery's round writes a record of epoch 3 ...
+    leftover, _ = close(recovered, {other: "leftover"})  # ... and dies before its marker
+    rows.update(leftover)
+    again = read(3, rows.items())
+    assert ("e", "b", "leftover") not in again.values
+    assert again.epochs.epoch == 4 and again.epochs.aborted == {2, 3}
+    # the next marker keeps both aborted while their records remain
+    _, marker = close(again.epochs, {})
+    rows[marker[0]] = marker[1]
+    assert ("e", "b", "leftover") not in read(3, rows.items()).values
