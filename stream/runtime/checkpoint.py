@@ -252,8 +252,8 @@ class Checkpoint:
         store.clear()
         await store.on_recovery_completed(set(), set())
         self._reached(RESTORED, bool(restored))
-        # The rebuilt epochs number past the one that may be torn; this round's marker records
-        # it as aborted before any new record could reuse its number.
+        # The rebuilt epochs number past every epoch that may be torn; this round's marker
+        # records them as aborted before any new record is applied.
         await self.round(restored)
 
     async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
