@@ -116,3 +116,16 @@ def test_the_rules_and_the_state_import_neither_faust_nor_kafka() -> None:
                 names = [node.module or ""]
             wrong += [f"{path.name}: {n}" for n in names if n.split(".")[0] in heavy]
     assert wrong == []
+
+
+#: One module per concern: a module past this many lines holds more than one, and is split.
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_is_longer_than_one_concern_needs() -> None:
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"modules over {MAX_MODULE_LINES} lines (split them): {long}"
