@@ -30,6 +30,8 @@ from stream.state.windows import bucket_end
 OPENED, AGENT_REPLY, CUSTOMER_REPLY, SOLVED, REOPENED, CLOSED = "o", "a", "c", "s", "r", "x"
 #: What a remembered ticket's facts came to: it stands for an opening and a solve.
 SUMMARY = "m"
+#: The kinds that set a ticket's status; the latest decides whether it is open.
+_STATUS = frozenset((OPENED, REOPENED, SOLVED, CLOSED, SUMMARY))
 _KIND = {
     "ticket_opened": OPENED,
     "agent_replied": AGENT_REPLY,
@@ -182,11 +184,15 @@ def _has_opening(facts: list[Fact]) -> bool:
 
 def _is_open(facts: list[Fact]) -> bool:
     """Opened (and seen opened) and not solved or closed since, by its latest status event (a
-    summary stands for a solve)."""
-    status = [
-        f[_KIND_AT] for f in facts if f[_KIND_AT] in (OPENED, REOPENED, SOLVED, CLOSED, SUMMARY)
-    ]
-    return _has_opening(facts) and status[-1] in (OPENED, REOPENED)
+    summary stands for a solve). One pass: this runs at every evaluation of a ticket."""
+    opened = False
+    latest = None
+    for fact in facts:
+        kind = fact[_KIND_AT]
+        if kind in _STATUS:
+            latest = kind
+            opened = opened or kind in (OPENED, SUMMARY)
+    return opened and latest in (OPENED, REOPENED)
 
 
 def age_bin(age_ms: int) -> int:

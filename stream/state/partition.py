@@ -292,7 +292,7 @@ class PartitionState:
 
     def _touch_entity(self, key: str) -> None:
         """Keep the key's value before this epoch (its facts or its memory), before a change."""
-        rkey = record_key(ENTITY, self.partition, key)
+        rkey = f"{ENTITY}:{self.partition}:{key}".encode()  # record_key, inline: every event
         if rkey not in self.epochs.before:
             self.epochs.before[rkey] = self._stored(key, copy=True)
 
@@ -309,7 +309,7 @@ class PartitionState:
         return None if memory is None else _stored_memory(memory)
 
     def _touch_bucket(self, resolution: Resolution, k: int) -> None:
-        rkey = record_key(resolution.kind, self.partition, k)
+        rkey = f"{resolution.kind}:{self.partition}:{k}".encode()  # record_key, inline
         if rkey not in self.epochs.before:
             bucket = resolution.buckets.get(k)
             self.epochs.before[rkey] = rows_of(bucket) if bucket else None
