@@ -96,6 +96,7 @@ class PartitionState:
         self._decided: list[Any] = []
         self.watermarks: dict[int, int] = {}  # source partition -> its latest watermark
         self.epochs = Epochs()  # what changed in this epoch, for the changelog
+        self._step: int | None = None  # the step stream time was last advanced in
 
     @property
     def windows(self) -> list[Window]:
@@ -197,12 +198,15 @@ class PartitionState:
         if first and self.config.watermark_sources:  # what came before the first watermark
             for key, entity in list(self.entities.items()):
                 self._evaluate(key, entity)
-        for resolution in self.resolutions:
-            for k in resolution.advance(stream_time):
-                self._touch_bucket(resolution, k)
-                del resolution.buckets[k]
-        for key, memory in self.memories.expire(stream_time):
-            self._touch_key(key, _stored_memory(memory))
+        step = stream_time // self.config.step_ms
+        if step != self._step:  # windows (multiples of the step) slide only when a step ends
+            self._step = step
+            for resolution in self.resolutions:
+                for k in resolution.advance(stream_time):
+                    self._touch_bucket(resolution, k)
+                    del resolution.buckets[k]
+            for key, memory in self.memories.expire(stream_time):
+                self._touch_key(key, _stored_memory(memory))
         while self._timers and self._timers[0][0] <= stream_time:
             due, key = heapq.heappop(self._timers)
             entity = self.entities.get(key)
