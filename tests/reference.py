@@ -48,8 +48,25 @@ TYPES = {
             "ticket_closed",
         }
     ),
-    "survey-replies": frozenset({"nps", "csat", "ces"}),
+    "survey-replies": frozenset({"nps", "csat", "ces", "emotion", "review", "mention"}),
 }
+#: The emotion vocabulary's positive words (spec/events.md); the other eight are negative.
+POSITIVE_EMOTIONS = frozenset(
+    {
+        "happy",
+        "pleased",
+        "trusting",
+        "valued",
+        "cared_for",
+        "safe",
+        "focused",
+        "stimulated",
+        "exploratory",
+        "interested",
+        "energetic",
+        "indulgent",
+    }
+)
 #: The field that is the record key of each topic.
 KEYS = {"cart-events": "cart_id", "tickets": "ticket_id", "survey-replies": "response_id"}
 #: Histogram bounds in seconds (+Inf is added).
@@ -85,6 +102,8 @@ DIMENSIONS = {
     "nps": _SURVEY,
     "csat": _SURVEY,
     "ces": _SURVEY,
+    "net_emotion": _SURVEY,
+    "review_rating": ("channel",),
 }
 LIVE_KPIS = ("open_backlog", "backlog_age")
 #: The customers topic: in `partitions` when the worker keeps the customer KPIs.
@@ -449,9 +468,25 @@ def _survey_samples(part: _Partition) -> list[Sample]:
     """One NPS, CSAT or CES response per applied survey event; segments from the event."""
     out: list[Sample] = []
     for event in part.applied:
-        t, score, kind = event["_t"], event["score"], event["type"]
+        t, score, kind = event["_t"], event.get("score"), event["type"]
         segs = _segments_of(event, _SURVEY)
-        if kind == "nps":
+        if kind == "emotion":
+            # positive if it names more positive than negative emotions, negative if more
+            # negative, else mixed
+            good = sum(1 for e in event["emotions"] if e in POSITIVE_EMOTIONS)
+            bad = len(event["emotions"]) - good
+            verdict = "positive" if good > bad else "negative" if bad > good else "mixed"
+            out.append(Sample("net_emotion", verdict, t, segs))
+        elif kind == "review":
+            rating = event.get("rating")
+            if rating is not None:  # the mean of the ratings reviews give
+                out.append(Sample("review_rating", "reviews", t, segs))
+                out.append(Sample("review_rating", "rating_sum", t, segs, rating))
+                if rating >= 4:
+                    out.append(Sample("review_rating", "good", t, segs))
+        elif kind == "mention":
+            pass  # a mention is measured by the sentiment of its text alone
+        elif kind == "nps":
             category = "promoters" if score >= 9 else "passives" if score >= 7 else "detractors"
             out.append(Sample("nps", category, t, segs))
         elif kind == "csat":
@@ -706,8 +741,27 @@ def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str
             "easy": n("easy"),
             "easy_ratio": _div(n("easy"), n("responses")),
         }
+    if kpi == "review_rating":
+        return {
+            "reviews": n("reviews"),
+            "rating_sum": n("rating_sum"),
+            "mean": _div(n("rating_sum"), n("reviews")),
+            "good": n("good"),
+            "good_ratio": _div(n("good"), n("reviews")),
+        }
     if kpi == "nps":
         return _nps(n("promoters"), n("passives"), n("detractors"))
+    if kpi == "net_emotion":
+        # same arithmetic as NPS (100 x (positive - negative) / replies, adjusted-Wald margin)
+        value = _nps(n("positive"), n("mixed"), n("negative"))
+        return {
+            "positive": value["promoters"],
+            "mixed": value["passives"],
+            "negative": value["detractors"],
+            "replies": value["responses"],
+            "score": value["score"],
+            "margin_of_error": value["margin_of_error"],
+        }
     raise ValueError(f"unknown KPI {kpi}")
 
 

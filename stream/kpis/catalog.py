@@ -24,7 +24,7 @@ from stream.kpis.kinds import (
     LiveGauge,
     Mean,
     Money,
-    NpsScore,
+    NetScore,
     Share,
 )
 
@@ -38,7 +38,7 @@ class Kpi:
     """One published KPI.
 
     `kind` decides how its components become a value, its JSON and its Prometheus families
-    (stream/kpis/kinds/): Share, Fraction, NpsScore, Mean, Duration, Money, LiveGauge,
+    (stream/kpis/kinds/): Share, Fraction, NetScore, Mean, Duration, Money, LiveGauge,
     AgeHistogram, Customers. `parts` maps each published component to the bucket measure it is
     summed from.
     """
@@ -143,7 +143,7 @@ CATALOG: tuple[Kpi, ...] = (
     ),
     Kpi(
         "nps",
-        NpsScore(),
+        NetScore(),
         "survey-replies",
         SURVEY_DIMENSIONS,
         (
@@ -151,6 +151,24 @@ CATALOG: tuple[Kpi, ...] = (
             ("passives", "nps_passives"),
             ("detractors", "nps_detractors"),
         ),
+    ),
+    Kpi(
+        "net_emotion",
+        NetScore(total="replies"),
+        "survey-replies",
+        SURVEY_DIMENSIONS,
+        (
+            ("positive", "emotion_positive"),
+            ("mixed", "emotion_mixed"),
+            ("negative", "emotion_negative"),
+        ),
+    ),
+    Kpi(
+        "review_rating",
+        Mean(share_key="good_ratio", scale="1-5", good="rated 4-5"),
+        "survey-replies",
+        ("channel",),
+        (("reviews", "review_count"), ("rating_sum", "review_rating_sum"), ("good", "review_good")),
     ),
     Kpi(
         "csat",

@@ -1,4 +1,4 @@
-"""Survey responses: NPS, CSAT and CES (docs/semantics.md, "Surveys").
+"""Survey replies: NPS, CSAT, CES, net emotion and review rating (docs/semantics.md, "Surveys").
 
 Each response is its own sample in the bucket of its event time; the entity (the response id) is
 kept only as long as a duplicate of it could still arrive inside grace.
@@ -14,12 +14,42 @@ from stream.state.facts import OVERALL, Contribution, Fact
 from stream.state.segments import UNKNOWN, SegmentNames
 from stream.state.windows import bucket_end
 
-# fact = (t, 0, event_id, type, score, channel, region, team)
+# fact = (t, 0, event_id, type, value, channel, region, team); value: the score (nps, csat,
+# ces), the rating or None (review), the named emotions as a bit mask (emotion), None (mention)
 _T, _TYPE, _SCORE = 0, 3, 4
 DIMENSIONS = ("channel", "region", "team")
-#: The reply types these rules score. Any other type is a bug upstream (the decoder rejects it):
+#: The reply types these rules know. Any other type is a bug upstream (the decoder rejects it):
 #: it raises rather than being counted as one of these.
-TYPES = ("nps", "csat", "ces")
+TYPES = ("nps", "csat", "ces", "emotion", "review", "mention")
+#: The 20 emotions of the Net Emotional Value method (events.md), positive ones first; an emotion
+#: reply's bit mask has bit i set when it names EMOTIONS[i].
+POSITIVE_EMOTIONS = (
+    "happy",
+    "pleased",
+    "trusting",
+    "valued",
+    "cared_for",
+    "safe",
+    "focused",
+    "stimulated",
+    "exploratory",
+    "interested",
+    "energetic",
+    "indulgent",
+)
+NEGATIVE_EMOTIONS = (
+    "irritated",
+    "hurried",
+    "neglected",
+    "unhappy",
+    "unsatisfied",
+    "stressed",
+    "disappointed",
+    "frustrated",
+)
+EMOTIONS = POSITIVE_EMOTIONS + NEGATIVE_EMOTIONS
+_BIT = {emotion: 1 << i for i, emotion in enumerate(EMOTIONS)}
+_POSITIVE_MASK = sum(_BIT[e] for e in POSITIVE_EMOTIONS)
 
 
 def _unknown(kind: str) -> ValueError:
@@ -31,6 +61,34 @@ def nps_category(score: int) -> str:
     if score >= 9:
         return "promoters"
     return "passives" if score >= 7 else "detractors"
+
+
+def emotion_mask(emotions: list[str]) -> int:
+    """The bit mask of the named emotions (each of the vocabulary; the schema checks that)."""
+    mask = 0
+    for emotion in emotions:
+        mask |= _BIT[emotion]
+    return mask
+
+
+def emotion_class(mask: int) -> str:
+    """An emotion reply is positive when it names more positive than negative emotions, negative
+    when more negative, else mixed (spec: net emotion score)."""
+    positive = (mask & _POSITIVE_MASK).bit_count()
+    negative = (mask & ~_POSITIVE_MASK).bit_count()
+    if positive > negative:
+        return "positive"
+    return "negative" if negative > positive else "mixed"
+
+
+def _value(event: Event) -> int | None:
+    """What a reply's fact keeps of its answer."""
+    body = event.body
+    if event.type == "emotion":
+        return emotion_mask(body["emotions"])
+    if event.type == "review":
+        return body.get("rating")
+    return None if event.type == "mention" else body["score"]
 
 
 class SurveyRules(RemembersNothing):
@@ -51,7 +109,7 @@ class SurveyRules(RemembersNothing):
             0,
             event.event_id,
             event.type,
-            event.body["score"],
+            _value(event),
             *(segment_name(names, d, event.body) for d in DIMENSIONS),
         )
 
@@ -73,7 +131,15 @@ class SurveyRules(RemembersNothing):
                 out.append((t, "ces_score_sum", segments, score))
                 if score >= 5:
                     out.append((t, "ces_easy", segments, 1))
-            else:
+            elif kind == "emotion":
+                out.append((t, f"emotion_{emotion_class(score)}", segments, 1))
+            elif kind == "review":
+                if score is not None:  # a review without a rating has no rating to average
+                    out.append((t, "review_count", segments, 1))
+                    out.append((t, "review_rating_sum", segments, score))
+                    if score >= 4:
+                        out.append((t, "review_good", segments, 1))
+            elif kind != "mention":  # a mention's KPIs are those of its text (sentiment)
                 raise _unknown(kind)
         return out
 

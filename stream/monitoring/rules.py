@@ -29,7 +29,7 @@ from stream.kpis.kinds import (
     LiveGauge,
     Mean,
     Money,
-    NpsScore,
+    NetScore,
     Share,
 )
 from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
@@ -74,7 +74,9 @@ def components(kpi: Kpi) -> list[str]:
         case Customers():
             return [f"cxkpi_customers_{key}" for key in (*CUSTOMER_COMPONENTS, *CUSTOMER_MONEY)]
     parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
-    return [*parts, "cxkpi_nps_responses"] if isinstance(kpi.kind, NpsScore) else parts
+    if isinstance(kpi.kind, NetScore):
+        return [*parts, f"cxkpi_{kpi.name}_{kpi.kind.total}"]
+    return parts
 
 
 def level(kpi: Kpi) -> str:
@@ -114,7 +116,7 @@ def values(kpi: Kpi) -> list[Series]:
             return [Series(f"{name}:ratio", title, "percentunit")]
         case Fraction():
             return [Series(f"{name}:score", f"{title} (%)", "percent")]
-        case NpsScore():
+        case NetScore():
             return [Series(f"{name}:score", title, "none")]
         case Mean(share_key=share, scale=scale, good=good):
             return [
@@ -201,12 +203,12 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
                 "record": values(kpi)[0].record,
                 "expr": _divide(first, samples(kpi), scale),
             }
-        case NpsScore():
-            promoters, _, detractors, responses = parts
-            yield {"record": samples(kpi), "expr": responses}
+        case NetScore():
+            top, _, bottom, total = parts
+            yield {"record": samples(kpi), "expr": total}
             yield {
                 "record": values(kpi)[0].record,
-                "expr": _divide(f"({promoters} - {detractors})", samples(kpi), 100),
+                "expr": _divide(f"({top} - {bottom})", samples(kpi), 100),
             }
         case Mean():
             responses, score_sum, easy = parts

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.contract.schemas import SOURCE_TOPICS
+from stream.tools import voices
 
 
 @dataclass(frozen=True)
@@ -110,25 +111,20 @@ CART_RETURN_SHARE = 0.2
 CART_RETURN_AFTER_S = (2 * 3600.0, 9 * 86400.0)  # some beyond the 7 d cart retention
 FIRST_REPLY_SIGMA = 0.7
 CLOSE_AFTER_S = (600.0, 3600.0)  # solve to close
-SURVEY_KINDS = ("nps", "csat", "ces")
-SURVEY_WEIGHTS = (0.6, 0.25, 0.15)
+SURVEY_KINDS = ("nps", "csat", "ces", "emotion", "review", "mention")
+SURVEY_WEIGHTS = (0.45, 0.18, 0.12, 0.1, 0.1, 0.05)
 SURVEY_CUSTOMER_SHARE = 0.6
 SURVEY_TICKET_SHARE = 0.3
 SURVEY_COMMENT_SHARE = 0.3
+#: Scores from which an answer is good (promoter, satisfied, easy), and up to which it is bad.
+SCALE_GOOD = {"nps": 9, "csat": 4, "ces": 5}
+SCALE_BAD = {"nps": 6, "csat": 2, "ces": 3}
 DETRACTOR_WEIGHTS = (1, 1, 1, 2, 3, 5, 7)  # scores 0..6: most detractors answer 5 or 6
 CSAT_WEIGHTS = (5, 7, 10, 33, 45)  # scores 1..5: about 78 % answer 4 or 5
 CES_WEIGHTS = (3, 5, 8, 14, 25, 25, 20)  # scores 1..7: about 70 % answer 5-7
 PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_WEIGHTS = (0.25, 0.5, 0.18, 0.07)
 CURRENCIES = ("EUR", "USD")
-COMMENTS = (
-    "quick and friendly",
-    "took too long",
-    "ok",
-    "thanks!",
-    "the agent solved it in one go",
-    "delivery was late",
-)
 
 
 def expected_events(profile: Profile) -> dict[str, float]:
@@ -340,36 +336,43 @@ class _Generator:
         }
 
     def _survey(self) -> dict[str, Any]:
-        """One survey answer: mostly NPS, with the team and segments it is about."""
-        rng, p = self.rng, self.profile
+        """One survey reply: mostly NPS, with the team and segments it is about; or a review or
+        social mention (stream/tools/voices.py)."""
+        rng = self.rng
         kind = rng.choices(SURVEY_KINDS, weights=SURVEY_WEIGHTS)[0]
-        if kind == "nps":
-            roll = rng.random()
-            if roll < p.promoter_share:
-                score = rng.randint(9, 10)
-            elif roll < p.promoter_share + p.passive_share:
-                score = rng.randint(7, 8)
-            else:
-                score = rng.choices(range(7), weights=DETRACTOR_WEIGHTS)[0]
-        elif kind == "csat":
-            score = rng.choices(range(1, 6), weights=CSAT_WEIGHTS)[0]
+        event: dict[str, Any] = {"type": kind, "response_id": self._id("resp"), **self._segments()}
+        if kind == "review":
+            return {**event, **voices.review(rng)}
+        if kind == "mention":
+            return {**event, **voices.mention(rng)}
+        event["team"] = rng.choice(self.profile.teams)
+        good = bad = False
+        if kind == "emotion":
+            event.update(voices.emotion_reply(rng))
         else:
-            score = rng.choices(range(1, 8), weights=CES_WEIGHTS)[0]
-        event: dict[str, Any] = {
-            "type": kind,
-            "response_id": self._id("resp"),
-            "score": score,
-            **self._segments(),
-            "team": rng.choice(p.teams),
-        }
+            score = event["score"] = self._score(kind)
+            good, bad = score >= SCALE_GOOD[kind], score <= SCALE_BAD[kind]
         if rng.random() < SURVEY_CUSTOMER_SHARE:
             event["customer_id"] = self._id("cust")
         tickets = self.counters.get("ticket", 0)
         if tickets and rng.random() < SURVEY_TICKET_SHARE:  # about a ticket seen earlier
             event["ticket_id"] = f"ticket-{self.run}-{rng.randint(1, tickets)}"
-        if rng.random() < SURVEY_COMMENT_SHARE:
-            event["comment"] = rng.choice(COMMENTS)
+        if rng.random() < SURVEY_COMMENT_SHARE:  # its mood follows the score
+            event["comment"] = voices.text(rng, voices.mood_of_answer(rng, good, bad))
         return event
+
+    def _score(self, kind: str) -> int:
+        rng, p = self.rng, self.profile
+        if kind == "nps":
+            roll = rng.random()
+            if roll < p.promoter_share:
+                return rng.randint(9, 10)
+            if roll < p.promoter_share + p.passive_share:
+                return rng.randint(7, 8)
+            return rng.choices(range(7), weights=DETRACTOR_WEIGHTS)[0]
+        if kind == "csat":
+            return rng.choices(range(1, 6), weights=CSAT_WEIGHTS)[0]
+        return rng.choices(range(1, 8), weights=CES_WEIGHTS)[0]
 
 
 def generate(

@@ -1,4 +1,5 @@
-"""Kinds of KPIs made of counts: shares and fractions, NPS, a mean score, a live count."""
+"""Kinds of KPIs made of counts: shares and fractions, net scores (NPS), a mean score, a live
+count."""
 
 from __future__ import annotations
 
@@ -86,38 +87,38 @@ class Fraction(Kind):
 
 
 @dataclass(frozen=True, slots=True)
-class Nps:
-    """Promoters, passives and detractors; score and its margin of error follow."""
+class Net:
+    """Three classes (NPS: promoters, passives, detractors; net emotion: positive, mixed,
+    negative), named by the KPI's parts, and their total; the net score and its margin of error
+    follow."""
 
-    promoters: int
-    passives: int
-    detractors: int
+    names: tuple[str, ...]  # the three classes', then the total's
+    top: int
+    middle: int
+    bottom: int
 
     @property
-    def responses(self) -> int:
-        return self.promoters + self.passives + self.detractors
+    def total(self) -> int:
+        return self.top + self.middle + self.bottom
 
     @property
     def score(self) -> float | None:
-        responses = self.responses
-        return 100 * (self.promoters - self.detractors) / responses if responses else None
+        total = self.total
+        return 100 * (self.top - self.bottom) / total if total else None
 
     @property
     def margin_of_error(self) -> float | None:
-        return nps_margin_of_error(self.promoters, self.detractors, self.responses)
+        return nps_margin_of_error(self.top, self.bottom, self.total)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "promoters": self.promoters,
-            "passives": self.passives,
-            "detractors": self.detractors,
-            "responses": self.responses,
+            **dict(zip(self.names, self.components(), strict=True)),
             "score": self.score,
             "margin_of_error": self.margin_of_error,
         }
 
     def components(self) -> tuple[int, ...]:
-        return self.promoters, self.passives, self.detractors, self.responses
+        return self.top, self.middle, self.bottom, self.total
 
     def computed(self) -> tuple[float | None, ...]:
         return self.score, self.margin_of_error
@@ -137,19 +138,21 @@ def nps_margin_of_error(promoters: int, detractors: int, responses: int) -> floa
 
 
 @dataclass(frozen=True)
-class NpsScore(Kind):
-    """Promoters, passives, detractors -> NPS = 100 x (promoters - detractors) / responses,
-    with its adjusted-Wald margin of error; responses are published as a component too."""
+class NetScore(Kind):
+    """Three classes counted, best first -> 100 x (first - last) / total, with the adjusted-Wald
+    margin of error (NPS: promoters, passives, detractors of the responses); the total is
+    published as a component too, named `total`."""
 
-    name = "nps"
+    name = "net"
     key: str = "score"
+    total: str = "responses"
 
-    def value(self, kpi: Kpi, series: Series, options: Options) -> Nps:
-        promoters, passives, detractors = part_counts(kpi, series)
-        return Nps(promoters, passives, detractors)
+    def value(self, kpi: Kpi, series: Series, options: Options) -> Net:
+        top, middle, bottom = part_counts(kpi, series)
+        return Net((*part_names(kpi), self.total), top, middle, bottom)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
-        components = (*part_names(kpi), "responses")
+        components = (*part_names(kpi), self.total)
         return counted_families(kpi, rows, metrics, components, ("score", "margin_of_error"))
 
 

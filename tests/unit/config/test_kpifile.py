@@ -40,6 +40,8 @@ EXAMPLE_ALERTS = {
     "nps": Alert("below", 0, 30 * 86400, 100, severity="critical"),
     "csat": Alert("below", 80, 86400, 30),
     "ces": Alert("below", 4.5, 86400, 30),
+    "net_emotion": Alert("below", 0, 86400, 50),
+    "review_rating": Alert("below", 3.5, 86400, 20),
     "customers": Alert("above", 0.9, None, 100),
 }
 
@@ -84,6 +86,8 @@ def test_known_kpis_match_the_catalog_and_ranges() -> None:
     assert KPI_RANGES["nps"][:2] == (-100, 100)
     assert KPI_RANGES["csat"][:2] == (0, 100)
     assert KPI_RANGES["ces"][:2] == (1, 7)
+    assert KPI_RANGES["net_emotion"][:2] == (-100, 100)
+    assert KPI_RANGES["review_rating"][:2] == (1, 5)
     assert KPI_RANGES["open_backlog"][:2] == (0, math.inf)
     assert KPI_RANGES["average_order_value"][:2] == (0, math.inf)
     assert KPI_RANGES["resolution_time"][2] == KPI_RANGES["first_response_time"][2] == "seconds"

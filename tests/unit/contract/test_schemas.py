@@ -79,11 +79,24 @@ FULL: dict[str, dict[str, Any]] = {
         }
         for kind in ("nps", "csat", "ces")
     },
+    "emotion": {
+        "response_id": "r1",
+        "emotions": ["happy", "frustrated"],
+        "customer_id": "u1",
+        "ticket_id": "t1",
+        "team": "billing",
+        "comment": "fine",
+    },
+    "review": {"response_id": "r1", "text": "Great shop", "rating": 5, "customer_id": "u1"},
+    "mention": {"response_id": "r1", "text": "Love this brand"},
 }
 REQUIRED = {
     **{kind: ("cart_id",) for kind in CONTRACT_TYPES["cart-events"]},
     **{kind: ("ticket_id",) for kind in CONTRACT_TYPES["tickets"]},
-    **{kind: ("response_id", "score") for kind in CONTRACT_TYPES["survey-replies"]},
+    **{kind: ("response_id", "score") for kind in ("nps", "csat", "ces")},
+    "emotion": ("response_id", "emotions"),
+    "review": ("response_id", "text"),
+    "mention": ("response_id", "text"),
 }
 SCALE = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 # Only keywords that fastjsonschema and jsonschema both implement the same way.
@@ -106,6 +119,11 @@ ALLOWED_KEYWORDS = {
     "allOf",
     "if",
     "then",
+    # arrays of strings only (emotions): fastjsonschema's uniqueItems compares them as jsonschema
+    "items",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
 }
 
 
@@ -335,6 +353,25 @@ def test_score_error_reads_like_the_fast_validator_message() -> None:
         ("nps", "type", "survey"),
         ("nps", "type", None),
         ("nps", "type", 1),
+        ("emotion", "emotions", []),
+        ("emotion", "emotions", ["happy", "happy"]),
+        ("emotion", "emotions", ["happy", "safe", "valued", "focused", "pleased", "trusting"]),
+        ("emotion", "emotions", ["joyful"]),
+        ("emotion", "emotions", ["Happy"]),
+        ("emotion", "emotions", "happy"),
+        ("emotion", "emotions", [1]),
+        ("emotion", "emotions", None),
+        ("review", "text", None),
+        ("review", "text", ""),
+        ("review", "text", "x" * 5001),
+        ("review", "text", 5),
+        ("review", "rating", 0),
+        ("review", "rating", 6),
+        ("review", "rating", 4.5),
+        ("review", "rating", "5"),
+        ("mention", "text", None),
+        ("mention", "text", "x" * 5001),
+        ("mention", "response_id", None),
     ],
 )
 def test_violations_fail_in_both_validators(kind: str, field: str, value: object) -> None:
@@ -412,3 +449,18 @@ def test_both_validators_agree_on_mutated_events(topic: str, data: st.DataObject
             obj[name] = data.draw(values)
     fast, ref = verdicts(topic, obj)
     assert fast == ref, (obj, schema_error(topic, obj))
+
+
+def test_voice_of_the_customer_bounds() -> None:
+    """events.md: text 1-5,000 characters, 1-5 distinct emotions of the vocabulary, rating 1-5
+    and optional; a comment has no length of its own (only the record's size limit)."""
+    topic = "survey-replies"
+    for text in ("x", "é" * 5000, "🙂" * 5000):
+        assert_valid(topic, event("review", text=text))
+        assert_valid(topic, event("mention", text=text))
+    assert_valid(topic, event("review", rating=None))
+    for rating in range(1, 6):
+        assert_valid(topic, event("review", rating=rating))
+    five = ["happy", "safe", "valued", "stressed", "hurried"]
+    assert_valid(topic, event("emotion", emotions=five))
+    assert_valid(topic, event("nps", comment="x" * 20_000))

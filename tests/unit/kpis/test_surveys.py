@@ -1,5 +1,5 @@
 """Survey rules at every category boundary of the spec (kpis.md, "Survey KPIs"), and reply types
-they do not know: an error, never counted as NPS, CSAT or CES."""
+they do not know: an error, never counted as NPS, CSAT, CES, net emotion or review rating."""
 
 from __future__ import annotations
 
@@ -17,11 +17,17 @@ from tests.unit.feed import MIN, T0, Feed
 
 def window(kind: str, *scores: int) -> dict[str, Any]:
     """The 1 h value of `kind` once replies with these scores (at minute 0) have closed."""
+    return replies(kind, *({"score": score} for score in scores))["overall"]
+
+
+def replies(kind: str, *bodies: dict[str, Any], kpi: str | None = None) -> dict[str, Any]:
+    """The 1 h value of the KPI (`kind` by default) per segment, once replies of `kind` with
+    these bodies (at minute 0) have closed."""
     feed = Feed("survey-replies")
-    for i, score in enumerate(scores):
-        feed(f"r{i}", kind, 0, score=score)
+    for i, body in enumerate(bodies):
+        feed(f"r{i}", kind, 0, **body)
     feed.state.advance(T0 + 2 * MIN)
-    return feed.kpi(kind)["overall"]
+    return feed.kpi(kpi or kind)
 
 
 @pytest.mark.parametrize(
@@ -77,8 +83,82 @@ def test_ces_mean_and_share_easy_of_the_boundary_scores() -> None:
     assert (value["mean"], value["easy"], value["easy_ratio"]) == (4.5, 1, 0.5)
 
 
-#: Not (yet) a type of the rules: a type added to them (emotion, review, mention) leaves this list.
-UNKNOWN = ("csat_response", "nps_response", "emotion", "review", "mention", "")
+@pytest.mark.parametrize(
+    ("emotions", "verdict"),
+    [  # positive: more positive than negative words; negative: more negative; else mixed
+        (["happy"], "positive"),
+        (["frustrated"], "negative"),
+        (["happy", "frustrated"], "mixed"),
+        (["happy", "valued", "frustrated"], "positive"),
+        (["happy", "hurried", "frustrated"], "negative"),
+        (["indulgent", "energetic", "irritated", "stressed"], "mixed"),
+        (["safe", "focused", "stimulated", "exploratory", "interested"], "positive"),
+        (["neglected", "unhappy", "unsatisfied", "disappointed", "cared_for"], "negative"),
+    ],
+)
+def test_net_emotion_class_of_a_reply(emotions: list[str], verdict: str) -> None:
+    value = replies("emotion", {"emotions": emotions}, kpi="net_emotion")["overall"]
+    counts = {"positive": 0, "mixed": 0, "negative": 0, verdict: 1}
+    assert {k: value[k] for k in counts} == counts
+    assert (value["replies"], value["score"]) == (
+        1,
+        {"positive": 100.0, "negative": -100.0}.get(verdict, 0.0),
+    )
+
+
+def test_net_emotion_score_and_its_segments() -> None:
+    """Two positive, one mixed, one negative reply: 100 x (2 - 1) / 4 = 25; per team too."""
+    value = replies(
+        "emotion",
+        {"emotions": ["happy"], "team": "billing"},
+        {"emotions": ["valued", "safe"], "team": "billing"},
+        {"emotions": ["happy", "stressed"], "team": "tech"},
+        {"emotions": ["hurried"], "team": "tech"},
+        kpi="net_emotion",
+    )
+    assert (value["overall"]["replies"], value["overall"]["score"]) == (4, 25.0)
+    assert value["team"]["billing"]["score"] == 100.0
+    assert value["team"]["tech"]["score"] == -50.0
+
+
+@pytest.mark.parametrize(("rating", "good"), [(1, 0), (3, 0), (4, 1), (5, 1)])  # good: 4-5
+def test_review_rating_good_from_4(rating: int, good: int) -> None:
+    value = replies("review", {"rating": rating, "text": "x"}, kpi="review_rating")["overall"]
+    assert value == {
+        "reviews": 1,
+        "rating_sum": rating,
+        "mean": float(rating),
+        "good": good,
+        "good_ratio": float(good),
+    }
+
+
+def test_review_rating_per_platform_and_reviews_without_a_rating() -> None:
+    """A review without a rating has no rating to average: it is in neither mean nor share."""
+    value = replies(
+        "review",
+        {"rating": 5, "text": "x", "channel": "google"},
+        {"rating": 2, "text": "x", "channel": "google"},
+        {"rating": 4, "text": "x", "channel": "trustpilot"},
+        {"text": "x", "channel": "trustpilot"},
+        kpi="review_rating",
+    )
+    assert (value["overall"]["reviews"], value["overall"]["mean"]) == (3, 11 / 3)
+    assert value["channel"]["google"]["good_ratio"] == 0.5
+    assert value["channel"]["trustpilot"]["reviews"] == 1
+    assert set(value) == {"overall", "channel"}  # per platform only
+
+
+def test_a_mention_is_applied_and_counts_toward_no_score_kpi() -> None:
+    feed = Feed("survey-replies")
+    assert feed("r1", "mention", 0, text="x", channel="x") == "applied"
+    feed.state.advance(T0 + 2 * MIN)
+    for kpi in ("nps", "csat", "ces", "net_emotion", "review_rating"):
+        assert all(v == 0 for k, v in feed.kpi(kpi)["overall"].items() if isinstance(v, int)), kpi
+
+
+#: Not a type of the rules (the decoder rejects each before they are reached).
+UNKNOWN = ("csat_response", "nps_response", "reviews", "")
 
 
 @pytest.mark.parametrize("kind", UNKNOWN)

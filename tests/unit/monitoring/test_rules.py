@@ -296,16 +296,19 @@ def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[
         case "fraction":
             first, second = (p for p, _ in k.parts)
             return {first: n if high else 0, second: n}, high * k.kind.scale
-        case "nps":
+        case "net":
+            top, middle, bottom = (p for p, _ in k.parts)
             return {
-                "promoters": n if high else 0,
-                "passives": 0,
-                "detractors": 0 if high else n,
-                "responses": n,
+                top: n if high else 0,
+                middle: 0,
+                bottom: 0 if high else n,
+                k.kind.total: n,
             }, (100 if high else -100)
         case "mean":
-            return {"responses": n, "score_sum": (7 if high else 1) * n, "easy": 0}, (
-                7 if high else 1
+            responses, score_sum, good = (p for p, _ in k.parts)
+            most = 7 if k.kind.scale == "1-7" else 5
+            return {responses: n, score_sum: (most if high else 1) * n, good: 0}, (
+                most if high else 1
             )
         case "duration":  # all in +Inf: p90 is the highest finite bound; all <= 60 s: 54 s
             value = DURATION_BOUNDS_S[-1] if high else 54

@@ -26,7 +26,8 @@ from stream.contract.schemas import (
     schema_error,
     topic_of,
 )
-from stream.tools.generate import Profile, generate
+from stream.tools import voices
+from stream.tools.generate import SURVEY_KINDS, Profile, generate
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 RATE = 50.0
@@ -172,15 +173,51 @@ def test_naive_start_is_utc() -> None:
 def test_ids_and_segments() -> None:
     events = short_run()
     assert len({e["event_id"] for e in events}) == len(events)
+    channels = {"review": voices.PLATFORMS, "mention": voices.NETWORKS}
     for event in events:
         assert record_key(event) == event[KEY_FIELD[topic_of(event)]]
-        assert event["channel"] in Profile().channels
+        assert event["channel"] in channels.get(event["type"], Profile().channels)
         assert event["region"] in Profile().regions
     for cart in by_key(events, "cart-events").values():
         assert len({(e["channel"], e["region"]) for e in cart}) == 1
     kinds = Counter(e["type"] for e in events)
-    for kind in ("item_removed", "checkout_started", "order_placed", "nps", "csat", "ces"):
+    for kind in ("item_removed", "checkout_started", "order_placed", *SURVEY_KINDS):
         assert kinds[kind] > 0, kind
+
+
+def mood(text: str) -> str:
+    """The mood of a generated text, from the generator's own lists."""
+    for moods in voices.TEXTS.values():
+        for name, texts in moods.items():
+            if text in texts:
+                return name
+    raise AssertionError(f"not a generated text: {text!r}")
+
+
+def test_what_customers_write_follows_their_answer() -> None:
+    events = long_run()
+    moods: dict[str, Counter[str]] = {"promoter": Counter(), "detractor": Counter()}
+    stars: dict[str, Counter[str]] = {"4-5": Counter(), "1-2": Counter()}
+    for e in events:
+        if e["type"] == "nps" and "comment" in e and e["score"] not in (7, 8):
+            moods["promoter" if e["score"] >= 9 else "detractor"][mood(e["comment"])] += 1
+        if e["type"] == "review" and "rating" in e and e["rating"] != 3:
+            stars["4-5" if e["rating"] >= 4 else "1-2"][mood(e["text"])] += 1
+    for side, counts in (*moods.items(), *stars.items()):
+        assert sum(counts.values()) >= 20, side
+    assert moods["detractor"]["negative"] > 2 * moods["detractor"]["positive"]
+    assert moods["promoter"]["positive"] > 2 * moods["promoter"]["negative"]
+    assert stars["1-2"]["negative"] > 2 * stars["1-2"]["positive"]
+    assert stars["4-5"]["positive"] > 2 * stars["4-5"]["negative"]
+    languages = {
+        language
+        for e in events
+        for language, texts in voices.TEXTS.items()
+        if any(e.get(f) in m for f in ("comment", "text") for m in texts.values())
+    }
+    assert languages == set(voices.TEXTS)  # the four scored languages and the others
+    replies = [e["emotions"] for e in events if e["type"] == "emotion"]
+    assert replies and all(1 <= len(r) == len(set(r)) <= 5 for r in replies)
 
 
 def test_generator_does_not_need_kafka() -> None:
