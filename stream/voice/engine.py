@@ -3,17 +3,19 @@
 The rules are VADER's (Hutto & Gilbert, 2014), written anew so that one engine serves every
 language, runs in time linear in the text, and can be read rule by rule:
 
-1. Words are looked up in the lexicon (valence -4..4), lower-cased; a word not found is looked up
-   again in the other forms the grammar gives (inflections). Emoji and emoticons have their own
-   valences (emoji.py).
+1. Words are looked up, lower-cased, in the customer-experience words (domain.py), then in the
+   lexicon (valence -4..4); a word not found is looked up again in the other forms the grammar
+   gives (inflections). Emoji and emoticons have their own valences (emoji.py).
 2. A word in ALL CAPS among words that are not gains 0.733 in its direction.
 3. An intensifier among the three words before a polar word adds 0.293 to its magnitude (a
-   dampener takes it away), 95 % of that two words back, 90 % three words back.
+   dampener takes it away), 95 % of that two words back, 90 % three words back. One that is
+   not right before a polar word is scored as a word ("Super!", "super service").
 4. A negation among the three words before a polar word multiplies its valence by -0.74, once
    however many negations there are ("ne … pas"). In Dutch and German a negation with no polar
-   word after it negates the last polar word before it if that one is positive ("Das gefällt
-   mir nicht"): in verb-second order that is the verb; a negative word there is nearly always a
-   sentence adverb ("Leider geht es nicht", "Helaas werkt het niet") the negation leaves as is.
+   word after it negates the last polar word among the three before it if that one is
+   positive ("Das gefällt mir nicht"): in verb-second order that is the verb; a negative word
+   there is nearly always a sentence adverb ("Leider geht es nicht", "Helaas werkt het niet")
+   that the negation leaves as it is.
    Rules 3 and 4 stay inside a clause: punctuation and contrast words end their reach.
 5. The first contrast word ("but", "maar", "aber", "mais") halves what comes before it and weighs
    what comes after it one and a half times.
@@ -32,7 +34,7 @@ import re
 import threading
 from functools import lru_cache
 
-from stream.voice import emoji, lexicons
+from stream.voice import domain, emoji, lexicons
 from stream.voice.grammar import GRAMMARS, Grammar
 
 #: Multiplies a negated valence (VADER's N_SCALAR).
@@ -61,10 +63,13 @@ _TOKENS_ELIDED = re.compile(rf"{_WORD}|[^\w\s]")
 class LexiconScorer:
     """VADER's rules over one language's lexicon. Immutable once built: safe to share."""
 
-    def __init__(self, grammar: Grammar, lexicon: dict[str, float]) -> None:
+    def __init__(
+        self, grammar: Grammar, lexicon: dict[str, float], domain: dict[str, float] | None = None
+    ) -> None:
         self.grammar = grammar
         self.language = grammar.language
         self.lexicon = lexicon
+        self.domain = domain or {}
         self.signs = emoji.table()
         self.emoticons = emoji.emoticons()
         self._tokens = _TOKENS_ELIDED if grammar.split_apostrophes else _TOKENS
@@ -72,13 +77,21 @@ class LexiconScorer:
 
     @classmethod
     def for_language(cls, language: str) -> LexiconScorer:
-        return cls(GRAMMARS[language], lexicons.words(language))
+        return cls(GRAMMARS[language], lexicons.words(language), domain.words(language))
 
     def _lookup(self, word: str) -> float:
-        """A word's valence, through its other forms if it is not listed itself; 0 if none."""
+        """A word's valence: the customer-experience form as listed, else the lexicon's, through
+        its other forms if it is not listed itself; 0 if none, or for a function word."""
+        if word in self.grammar.not_polar:
+            return 0.0
+        valence = self.domain.get(word)
+        if valence is not None:
+            return valence
         valence = self.lexicon.get(word)
         if valence is None and len(word) > 3:
             for form in self.grammar.lemmas(word):
+                if form in self.grammar.not_polar:
+                    return 0.0
                 if (valence := self.lexicon.get(form)) is not None:
                     break
         return valence or 0.0
@@ -143,8 +156,9 @@ class LexiconScorer:
                 continue
             if not token[0].isalpha() or token in g.negations:
                 continue
-            # an intensifier at the end of its clause modifies nothing: it is a word ("Super!")
-            if token in g.intensifiers and i + 1 < n and tokens[i + 1] not in BOUNDARIES:
+            # an intensifier followed by no polar word modifies nothing: it is a word ("Super!",
+            # "super service", "bien emballé")
+            if token in g.intensifiers and i + 1 < n and self.lookup(tokens[i + 1]):
                 continue
             valence = self.lookup(token)
             if not valence:
@@ -190,11 +204,12 @@ class LexiconScorer:
         used: set[int],
     ) -> None:
         """Rule 4, verb-second order: a negation that negated nothing after it negates the last
-        polar word before it in its clause if that word is positive and not negated already."""
+        polar word among the three before it in its clause, if that word is positive and not
+        negated already."""
         for j in range(len(tokens)):
             if j in used or not self._is_negation(tokens, j):
                 continue
-            for k in range(j - 1, starts[j] - 1, -1):
+            for k in range(j - 1, max(starts[j], j - len(REACH)) - 1, -1):
                 if scores[k] and tokens[k][0].isalpha():
                     if scores[k] > 0 and not negated[k]:
                         scores[k] *= NEGATION

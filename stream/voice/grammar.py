@@ -33,6 +33,10 @@ class Grammar:
     #: Verb-second languages: a negation with no polar word after it in its clause negates the
     #: last polar word before it ("Das gefällt mir nicht", "Ik raad het niet aan").
     negation_after_verb: bool = False
+    #: Words the lexicon rates in a sense they rarely have in feedback: function words of the
+    #: same spelling as an adjective (Dutch "naar" is "to" and "nasty") and participles (German
+    #: "geschickt" is "sent" and "skilful"). Never polar, nor their inflected forms.
+    not_polar: frozenset[str] = frozenset()
     #: Split words at apostrophes (French elision: "n'est" -> "n", "est").
     split_apostrophes: bool = False
     #: Other forms to look up, in order, when a word is not in the lexicon.
@@ -104,18 +108,23 @@ DUTCH = Grammar(
     contrasts=frozenset({"maar"}),
     not_negating_after=frozenset({"alleen", "enkel", "dan"}),
     negation_after_verb=True,
+    not_polar=_set("naar waar"),  # "to", "where" (and "nasty", "true")
     lemmas=_dutch,
 )
 
 
 def _german(word: str) -> Iterator[str]:
     """German adjective endings, the comparative's first (schlechtere, schnellsten): -ere/-er…
-    then -e, -en, -em, -er, -es, and -st(e) for the superlative."""
+    then -e, -en, -em, -er, -es, and -st(e) for the superlative; an adjective in -el or -er
+    loses that e when inflected (miserable -> miserabel, teure -> teuer)."""
     for suffix in ("esten", "ester", "estes", "este", "sten", "ster", "stes", "ste",
                    "eren", "erer", "eres", "erem", "ere",
                    "en", "em", "er", "es", "e", "st"):  # fmt: skip
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            yield word[: -len(suffix)]
+            stem = word[: -len(suffix)]
+            yield stem
+            if stem[-1] in "lr" and stem[-2] not in "aeiouäöüe":
+                yield stem[:-1] + "e" + stem[-1]
 
 
 GERMAN = Grammar(
@@ -132,6 +141,7 @@ GERMAN = Grammar(
     contrasts=frozenset({"aber", "jedoch", "allerdings"}),
     not_negating_after=frozenset({"nur", "bloß", "als"}),
     negation_after_verb=True,
+    not_polar=_set("geschickt blau"),  # "sent", "blue" (and "skilful", "drunk")
     lemmas=_german,
 )
 
@@ -155,6 +165,7 @@ FRENCH = Grammar(
     contrasts=frozenset({"mais", "cependant", "pourtant", "toutefois"}),
     not_negating_after=frozenset({"que", "seulement"}),
     split_apostrophes=True,
+    not_polar=_set("si tout tous toute toutes passé"),  # "if", "all", "past" ("outdated")
     lemmas=_french,
 )
 

@@ -11,10 +11,11 @@ Every valence is on VADER's scale, -4 (most negative) to +4 (most positive):
   (Apache-2.0 as the file states).
 
 A Pattern polarity, -1 to +1, is multiplied by 4, the bound of VADER's scale, so one rule engine
-treats all four alike. A word form listed more than once (senses, parts of speech, upper and lower
-case) gets the mean of its polarities, as Pattern itself does. The files are read by path from
-the installed distributions, without importing the packages (textblob-de's own code no longer
-imports with current textblob, and textblob would pull in nltk for nothing).
+treats all four alike; one fainter than ±0.2 is left out (`PATTERN_WEAKEST`). A word form listed
+more than once (senses, parts of speech, upper and lower case) gets the mean of its polarities,
+as Pattern itself does. The files are read by path from the installed distributions, without
+importing the packages (textblob-de's own code no longer imports with current textblob, and
+textblob would pull in nltk for nothing).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from xml.etree import ElementTree
 
 #: Pattern polarities (-1..1) times this are on VADER's scale (-4..4).
 PATTERN_SCALE = 4.0
+#: Pattern entries fainter than this are left out: Pattern gives many descriptive adjectives a
+#: faint polarity ("nouveau" +0.34 is kept, "technicien" +0.1, "verkrijgbaar" +0.1 are not),
+#: which alone would class a factual text positive or negative.
+PATTERN_WEAKEST = 0.2
 
 #: A lexicon word: lower-case letters, with inner apostrophes or hyphens (VADER's "can't").
 _WORD = re.compile(r"^[^\W\d_]+(?:['-][^\W\d_]+)*$")
@@ -94,10 +99,11 @@ def _pattern(path: Path) -> dict[str, float]:
         polarity = word.get("polarity")
         if form and polarity is not None and _WORD.match(form):
             sums.setdefault(form, []).append(float(polarity))
+    means = {form: sum(values) / len(values) for form, values in sums.items()}
     return {
-        form: round(PATTERN_SCALE * sum(values) / len(values), 4)
-        for form, values in sums.items()
-        if sum(values) != 0
+        form: round(PATTERN_SCALE * mean, 4)
+        for form, mean in means.items()
+        if abs(mean) >= PATTERN_WEAKEST
     }
 
 
