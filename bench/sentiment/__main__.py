@@ -113,7 +113,9 @@ def confusion_table(results: dict[str, Any]) -> Table:
 
 
 def cost_table(results: dict[str, Any]) -> Table:
-    table = Table(title="Cost per text, detection and scoring (labelled/)", title_justify="left")
+    table = Table(
+        title="CPU time per text, detection and scoring (labelled/)", title_justify="left"
+    )
     for column in ("language", "median", "target", "", "p99", "target", ""):
         table.add_column(column, justify="left" if column == "language" else "right")
     for lang, figures in results["cost"].items():
@@ -132,7 +134,7 @@ def cost_table(results: dict[str, Any]) -> Table:
 def hostile_table(results: dict[str, Any]) -> Table:
     table = Table(
         title=f"Hostile texts of {cost.MAX_CHARS:,} characters, the costliest first "
-        f"(median of 5 calls; {len(results['hostile'])} cases)",
+        f"(CPU time, median of 5 calls; {len(results['hostile'])} cases)",
         title_justify="left",
     )
     for column in ("case", "ms", "target", ""):
