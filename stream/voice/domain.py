@@ -63,7 +63,7 @@ CONCEPTS: tuple[tuple[float, str], ...] = (
            "enttäuscht | décevant décevante déçu déçue"),  # disappointing
     (-2.3, "angry furious | boos woedend | wütend verärgert | furieux furieuse énervé"),  # angry
     (-1.8, "regret | spijt | bereue bereuen | regrette regretter"),  # regret
-    (-1.8, "| | | marre"),  # fed up ("j'en ai marre")
+    (-1.8, "| | | marre"),  # VADER's "fed up" ("j'en ai marre")
     (-1.4, "unfortunately sadly | helaas jammer | leider schade | malheureusement dommage "
            "hélas"),  # unfortunately
     (-2.0, "unacceptable outrageous | onacceptabel schandalig | inakzeptabel frechheit "
@@ -81,8 +81,8 @@ CONCEPTS: tuple[tuple[float, str], ...] = (
     (-3.1, "worst | slechtste | schlechteste schlechtesten schlimmste | pire pires"),  # worst
     (3.1, "great | geweldig geweldige | großartig großartige | génial géniale formidable"),
     (-3.1, "disaster | ramp | katastrophe | catastrophe"),  # disaster
-    (2.2, "delighted thrilled | dolblij | begeistert | ravi ravie ravis enchanté "
-          "enchantée"),  # (ours)
+    (2.3, "delighted thrilled | dolblij | begeistert | ravi ravie ravis enchanté "
+          "enchantée"),  # delighted
     (2.0, "bravo kudos | bravo | bravo | bravo"),  # (ours)
     # what the customer recommends, thanks and praises
     (1.5, "recommend recommended | aanrader aanraden aanbevelen | empfehlen empfehle "
@@ -90,7 +90,8 @@ CONCEPTS: tuple[tuple[float, str], ...] = (
     (1.9, "thanks thank | bedankt dank dankjewel | danke dank | merci remercie"),  # thanks
     (1.5, "smooth smoothly seamless | soepel vlekkeloos probleemloos | reibungslos problemlos "
           "unkompliziert einwandfrei | fluide"),  # (ours)
-    (1.5, "reliable | betrouwbaar betrouwbare | zuverlässig zuverlässige | fiable fiables"),
+    (1.5, "reliable | betrouwbaar betrouwbare | zuverlässig zuverlässige | fiable "
+          "fiables"),  # (ours)
     (1.9, "easy | makkelijk gemakkelijk eenvoudig | leicht | facile "
           "facilement"),  # easy
     (0.9, "worth | waard | wert | vaut"),  # worth
