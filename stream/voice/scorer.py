@@ -77,7 +77,7 @@ class Sentiment:
     """Detects, scores, classes: the call the worker makes for each comment, review or mention.
 
     Safe to share between threads once `warm_up()` has run (the built-in scorer and the detector
-    only read their tables then); the first `score()` otherwise loads them (about 0.2 s)."""
+    only read their tables then); the first `score()` otherwise loads them (about 0.1 s)."""
 
     def __init__(
         self,
