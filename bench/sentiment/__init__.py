@@ -1,0 +1,1 @@
+"""Sentiment benchmark: accuracy and cost of stream/voice (`python -m bench.sentiment`)."""
