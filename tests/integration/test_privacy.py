@@ -1,4 +1,4 @@
-"""No personal data (customer, agent, order ids, SKUs, comments) in /metrics, /kpis, the logs,
+"""No personal data (customer, agent, order ids, SKUs, comments, review and mention texts) in
 Redis, or any topic the worker writes: the changelogs and the customers topic (which holds
 pseudonymous customer keys only)."""
 
@@ -19,7 +19,7 @@ from tests.servers import Broker, RedisServer, Worker, cxkpi, read_to_end, wait_
 
 pytestmark = pytest.mark.integration
 
-PERSONAL = ("customer_id", "agent_id", "order_id", "sku", "comment")
+PERSONAL = ("customer_id", "agent_id", "order_id", "sku", "comment", "text")
 
 
 def redis_dump(server: RedisServer) -> str:
