@@ -252,3 +252,13 @@ def test_bad_settings_are_refused(flags: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as error:
         Settings.load({"config": "none", **flags}, environ={})
     assert str(error.value) == message
+
+
+def test_the_example_of_the_operations_guide_loads(folder: Path) -> None:
+    """docs/operations.md's example file, with its files in place, is accepted as written."""
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    example = "#" + guide.split("# /etc/cxkpi/web.yml", 1)[1].split("```", 1)[0]
+    shutil.copy(folder / "ca.pem", folder / "clients-ca.pem")
+    config = load_web_config(write(folder, example))
+    assert config.tls is not None and config.tls.client_auth_type == "RequireAndVerifyClientCert"
+    assert bcrypt.checkpw(b"not-a-real-password", config.users["prometheus"])
