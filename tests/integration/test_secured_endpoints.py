@@ -26,7 +26,7 @@ import yaml
 from stream.tools.devservers import free_port, wait_for_port
 from tests.certificates import Pki, make_pki
 from tests.monitoring_servers import Prometheus
-from tests.servers import Broker, Worker, _stop, cxkpi, wait_until
+from tests.servers import Broker, Worker, _stop, cxkpi, wait_until, without_broker
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +35,6 @@ REDIS_PASSWORD = "redis-secret-of-the-test"
 EVENTS = 400
 #: the source topics' records (the customers topic counts the orders forwarded to it as well)
 SOURCES = 'job="cxkpi", topic=~"cart-events|tickets|survey-replies"'
-#: A production worker keeps the customer KPIs, which need the key secret.
-PRODUCTION_SECRET = {"CXKPI_CUSTOMER_KEY_SECRET": "a-test-secret-of-32-characters!!"}
 
 
 @dataclass
@@ -231,12 +229,7 @@ def test_prometheus_scrapes_a_worker_over_tls_with_client_certificates_and_basic
 def test_the_port_is_secured_while_the_worker_waits_for_the_broker(
     pki: Pki, tmp_path: Path
 ) -> None:
-    env = {
-        "CXKPI_BROKER": f"kafka://127.0.0.1:{free_port()}",
-        "CXKPI_REDIS_URL": "none",
-        "CXKPI_WEB_CONFIG": str(web_config(tmp_path, pki)),
-        **PRODUCTION_SECRET,
-    }
+    env = {**without_broker(), "CXKPI_WEB_CONFIG": str(web_config(tmp_path, pki))}
     worker = Worker(env, tmp_path / "worker.log")
     client = Client(int(worker.env["CXKPI_WEB_PORT"]), pki)
     try:
@@ -281,12 +274,7 @@ def test_a_bad_web_config_stops_the_worker_with_one_line(
         "worker",
         "--web-config",
         str(path),
-        env={
-            "CXKPI_BROKER": f"kafka://127.0.0.1:{free_port()}",
-            "CXKPI_REDIS_URL": "none",
-            "CXKPI_WEB_PORT": str(free_port()),
-            **PRODUCTION_SECRET,
-        },
+        env=without_broker(),
         check=False,
         timeout=60,
     )
