@@ -93,7 +93,7 @@ class WebConfig:
             tls = "TLS off (plain HTTP)"
         else:
             tls = (
-                f"TLS {self.tls.min_version}-{self.tls.max_version}, client certificates: "
+                f"TLS ({self.tls.min_version} to {self.tls.max_version}), client certificates: "
                 f"{self.tls.client_auth_type}"
             )
         auth = f"basic auth for {len(self.users)} user(s)" if self.users else "no basic auth"

@@ -46,10 +46,10 @@ class PasswordCheck:
         # alone, so what stays in memory is not a plain SHA-256 of a password.
         self._key = secrets.token_bytes(32)
         self._passed: dict[str, bytes] = {}
-        # An unknown user is checked against a hash of the same cost, so the answer takes as
-        # long as for a known user with a wrong password (no user names by timing).
-        cost = max((int(h[4:6]) for h in self._users.values()), default=10)
-        self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
+        # An unknown user's password is checked against a configured hash (the costliest) and
+        # refused whatever the result, so the answer takes as long as for a known user with a
+        # wrong password: no user names by timing.
+        self._decoy = max(self._users.values(), key=lambda h: int(h[4:6]), default=None)
         self._executor: ThreadPoolExecutor | None = None
         self.bcrypt_checks = 0  # how many ran (the cache's tests and figures read it)
 
@@ -69,12 +69,13 @@ class PasswordCheck:
         if self.remembered(user, password):
             return True
         hashed = self._users.get(user)
+        decoy_or_hash = hashed if hashed is not None else self._decoy
+        if decoy_or_hash is None:  # no users at all
+            return False
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="cxkpi-bcrypt")
         loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(
-            self._executor, self._bcrypt, password, hashed if hashed is not None else self._decoy
-        )
+        ok = await loop.run_in_executor(self._executor, self._bcrypt, password, decoy_or_hash)
         if ok and hashed is not None:
             self._passed[user] = self._digest(user, password)
         return ok and hashed is not None

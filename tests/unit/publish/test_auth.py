@@ -64,6 +64,8 @@ def test_failures_are_never_remembered_nor_turned_into_successes() -> None:
             await check.check("prometheus", "wrong"),  # and a remembered success lets no other in
             await check.check("prometheus", "scrape-me "),
             await check.check("grafana", "scrape-me"),  # another user's remembered password
+            # an unknown user is checked against a configured hash (here the one of this very
+            # password) for the time it takes, and refused whatever it says
             await check.check("nobody", "scrape-me"),
         ]
 
@@ -72,6 +74,8 @@ def test_failures_are_never_remembered_nor_turned_into_successes() -> None:
     assert check.bcrypt_checks == 7
     assert not check.remembered("prometheus", "wrong")
     assert not check.remembered("grafana", "scrape-me")
+    assert not check.remembered("nobody", "scrape-me")
+    assert run(PasswordCheck({}).check("nobody", "")) is False
 
 
 def test_an_htpasswd_hash_and_an_overlong_password_are_handled() -> None:
