@@ -32,6 +32,7 @@ from stream.kpis.customers import CustomerRules
 from stream.kpis.kinds import KpiValues
 from stream.kpis.surveys import SurveyRules
 from stream.kpis.tickets import TicketRules
+from stream.publish.auth import WebSecurity
 from stream.publish.document import Shape, Windows, window_renderer, window_versions
 from stream.publish.entries import Entry, partition_entry
 from stream.publish.http import add_routes
@@ -51,10 +52,14 @@ from stream.state.segments import Admitted, fleet_names, merge_admitted
 log = logging.getLogger(__name__)
 
 
-def faust_settings(settings: Settings, own_transport: bool = True) -> dict[str, Any]:
+def faust_settings(
+    settings: Settings, own_transport: bool = True, web: WebSecurity | None = None
+) -> dict[str, Any]:
     """Faust configuration; the dev profile holds every setting the embedded broker needs. The
     broker's kafka:// URLs select the worker's transport (stream/runtime/transport.py), unless
-    `own_transport` is false (Faust's own, for the benchmark's bare floor)."""
+    `own_transport` is false (Faust's own, for the benchmark's bare floor). `web` secures the
+    HTTP port: Faust hands the SSL context to aiohttp's site and the middlewares to its
+    application (both are Faust settings, so no Faust code is patched)."""
     conf: dict[str, Any] = {
         "broker": transport.broker_url(settings.broker) if own_transport else settings.broker,
         "broker_credentials": faust_credentials(settings),
@@ -78,6 +83,11 @@ def faust_settings(settings: Settings, own_transport: bool = True) -> dict[str, 
         "web_port": settings.web_port,
         "web_in_thread": False,
     }
+    if web is not None:
+        conf.update(
+            web_ssl_context=web.ssl_context,
+            web_application_options={"middlewares": list(web.middlewares)},
+        )
     if settings.profile == "dev":
         conf.update(
             broker_session_timeout=8.0,
@@ -173,10 +183,15 @@ class KpiApp:
     orders to the customers topic, whose own processor keeps the customer KPIs.
     """
 
-    def __init__(self, settings: Settings, customer_secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        customer_secret: bytes | None = None,
+        web: WebSecurity | None = None,
+    ) -> None:
         self.settings = settings
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # Faust makes only its own
-        self.app = faust.App(settings.app_id, **faust_settings(settings))
+        self.app = faust.App(settings.app_id, **faust_settings(settings, web=web))
         self.broker = BrokerContact(STALE_HEARTBEATS * self.app.conf.broker_heartbeat_interval)
         config = state_config(settings)
         self.windows_ms = config.windows_ms

@@ -113,10 +113,16 @@ class Alertmanager:
 
 
 class Prometheus:
-    """Scrapes the given workers every second and evaluates the rules every second."""
+    """Scrapes the given workers every second and evaluates the rules every second; `scrape`
+    adds to the job's scrape config (e.g. scheme, tls_config, basic_auth)."""
 
     def __init__(
-        self, workdir: Path, targets: list[str], rules: Path, alertmanager_port: int | None = None
+        self,
+        workdir: Path,
+        targets: list[str],
+        rules: Path | None,
+        alertmanager_port: int | None = None,
+        scrape: dict[str, Any] | None = None,
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -125,7 +131,7 @@ class Prometheus:
             yaml.safe_dump(
                 {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(rules)],
+                    "rule_files": [str(rules)] if rules is not None else [],
                     "alerting": {
                         "alertmanagers": [
                             {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}
@@ -134,7 +140,11 @@ class Prometheus:
                         else []
                     },
                     "scrape_configs": [
-                        {"job_name": "cxkpi", "static_configs": [{"targets": targets}]}
+                        {
+                            "job_name": "cxkpi",
+                            "static_configs": [{"targets": targets}],
+                            **(scrape or {}),
+                        }
                     ],
                 }
             )

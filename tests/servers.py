@@ -38,6 +38,21 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: f
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
+#: A production worker keeps the customer KPIs, which need the key secret.
+PRODUCTION_SECRET = {"CXKPI_CUSTOMER_KEY_SECRET": "a-test-secret-of-32-characters!!"}
+
+
+def without_broker() -> dict[str, str]:
+    """Settings of a production worker whose broker never answers (nothing listens on its port),
+    without Redis, on a free web port."""
+    return {
+        "CXKPI_BROKER": f"kafka://127.0.0.1:{free_port()}",
+        "CXKPI_REDIS_URL": "none",
+        "CXKPI_WEB_PORT": str(free_port()),
+        **PRODUCTION_SECRET,
+    }
+
+
 class Broker:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()

@@ -63,6 +63,13 @@ def _file(text: str) -> str:
     return text
 
 
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        raise ValueError("true or false")
+    return value in ("true", "yes", "1", "on")
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -248,6 +255,22 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("web_host", "127.0.0.1", str, "Address the HTTP server (/metrics, /kpis) binds to."),
     Option("web_port", "6066", _int_range(1, 65535), "Port of the HTTP server."),
+    Option(
+        "web_config",
+        "",
+        _file,
+        "Web configuration file (the Prometheus exporter toolkit's format: tls_server_config, "
+        "basic_auth_users) securing the HTTP server with TLS, client certificates and basic "
+        "auth; checked at start. Empty: plain HTTP without auth.",
+    ),
+    Option(
+        "web_probes_open",
+        "true",
+        _boolean,
+        "With basic_auth_users in web_config, /health and /ready answer without credentials, "
+        "for Kubernetes' probes (which cannot send them); every other path needs them. TLS "
+        "applies to every path either way. false: the probes need credentials too.",
+    ),
     Option(
         "flush_interval",
         "1s",

@@ -60,6 +60,8 @@ class Settings:
     max_segment_values: int
     web_host: str
     web_port: int
+    web_config: str
+    web_probes_open: bool
     flush_interval: float
     publish_interval: float
     profile: str

@@ -19,10 +19,11 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -41,18 +42,29 @@ STOP_DEADLINE_S = 8.0  # from the signal to the end of the process, at most
 
 #: The last flush on stop: True when the process should exit right after it (broker away).
 FinalFlush = Callable[[float], Awaitable[bool]]
+#: An aiohttp middleware (the basic auth of stream/publish/auth.py, a layer above).
+Middleware = Callable[[web.Request, Any], Awaitable[web.StreamResponse]]
 
 
-async def wait_for_broker(settings: Settings, give_up_after_s: float | None) -> bool:
+async def wait_for_broker(
+    settings: Settings,
+    give_up_after_s: float | None,
+    ssl_context: ssl.SSLContext | None = None,
+    middlewares: Sequence[Middleware] = (),
+) -> bool:
     """Create the topics as soon as the broker answers. Returns False when stopped by a signal
-    meanwhile; raises ConfigError after give_up_after_s, or for a mistake (partition count)."""
+    meanwhile; raises ConfigError after give_up_after_s, or for a mistake (partition count).
+    Meanwhile /health and /ready answer on the worker's port, secured as Faust's server will
+    be (`ssl_context`, `middlewares`)."""
     started = time.monotonic()
     reason = f"waiting for the broker at {settings.broker}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = await _serve_not_ready(settings, lambda: f"{reason} ({_since(started)})")
+    server = await _serve_not_ready(
+        settings, lambda: f"{reason} ({_since(started)})", ssl_context, middlewares
+    )
     logged = -LOG_EVERY_S
     try:
         while not stop.is_set():
@@ -83,7 +95,12 @@ def _since(started: float) -> str:
     return f"{time.monotonic() - started:.0f} s"
 
 
-async def _serve_not_ready(settings: Settings, reason: Callable[[], str]) -> web.AppRunner:
+async def _serve_not_ready(
+    settings: Settings,
+    reason: Callable[[], str],
+    ssl_context: ssl.SSLContext | None,
+    middlewares: Sequence[Middleware],
+) -> web.AppRunner:
     """/health and /ready on the worker's port until the Faust app takes it over."""
 
     async def health(request: web.Request) -> web.Response:
@@ -92,13 +109,15 @@ async def _serve_not_ready(settings: Settings, reason: Callable[[], str]) -> web
     async def ready(request: web.Request) -> web.Response:
         return web.json_response({"ready": False, "reason": reason()}, status=503)
 
-    app = web.Application()
+    app = web.Application(middlewares=middlewares)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+        await web.TCPSite(
+            runner, settings.web_host, settings.web_port, ssl_context=ssl_context
+        ).start()
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(

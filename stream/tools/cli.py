@@ -265,18 +265,29 @@ def _timestamp(text: str) -> datetime:
 def run_worker(args: argparse.Namespace) -> int:
     from stream.app import KpiApp
     from stream.config.secret import customer_secret
+    from stream.config.webconfig import load_web_config
+    from stream.publish.auth import web_security
     from stream.runtime import heap
     from stream.runtime.logs import setup_logging
     from stream.runtime.process import KpiWorker, quiet_cancelled_threads, wait_for_broker
 
     settings = Settings.load(flags_from(args))
     secret = customer_secret(settings) if settings.enabled("customers") else None
+    web_config = load_web_config(settings.web_config) if settings.web_config else None
+    web = web_security(settings, web_config)
     setup_logging(settings.log_level, settings.log_format)
     quiet_cancelled_threads()
-    logging.getLogger(__name__).info("settings: %s", settings.describe())
-    if not asyncio.run(wait_for_broker(settings, args.exit_if_no_broker_after)):
+    log = logging.getLogger(__name__)
+    log.info("settings: %s", settings.describe())
+    if web_config is not None:
+        log.info("%s", web_config.describe())
+        if web_config.tls is None:
+            log.warning("basic auth without TLS: passwords cross the network in clear text")
+    ssl_context, middlewares = (web.ssl_context, web.middlewares) if web else (None, ())
+    broker = wait_for_broker(settings, args.exit_if_no_broker_after, ssl_context, middlewares)
+    if not asyncio.run(broker):
         return 0  # stopped by a signal before the broker answered
-    kpi_app = KpiApp(settings, secret)
+    kpi_app = KpiApp(settings, secret, web)
     heap.freeze_survivors()
     worker = KpiWorker(
         kpi_app.app,

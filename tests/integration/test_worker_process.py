@@ -19,7 +19,16 @@ import pytest
 from stream.runtime.process import FINAL_FLUSH_S, STOP_DEADLINE_S
 from stream.tools.devservers import free_port, start_broker
 from tests.integration.test_pipeline import generate, wait_processed
-from tests.servers import Broker, RedisServer, Worker, _stop, cxkpi, wait_until
+from tests.servers import (
+    PRODUCTION_SECRET,
+    Broker,
+    RedisServer,
+    Worker,
+    _stop,
+    cxkpi,
+    wait_until,
+    without_broker,
+)
 
 pytestmark = pytest.mark.integration
 EVENTS = 300
@@ -105,22 +114,13 @@ def test_worker_waits_for_the_broker_then_runs_and_leaves_no_folder(
     assert [p.name for p in (temp / "cxkpi").iterdir()] == ["cxkpi-wait"]
 
 
-#: A production worker keeps the customer KPIs, which need the key secret.
-PRODUCTION_SECRET = {"CXKPI_CUSTOMER_KEY_SECRET": "a-test-secret-of-32-characters!!"}
-
-
 def test_worker_gives_up_on_a_missing_broker_when_told(tmp_path: Path) -> None:
     started = time.monotonic()
     result = cxkpi(
         "worker",
         "--exit-if-no-broker-after",
         "2s",
-        env={
-            "CXKPI_BROKER": f"kafka://127.0.0.1:{free_port()}",
-            "CXKPI_REDIS_URL": "none",
-            "CXKPI_WEB_PORT": str(free_port()),
-            **PRODUCTION_SECRET,
-        },
+        env=without_broker(),
         check=False,
         timeout=60,
     )
