@@ -44,6 +44,7 @@ from bench.eventlog import (
     to_record,
 )
 from bench.latency import MAX_AGE_S, Scrape, Sent, first_visible, percentile, quantiles
+from bench.publishing import texts
 from stream.app import customer_rules, state_config, topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
@@ -786,6 +787,7 @@ def decoded(
             now_ms=now_ms,
             max_future_ms=3_600_000,
             customer_secret=customer_secret,
+            sentiment=texts(),
         )
         if isinstance(event, Event):
             yield offset, event

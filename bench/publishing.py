@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from bench.eventlog import Record, mixed_events, to_record
 from stream.app import state_config, topic_rules
@@ -23,6 +24,7 @@ from stream.contract.events import Event, decode
 from stream.contract.schemas import SOURCE_TOPICS
 from stream.publish.document import Shape
 from stream.state.partition import PartitionState
+from stream.voice import Sentiment, sentiment
 
 #: Publishes measured, one per simulated second of the live load (a step boundary included).
 ROUNDS = 90
@@ -73,6 +75,12 @@ def states_from(records: list[Record], windows: str) -> dict[str, PartitionState
     return states
 
 
+@cache
+def texts() -> Sentiment:
+    """Scores free text as the worker does."""
+    return sentiment("lexicon")
+
+
 def apply(states: dict[str, PartitionState], records: list[Record]) -> None:
     """Decode and apply records as the worker would, partitioned by key; flush every state."""
     now_ms = int(time.time() * 1000)
@@ -80,7 +88,12 @@ def apply(states: dict[str, PartitionState], records: list[Record]) -> None:
         n = zlib.crc32(record.key) % PARTITIONS
         state = states[f"{record.topic}/{n}"]
         event = decode(
-            record.value, record.topic, max_bytes=1 << 20, now_ms=now_ms, max_future_ms=3_600_000
+            record.value,
+            record.topic,
+            max_bytes=1 << 20,
+            now_ms=now_ms,
+            max_future_ms=3_600_000,
+            sentiment=texts(),
         )
         if isinstance(event, Event):
             state.apply(event, state.offset + 1)

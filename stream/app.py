@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 from redis.exceptions import RedisError
 
+from stream import voice
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
 from stream.kpis.customers import CustomerRules
@@ -119,7 +120,12 @@ def topic_rules(settings: Settings) -> list[Rules]:
         TicketRules(
             step_ms=step_ms, grace_ms=grace_ms, retention_ms=settings.ticket_retention * 1000
         ),
-        SurveyRules(step_ms=step_ms, grace_ms=grace_ms),
+        SurveyRules(
+            step_ms=step_ms,
+            grace_ms=grace_ms,
+            positive_at=settings.sentiment_positive_at,
+            negative_at=settings.sentiment_negative_at,
+        ),
     ]
 
 
@@ -197,6 +203,8 @@ class KpiApp:
         self.windows_ms = config.windows_ms
         self.processors: list[TopicProcessor] = []
         crash = crash_at(POINTS)  # a test hook, armed only by CXKPI_CRASH_AT (crash.py)
+        texts = voice.sentiment(settings.sentiment_scorer)  # scores free text as it is decoded
+        texts.warm_up()  # its tables and language model now, not at the first comment
         for rules in topic_rules(settings):
             forwarder = None
             if customer_secret is not None and isinstance(rules, CartRules):
@@ -208,7 +216,7 @@ class KpiApp:
                     rules,
                     settings,
                     replace(config, collect_decided=forwarder is not None),
-                    source_reader(rules.topic, settings, customer_secret),
+                    source_reader(rules.topic, settings, customer_secret, texts),
                     forwarder=forwarder,
                     crash=crash,
                 )

@@ -102,6 +102,7 @@ DIMENSIONS = {
     "nps": _SURVEY,
     "csat": _SURVEY,
     "ces": _SURVEY,
+    "sentiment": ("source", "language", *_SURVEY),
     "net_emotion": _SURVEY,
     "review_rating": ("channel",),
 }
@@ -141,6 +142,9 @@ class Rules:
     #: the period P of the customer KPIs, and the cap of the expected lifetime in periods
     customer_period_s: int = 30 * 86400
     max_lifetime_periods: int = 36
+    #: a text is positive at a score >= this, negative at <= the other, else neutral
+    positive_at: float = 0.05
+    negative_at: float = -0.05
 
 
 @dataclass(frozen=True)
@@ -464,12 +468,61 @@ def _ticket_samples(part: _Partition, rules: Rules) -> list[Sample]:
     return out
 
 
-def _survey_samples(part: _Partition) -> list[Sample]:
+#: The languages whose texts get a score (kpis.md: at least these four).
+SCORED_LANGUAGES = frozenset({"en", "nl", "de", "fr"})
+
+
+@cache
+def _sentiment() -> Any:
+    """The project's scorer: the issue allows the reference to call it, since it is
+    deterministic; everything around it (what is scored, classes, segments, arithmetic) is
+    written here from the spec."""
+    from stream.voice import sentiment
+
+    return sentiment("lexicon")
+
+
+def _text_samples(event: dict[str, Any], rules: Rules, segs: dict[str, str]) -> list[Sample]:
+    """Every free text is scored once: the comment of any reply and the text of a review or
+    mention; a text in another language or too short to tell is unscored, never neutral."""
+    texts = []
+    if event["type"] in ("review", "mention"):
+        texts.append((event["type"], event["text"]))
+    if "comment" in event:
+        texts.append(("comment", event["comment"]))
+    out = []
+    for source, text in texts:
+        score = _sentiment().score(text)
+        language = score.language
+        scored = language in SCORED_LANGUAGES and score.value is not None
+        if language is None:
+            language = "unknown"
+        elif language not in SCORED_LANGUAGES:
+            language = "other"
+        where = {**segs, "source": source, "language": language}
+        if not scored:
+            out.append(Sample("sentiment", "unscored", event["_t"], where))
+            continue
+        value = score.value
+        verdict = (
+            "positive"
+            if value >= rules.positive_at
+            else "negative"
+            if value <= rules.negative_at
+            else "neutral"
+        )
+        out.append(Sample("sentiment", verdict, event["_t"], where))
+        out.append(Sample("sentiment", "score_sum", event["_t"], where, value))
+    return out
+
+
+def _survey_samples(part: _Partition, rules: Rules) -> list[Sample]:
     """One NPS, CSAT or CES response per applied survey event; segments from the event."""
     out: list[Sample] = []
     for event in part.applied:
         t, score, kind = event["_t"], event.get("score"), event["type"]
         segs = _segments_of(event, _SURVEY)
+        out.extend(_text_samples(event, rules, segs))
         if kind == "emotion":
             # positive if it names more positive than negative emotions, negative if more
             # negative, else mixed
@@ -506,7 +559,7 @@ def _samples(part: _Partition, rules: Rules) -> list[Sample]:
         return _cart_samples(part, rules)
     if part.topic == "tickets":
         return _ticket_samples(part, rules)
-    return _survey_samples(part)
+    return _survey_samples(part, rules)
 
 
 # --------------------------------------------------------------------------------------------
@@ -751,6 +804,24 @@ def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str
         }
     if kpi == "nps":
         return _nps(n("promoters"), n("passives"), n("detractors"))
+    if kpi == "sentiment":
+        positive, neutral, negative = n("positive"), n("neutral"), n("negative")
+        scored = positive + neutral + negative
+        margin = _nps(positive, neutral, negative)["margin_of_error"]
+        return {
+            "positive": positive,
+            "neutral": neutral,
+            "negative": negative,
+            "unscored": n("unscored"),
+            "score_sum": n("score_sum"),
+            "scored": scored,
+            "net": _div(100 * (positive - negative), scored),
+            "margin_of_error": margin,
+            "positive_ratio": _div(positive, scored),
+            "neutral_ratio": _div(neutral, scored),
+            "negative_ratio": _div(negative, scored),
+            "mean": _div(n("score_sum"), scored),
+        }
     if kpi == "net_emotion":
         # same arithmetic as NPS (100 x (positive - negative) / replies, adjusted-Wald margin)
         value = _nps(n("positive"), n("mixed"), n("negative"))

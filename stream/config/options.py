@@ -79,6 +79,26 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _scorer(text: str) -> str:
+    """A sentiment scorer by name: built in, registered, or an entry point (cxkpi.scorers)."""
+    from stream.voice import names
+
+    known = names()
+    if text not in known:
+        raise ValueError("one of " + ", ".join(known))
+    return text
+
+
+def _score_threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("a number from -1 to 1") from None
+    if not -1.0 <= value <= 1.0:
+        raise ValueError("a number from -1 to 1")
+    return value
+
+
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -326,6 +346,26 @@ OPTIONS: tuple[Option, ...] = (
         "36",
         _int_range(1, 1000),
         "Cap of a customer's expected lifetime in periods (1 / churn) in customer lifetime value.",
+    ),
+    Option(
+        "sentiment_scorer",
+        "lexicon",
+        _scorer,
+        "What scores comments, reviews and mentions (docs/sentiment.md): 'lexicon' (built in, "
+        "English, Dutch, German, French), or a scorer of one's own registered under that name.",
+    ),
+    Option(
+        "sentiment_positive_at",
+        "0.05",
+        _score_threshold,
+        "A text scoring at least this (-1..1) is positive.",
+    ),
+    Option(
+        "sentiment_negative_at",
+        "-0.05",
+        _score_threshold,
+        "A text scoring at most this (-1..1, not above sentiment_positive_at) is negative; "
+        "between the two, neutral.",
     ),
     Option(
         "data_dir",

@@ -70,6 +70,9 @@ class Settings:
     customer_key_secret: str
     customer_period: int
     max_lifetime_periods: int
+    sentiment_scorer: str
+    sentiment_positive_at: float
+    sentiment_negative_at: float
     data_dir: str
     kpis: KpiConfig | None = None  # the KPI configuration file, when one is used
 
@@ -133,6 +136,11 @@ class Settings:
             problem = window_problem(size, self.step, self.long_step)
             if problem:
                 raise ConfigError(f"invalid windows: {size}s is not {problem}")
+        if self.sentiment_negative_at > self.sentiment_positive_at:
+            raise ConfigError(
+                f"invalid sentiment_negative_at: {self.sentiment_negative_at:g} is above "
+                f"sentiment_positive_at ({self.sentiment_positive_at:g})"
+            )
         if self.customer_period <= 0 or self.customer_period % self.long_step:
             raise ConfigError(
                 f"invalid customer_period: {self.customer_period}s must be a positive multiple "

@@ -19,6 +19,8 @@ from stream.contract.schemas import (
     TYPES_BY_TOPIC,
     schema_error,
 )
+from stream.contract.voice import take_texts
+from stream.voice import Sentiment
 
 
 @dataclass(slots=True, frozen=True)
@@ -64,9 +66,11 @@ def decode(
     now_ms: int,
     max_future_ms: int,
     customer_secret: bytes | None = None,
+    sentiment: Sentiment | None = None,
 ) -> Event | Rejection:
     """Classify one record of a source topic. A valid event's raw customer id is replaced by its
-    pseudonymous key (dropped without `customer_secret`): no decoded event holds one."""
+    pseudonymous key (dropped without `customer_secret`), and its free text by the text's
+    sentiment (stream/contract/voice.py): no decoded event holds either."""
     if raw is None:
         return Rejection("invalid_json", "empty record value")
     if len(raw) > max_bytes:
@@ -92,4 +96,5 @@ def decode(
     if t > now_ms + max_future_ms:
         return Rejection("occurred_at_in_future", f"occurred_at is {(t - now_ms) // 1000} s ahead")
     pseudonymize(obj, customer_secret)
+    take_texts(obj, sentiment)
     return Event(topic, obj[KEY_FIELD[topic]], obj["event_id"], kind, t, obj)

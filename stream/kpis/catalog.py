@@ -25,12 +25,16 @@ from stream.kpis.kinds import (
     Mean,
     Money,
     NetScore,
+    Sentiment,
     Share,
 )
 
 CART_DIMENSIONS = ("channel", "region")
 TICKET_DIMENSIONS = ("channel", "region", "team", "priority")
 SURVEY_DIMENSIONS = ("channel", "region", "team")
+#: A text's sentiment also per source (comment, review, mention) and language
+#: (stream/contract/voice.py).
+VOICE_DIMENSIONS = ("source", "language", *SURVEY_DIMENSIONS)
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class Kpi:
     """One published KPI.
 
     `kind` decides how its components become a value, its JSON and its Prometheus families
-    (stream/kpis/kinds/): Share, Fraction, NetScore, Mean, Duration, Money, LiveGauge,
+    (stream/kpis/kinds/): Share, Fraction, NetScore, Mean, Sentiment, Duration, Money, LiveGauge,
     AgeHistogram, Customers. `parts` maps each published component to the bucket measure it is
     summed from.
     """
@@ -150,6 +154,19 @@ CATALOG: tuple[Kpi, ...] = (
             ("promoters", "nps_promoters"),
             ("passives", "nps_passives"),
             ("detractors", "nps_detractors"),
+        ),
+    ),
+    Kpi(
+        "sentiment",
+        Sentiment(),
+        "survey-replies",
+        VOICE_DIMENSIONS,
+        (
+            ("positive", "sentiment_positive"),
+            ("neutral", "sentiment_neutral"),
+            ("negative", "sentiment_negative"),
+            ("unscored", "sentiment_unscored"),
+            ("score_sum", "sentiment_score_sum"),
         ),
     ),
     Kpi(

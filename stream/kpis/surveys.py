@@ -6,17 +6,21 @@ kept only as long as a duplicate of it could still arrive inside grace.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from stream.contract.events import Event
+from stream.contract.voice import SCALE, VOICES
 from stream.kpis import RemembersNothing, segment_name, shared
-from stream.state.facts import OVERALL, Contribution, Fact
+from stream.state.facts import OVERALL, Contribution, Fact, Segments
 from stream.state.segments import UNKNOWN, SegmentNames
 from stream.state.windows import bucket_end
 
-# fact = (t, 0, event_id, type, value, channel, region, team); value: the score (nps, csat,
-# ces), the rating or None (review), the named emotions as a bit mask (emotion), None (mention)
-_T, _TYPE, _SCORE = 0, 3, 4
+# fact = (t, 0, event_id, type, value, channel, region, team, voices); value: the score (nps,
+# csat, ces), the rating or None (review), the named emotions as a bit mask (emotion), None
+# (mention); voices: its texts' (source, language, value or None) (stream/contract/voice.py), or
+# None (facts written before there were voices end after team)
+_T, _TYPE, _SCORE, _VOICES = 0, 3, 4, 8
 DIMENSIONS = ("channel", "region", "team")
 #: The reply types these rules know. Any other type is a bug upstream (the decoder rejects it):
 #: it raises rather than being counted as one of these.
@@ -81,6 +85,14 @@ def emotion_class(mask: int) -> str:
     return "negative" if negative > positive else "mixed"
 
 
+def _voices(body: dict[str, Any]) -> tuple[tuple[str, str, int | None], ...] | None:
+    """What the fact keeps of a reply's texts: only their scores (the text itself is gone)."""
+    voices = body.get(VOICES)
+    return (
+        tuple((source, language, value) for source, language, value in voices) if voices else None
+    )
+
+
 def _value(event: Event) -> int | None:
     """What a reply's fact keeps of its answer."""
     body = event.body
@@ -97,9 +109,19 @@ class SurveyRules(RemembersNothing):
     topic = "survey-replies"
     dimensions = DIMENSIONS
 
-    def __init__(self, *, step_ms: int, grace_ms: int) -> None:
+    def __init__(
+        self,
+        *,
+        step_ms: int,
+        grace_ms: int,
+        positive_at: float = 0.05,
+        negative_at: float = -0.05,
+    ) -> None:
         self.step_ms = step_ms
         self.grace_ms = grace_ms
+        # a text's class by its value in ten-thousandths (kpis.md: positive at >= +0.05, ...)
+        self.positive_at = round(positive_at * SCALE)
+        self.negative_at = round(negative_at * SCALE)
 
     def fact(self, event: Event, names: SegmentNames) -> Fact:
         if event.type not in TYPES:
@@ -111,6 +133,7 @@ class SurveyRules(RemembersNothing):
             event.type,
             _value(event),
             *(segment_name(names, d, event.body) for d in DIMENSIONS),
+            _voices(event.body),
         )
 
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
@@ -141,7 +164,25 @@ class SurveyRules(RemembersNothing):
                         out.append((t, "review_good", segments, 1))
             elif kind != "mention":  # a mention's KPIs are those of its text (sentiment)
                 raise _unknown(kind)
+            if len(f) > _VOICES and f[_VOICES]:
+                out.extend(self._sentiment(t, segments, f[_VOICES]))
         return out
+
+    def _sentiment(self, t: int, segments: Segments, voices: list[Any]) -> Iterator[Contribution]:
+        """Each text: scored or not, its class and value, per source and language besides the
+        reply's segments (kpis.md, "Voice of the customer")."""
+        for source, language, value in voices:
+            where = shared((*segments, ("source", source), ("language", language)))
+            if value is None:
+                yield t, "sentiment_unscored", where, 1
+                continue
+            yield t, f"sentiment_{self._polarity(value)}", where, 1
+            yield t, "sentiment_score_sum", where, value
+
+    def _polarity(self, value: int) -> str:
+        if value >= self.positive_at:
+            return "positive"
+        return "negative" if value <= self.negative_at else "neutral"
 
     def _forget_at(self, facts: list[Fact]) -> int:
         return bucket_end(max(f[_T] for f in facts), self.step_ms) + self.grace_ms + 1

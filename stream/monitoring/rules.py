@@ -30,6 +30,7 @@ from stream.kpis.kinds import (
     Mean,
     Money,
     NetScore,
+    Sentiment,
     Share,
 )
 from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
@@ -76,6 +77,8 @@ def components(kpi: Kpi) -> list[str]:
     parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
     if isinstance(kpi.kind, NetScore):
         return [*parts, f"cxkpi_{kpi.name}_{kpi.kind.total}"]
+    if isinstance(kpi.kind, Sentiment):
+        return [*parts, f"cxkpi_{kpi.name}_scored"]
     return parts
 
 
@@ -118,6 +121,12 @@ def values(kpi: Kpi) -> list[Series]:
             return [Series(f"{name}:score", f"{title} (%)", "percent")]
         case NetScore():
             return [Series(f"{name}:score", title, "none")]
+        case Sentiment():
+            return [
+                Series(f"{name}:net", f"Net {kpi.name}", "none"),
+                Series(f"{name}:mean", f"{title}: mean score (-1..1)", "none"),
+                Series(f"{name}:negative_ratio", f"{title}: share negative", "percentunit"),
+            ]
         case Mean(share_key=share, scale=scale, good=good):
             return [
                 Series(f"{name}:mean", f"{title} (mean, {scale})", "none"),
@@ -210,6 +219,16 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
                 "record": values(kpi)[0].record,
                 "expr": _divide(f"({top} - {bottom})", samples(kpi), 100),
             }
+        case Sentiment():
+            positive, _, negative, _, score_sum, scored = parts
+            net, mean, negative_ratio = values(kpi)
+            yield {"record": samples(kpi), "expr": scored}
+            yield {
+                "record": net.record,
+                "expr": _divide(f"({positive} - {negative})", samples(kpi), 100),
+            }
+            yield {"record": mean.record, "expr": _divide(score_sum, samples(kpi))}
+            yield {"record": negative_ratio.record, "expr": _divide(negative, samples(kpi))}
         case Mean():
             responses, score_sum, easy = parts
             mean, easy_ratio = values(kpi)

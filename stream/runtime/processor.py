@@ -29,6 +29,7 @@ from stream.runtime.positions import ReadPositions
 from stream.runtime.repartition import Forwarder, Watermark
 from stream.state.facts import Rules
 from stream.state.partition import PartitionState, StateConfig
+from stream.voice import Sentiment
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,14 @@ MAX_UNCOMMITTED = 4_000
 Reader = Callable[[bytes | None], Event | Watermark | Rejection]
 
 
-def source_reader(topic: str, settings: Settings, customer_secret: bytes | None) -> Reader:
+def source_reader(
+    topic: str,
+    settings: Settings,
+    customer_secret: bytes | None,
+    sentiment: Sentiment | None = None,
+) -> Reader:
     """Decoding of a source topic's records by the event contract; customer ids become their
-    pseudonymous keys (dropped without a secret: customer KPIs off)."""
+    pseudonymous keys (dropped without a secret: customer KPIs off), free text its sentiment."""
 
     def read(raw: bytes | None) -> Event | Rejection:
         return decode(
@@ -53,6 +59,7 @@ def source_reader(topic: str, settings: Settings, customer_secret: bytes | None)
             now_ms=int(time.time() * 1000),
             max_future_ms=settings.max_future * 1000,
             customer_secret=customer_secret,
+            sentiment=sentiment,
         )
 
     return read

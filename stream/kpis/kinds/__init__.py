@@ -42,6 +42,7 @@ from stream.kpis.kinds.distributions import (
     Duration,
     Money,
 )
+from stream.kpis.kinds.voice import Sentiment, Texts
 
 __all__ = [
     "AGE_SUM_MS",
@@ -71,8 +72,10 @@ __all__ = [
     "Options",
     "Ratio",
     "Rows",
+    "Sentiment",
     "Series",
     "Share",
+    "Texts",
     "Value",
     "nps_margin_of_error",
     "ratio",

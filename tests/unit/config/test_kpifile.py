@@ -40,6 +40,7 @@ EXAMPLE_ALERTS = {
     "nps": Alert("below", 0, 30 * 86400, 100, severity="critical"),
     "csat": Alert("below", 80, 86400, 30),
     "ces": Alert("below", 4.5, 86400, 30),
+    "sentiment": Alert("below", -20, 86400, 50),
     "net_emotion": Alert("below", 0, 86400, 50),
     "review_rating": Alert("below", 3.5, 86400, 20),
     "customers": Alert("above", 0.9, None, 100),

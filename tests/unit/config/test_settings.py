@@ -170,3 +170,34 @@ def test_the_group_instance_id_is_empty_unless_given() -> None:
     assert Settings.load({"config": "none"}, environ={}).group_instance_id == ""
     env = {"CXKPI_GROUP_INSTANCE_ID": "cxkpi-2"}
     assert Settings.load({"config": "none"}, environ=env).group_instance_id == "cxkpi-2"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"CXKPI_SENTIMENT_SCORER": "bert"},
+            "invalid sentiment_scorer 'bert' from environment variable CXKPI_SENTIMENT_SCORER: "
+            "expected one of lexicon",
+        ),
+        (
+            {"CXKPI_SENTIMENT_POSITIVE_AT": "1.5"},
+            "invalid sentiment_positive_at '1.5' from environment variable "
+            "CXKPI_SENTIMENT_POSITIVE_AT: expected a number from -1 to 1",
+        ),
+        (
+            {"CXKPI_SENTIMENT_NEGATIVE_AT": "0.2"},
+            "invalid sentiment_negative_at: 0.2 is above sentiment_positive_at (0.05)",
+        ),
+    ],
+)
+def test_sentiment_settings_are_checked_at_start(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.load({"config": "none"}, environ=environ)
+    assert str(error.value) == message
+
+
+def test_sentiment_defaults_are_the_specs() -> None:
+    settings = Settings.load({"config": "none"}, environ={})
+    assert settings.sentiment_scorer == "lexicon"
+    assert (settings.sentiment_positive_at, settings.sentiment_negative_at) == (0.05, -0.05)

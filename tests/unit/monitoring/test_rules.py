@@ -304,6 +304,15 @@ def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[
                 bottom: 0 if high else n,
                 k.kind.total: n,
             }, (100 if high else -100)
+        case "sentiment":  # every text positive (net +100) or negative (net -100)
+            return {
+                "positive": n if high else 0,
+                "neutral": 0,
+                "negative": 0 if high else n,
+                "unscored": 0,
+                "score_sum": n if high else -n,
+                "scored": n,
+            }, (100 if high else -100)
         case "mean":
             responses, score_sum, good = (p for p, _ in k.parts)
             most = 7 if k.kind.scale == "1-7" else 5

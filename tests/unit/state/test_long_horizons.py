@@ -19,6 +19,7 @@ from stream.publish.entries import partition_entry
 from stream.publish.merge import merge
 from stream.state.partition import PartitionState, StateConfig
 from stream.tools.generate import Profile, generate
+from stream.voice import sentiment
 from tests.reference import Record, Rules, compare_snapshots, expected_snapshot
 
 DAY_S = 86400
@@ -26,6 +27,9 @@ START = datetime(2026, 9, 1, tzinfo=UTC)
 RATE = 1 / 90  # an event every 90 s of event time: 35 days are 33,600 events
 NOW_MS = int(START.timestamp() * 1000) + 60 * DAY_S * 1000
 PARTITIONS = dict.fromkeys(SOURCE_TOPICS, 1)
+
+#: Scores free text as the worker does (the reference calls the same scorer).
+TEXTS = sentiment("lexicon")
 
 
 def settings(**flags: str) -> Settings:
@@ -109,7 +113,12 @@ class Worker:
             if record.offset <= state.offset:
                 continue
             result = decode(
-                record.value, record.topic, max_bytes=65536, now_ms=NOW_MS, max_future_ms=3_600_000
+                record.value,
+                record.topic,
+                max_bytes=65536,
+                now_ms=NOW_MS,
+                max_future_ms=3_600_000,
+                sentiment=TEXTS,
             )
             if isinstance(result, Rejection):
                 state.dead_letter(record.offset)

@@ -1,0 +1,99 @@
+"""The kind of the sentiment of free text (kpis.md, "Voice of the customer"): texts scored and
+unscored, the shares positive / neutral / negative, net sentiment and the mean score."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stream.kpis.kinds.base import (
+    Family,
+    Kind,
+    Metrics,
+    Options,
+    Rows,
+    Series,
+    counted_families,
+    ratio,
+)
+from stream.kpis.kinds.counts import nps_margin_of_error, part_counts
+
+if TYPE_CHECKING:
+    from stream.kpis.catalog import Kpi
+
+#: The components: the KPI's parts in their order (the classes, unscored texts, the score sum),
+#: then the scored texts.
+COMPONENTS = ("positive", "neutral", "negative", "unscored", "score_sum", "scored")
+#: What the components give.
+COMPUTED = (
+    "net",
+    "margin_of_error",
+    "positive_ratio",
+    "neutral_ratio",
+    "negative_ratio",
+    "mean",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Texts:
+    """The texts of one window and segment; `score_sum` in the scale's units (an integer: sums
+    stay exact)."""
+
+    positive: int
+    neutral: int
+    negative: int
+    unscored: int
+    score_sum: int
+    scale: int
+
+    @property
+    def scored(self) -> int:
+        return self.positive + self.neutral + self.negative
+
+    @property
+    def net(self) -> float | None:
+        scored = self.scored
+        return 100 * (self.positive - self.negative) / scored if scored else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **dict(zip(COMPONENTS, self.components(), strict=True)),
+            **dict(zip(COMPUTED, self.computed(), strict=True)),
+        }
+
+    def components(self) -> tuple[float, ...]:
+        """As published: the score sum in score units (summed over workers as a float)."""
+        sums = self.score_sum / self.scale
+        return self.positive, self.neutral, self.negative, self.unscored, sums, self.scored
+
+    def computed(self) -> tuple[float | None, ...]:
+        scored = self.scored
+        mean = ratio(self.score_sum, scored)
+        return (
+            self.net,
+            nps_margin_of_error(self.positive, self.negative, scored),
+            ratio(self.positive, scored),
+            ratio(self.neutral, scored),
+            ratio(self.negative, scored),
+            None if mean is None else mean / self.scale,
+        )
+
+
+@dataclass(frozen=True)
+class Sentiment(Kind):
+    """Positive, neutral, negative and unscored texts and the scored texts' summed score ->
+    net sentiment = 100 x (positive - negative) / scored (with the adjusted-Wald margin of error,
+    as for NPS), the three shares of the scored texts, and their mean score in [-1, 1]. `scale`
+    is the score sum's unit (ten-thousandths)."""
+
+    name = "sentiment"
+    key: str = "net"
+    scale: int = 10_000
+
+    def value(self, kpi: Kpi, series: Series, options: Options) -> Texts:
+        return Texts(*part_counts(kpi, series), scale=self.scale)
+
+    def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
+        return counted_families(kpi, rows, metrics, COMPONENTS, COMPUTED)
