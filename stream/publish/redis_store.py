@@ -241,11 +241,16 @@ class SnapshotStore:
         now = time.monotonic()
         refresh = self.pacer.due(now)
         versions = {f: f"{self.instance}:{window_version(s)}" for f, s in mine.items()}
-        # window totals that changed, when the budget allows; new partitions always
+        if not lead:  # a later document needs copies that match the versions named by then
+            self._mine.clear()
+        # window totals that changed, when the budget allows; new partitions always, and all of
+        # this worker's when it starts writing the document (it holds no copies of them yet)
         changed = [
             f
             for f in mine
-            if f not in self.written or (refresh and self.written[f][0] != versions[f])
+            if f not in self.written
+            or (lead and f not in self._mine)
+            or (refresh and self.written[f][0] != versions[f])
         ]
         copies = {
             f: Held(versions[f], mine[f].stream_time, window_copies(mine[f])) for f in changed

@@ -121,6 +121,29 @@ def test_one_leader_merges_the_partitions_of_every_worker(redis_server: RedisSer
     run(scenario())
 
 
+def test_a_worker_that_starts_leading_merges_its_own_windows(redis_server: RedisServer) -> None:
+    """Partition 0 moves to a worker that published its partitions' window totals as a follower
+    and they have not changed since: its documents hold them (it held no copies while it
+    followed), also when it leads again after its totals changed while it followed."""
+    states = fleet_states()
+    mine, theirs = split(states)
+
+    async def scenario() -> None:
+        first, second = store(redis_server), store(redis_server)
+        await first.publish(mine, lead=True)
+        await second.publish(theirs, lead=False)
+        await second.publish(theirs, lead=True)  # leads now; nothing changed
+        assert stored(redis_server, "t") == expected(states)
+        carts = mine["cart-events/0"]
+        carts.advance(carts.stream_time + 60 * 60_000)  # changes while `first` follows
+        await first.publish(mine, lead=False)
+        await first.publish(mine, lead=True)  # leads again
+        assert stored(redis_server, "t") == expected(states)
+        await asyncio.gather(first.close(), second.close())
+
+    run(scenario())
+
+
 def test_window_totals_are_written_only_when_they_change(redis_server: RedisServer) -> None:
     states = fleet_states()
     registry = CollectorRegistry()
