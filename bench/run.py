@@ -507,7 +507,7 @@ async def run_publishing(
     try:
         cost = await measure_publishing(
             states,
-            lambda mine: store.publish(mine, lead=True),
+            lambda mine: store.publish(mine, preferred=True),
             live_seconds(args.seed + 2, log_end + timedelta(seconds=1)),
             rounds=args.publish_rounds,
         )

@@ -46,7 +46,7 @@ def unpack_windows(raw: bytes | None) -> Held | None:
 
 @dataclass(slots=True)
 class Rendered:
-    """The leader's windowed KPIs as JSON, what they were rendered from, and per source
+    """The writer's windowed KPIs as JSON, what they were rendered from, and per source
     partition the version of the totals they hold and the latest stream time those are known
     to hold at (it moves on with the partition's entry while that names the same version)."""
 
