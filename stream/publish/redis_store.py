@@ -93,7 +93,7 @@ class PublishMetrics:
         self.retries = Counter(
             "cxkpi_snapshot_publish_retries",
             "Merged documents merged again because another worker wrote the snapshot meanwhile "
-            "(WATCH conflicts; only while partitions move)",
+            "(WATCH conflicts; only while partitions move or the writer lease changes hands)",
             registry=registry,
         )
         self.failures = Counter(
@@ -143,6 +143,8 @@ class SnapshotStore:
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
         )
         self.available: bool | None = None  # unknown until the first attempt
+        self.writing = False  # whether the last publish wrote the merged document
+        self.lease: Lease | None = None  # the writer lease as last seen (or written)
         #: Window versions are unique within a process: the instance makes them fleet-unique.
         self.instance = uuid.uuid4().hex[:12]
         self.writer = writer or self.instance  # how the documents it writes name it
@@ -184,6 +186,16 @@ class SnapshotStore:
         finally:
             self.metrics.seconds.observe(time.perf_counter() - started)
         self.metrics.leader.set(1 if wrote else 0)
+        if wrote != self.writing:  # said once per change of hands
+            self.writing = wrote
+            if wrote:
+                log.info("this worker (%s) writes the merged snapshot now", self.writer)
+            elif self.lease is not None:
+                log.info(
+                    "this worker (%s) no longer writes the merged snapshot: %s does",
+                    self.writer,
+                    self.lease.writer,
+                )
         if self.available is False:
             log.info("snapshot store %s is back; snapshot is current again", redact_url(self.url))
         self.available = True
@@ -258,6 +270,7 @@ class SnapshotStore:
             else:
                 log.debug("merged snapshot not written: %d conflicting writers", MAX_ATTEMPTS)
                 return False
+        self.lease = lease
         self.metrics.published.seen(lease)
         self.pacer.spent(time.monotonic(), cpu)
         self.metrics.windows_written.inc(len(windows))

@@ -6,10 +6,12 @@ writer. Workers that die on a real broker: test_writer_takeover.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime
 from typing import Any
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
@@ -74,11 +76,13 @@ def test_the_document_says_when_and_by_whom_it_was_written(redis_server: RedisSe
     run(scenario())
 
 
-def test_a_follower_takes_over_once_the_writer_stopped(redis_server: RedisServer) -> None:
+def test_a_follower_takes_over_once_the_writer_stopped(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     """The writer stops publishing (as if killed): once its lease expired, the follower's next
     publish writes the document, whole and exact, the stopped writer's entries as it left them
     (`valid_at` and `partitions_published_at` stand still with them); the follower keeps writing
-    until the preferred writer is back and takes the lease."""
+    until the preferred writer is back and takes the lease. It says so once each time."""
     states = fleet_states()
     mine, theirs = split(states)
     following = CollectorRegistry()
@@ -118,7 +122,13 @@ def test_a_follower_takes_over_once_the_writer_stopped(redis_server: RedisServer
         assert stored(redis_server, "t") == expected(states)
         await asyncio.gather(leader.close(), follower.close())
 
-    run(scenario())
+    with caplog.at_level(logging.INFO, logger="stream.publish.redis_store"):
+        run(scenario())
+    assert [r.getMessage() for r in caplog.records] == [
+        "this worker (leader-0:6066) writes the merged snapshot now",
+        "this worker (follower-1:6066) writes the merged snapshot now",
+        "this worker (follower-1:6066) no longer writes the merged snapshot: leader-0:6066 does",
+    ]
 
 
 def test_a_follower_that_loses_the_race_for_the_lease_writes_only_its_entries(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from stream.publish.lease import LEASE_INTERVALS, PublishedAt
 from tests.integration.test_pipeline import (
@@ -95,6 +96,9 @@ def test_another_worker_writes_the_snapshot_within_seconds_of_the_writer_s_sigki
         assert ms(doc["partitions_published_at"]) <= killed_at, (took, doc["published_at"])
         assert_same(doc, expected)  # whole and exact: every event was in before the kill
         assert doc["valid_at"] == doc["windows_valid_at"] == expected["valid_at"]
+        # the lease lasts LEASE_INTERVALS of the test's 0.5 s publish interval
+        ttl_ms = redis.Redis.from_url(redis_server.url).pttl("cxkpi-test:writer")
+        assert 0 < ttl_ms <= LEASE_INTERVALS * 500
         survivor_metrics = metric_samples(survivor)
         assert survivor_metrics["cxkpi_snapshot_leader", frozenset()] == 1
         seen = survivor_metrics[PublishedAt.NAME, frozenset()]
