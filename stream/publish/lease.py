@@ -3,9 +3,9 @@
 The owner of the first source topic's partition 0 is the preferred writer (Kafka's group
 membership picks exactly one). When it dies, its partitions move only once the group notices
 (the session timeout) and their changelogs were read again: in the fleet benchmark the document
-stood still for 16-17 s. So writing the document is a lease, `<app_id>:writer`, written in the
-same transaction as the document and expiring `ttl` after it (`LEASE_INTERVALS` publish
-intervals):
+stood still for 48.5 s (docs/performance.md). So writing the document is a lease,
+`<app_id>:writer`, written in the same transaction as the document and expiring `ttl` after it
+(`LEASE_INTERVALS` publish intervals):
 
 - the preferred writer takes it at each publish, whoever holds it;
 - any other worker takes it when no live lease exists (its holder stopped writing), and keeps
@@ -35,9 +35,9 @@ LEASE_INTERVALS = 3
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """The writer of the merged document: its name (an instance id or host:port, never
-    customer data), its process (names may repeat across restarts) and when it last wrote it
-    (epoch ms)."""
+    """The writer of the merged document: its name (its static membership id or host:port,
+    never customer data), its process (a name may repeat across restarts) and when it last
+    wrote the document (epoch ms)."""
 
     writer: str
     instance: str

@@ -190,7 +190,7 @@ class SnapshotStore:
             self.writing = wrote
             if wrote:
                 log.info("this worker (%s) writes the merged snapshot now", self.writer)
-            elif self.lease is not None:
+            elif self.lease is not None and self.lease.instance != self.instance:
                 log.info(
                     "this worker (%s) no longer writes the merged snapshot: %s does",
                     self.writer,
