@@ -10,7 +10,8 @@ windows; with twelve) each read all of it from the start under their own consume
 production worker, caught up, then takes a fixed offered load of half the measured maximum for
 the latency figures. The cost of publishing to Redis is measured in this process on the log's
 state. Fleets of 1, 2 and 4 workers read a log on 8 partitions, then take a live load while the
-Redis snapshot's age is watched. Memory is measured last, on fresh brokers, then (in this
+Redis snapshot's age is watched; the fleet of 2 takes it again while the worker writing the
+snapshot is killed with SIGKILL. Memory is measured last, on fresh brokers, then (in this
 process) what partitions remember of solved tickets and carts' customers over 38 days. Medians of
 the repeats go to the table and, with every repeat, to the JSON file.
 """
@@ -507,7 +508,7 @@ async def run_publishing(
     try:
         cost = await measure_publishing(
             states,
-            lambda mine: store.publish(mine, lead=True),
+            lambda mine: store.publish(mine, preferred=True),
             live_seconds(args.seed + 2, log_end + timedelta(seconds=1)),
             rounds=args.publish_rounds,
         )
@@ -551,8 +552,17 @@ async def run_fleet(
                 f"fleet of {size}: {run_.rate:,.0f} events/s; snapshot age p50 "
                 f"{run_.age_p50_s * 1000:,.0f} ms, p99 {run_.age_p99_s * 1000:,.0f} ms at "
                 f"{run_.live_rate:,.0f} live events/s; {run_.watch_retries} WATCH retries, "
-                f"{run_.leaders} leader(s)"
+                f"{run_.leaders} writer(s)"
             )
+            if run_.takeover is not None:
+                say(
+                    f"fleet of {size}, its snapshot's writer SIGKILLed under that load: another "
+                    f"worker wrote it {run_.takeover.takeover_s:.1f} s later; the snapshot's age "
+                    f"by published_at at most {run_.takeover.age_max_s:.1f} s (p99 before the "
+                    f"kill {run_.takeover.age_p99_before_s:.1f} s), by valid_at at most "
+                    f"{run_.takeover.valid_at_age_max_s:.1f} s (the dead worker's partitions, "
+                    "until the group moved them)"
+                )
     finally:
         server.stop()
     return out
@@ -722,6 +732,16 @@ def results(
         )
         if 1 in by_size and size > 1 and by_size[1].rate:
             figures[f"fleet_{size}_vs_1"] = run_.rate / by_size[1].rate
+        if run_.takeover is not None:
+            figures.update(
+                {
+                    f"fleet_{size}_kill_age_max_ms": run_.takeover.age_max_s * 1000,
+                    f"fleet_{size}_kill_takeover_ms": run_.takeover.takeover_s * 1000,
+                    f"fleet_{size}_kill_valid_at_age_max_ms": run_.takeover.valid_at_age_max_s
+                    * 1000,
+                    f"fleet_{size}_kill_age_p99_before_ms": run_.takeover.age_p99_before_s * 1000,
+                }
+            )
     if heap:
         figures["heap_bytes_per_open_cart"] = heap["cart"]
         figures["heap_bytes_per_open_ticket"] = heap["ticket"]

@@ -37,6 +37,7 @@ from stream.publish.auth import WebSecurity
 from stream.publish.document import Shape, Windows, window_renderer, window_versions
 from stream.publish.entries import Entry, partition_entry
 from stream.publish.http import add_routes
+from stream.publish.lease import LEASE_INTERVALS, wall_ms, worker_name
 from stream.publish.prometheus import KpiCollector, WindowText
 from stream.publish.redis_store import SnapshotStore
 from stream.runtime import heap, transport
@@ -237,8 +238,17 @@ class KpiApp:
             settings.enabled,
             settings.max_lifetime_periods,
         )
+        #: how the documents this worker writes (/kpis, and Redis while it writes there) name it
+        self.name = worker_name(settings.group_instance_id, settings.web_port)
         self.store = (
-            SnapshotStore(settings.redis_url, settings.app_id, self.shape, self.registry)
+            SnapshotStore(
+                settings.redis_url,
+                settings.app_id,
+                self.shape,
+                self.registry,
+                writer=self.name,
+                lease_ttl_s=LEASE_INTERVALS * settings.publish_interval,
+            )
             if settings.redis_url
             else None
         )
@@ -287,8 +297,9 @@ class KpiApp:
         return {k: e for k, e in others.items() if k not in mine}
 
     def leads(self) -> bool:
-        """Whether this worker writes the merged snapshot: the owner of the first source
-        topic's partition 0, so that Kafka's group membership picks one worker per fleet."""
+        """Whether this worker is the preferred writer of the merged snapshot: the owner of the
+        first source topic's partition 0, so that Kafka's group membership picks one worker per
+        fleet (another writes it while that one does not: lease.py)."""
         return f"{self.processors[0].topic_name}/0" in self.states()
 
     # -- /metrics ------------------------------------------------------------------------------
@@ -331,7 +342,8 @@ class KpiApp:
         """Live entries of this worker merged with the latest known entries of the others."""
         mine = self.states()
         others = self.others(mine)
-        entries = [partition_entry(state) for state in mine.values()]
+        now = wall_ms()
+        entries = [replace(partition_entry(state), published_at=now) for state in mine.values()]
         if self.store is not None:
             try:
                 windows = await self.store.windows_of(others)
@@ -341,7 +353,7 @@ class KpiApp:
                 replace(e, windows=windows[k].totals if k in windows else {})
                 for k, e in others.items()
             ]
-        document = self.shape.document(entries)
+        document = self.shape.stamp(self.shape.document(entries), entries, now, self.name)
         covered = {e.field for e in entries}
         expected = {f"{t}/{n}" for t, count in self.partitions.items() for n in range(count)}
         document["complete"] = expected <= covered

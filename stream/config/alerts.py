@@ -76,7 +76,7 @@ class Alerting:
     stalled_for_s: int = 300  # lag and no progress for this long: consumer stalled
     silent_for_s: int = 900  # no event applied on a topic for this long
     uncovered_for_s: int = 120  # partitions not covered exactly once for this long
-
+    snapshot_stale_after_s: int = 60  # no merged snapshot written in Redis for this long
 
 
 def _range_text(name: str) -> str:
@@ -110,6 +110,9 @@ def alerting_defaults(check: Checker, table: dict[str, Any]) -> Alerting:
         stalled_for_s=check.whole_seconds(table["stalled_for"], "alerting.stalled_for"),
         silent_for_s=check.whole_seconds(table["silent_for"], "alerting.silent_for"),
         uncovered_for_s=check.whole_seconds(table["uncovered_for"], "alerting.uncovered_for"),
+        snapshot_stale_after_s=check.whole_seconds(
+            table["snapshot_stale_after"], "alerting.snapshot_stale_after"
+        ),
     )
 
 
@@ -224,4 +227,3 @@ def kpi_alert(
         else defaults.severity
     )
     return Alert(kind, threshold, window_s, min_samples, for_s, severity)
-

@@ -55,9 +55,11 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "stalled_for": "5m",
         "silent_for": "15m",
         "uncovered_for": "2m",
+        "snapshot_stale_after": "1m",
     },
     "kpis": {},
 }
+
 
 @dataclass(frozen=True)
 class KpiSettings:
@@ -86,7 +88,6 @@ class KpiConfig:
     allow: dict[str, frozenset[str]]
     kpis: dict[str, KpiSettings]
     alerting: Alerting = field(default_factory=Alerting)
-
 
 
 def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:

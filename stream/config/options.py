@@ -302,8 +302,9 @@ OPTIONS: tuple[Option, ...] = (
         "1s",
         _positive_duration,
         "How old the Redis snapshot may grow: every worker writes its partitions' entries, and "
-        "the leading worker merges them into the snapshot, twice per interval, so the snapshot "
-        "is at most about one interval behind the entries it merges.",
+        "the writing worker merges them into the snapshot, twice per interval, so the snapshot "
+        "is at most about one interval behind the entries it merges. When the writer stops, "
+        "another worker takes over after three intervals.",
     ),
     Option(
         "profile",

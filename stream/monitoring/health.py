@@ -1,12 +1,13 @@
 """Prometheus recording and alert rules of the processor's own health: partition coverage,
-event rates, dead letters, consumer lag, stream time delay (stream/monitoring/rules.py adds
-them to the KPIs' rules)."""
+event rates, dead letters, consumer lag, stream time delay, the Redis snapshot's age
+(stream/monitoring/rules.py adds them to the KPIs' rules)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from stream.config.kpifile import Alerting
+from stream.publish.lease import LEASE_INTERVALS, PublishedAt
 from stream.state.windows import window_name
 
 #: records a topic's partition count while each partition is owned by exactly one worker
@@ -15,6 +16,8 @@ EVENTS_RATE = "topic_outcome:cxkpi_events:rate5m"
 DEAD_LETTER_RATIO = "topic:cxkpi_events_dead_lettered:ratio_rate5m"
 CONSUMER_LAG = "topic_partition:cxkpi_consumer_lag_records:max"
 STREAM_DELAY = "topic:cxkpi_stream_time_delay_seconds:max"
+#: when the merged snapshot in Redis was written, as each worker last wrote or saw it (lease.py)
+SNAPSHOT_PUBLISHED = PublishedAt.NAME
 
 
 def seconds_text(s: int) -> str:
@@ -54,7 +57,7 @@ def health_recording_rules() -> list[dict[str, str]]:
 
 
 def health_alerts(alerting: Alerting) -> list[dict[str, Any]]:
-    """The processor's own health: coverage, silence, stalls, dead letters."""
+    """The processor's own health: coverage, silence, stalls, dead letters, a stale snapshot."""
     runbook = alerting.runbook_url
 
     def alert(name: str, expr: str, for_s: int, severity: str, summary: str, text: str) -> dict:
@@ -122,5 +125,17 @@ def health_alerts(alerting: Alerting) -> list[dict[str, Any]]:
             f"More than {alerting.dead_letter_ratio:.2%} of {{{{ $labels.topic }}}} records "
             f"over 5m went to {{{{ $labels.topic }}}}.dlq (with at least "
             f"{alerting.dead_letter_min_events} records in 5m). Read the error headers there.",
+        ),
+        alert(  # its own threshold is a duration: no `for` on top of it
+            "CxkpiSnapshotStale",
+            f"time() - max({SNAPSHOT_PUBLISHED}) > {alerting.snapshot_stale_after_s}",
+            0,
+            "critical",
+            "The merged snapshot in Redis was written {{ $value | humanizeDuration }} ago",
+            "No worker has written or seen a merged snapshot in Redis for more than "
+            f"{seconds_text(alerting.snapshot_stale_after_s)}, so readers of "
+            "<app_id>:snapshot get old values. When its writer dies another worker takes over "
+            f"within {LEASE_INTERVALS} publish intervals: Redis is unreachable or too slow for "
+            "the workers.",
         ),
     ]

@@ -37,6 +37,7 @@ from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
 from stream.monitoring.health import COVERED, health_alerts, health_recording_rules, seconds_text
 from stream.monitoring.health import DEAD_LETTER_RATIO as DEAD_LETTER_RATIO
 from stream.monitoring.health import EVENTS_RATE as EVENTS_RATE
+from stream.monitoring.health import SNAPSHOT_PUBLISHED as SNAPSHOT_PUBLISHED
 from stream.monitoring.health import STREAM_DELAY as STREAM_DELAY
 from stream.state.windows import window_name
 

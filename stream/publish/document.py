@@ -176,6 +176,23 @@ class Shape:
             max_lifetime_periods=self.max_lifetime_periods,
         )
 
+    def stamp(
+        self, document: dict[str, Any], entries: Iterable[Entry], published_at: int, writer: str
+    ) -> dict[str, Any]:
+        """The document with when (epoch ms) and by which worker it is written, and since when
+        every partition's entry in it was, by its owner (null while some entry does not say: an
+        earlier version's). A worker may write the document while another is dead, from the dead
+        one's entries as they were left: `published_at` then moves on, while this and
+        `valid_at` stand still, as the data they describe does."""
+        times = [e.published_at for e in self.current(entries)]
+        known = [t for t in times if t is not None]
+        document["published_at"] = format_time(published_at)
+        document["writer"] = writer
+        document["partitions_published_at"] = (
+            format_time(min(known)) if known and len(known) == len(times) else None
+        )
+        return document
+
     def live(
         self, entries: Iterable[Entry], admitted: Admitted | None = None
     ) -> dict[str, KpiValues]:

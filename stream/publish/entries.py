@@ -26,7 +26,9 @@ class Entry:
     """A summary of one partition. `windows` is empty when sent without its window totals,
     which the Redis store keeps apart: then `windows_version` names the version of the totals
     it goes with and `windows_at` the stream time up to which they are known to hold (both None
-    in an entry of a worker of an earlier version, whose totals are inside)."""
+    in an entry of a worker of an earlier version, whose totals are inside). `published_at` is
+    when its owner wrote it to Redis (epoch ms; None before it is, and in an entry of an earlier
+    version): an owner that died leaves its entries as they were, and this says since when."""
 
     topic: str
     partition: int
@@ -42,6 +44,7 @@ class Entry:
     folded: dict[str, int]
     windows_version: str | None = None
     windows_at: int | None = None
+    published_at: int | None = None
 
     @property
     def field(self) -> str:
@@ -65,12 +68,14 @@ class Entry:
         if self.windows_version is not None:
             out["windows_version"] = self.windows_version
             out["windows_at"] = self.windows_at
+        if self.published_at is not None:
+            out["published_at"] = self.published_at
         return out
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Entry:
         """The inverse of to_json; an entry of a worker of an earlier version may lack `ages`,
-        `incomplete`, `windows_version` and `windows_at`."""
+        `incomplete`, `windows_version`, `windows_at` and `published_at`."""
         return cls(
             body["topic"],
             body["partition"],
@@ -84,6 +89,7 @@ class Entry:
             body["folded"],
             body.get("windows_version"),
             body.get("windows_at"),
+            body.get("published_at"),
         )
 
 

@@ -9,16 +9,24 @@ and the stream time up to which they are known to hold (`windows_at`): totals ar
 stream time that changes only with their version, so while it stays the same they hold at the
 partition's current stream time, though nothing was written again.
 
-One worker of the fleet, the owner of the first source topic's partition 0 (Kafka's own group
-membership picks exactly one), also merges every partition into `<app_id>:snapshot`, so any
-reader gets the whole fleet's KPIs with one GET and the merge costs the same whatever the number
-of workers. It re-renders the windowed KPIs only when some partition's window totals changed.
+One worker of the fleet, the writer, also merges every partition into `<app_id>:snapshot`, so
+any reader gets the whole fleet's KPIs with one GET and the merge costs the same whatever the
+number of workers. The writer is the owner of the first source topic's partition 0 (Kafka's own
+group membership picks exactly one) while it publishes; when it stops, another worker takes over
+within seconds through a lease in Redis (lease.py), without waiting for the group to move the
+dead worker's partitions. The merge reads every partition's entry from `<app_id>:partitions`, so
+a dead owner's entries are merged as it left them: the document stays whole and exact at their
+stream times, which `valid_at` (the smallest) and `partitions_published_at` show standing still
+until their new owner publishes, while `published_at` and `writer` say when and by whom the
+document was written.
+The writer re-renders the windowed KPIs only when some partition's window totals changed.
 While they change all the time (a worker catching up), encoding and rendering them is paced to
 a small share of a core (`Pacer`); the document's `windows_valid_at` says up to which stream
 time its windows hold (over the source partitions, like `valid_at`: the customers partitions hold
 no windows).
-While partitions move, two workers may briefly both lead; the document is written under WATCH,
-so neither overwrites a newer document with one merged from older entries.
+While partitions move or a lease changes hands, two workers may briefly both write; the document
+is written under WATCH of itself and the lease, so neither overwrites a newer document with one
+merged from older entries.
 
 A Redis outage never touches event processing: publishing runs on its own timer with short
 timeouts, logs the reason once, and the next successful publish makes the snapshot exact again.
@@ -31,7 +39,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -44,39 +52,48 @@ from stream.contract.schemas import SOURCE_TOPICS
 from stream.publish.document import Shape, format_time
 from stream.publish.entries import (
     Entry,
-    WindowTotals,
     decode_entry,
     encode_entry,
     partition_entry,
     window_copies,
     window_version,
 )
+from stream.publish.held import Held, Pacer, Rendered, pack_windows, unpack_windows
+from stream.publish.lease import (
+    LEASE_INTERVALS,
+    Lease,
+    PublishedAt,
+    decode_lease,
+    encode_lease,
+    may_write,
+    wall_ms,
+)
 from stream.state.partition import PartitionState
-from stream.state.windows import series_key
 
 log = logging.getLogger(__name__)
 
-#: Attempts at writing the merged document when another leader wrote it meanwhile.
+#: Attempts at writing the merged document when another worker wrote it meanwhile.
 MAX_ATTEMPTS = 5
 #: Share of a core that encoding and rendering window totals may take, on average.
 WINDOWS_CPU_BUDGET = 0.02
 
 
 class PublishMetrics:
-    """What an operator needs to see of publishing: its time, failures, retries, leadership."""
+    """What an operator needs to see of publishing: its time, failures, retries, who writes
+    the document and how fresh it is."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.seconds = Histogram(
             "cxkpi_snapshot_publish_seconds",
             "Time of one publish to Redis: this worker's entries, and the merged document when "
-            "this worker leads",
+            "this worker writes it",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=registry,
         )
         self.retries = Counter(
             "cxkpi_snapshot_publish_retries",
             "Merged documents merged again because another worker wrote the snapshot meanwhile "
-            "(WATCH conflicts; only while partitions move)",
+            "(WATCH conflicts; only while partitions move or the writer lease changes hands)",
             registry=registry,
         )
         self.failures = Counter(
@@ -86,10 +103,13 @@ class PublishMetrics:
         )
         self.leader = Gauge(
             "cxkpi_snapshot_leader",
-            "1 while this worker writes the merged snapshot (it owns the first source topic's "
-            "partition 0), else 0",
+            "1 while this worker writes the merged snapshot (it holds the writer lease: it owns "
+            "the first source topic's partition 0, or the worker that does stopped writing), "
+            "else 0",
             registry=registry,
         )
+        self.published = PublishedAt()
+        registry.register(self.published)
         self.windows_written = Counter(
             "cxkpi_snapshot_windows_written",
             "Partition window totals written to Redis (only those that changed are)",
@@ -97,85 +117,8 @@ class PublishMetrics:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
-    """A partition's window totals as written to Redis: their version, and the partition's
-    stream time when they were copied."""
-
-    version: str
-    stream_time: int | None
-    totals: WindowTotals
-
-
-def pack_windows(held: Held) -> bytes:
-    """Window totals as stored in `<app_id>:windows`: each series as [[metric, dimension,
-    segment, bin], value] (orjson writes the totals' own tuples, no rows built in Python)."""
-    windows = {str(size): list(totals.items()) for size, totals in held.totals.items()}
-    return orjson.dumps(
-        {"version": held.version, "stream_time": held.stream_time, "windows": windows}
-    )
-
-
-def unpack_windows(raw: bytes | None) -> Held | None:
-    """The inverse of pack_windows (None for a field Redis does not hold)."""
-    if raw is None:
-        return None
-    body = orjson.loads(raw)
-    totals = {
-        int(size): {series_key(tuple(key)): n for key, n in items}
-        for size, items in body["windows"].items()
-    }
-    return Held(body["version"], body["stream_time"], totals)
-
-
-@dataclass(slots=True)
-class Rendered:
-    """The leader's windowed KPIs as JSON, what they were rendered from, and per source
-    partition the version of the totals they hold and the latest stream time those are known
-    to hold at (it moves on with the partition's entry while that names the same version)."""
-
-    inputs: Any
-    fields: set[str]
-    section: orjson.Fragment
-    versions: dict[str, str]
-    reach: dict[str, int | None]
-
-    def valid_at(self, fleet: Mapping[str, Entry]) -> int | None:
-        """Up to which stream time the windows hold, with the partitions' entries now: per
-        document and cheap, as stream times move on between the renderings."""
-        for field, version in self.versions.items():
-            entry = fleet.get(field)
-            if entry is not None and entry.windows_version == version:
-                self.reach[field] = max_time(self.reach[field], entry.windows_at)
-        return min((t for t in self.reach.values() if t is not None), default=None)
-
-
-def max_time(a: int | None, b: int | None) -> int | None:
-    """The later of two stream times, either of which may be unknown."""
-    return a if b is None else b if a is None else max(a, b)
-
-
-class Pacer:
-    """Spends at most `budget` of a core on window totals, on average: after totals that took
-    c seconds of CPU to encode and render, the next ones wait c / budget. Window totals change
-    at step boundaries, so this only holds them back while they change all the time (a worker
-    catching up): the rest of each publish (counts, live gauges, stream times) is never held
-    back."""
-
-    def __init__(self, budget: float) -> None:
-        self.budget = budget
-        self.next_at = 0.0
-
-    def due(self, now: float) -> bool:
-        return now >= self.next_at
-
-    def spent(self, now: float, cpu_s: float) -> None:
-        if cpu_s > 0:
-            self.next_at = max(self.next_at, now + cpu_s / self.budget)
-
-
 class SnapshotStore:
-    """Publishes partition entries and, when leading, the merged snapshot to Redis."""
+    """Publishes partition entries and, when this worker writes it, the merged snapshot to Redis."""
 
     def __init__(
         self,
@@ -185,19 +128,26 @@ class SnapshotStore:
         registry: CollectorRegistry,
         timeout_s: float = 1.0,
         windows_cpu_budget: float = WINDOWS_CPU_BUDGET,
+        writer: str = "",
+        lease_ttl_s: float = LEASE_INTERVALS * 1.0,
     ) -> None:
         self.url = url
         self.entries_key = f"{prefix}:partitions"
         self.windows_key = f"{prefix}:windows"
         self.snapshot_key = f"{prefix}:snapshot"
+        self.writer_key = f"{prefix}:writer"
+        self.lease_ttl_ms = max(1, round(lease_ttl_s * 1000))
         self.shape = shape
         self.metrics = PublishMetrics(registry)
         self.client = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
         )
         self.available: bool | None = None  # unknown until the first attempt
+        self.writing = False  # whether the last publish wrote the merged document
+        self.lease: Lease | None = None  # the writer lease as last seen (or written)
         #: Window versions are unique within a process: the instance makes them fleet-unique.
         self.instance = uuid.uuid4().hex[:12]
+        self.writer = writer or self.instance  # how the documents it writes name it
         #: field -> version of the window totals written, and up to which stream time they
         #: are known to hold
         self.written: dict[str, tuple[str, int | None]] = {}
@@ -205,20 +155,22 @@ class SnapshotStore:
         self._raw: dict[str, bytes] = {}  # their stored bytes, so unchanged ones are not decoded
         #: field -> (version, window totals) of the other workers' partitions, when fetched
         self._theirs: dict[str, Held] = {}
-        #: the same of this worker's partitions, as last written (when leading)
+        #: the same of this worker's partitions, as last written (while it writes the document)
         self._mine: dict[str, Held] = {}
         self._rendered: Rendered | None = None
         self.pacer = Pacer(windows_cpu_budget)
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def publish(self, mine: Mapping[str, PartitionState], lead: bool) -> None:
-        """Write this worker's entries (and the merged snapshot when `lead`); never raises."""
-        self.metrics.leader.set(1 if lead else 0)
+    async def publish(self, mine: Mapping[str, PartitionState], preferred: bool) -> None:
+        """Write this worker's entries, and the merged snapshot when this worker writes it: when
+        `preferred` (it owns the first source topic's partition 0), or when no other worker holds
+        the writer lease (lease.py). Never raises."""
         started = time.perf_counter()
         try:
-            await self._publish(dict(mine), lead)
+            wrote = await self._publish(dict(mine), preferred)
         except (RedisError, OSError) as exc:
+            self.metrics.leader.set(0)
             self.metrics.failures.inc()
             self.written.clear()  # Redis may come back empty: write everything again
             if self.available is not False:
@@ -233,30 +185,50 @@ class SnapshotStore:
             return
         finally:
             self.metrics.seconds.observe(time.perf_counter() - started)
+        self.metrics.leader.set(1 if wrote else 0)
+        if wrote != self.writing:  # said once per change of hands
+            self.writing = wrote
+            if wrote:
+                log.info("this worker (%s) writes the merged snapshot now", self.writer)
+            elif self.lease is not None and self.lease.instance != self.instance:
+                log.info(
+                    "this worker (%s) no longer writes the merged snapshot: %s does",
+                    self.writer,
+                    self.lease.writer,
+                )
         if self.available is False:
             log.info("snapshot store %s is back; snapshot is current again", redact_url(self.url))
         self.available = True
 
-    async def _publish(self, mine: dict[str, PartitionState], lead: bool) -> None:
-        now = time.monotonic()
-        refresh = self.pacer.due(now)
+    async def _publish(self, mine: dict[str, PartitionState], preferred: bool) -> bool:
+        """One publish; whether it wrote the merged document."""
+        lease = decode_lease(await self.client.get(self.writer_key))
+        write = may_write(lease, self.instance, preferred)
+        refresh = self.pacer.due(time.monotonic())
         versions = {f: f"{self.instance}:{window_version(s)}" for f, s in mine.items()}
-        # window totals that changed, when the budget allows; new partitions always
+        if not write:  # a later document needs copies that match the versions named by then
+            self._mine.clear()
+        # window totals that changed, when the budget allows; new partitions always, and all of
+        # this worker's when it starts writing the document (it holds no copies of them yet)
         changed = [
             f
             for f in mine
-            if f not in self.written or (refresh and self.written[f][0] != versions[f])
+            if f not in self.written
+            or (write and f not in self._mine)
+            or (refresh and self.written[f][0] != versions[f])
         ]
         copies = {
             f: Held(versions[f], mine[f].stream_time, window_copies(mine[f])) for f in changed
         }
         named = {f: versions[f] if f in copies else self.written[f][0] for f in mine}
+        published_at = wall_ms()
         entries = {
             f: replace(
                 partition_entry(s, windows=False),
                 windows_version=named[f],
                 # held back (changed since written): they held when last seen current
                 windows_at=s.stream_time if named[f] == versions[f] else self.written[f][1],
+                published_at=published_at,
             )
             for f, s in mine.items()
         }
@@ -266,37 +238,50 @@ class SnapshotStore:
             for _ in range(MAX_ATTEMPTS):
                 try:
                     document = None
-                    if lead:
-                        await pipe.watch(self.snapshot_key)
+                    if write:  # under WATCH: neither may change before this document is written
+                        await pipe.watch(self.snapshot_key, self.writer_key)
+                        lease = decode_lease(await pipe.get(self.writer_key))
+                        write = may_write(lease, self.instance, preferred)
+                        if not write:  # another worker took the lease meanwhile
+                            await pipe.reset()
+                    if write:
                         self._update_others(await pipe.hgetall(self.entries_key), mine)
-                        document, rendering = await self._document(mine, entries, copies, refresh)
+                        published_at = wall_ms()
+                        document, rendering = await self._document(
+                            mine, entries, copies, refresh, published_at
+                        )
                         cpu += rendering
                         pipe.multi()
                     if windows:
                         pipe.hset(self.windows_key, mapping=windows)
                     if small:
                         pipe.hset(self.entries_key, mapping=small)
-                    pipe.hkeys(self.windows_key)
                     if document is None:
                         pipe.hgetall(self.entries_key)
                     else:
+                        lease = Lease(self.writer, self.instance, published_at)
                         pipe.set(self.snapshot_key, document)
+                        pipe.set(self.writer_key, encode_lease(lease), px=self.lease_ttl_ms)
+                    pipe.hkeys(self.windows_key)
                     results = await pipe.execute()
                     break
                 except WatchError:
                     self.metrics.retries.inc()
             else:
                 log.debug("merged snapshot not written: %d conflicting writers", MAX_ATTEMPTS)
-                return
+                return False
+        self.lease = lease
+        self.metrics.published.seen(lease)
         self.pacer.spent(time.monotonic(), cpu)
         self.metrics.windows_written.inc(len(windows))
         if document is None:
-            self._update_others(results[-1], mine)
+            self._update_others(results[-2], mine)
         # what Redis holds now: a field it lost (restarted without persistence) is written again
-        held = {f.decode() for f in results[-2]}
+        held = {f.decode() for f in results[-1]}
         self.written = {
             f: (e.windows_version, e.windows_at) for f, e in entries.items() if f in held
         }
+        return document is not None
 
     def _encode(
         self, entries: dict[str, Entry], copies: dict[str, Held]
@@ -360,6 +345,7 @@ class SnapshotStore:
         entries: Mapping[str, Entry],
         copies: Mapping[str, Held],
         refresh: bool,
+        published_at: int,
     ) -> tuple[bytes, float]:
         """The merged document of this worker's partitions and the others' latest entries, and
         the CPU seconds its windowed KPIs took. Those are rendered again when some partition's
@@ -384,6 +370,7 @@ class SnapshotStore:
             self._rendered = rendered
         document = self.shape.document(fleet.values(), windows=rendered.section)
         document["windows_valid_at"] = format_time(rendered.valid_at(fleet))
+        self.shape.stamp(document, fleet.values(), published_at, self.writer)
         return orjson.dumps(document), cpu
 
     def _render_windows(

@@ -1,6 +1,7 @@
-"""The Redis snapshot store against a real redis-server: one leader merges every partition,
+"""The Redis snapshot store against a real redis-server: one writer merges every partition,
 window totals are written only when they change, and the document stays exact through a Redis
-restart, a second leader and entries written by an earlier version."""
+restart, a second writer and entries written by an earlier version (a writer that stops and is
+replaced: test_writer_lease.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
 from stream.kpis.customers import CUSTOMERS_TOPIC
 from stream.publish.document import Shape, format_time
 from stream.publish.entries import encode_entry, partition_entry
+from stream.publish.lease import Lease, decode_lease, encode_lease
 from stream.publish.redis_store import SnapshotStore
 from stream.state.partition import PartitionState
 from tests.servers import RedisServer
@@ -55,14 +58,24 @@ def expected(states: dict[str, PartitionState], shape: Shape = SHAPE) -> dict[st
     return orjson.loads(orjson.dumps(shape.document([partition_entry(s) for s in states.values()])))
 
 
+#: Fields of the Redis document that the offline reference has not: checked apart.
+STAMPS = ("windows_valid_at", "published_at", "writer", "partitions_published_at")
+
+
 def stored(server: RedisServer, prefix: str) -> dict[str, Any] | None:
-    """The merged document in Redis, without `windows_valid_at` (checked apart)."""
-    raw = redis.Redis.from_url(server.url).get(f"{prefix}:snapshot")
-    if raw is None:
+    """The merged document in Redis, without the fields checked apart (`STAMPS`)."""
+    doc = document(server, prefix)
+    if doc is None:
         return None
-    doc = orjson.loads(raw)
-    del doc["windows_valid_at"]
+    for name in STAMPS:
+        del doc[name]
     return doc
+
+
+def document(server: RedisServer, prefix: str) -> dict[str, Any] | None:
+    """The merged document in Redis, whole."""
+    raw = redis.Redis.from_url(server.url).get(f"{prefix}:snapshot")
+    return None if raw is None else orjson.loads(raw)
 
 
 def windows_valid_at(server: RedisServer, prefix: str) -> str:
@@ -72,11 +85,21 @@ def windows_valid_at(server: RedisServer, prefix: str) -> str:
 
 
 def store(
-    server: RedisServer, registry: CollectorRegistry | None = None, shape: Shape = SHAPE
+    server: RedisServer,
+    registry: CollectorRegistry | None = None,
+    shape: Shape = SHAPE,
+    writer: str = "",
+    lease_ttl_s: float = 3.0,
 ) -> SnapshotStore:
     """A store whose window totals are never held back (see the pacing test)."""
     return SnapshotStore(
-        server.url, "t", shape, registry or CollectorRegistry(), windows_cpu_budget=1e9
+        server.url,
+        "t",
+        shape,
+        registry or CollectorRegistry(),
+        windows_cpu_budget=1e9,
+        writer=writer,
+        lease_ttl_s=lease_ttl_s,
     )
 
 
@@ -95,28 +118,56 @@ def value(registry: CollectorRegistry, name: str) -> float:
     return registry.get_sample_value(name) or 0.0
 
 
-def test_one_leader_merges_the_partitions_of_every_worker(redis_server: RedisServer) -> None:
+def test_one_writer_merges_the_partitions_of_every_worker(redis_server: RedisServer) -> None:
     states = fleet_states()
     mine, theirs = split(states)
     assert "cart-events/0" in mine
 
     async def scenario() -> None:
-        leader, follower = store(redis_server), store(redis_server)
-        await follower.publish(theirs, lead=False)
-        assert stored(redis_server, "t") is None  # a follower never writes the document
-        await leader.publish(mine, lead=True)
+        leader = store(redis_server, writer="leader")
+        follower = store(redis_server, writer="follower")
+        await leader.publish(mine, preferred=True)
+        first = document(redis_server, "t")
+        assert first is not None and first["writer"] == "leader"
+        await follower.publish(theirs, preferred=False)
+        # no follower writes the document while the writer's lease lives
+        assert document(redis_server, "t") == first
+        await leader.publish(mine, preferred=True)
         assert stored(redis_server, "t") == expected(states)
         assert windows_valid_at(redis_server, "t") == expected(states)["valid_at"]
         nps = expected(states)["windows"]["1h"]["nps"]["overall"]  # scores 9, 6, 3 twice
         assert (nps["promoters"], nps["passives"], nps["detractors"]) == (2, 0, 4)
         # the follower sees the leader's entries (for the segment names and its /kpis)
-        await follower.publish(theirs, lead=False)
+        await follower.publish(theirs, preferred=False)
         assert set(follower.others) == set(mine)
         windows = await follower.windows_of(follower.others)
         entries = [partition_entry(s) for s in theirs.values()]
         entries += [replace(e, windows=windows[k].totals) for k, e in follower.others.items()]
         assert orjson.loads(orjson.dumps(SHAPE.document(entries))) == expected(states)
         await asyncio.gather(leader.close(), follower.close())
+
+    run(scenario())
+
+
+def test_a_worker_that_starts_leading_merges_its_own_windows(redis_server: RedisServer) -> None:
+    """Partition 0 moves to a worker that published its partitions' window totals as a follower
+    and they have not changed since: its documents hold them (it held no copies while it
+    followed), also when it leads again after its totals changed while it followed."""
+    states = fleet_states()
+    mine, theirs = split(states)
+
+    async def scenario() -> None:
+        first, second = store(redis_server), store(redis_server)
+        await first.publish(mine, preferred=True)
+        await second.publish(theirs, preferred=False)
+        await second.publish(theirs, preferred=True)  # leads now; nothing changed
+        assert stored(redis_server, "t") == expected(states)
+        carts = mine["cart-events/0"]
+        carts.advance(carts.stream_time + 60 * 60_000)  # changes while `first` follows
+        await first.publish(mine, preferred=False)
+        await first.publish(mine, preferred=True)  # leads again
+        assert stored(redis_server, "t") == expected(states)
+        await asyncio.gather(first.close(), second.close())
 
     run(scenario())
 
@@ -128,13 +179,13 @@ def test_window_totals_are_written_only_when_they_change(redis_server: RedisServ
 
     async def scenario() -> None:
         snapshots = store(redis_server, registry)
-        await snapshots.publish(states, lead=True)
+        await snapshots.publish(states, preferred=True)
         assert value(registry, written) == len(states)
-        await snapshots.publish(states, lead=True)
+        await snapshots.publish(states, preferred=True)
         assert value(registry, written) == len(states)  # nothing changed
         carts = states["cart-events/1"]
         carts.advance(carts.stream_time + 60 * 60_000)  # its windows slide: their totals change
-        await snapshots.publish(states, lead=True)
+        await snapshots.publish(states, preferred=True)
         assert value(registry, written) == len(states) + 1
         assert stored(redis_server, "t") == expected(states)
         assert value(registry, "cxkpi_snapshot_leader") == 1
@@ -150,14 +201,14 @@ def test_a_redis_restart_that_lost_everything_is_repaired(redis_server: RedisSer
 
     async def scenario() -> None:
         snapshots = store(redis_server, registry)
-        await snapshots.publish(states, lead=True)
+        await snapshots.publish(states, preferred=True)
         redis_server.stop()
-        await snapshots.publish(states, lead=True)
+        await snapshots.publish(states, preferred=True)
         assert snapshots.available is False
         assert value(registry, "cxkpi_snapshot_publish_failures_total") == 1
         redis_server.restart()  # empty: it keeps nothing on disk
         for _ in range(50):
-            await snapshots.publish(states, lead=True)
+            await snapshots.publish(states, preferred=True)
             if snapshots.available:
                 break
             await asyncio.sleep(0.1)
@@ -167,36 +218,46 @@ def test_a_redis_restart_that_lost_everything_is_repaired(redis_server: RedisSer
     run(scenario())
 
 
+#: What another writer leaves meanwhile: a document, or the lease taken (lease.py)
+OVERTAKEN = {
+    "t:snapshot": b'{"other": "writer"}',
+    "t:writer": encode_lease(Lease("other", "0123456789ab", 1)),
+}
+
+
 @dataclass(frozen=True)
 class InterruptedShape(Shape):
-    """A shape whose first document is overtaken by another leader writing the snapshot."""
+    """A shape whose first document is overtaken by another worker writing `key`."""
 
     url: str = ""
+    key: str = "t:snapshot"
     calls: list[int] = field(default_factory=list)
 
     def document(self, entries: Any, admitted: Any = None, windows: Any = None) -> dict[str, Any]:
         self.calls.append(1)
         if len(self.calls) == 1:
-            redis.Redis.from_url(self.url).set("t:snapshot", b'{"other": "leader"}')
+            redis.Redis.from_url(self.url).set(self.key, OVERTAKEN[self.key])
         return super().document(entries, admitted, windows)
 
 
-def test_a_leader_overtaken_by_another_merges_again(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("key", sorted(OVERTAKEN))
+def test_a_writer_overtaken_by_another_merges_again(redis_server: RedisServer, key: str) -> None:
+    """Another worker writes the document, or takes the lease, while the preferred writer
+    merges: under WATCH of both, the transaction fails and the writer merges again (and takes
+    the lease back)."""
     states = fleet_states()
     registry = CollectorRegistry()
 
     async def scenario() -> None:
-        snapshots = SnapshotStore(
-            redis_server.url,
-            "t",
-            InterruptedShape(
-                SHAPE.windows_ms, SHAPE.partitions, SHAPE.max_values, url=redis_server.url
-            ),
-            registry,
+        shape = InterruptedShape(
+            SHAPE.windows_ms, SHAPE.partitions, SHAPE.max_values, url=redis_server.url, key=key
         )
-        await snapshots.publish(states, lead=True)
+        snapshots = SnapshotStore(redis_server.url, "t", shape, registry, writer="preferred")
+        await snapshots.publish(states, preferred=True)
         assert value(registry, "cxkpi_snapshot_publish_retries_total") == 1
         assert stored(redis_server, "t") == expected(states)
+        lease = decode_lease(redis.Redis.from_url(redis_server.url).get("t:writer"))
+        assert lease is not None and lease.instance == snapshots.instance
         await snapshots.close()
 
     run(scenario())
@@ -212,7 +273,7 @@ def test_entries_of_an_earlier_version_are_merged(redis_server: RedisServer) -> 
 
     async def scenario() -> None:
         snapshots = store(redis_server)
-        await snapshots.publish(mine, lead=True)
+        await snapshots.publish(mine, preferred=True)
         assert stored(redis_server, "t") == expected(states)
         await snapshots.close()
 
@@ -228,19 +289,19 @@ def test_window_totals_that_change_all_the_time_are_paced(redis_server: RedisSer
 
     async def scenario() -> None:
         snapshots = SnapshotStore(redis_server.url, "t", SHAPE, registry, windows_cpu_budget=1e-6)
-        await snapshots.publish(states, lead=True)  # the first totals always go out
+        await snapshots.publish(states, preferred=True)  # the first totals always go out
         assert snapshots.pacer.next_at > time.monotonic() + 60  # a long wait at this budget
         before = expected(states)["valid_at"]
         for state in states.values():  # every window slides
             state.advance(state.stream_time + 60 * 60_000)
-        await snapshots.publish(states, lead=True)
+        await snapshots.publish(states, preferred=True)
         assert value(registry, written) == len(states)  # held back
         held = stored(redis_server, "t")
         assert held is not None and held["valid_at"] == expected(states)["valid_at"]
         assert held["windows"] != expected(states)["windows"]  # the windows before the slide
         assert windows_valid_at(redis_server, "t") == before < held["valid_at"]
         snapshots.pacer.next_at = 0.0  # the budget allows again
-        await snapshots.publish(states, lead=True)
+        await snapshots.publish(states, preferred=True)
         assert value(registry, written) == 2 * len(states)
         assert stored(redis_server, "t") == expected(states)
         assert windows_valid_at(redis_server, "t") == expected(states)["valid_at"]
@@ -275,7 +336,7 @@ def test_windows_valid_at_follows_stream_time_while_the_windows_stay_the_same(
     async def scenario() -> None:
         leader, follower = store(redis_server, shape=shape), store(redis_server, shape=shape)
         for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
-            await snapshots.publish(owned, lead=lead)
+            await snapshots.publish(owned, preferred=lead)
         before = expected(fleet, shape)
         assert windows_valid_at(redis_server, "t") == before["valid_at"]
         versions = {k: s.windows[0].version for k, s in states.items()}
@@ -285,7 +346,7 @@ def test_windows_valid_at_follows_stream_time_while_the_windows_stay_the_same(
         fleet[f"{CUSTOMERS_TOPIC}/0"].watermark(0, customers_time, 5)
         assert {k: s.windows[0].version for k, s in states.items()} == versions
         for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
-            await snapshots.publish(owned, lead=lead)
+            await snapshots.publish(owned, preferred=lead)
         after = expected(fleet, shape)
         assert after["valid_at"] > before["valid_at"]
         assert stored(redis_server, "t") == after
@@ -311,17 +372,17 @@ def test_windows_valid_at_never_goes_back_while_the_leader_holds_windows_back(
         )
         follower = store(redis_server)
         for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
-            await snapshots.publish(owned, lead=lead)
+            await snapshots.publish(owned, preferred=lead)
         for state in states.values():  # within the step: no window total changes
             state.advance(state.stream_time + 30_000)
         for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
-            await snapshots.publish(owned, lead=lead)
+            await snapshots.publish(owned, preferred=lead)
         reached = expected(states)["valid_at"]
         assert windows_valid_at(redis_server, "t") == reached
         for state in theirs.values():  # the follower's windows slide; the leader's are paced
             state.advance(state.stream_time + 60 * 60_000)
         for lead, snapshots, owned in ((False, follower, theirs), (True, leader, mine)):
-            await snapshots.publish(owned, lead=lead)
+            await snapshots.publish(owned, preferred=lead)
         assert stored(redis_server, "t")["windows"] != expected(states)["windows"]  # held back
         assert windows_valid_at(redis_server, "t") == reached
         await asyncio.gather(leader.close(), follower.close())
@@ -340,8 +401,8 @@ def test_partitions_a_topic_no_longer_has_are_left_out(redis_server: RedisServer
 
     async def scenario() -> None:
         earlier, snapshots = store(redis_server, shape=wider), store(redis_server)
-        await earlier.publish({"cart-events/2": gone.state}, lead=False)
-        await snapshots.publish(states, lead=True)
+        await earlier.publish({"cart-events/2": gone.state}, preferred=False)
+        await snapshots.publish(states, preferred=True)
         assert stored(redis_server, "t") == expected(states)
         assert windows_valid_at(redis_server, "t") == expected(states)["valid_at"]
         await asyncio.gather(earlier.close(), snapshots.close())

@@ -509,6 +509,10 @@ def test_alert_for_and_severity_default_from_the_alerting_section(tmp_path: Path
         ('[alerting]\nseverity = "page"', "alerting.severity: invalid value 'page'"),
         ("[alerting]\ndead_letter_ratio = 0", "alerting.dead_letter_ratio: invalid value 0"),
         ('[alerting]\nstalled_for = "0s"', "alerting.stalled_for: invalid value '0s'"),
+        (
+            '[alerting]\nsnapshot_stale_after = "0s"',
+            "alerting.snapshot_stale_after: invalid value '0s'",
+        ),
         ("[alerting]\ndead_letter_min_events = 0", "alerting.dead_letter_min_events"),
         ('[alerting]\nrunbook_url = ""', "alerting.runbook_url: invalid value ''"),
         ('[alerting]\npage_after = "1m"', "alerting.page_after: unknown key"),

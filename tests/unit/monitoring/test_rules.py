@@ -502,6 +502,40 @@ def test_health_alerts(tmp_path: Path) -> None:
     )
 
 
+def test_the_snapshot_is_stale_once_no_worker_saw_a_recent_one(tmp_path: Path) -> None:
+    """CxkpiSnapshotStale: the newest snapshot any worker wrote or saw (the gauge is when it was
+    written, so in the promtool tests, where time() is minutes since 0, a current one reads
+    60 per minute) is older than snapshot_stale_after; not while one worker still sees fresh
+    ones, as after a takeover (the dead writer's series ends)."""
+    after = CONFIG.alerting.snapshot_stale_after_s
+    name = rules.SNAPSHOT_PUBLISHED
+
+    def seen(worker: str, values: str) -> dict[str, str]:
+        return {"series": name + labels(instance=worker), "values": values}
+
+    stopped = [seen("w1", "0+60x10 600x30"), seen("w2", "0+60x5 300x35")]  # since minute 10
+    fires = 10 + after // 60 + 1  # the first whole minute at which the age exceeds `after`
+    taken_over = [seen("w1", "0+60x5 _x35"), seen("w2", "0+60x40")]
+    run_promtool_tests(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": stopped,
+                "alert_rule_test": [
+                    {"eval_time": f"{fires - 1}m", "alertname": "CxkpiSnapshotStale"},
+                    expect("CxkpiSnapshotStale", f"{fires}m", [None], 60 * fires - 600),
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": taken_over,
+                "alert_rule_test": [{"eval_time": "30m", "alertname": "CxkpiSnapshotStale"}],
+            },
+        ],
+    )
+
+
 def test_every_alert_has_a_runbook_section() -> None:
     runbook = (ROOT / "docs/runbook.md").read_text()
     anchors = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.publish.redis_store import Pacer
+from stream.publish.held import Pacer
 
 
 def test_the_next_totals_wait_their_cost_over_the_budget() -> None:
