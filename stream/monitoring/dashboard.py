@@ -21,11 +21,15 @@ from stream.state.windows import window_name
 UID = "cxkpi-overview"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 WIDTH, HEIGHT, COLUMNS = 8, 8, 3
+#: What customers say and feel, apart from the scores they give (kpis.md, "Voice of the customer").
+VOICE = frozenset({"sentiment", "net_emotion", "review_rating"})
+#: (title, topic, whether a KPI of the topic is in the row)
 ROWS = (
-    ("Commerce", "cart-events"),
-    ("Support", "tickets"),
-    ("Surveys", "survey-replies"),
-    ("Customers", CUSTOMERS_TOPIC),
+    ("Commerce", "cart-events", lambda name: True),
+    ("Support", "tickets", lambda name: True),
+    ("Surveys", "survey-replies", lambda name: name not in VOICE),
+    ("Voice of the customer", "survey-replies", lambda name: name in VOICE),
+    ("Customers", CUSTOMERS_TOPIC, lambda name: True),
 )
 #: The KPIs of the trend row, over the longest window: what a CX manager reports each month.
 TREND = ("nps", "csat", "cart_abandonment", "resolution_time")
@@ -316,13 +320,14 @@ def _layout(panels: list[dict[str, Any]], y: int) -> int:
 
 
 def dashboard(config: KpiConfig) -> dict[str, Any]:
-    """The overview dashboard: a row per source topic, then the processor's health."""
+    """The overview dashboard: a row per source topic (the survey replies' voice of the customer
+    apart), then the processor's health."""
     sections: list[tuple[str, list[dict[str, Any]]]] = []
-    for title, topic in ROWS:
+    for title, topic, holds in ROWS:
         panels = [
             panel
             for kpi in CATALOG
-            if kpi.topic == topic and config.kpis[kpi.name].enabled
+            if kpi.topic == topic and holds(kpi.name) and config.kpis[kpi.name].enabled
             for panel in kpi_panels(kpi, config.kpis[kpi.name].alert)
         ]
         sections.append((title, panels))

@@ -65,6 +65,21 @@ ROWS: tuple[tuple[str, str, Any], ...] = (
         lambda v: f"{_percent(v['score'] and v['score'] / 100)}  (n={v['responses']})",
     ),
     ("CES (1-7)", "ces", lambda v: f"{_fmt(v['mean'], '.2f')}, {_percent(v['easy_ratio'])} easy"),
+    (
+        "net sentiment",
+        "sentiment",
+        lambda v: f"{_fmt(v['net'], '+.1f')}  (n={v['scored']}, {v['unscored']} unscored)",
+    ),
+    (
+        "net emotion",
+        "net_emotion",
+        lambda v: f"{_fmt(v['score'], '+.1f')}  (n={v['replies']})",
+    ),
+    (
+        "review rating (1-5)",
+        "review_rating",
+        lambda v: f"{_fmt(v['mean'], '.2f')}, {_percent(v['good_ratio'])} 4-5  (n={v['reviews']})",
+    ),
 )
 
 

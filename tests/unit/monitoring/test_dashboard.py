@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def test_processor_health_row() -> None:
         "Commerce",
         "Support",
         "Surveys",
+        "Voice of the customer",
         "Customers",
         "Trend (30d windows)",
         "Processor health",
@@ -122,3 +124,16 @@ def test_backlog_age_has_the_oldest_ticket_with_its_alert_line_and_the_age_histo
     assert steps[1]["value"] == CONFIG.kpis["backlog_age"].alert.threshold == 7 * 86400
     by_age = panels["Open tickets by age"]["targets"][0]
     assert by_age["expr"].startswith("dimension_segment:cxkpi_backlog_age_seconds_bucket:sum{")
+
+
+def test_the_voice_of_the_customer_row_holds_sentiment_emotion_and_reviews() -> None:
+    """What customers say and feel has its own row, after the scores they give."""
+    panels = DOCUMENT["panels"]
+    starts = [i for i, p in enumerate(panels) if p["type"] == "row"] + [len(panels)]
+    rows = {panels[a]["title"]: panels[a + 1 : b] for a, b in itertools.pairwise(starts)}
+    voice = " ".join(t["expr"] for p in rows["Voice of the customer"] for t in p["targets"])
+    surveys = " ".join(t["expr"] for p in rows["Surveys"] for t in p["targets"])
+    for kpi in ("sentiment", "net_emotion", "review_rating"):
+        assert f"cxkpi_{kpi}:" in voice and f"cxkpi_{kpi}:" not in surveys, kpi
+    for kpi in ("nps", "csat", "ces"):
+        assert f"cxkpi_{kpi}:" in surveys and f"cxkpi_{kpi}:" not in voice, kpi
