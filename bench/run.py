@@ -70,6 +70,7 @@ from bench.phases import (
 )
 from bench.publishing import PublishCost, live_seconds, measure_publishing, shape_of, states_from
 from bench.report import MB, machine, median, print_table, verdicts, write_json
+from bench.texts import run_without_text
 from stream.config import ConfigError, parse_duration
 from stream.config.settings import Settings
 from stream.contract.schemas import SOURCE_TOPICS
@@ -368,6 +369,10 @@ async def run(args: argparse.Namespace, workdir: Path, phases: Phases) -> dict[s
     say(f"redis-server {redis.url}")
     try:
         runs, latency, publishing, customer_heap = await run_log(args, workdir, phases, redis.url)
+        if args.broker is None:  # the same log without text needs a broker of its own
+            runs["full_no_text"] = await run_without_text(
+                args, workdir, say, phases.quiet, redis.url, prepare
+            )
         fleet = await run_fleet(args, workdir, phases, redis.url)
         memory: Memory | None = None
         heap: dict[str, float] = {}
@@ -694,6 +699,8 @@ def results(
         f"{name}_events_per_s": values for name, values in rates.items()
     }
     for figure, numerator, denominator in RATIOS:
+        if not rates.get(denominator):
+            continue  # a run this benchmark did not make (without text: needs its own broker)
         repeat_figures[figure] = [
             a / b if b else 0.0 for a, b in zip(rates[numerator], rates[denominator], strict=True)
         ]
@@ -818,6 +825,7 @@ RATIOS = (
     ("redis_on_vs_off", "full", "full_redis_off"),
     ("redis_on_vs_off_scraped_1s", "scraped_1s", "scraped_1s_redis_off"),
     ("customers_on_vs_off", "full", "full_no_customers"),
+    ("text_on_vs_off", "full", "full_no_text"),
     ("long_vs_short_windows", "full", "full_short"),
     ("many_vs_short_windows", "full_many", "full_short"),
 )
