@@ -100,3 +100,20 @@ def test_a_long_comment_is_scored_on_its_first_5000_characters() -> None:
     most 5,000 characters; the scorer reads the first 5,000 of either."""
     comment = ENGLISH + " " + "x " * 20_000
     assert decoded("nps", score=3, comment=comment).body["voices"][0][:2] == ("comment", "en")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "😡" * 5000,
+        "not " * 1250,
+        "good " * 1000,
+        ("Hello мир 你好 مرحبا שלום " * 200)[:5000],
+        "\u0000\ufeff\u202e" * 1666,
+    ],
+)
+def test_hostile_texts_are_scored_or_unscored_never_a_crash(text: str) -> None:
+    event = decoded("mention", text=text)
+    [(source, language, value)] = event.body["voices"]
+    assert source == "mention" and isinstance(language, str)
+    assert value is None or -10_000 <= value <= 10_000
