@@ -67,6 +67,17 @@ POSITIVE_EMOTIONS = frozenset(
         "indulgent",
     }
 )
+#: The whole emotion vocabulary (spec/events.md): the positive words and these eight.
+EMOTIONS = POSITIVE_EMOTIONS | {
+    "irritated",
+    "hurried",
+    "neglected",
+    "unhappy",
+    "unsatisfied",
+    "stressed",
+    "disappointed",
+    "frustrated",
+}
 #: The field that is the record key of each topic.
 KEYS = {"cart-events": "cart_id", "tickets": "ticket_id", "survey-replies": "response_id"}
 #: Histogram bounds in seconds (+Inf is added).
@@ -104,6 +115,7 @@ DIMENSIONS = {
     "ces": _SURVEY,
     "sentiment": ("source", "language", *_SURVEY),
     "net_emotion": _SURVEY,
+    "emotions": _SURVEY,
     "review_rating": ("channel",),
 }
 LIVE_KPIS = ("open_backlog", "backlog_age")
@@ -530,6 +542,9 @@ def _survey_samples(part: _Partition, rules: Rules) -> list[Sample]:
             bad = len(event["emotions"]) - good
             verdict = "positive" if good > bad else "negative" if bad > good else "mixed"
             out.append(Sample("net_emotion", verdict, t, segs))
+            # the share of replies naming each emotion: the replies, and each word named
+            out.append(Sample("emotions", "replies", t, segs))
+            out.extend(Sample("emotions", e, t, segs) for e in event["emotions"])
         elif kind == "review":
             rating = event.get("rating")
             if rating is not None:  # the mean of the ratings reviews give
@@ -821,6 +836,13 @@ def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str
             "neutral_ratio": _div(neutral, scored),
             "negative_ratio": _div(negative, scored),
             "mean": _div(n("score_sum"), scored),
+        }
+    if kpi == "emotions":
+        vocabulary = sorted(EMOTIONS)
+        return {
+            "replies": n("replies"),
+            "named": {e: n(e) for e in vocabulary},
+            "shares": {e: _div(n(e), n("replies")) for e in vocabulary},
         }
     if kpi == "net_emotion":
         # same arithmetic as NPS (100 x (positive - negative) / replies, adjusted-Wald margin)

@@ -31,6 +31,7 @@ KPI_RANGES: dict[str, tuple[float, float, str]] = {
     "ces": (1.0, 7.0, "score on the 1-7 ease scale"),
     "sentiment": (-100.0, 100.0, "net sentiment"),
     "net_emotion": (-100.0, 100.0, "score"),
+    "emotions": _RATIO,
     "review_rating": (1.0, 5.0, "mean rating, 1-5"),
     "customers": (0.0, 1.0, "churn ratio"),
 }

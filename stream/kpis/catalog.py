@@ -27,7 +27,9 @@ from stream.kpis.kinds import (
     NetScore,
     Sentiment,
     Share,
+    Shares,
 )
+from stream.kpis.surveys import EMOTIONS
 
 CART_DIMENSIONS = ("channel", "region")
 TICKET_DIMENSIONS = ("channel", "region", "team", "priority")
@@ -179,6 +181,13 @@ CATALOG: tuple[Kpi, ...] = (
             ("mixed", "emotion_mixed"),
             ("negative", "emotion_negative"),
         ),
+    ),
+    Kpi(
+        "emotions",
+        Shares(label="emotion"),
+        "survey-replies",
+        SURVEY_DIMENSIONS,
+        (("replies", "emotion_replies"), *((e, f"emotion_{e}") for e in EMOTIONS)),
     ),
     Kpi(
         "review_rating",

@@ -75,6 +75,11 @@ def emotion_mask(emotions: list[str]) -> int:
     return mask
 
 
+def named_emotions(mask: int) -> list[str]:
+    """The emotions a bit mask names, in vocabulary order."""
+    return [emotion for emotion in EMOTIONS if mask & _BIT[emotion]]
+
+
 def emotion_class(mask: int) -> str:
     """An emotion reply is positive when it names more positive than negative emotions, negative
     when more negative, else mixed (spec: net emotion score)."""
@@ -156,6 +161,8 @@ class SurveyRules(RemembersNothing):
                     out.append((t, "ces_easy", segments, 1))
             elif kind == "emotion":
                 out.append((t, f"emotion_{emotion_class(score)}", segments, 1))
+                out.append((t, "emotion_replies", segments, 1))
+                out.extend((t, f"emotion_{e}", segments, 1) for e in named_emotions(score))
             elif kind == "review":
                 if score is not None:  # a review without a rating has no rating to average
                     out.append((t, "review_count", segments, 1))

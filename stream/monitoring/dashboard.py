@@ -22,7 +22,9 @@ UID = "cxkpi-overview"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 WIDTH, HEIGHT, COLUMNS = 8, 8, 3
 #: What customers say and feel, apart from the scores they give (kpis.md, "Voice of the customer").
-VOICE = frozenset({"sentiment", "net_emotion", "review_rating"})
+VOICE = frozenset({"sentiment", "net_emotion", "emotions", "review_rating"})
+#: The labels every recorded KPI value has (a panel's legend names any other: currency, ...)
+SEGMENT_LABELS = ("window", "dimension", "segment")
 #: (title, topic, whether a KPI of the topic is in the row)
 ROWS = (
     ("Commerce", "cart-events", lambda name: True),
@@ -147,7 +149,8 @@ def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
         return
     for i, series in enumerate(rules.values(kpi)):
         selector = LIVE_SELECTOR if kpi.is_live else SELECTOR
-        legend = "{{currency}}" if "currency" in series.labels else series.title
+        extra = [label for label in series.labels if label not in SEGMENT_LABELS]
+        legend = f"{{{{{extra[0]}}}}}" if extra else series.title  # per currency, emotion
         where = "now" if kpi.is_live else "over the selected window"
         description = f"Fleet-wide {series.title.lower()} {where} (`{series.record}`)."
         if alert is not None and i == 0:

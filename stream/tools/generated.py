@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     """`cxkpi rules` and `cxkpi dashboard`: write the generated file, or --check it."""
     from stream.config.kpifile import default_kpi_config
     from stream.monitoring.dashboard import render_dashboard
-    from stream.monitoring.rules import render_prometheus_rule, render_rules
+    from stream.monitoring.rulefile import render_prometheus_rule, render_rules
 
     settings = Settings.load(flags_from(args))
     config = settings.kpis or default_kpi_config()

@@ -23,7 +23,7 @@ from stream.config.kpifile import DEFAULT_CONFIG_PATH, load_kpi_config
 from stream.config.options import OPTIONS
 from stream.config.secret import customer_secret
 from stream.config.settings import Settings
-from stream.monitoring.rules import render_prometheus_rule
+from stream.monitoring.rulefile import render_prometheus_rule
 from stream.runtime.process import STOP_DEADLINE_S
 
 REPO = Path(__file__).resolve().parents[2]

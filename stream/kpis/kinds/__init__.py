@@ -25,10 +25,12 @@ from stream.kpis.kinds.counts import (
     LiveGauge,
     Mean,
     MeanScore,
+    Named,
     Net,
     NetScore,
     Ratio,
     Share,
+    Shares,
     nps_margin_of_error,
 )
 from stream.kpis.kinds.customers import CUSTOMER_COMPONENTS, CUSTOMER_VALUES, Customers
@@ -67,6 +69,7 @@ __all__ = [
     "MeanScore",
     "Metrics",
     "Money",
+    "Named",
     "Net",
     "NetScore",
     "Options",
@@ -75,6 +78,7 @@ __all__ = [
     "Sentiment",
     "Series",
     "Share",
+    "Shares",
     "Texts",
     "Value",
     "nps_margin_of_error",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stream.kpis.kinds.base import (
+    PREFIX,
     Family,
     Kind,
     Metrics,
@@ -16,7 +17,9 @@ from stream.kpis.kinds.base import (
     Rows,
     Series,
     counted_families,
+    labels_of,
     ratio,
+    title_of,
 )
 
 if TYPE_CHECKING:
@@ -234,3 +237,70 @@ class LiveGauge(Kind):
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, part_names(kpi), ())
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """Replies, and how many of them named each class (a reply may name several); each class's
+    share of the replies follows."""
+
+    total_name: str
+    classes: tuple[str, ...]
+    total: int
+    counts: tuple[int, ...]
+
+    def shares(self) -> dict[str, float | None]:
+        return {c: ratio(n, self.total) for c, n in zip(self.classes, self.counts, strict=True)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            self.total_name: self.total,
+            "named": dict(zip(self.classes, self.counts, strict=True)),
+            "shares": self.shares(),
+        }
+
+
+@dataclass(frozen=True)
+class Shares(Kind):
+    """A total (the first part) and a count per class (the other parts) -> each class's share of
+    the total: the share of emotion replies naming each emotion. In Prometheus the classes are
+    the values of one label (`label`), not a family each: `cxkpi_<kpi>_named{<label>=...}` beside
+    the total, and the share from them."""
+
+    name = "shares"
+    key: str = "shares"
+    label: str = "class"
+
+    def value(self, kpi: Kpi, series: Series, options: Options) -> Named:
+        total, *counts = part_counts(kpi, series)
+        total_name, *classes = part_names(kpi)
+        return Named(total_name, tuple(classes), total, tuple(counts))
+
+    def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
+        labels, title = labels_of(kpi), title_of(kpi)
+        total_name = kpi.parts[0][0]
+        total = metrics.gauge(
+            f"{PREFIX}{kpi.name}_{total_name}",
+            f"{title}: {total_name} (sum over workers)",
+            labels=labels,
+        )
+        named = metrics.gauge(
+            f"{PREFIX}{kpi.name}_named",
+            f"{title}: {total_name} naming each {self.label} (sum over workers)",
+            labels=[*labels, self.label],
+        )
+        share = metrics.gauge(
+            f"{PREFIX}{kpi.name}_share",
+            f"{title}: share of the {total_name} naming each {self.label}, of this worker's "
+            "partitions (fleet: compute from the summed components)",
+            labels=[*labels, self.label],
+        )
+        for label_values, value in rows:
+            counted: Named = value  # type: ignore[assignment]
+            total.add_metric(label_values, counted.total)
+            for name, n in zip(counted.classes, counted.counts, strict=True):
+                named.add_metric([*label_values, name], n)
+            for name, s in counted.shares().items():
+                if s is not None:
+                    share.add_metric([*label_values, name], s)
+        yield from (total, named, share)

@@ -42,6 +42,7 @@ EXAMPLE_ALERTS = {
     "ces": Alert("below", 4.5, 86400, 30),
     "sentiment": Alert("below", -20, 86400, 50),
     "net_emotion": Alert("below", 0, 86400, 50),
+    "emotions": None,
     "review_rating": Alert("below", 3.5, 86400, 20),
     "customers": Alert("above", 0.9, None, 100),
 }

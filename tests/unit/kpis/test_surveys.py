@@ -241,3 +241,23 @@ def test_no_facts_nothing_due_nothing_kept() -> None:
     assert rules.next_due([], T0) is None
     assert rules.keep([], T0) == []
     assert rules.contributions([], T0) == []
+
+
+def test_the_share_of_replies_naming_each_emotion() -> None:
+    """Four replies: `happy` named by three, `stressed` by two, `safe` by one: 3/4, 2/4, 1/4;
+    every other emotion 0 of 4 (a share of 0, not no value: there are replies)."""
+    value = replies(
+        "emotion",
+        {"emotions": ["happy"], "team": "billing"},
+        {"emotions": ["happy", "stressed"], "team": "billing"},
+        {"emotions": ["happy", "safe", "stressed"], "team": "tech"},
+        {"emotions": ["frustrated"], "team": "tech"},
+        kpi="emotions",
+    )
+    overall = value["overall"]
+    assert overall["replies"] == 4
+    assert overall["named"]["happy"] == 3 and overall["shares"]["happy"] == 0.75
+    assert (overall["shares"]["stressed"], overall["shares"]["safe"]) == (0.5, 0.25)
+    assert overall["shares"]["valued"] == 0.0 and len(overall["shares"]) == 20
+    assert value["team"]["billing"]["shares"]["stressed"] == 0.5
+    assert value["team"]["tech"]["named"]["frustrated"] == 1

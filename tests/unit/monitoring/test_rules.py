@@ -18,6 +18,7 @@ import yaml
 from stream.config.kpifile import DEFAULT_CONFIG_PATH, Alert, load_kpi_config
 from stream.kpis.catalog import CATALOG, Kpi
 from stream.monitoring import rules
+from stream.monitoring.rulefile import render_rules
 from stream.state.measures import DURATION_BOUNDS_S
 from stream.state.windows import window_name
 
@@ -37,7 +38,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_committed_rules_are_generated_from_the_config() -> None:
-    assert RULES.read_text() == rules.render_rules(CONFIG, DEFAULT_CONFIG_PATH.name), (
+    assert RULES.read_text() == render_rules(CONFIG, DEFAULT_CONFIG_PATH.name), (
         "ops/prometheus/rules/cxkpi.rules.yml is stale: run `make monitoring`"
     )
 

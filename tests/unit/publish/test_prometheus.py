@@ -76,3 +76,27 @@ def test_text_is_rebuilt_only_when_the_key_changes() -> None:
     assert len(set(bodies)) == 1
     assert bodies[0] == generate_latest(_Families(windows))
     assert b'cxkpi_nps_responses{dimension="all",segment="all",window="5m"} 2.0' in bodies[0]
+
+
+def test_voice_of_the_customer_families() -> None:
+    """Emotions: the replies, and one series per emotion named (a label, not a family each);
+    sentiment: its components, with the score sum in score units."""
+    feed = Feed("survey-replies")
+    feed("r1", "emotion", 0, emotions=["happy", "stressed"], team="billing")
+    feed("r2", "emotion", 0.2, emotions=["happy"], team="billing")
+    feed("r3", "mention", 0.4, voices=[("mention", "en", 2500)], channel="x")
+    feed("r4", "csat", 1.5, score=5)  # closes minute 0
+    body = generate_latest(_Families(window_renderer([feed.state], CONFIG.windows_ms, {})()))
+    lines = body.decode().splitlines()
+    where = 'dimension="all",segment="all",window="5m"'
+    assert f"cxkpi_emotions_replies{{{where}}} 2.0" in lines
+    def named(emotion: str) -> str:  # the labels as the exposition sorts them
+        return f'dimension="all",emotion="{emotion}",segment="all",window="5m"'
+
+    assert f"cxkpi_emotions_named{{{named('happy')}}} 2.0" in lines
+    assert f"cxkpi_emotions_share{{{named('stressed')}}} 0.5" in lines
+    assert f"cxkpi_emotions_share{{{named('valued')}}} 0.0" in lines
+    assert f"cxkpi_net_emotion_score{{{where}}} 50.0" in lines
+    assert f"cxkpi_sentiment_score_sum{{{where}}} 0.25" in lines
+    assert f"cxkpi_sentiment_net{{{where}}} 100.0" in lines
+    assert 'cxkpi_sentiment_scored{dimension="source",segment="mention",window="5m"} 1.0' in lines
