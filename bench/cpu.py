@@ -33,6 +33,7 @@ from bench.phases import (
 )
 from bench.report import MB
 from bench.run import FIVE_WINDOWS, prepare
+from bench.texts import without_text
 from stream.tools.arguments import count
 from tests.servers import Broker, RedisServer, Worker
 
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the worker under py-spy and write its collapsed stacks to FILE (default: no "
         "profile)",
     )
+    parser.add_argument(
+        "--without-text",
+        action="store_true",
+        help="the log without text: comments left out, reviews' and mentions' texts cut to one "
+        "character (bench/texts.py); alternate with a run without it for the cost of scoring "
+        "(default: the generator's texts)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     return parser
 
@@ -89,6 +97,8 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
     redis, broker = RedisServer(workdir), Broker(workdir)
     try:
         records = log_events(args.events, args.seed, 30.0, now_utc())
+        if args.without_text:
+            records = [without_text(r) for r in records]
         produced = await prepare(broker.url, records, False, "producing the log")
         del records
         ctx = Context(broker.url, "dev", workdir, produced, redis_url=redis.url)
