@@ -17,7 +17,7 @@ from stream.kpis.kinds.base import (
     counted_families,
     ratio,
 )
-from stream.kpis.kinds.counts import nps_margin_of_error, part_counts
+from stream.kpis.kinds.counts import Net, part_counts
 
 if TYPE_CHECKING:
     from stream.kpis.catalog import Kpi
@@ -49,13 +49,13 @@ class Texts:
     scale: int
 
     @property
-    def scored(self) -> int:
-        return self.positive + self.neutral + self.negative
+    def classes(self) -> Net:
+        """Positive, neutral, negative: a net score as NPS is, over the scored texts."""
+        return Net(COMPONENTS[:3], self.positive, self.neutral, self.negative)
 
     @property
-    def net(self) -> float | None:
-        scored = self.scored
-        return 100 * (self.positive - self.negative) / scored if scored else None
+    def scored(self) -> int:
+        return self.classes.total
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,11 +69,11 @@ class Texts:
         return self.positive, self.neutral, self.negative, self.unscored, sums, self.scored
 
     def computed(self) -> tuple[float | None, ...]:
-        scored = self.scored
+        classes = self.classes
+        scored = classes.total
         mean = ratio(self.score_sum, scored)
         return (
-            self.net,
-            nps_margin_of_error(self.positive, self.negative, scored),
+            *classes.computed(),  # net, margin of error
             ratio(self.positive, scored),
             ratio(self.neutral, scored),
             ratio(self.negative, scored),
