@@ -482,6 +482,7 @@ def _survey_samples(part: _Partition) -> list[Sample]:
             if rating is not None:  # the mean of the ratings reviews give
                 out.append(Sample("review_rating", "reviews", t, segs))
                 out.append(Sample("review_rating", "rating_sum", t, segs, rating))
+                out.append(Sample("review_rating", "rating_sum_of_squares", t, segs, rating**2))
                 if rating >= 4:
                     out.append(Sample("review_rating", "good", t, segs))
         elif kind == "mention":
@@ -496,6 +497,8 @@ def _survey_samples(part: _Partition) -> list[Sample]:
         else:
             out.append(Sample("ces", "responses", t, segs))
             out.append(Sample("ces", "score_sum", t, segs, int(score)))
+            # each response adds its squared score (the variance of the mean)
+            out.append(Sample("ces", "score_sum_of_squares", t, segs, int(score) ** 2))
             if score >= 5:
                 out.append(Sample("ces", "easy", t, segs))
     return out
@@ -740,6 +743,7 @@ def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str
             "mean": _div(n("score_sum"), n("responses")),
             "easy": n("easy"),
             "easy_ratio": _div(n("easy"), n("responses")),
+            "score_sum_of_squares": n("score_sum_of_squares"),
         }
     if kpi == "review_rating":
         return {
@@ -748,6 +752,7 @@ def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str
             "mean": _div(n("rating_sum"), n("reviews")),
             "good": n("good"),
             "good_ratio": _div(n("good"), n("reviews")),
+            "rating_sum_of_squares": n("rating_sum_of_squares"),
         }
     if kpi == "nps":
         return _nps(n("promoters"), n("passives"), n("detractors"))
@@ -808,6 +813,8 @@ def _duration(samples_ms: list[int]) -> dict[str, Any]:
         "p50_seconds": None if p50 is None else p50 / 1000,
         "p90_seconds": None if p90 is None else p90 / 1000,
         "buckets": buckets,
+        # each sample squared in whole seconds, halves rounded up (semantics.md)
+        "sum_of_squares": sum(((s + 500) // 1000) ** 2 for s in samples_ms),
     }
 
 

@@ -168,7 +168,12 @@ CATALOG: tuple[Kpi, ...] = (
         Mean(share_key="good_ratio", scale="1-5", good="rated 4-5"),
         "survey-replies",
         ("channel",),
-        (("reviews", "review_count"), ("rating_sum", "review_rating_sum"), ("good", "review_good")),
+        (
+            ("reviews", "review_count"),
+            ("rating_sum", "review_rating_sum"),
+            ("good", "review_good"),
+            ("rating_sum_of_squares", "review_rating_squares"),
+        ),
     ),
     Kpi(
         "csat",
@@ -182,7 +187,12 @@ CATALOG: tuple[Kpi, ...] = (
         Mean(),
         "survey-replies",
         SURVEY_DIMENSIONS,
-        (("responses", "ces_responses"), ("score_sum", "ces_score_sum"), ("easy", "ces_easy")),
+        (
+            ("responses", "ces_responses"),
+            ("score_sum", "ces_score_sum"),
+            ("easy", "ces_easy"),
+            ("score_sum_of_squares", "ces_score_squares"),
+        ),
     ),
     Kpi(
         "customers",

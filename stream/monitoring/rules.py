@@ -70,7 +70,11 @@ def components(kpi: Kpi) -> list[str]:
         case AgeHistogram():
             return [f"{AGE_HISTOGRAM}_gcount", f"{AGE_HISTOGRAM}_gsum"]
         case Duration():
-            return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
+            return [
+                f"cxkpi_{kpi.name}_seconds_gcount",
+                f"cxkpi_{kpi.name}_seconds_gsum",
+                f"cxkpi_{kpi.name}_seconds_sum_of_squares",
+            ]
         case Customers():
             return [f"cxkpi_customers_{key}" for key in (*CUSTOMER_COMPONENTS, *CUSTOMER_MONEY)]
     parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
@@ -211,7 +215,7 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
                 "expr": _divide(f"({top} - {bottom})", samples(kpi), 100),
             }
         case Mean():
-            responses, score_sum, easy = parts
+            responses, score_sum, easy, _ = parts  # the sum of squares: change alerts
             mean, easy_ratio = values(kpi)
             yield {"record": samples(kpi), "expr": responses}
             yield {"record": mean.record, "expr": _divide(score_sum, samples(kpi))}

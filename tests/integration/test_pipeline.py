@@ -179,6 +179,8 @@ def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozens
                     name = f"cxkpi_{kpi}_seconds"
                     out[(f"{name}_gcount", frozenset(base))] = v.get("count", v.get("tickets"))
                     out[(f"{name}_gsum", frozenset(base))] = v["sum_seconds"]
+                    if "sum_of_squares" in v:  # a duration (the backlog age has none)
+                        out[(f"{name}_sum_of_squares", frozenset(base))] = v["sum_of_squares"]
                     for le, n in v["buckets"].items():
                         le_label = le if le == "+Inf" else f"{le}.0"
                         out[(f"{name}_bucket", frozenset(base | {("le", le_label)}))] = n

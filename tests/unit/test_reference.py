@@ -548,6 +548,7 @@ def test_nps_without_responses_has_no_score() -> None:
         "mean": 4.0,
         "easy": 0,
         "easy_ratio": 0.0,
+        "score_sum_of_squares": 16,
     }
 
 

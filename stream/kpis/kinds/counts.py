@@ -158,27 +158,30 @@ class NetScore(Kind):
 
 @dataclass(frozen=True, slots=True)
 class MeanScore:
-    """Responses, their summed score and those in the good range (CES: easy), named by the
-    KPI's parts; the mean and the good share follow."""
+    """Responses, their summed score, those in the good range (CES: easy) and the sum of the
+    squared scores (what the mean's variance needs), named by the KPI's parts; the mean and the
+    good share follow."""
 
     names: tuple[str, ...]
     share_key: str
     responses: int
     score_sum: int
     good: int
+    sum_of_squares: int
 
     def to_json(self) -> dict[str, Any]:
-        responses, score_sum, good = self.names
+        responses, score_sum, good, squares = self.names
         return {
             responses: self.responses,
             score_sum: self.score_sum,
             "mean": ratio(self.score_sum, self.responses),
             good: self.good,
             self.share_key: ratio(self.good, self.responses),
+            squares: self.sum_of_squares,
         }
 
     def components(self) -> tuple[int, ...]:
-        return self.responses, self.score_sum, self.good
+        return self.responses, self.score_sum, self.good, self.sum_of_squares
 
     def computed(self) -> tuple[float | None, ...]:
         return ratio(self.score_sum, self.responses), ratio(self.good, self.responses)
@@ -186,7 +189,8 @@ class MeanScore:
 
 @dataclass(frozen=True)
 class Mean(Kind):
-    """Responses, score sum, good responses -> mean score and the share of good ones. CES: a
+    """Responses, score sum, good responses, sum of squared scores -> mean score and the share
+    of good ones. CES: a
     mean on the 1-7 ease scale (7 = very easy) and the share of easy answers (5-7). `scale` and
     `good` are the words the recorded series' titles use (stream/monitoring/rules.py)."""
 
@@ -197,8 +201,8 @@ class Mean(Kind):
     good: str = "easy (5-7)"
 
     def value(self, kpi: Kpi, series: Series, options: Options) -> MeanScore:
-        responses, score_sum, good = part_counts(kpi, series)
-        return MeanScore(part_names(kpi), self.share_key, responses, score_sum, good)
+        responses, score_sum, good, squares = part_counts(kpi, series)
+        return MeanScore(part_names(kpi), self.share_key, responses, score_sum, good, squares)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, part_names(kpi), ("mean", self.share_key))

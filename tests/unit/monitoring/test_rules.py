@@ -305,9 +305,10 @@ def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[
                 k.kind.total: n,
             }, (100 if high else -100)
         case "mean":
-            responses, score_sum, good = (p for p, _ in k.parts)
+            responses, score_sum, good, squares = (p for p, _ in k.parts)
             most = 7 if k.kind.scale == "1-7" else 5
-            return {responses: n, score_sum: (most if high else 1) * n, good: 0}, (
+            score = most if high else 1
+            return {responses: n, score_sum: score * n, good: 0, squares: score**2 * n}, (
                 most if high else 1
             )
         case "duration":  # all in +Inf: p90 is the highest finite bound; all <= 60 s: 54 s
