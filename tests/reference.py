@@ -119,6 +119,44 @@ FRACTIONS = {
 }
 
 
+#: The KPIs a change alert tests (spec, "Change alerts": those whose estimator has a known
+#: variance), with the direction in which each gets worse: NPS down, abandonment up, ...
+WORSE = {
+    "cart_abandonment": "up",
+    "checkout_abandonment": "up",
+    "conversion": "down",
+    "upsell": "down",
+    "resolution_time": "up",
+    "first_response_time": "up",
+    "first_contact_resolution": "down",
+    "reopen_rate": "up",
+    "nps": "down",
+    "csat": "down",
+    "ces": "down",
+    "net_emotion": "down",
+    "review_rating": "down",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change alert's settings (seconds), the spec's defaults: |z| >= 3 over 1 h and >= 2
+    over 6 h, each against the 7 d before it, with 30 samples; direction None: the KPI's worse
+    one."""
+
+    short_s: int = 3600
+    confirmation_s: int = 6 * 3600
+    baseline_s: int = 7 * 86400
+    z: float = 3.0
+    confirmation_z: float = 2.0
+    min_samples: int = 30
+    direction: str | None = None
+
+
+def _default_changes() -> dict[str, Change]:
+    return {kpi: Change() for kpi in WORSE}
+
+
 @dataclass(frozen=True)
 class Rules:
     """The processor settings the reference needs (seconds unless named otherwise)."""
@@ -141,6 +179,8 @@ class Rules:
     #: the period P of the customer KPIs, and the cap of the expected lifetime in periods
     customer_period_s: int = 30 * 86400
     max_lifetime_periods: int = 36
+    #: the change alerts, by KPI (docs/monitoring.md, "Change alerts")
+    changes: Mapping[str, Change] = field(default_factory=_default_changes)
 
 
 @dataclass(frozen=True)
@@ -398,10 +438,14 @@ def _past_grace(t: int, rules: Rules) -> int:
 
 
 def ticket_retention_ms(rules: Rules) -> int:
-    """The ticket retention: its setting, else the longest window plus grace."""
+    """The ticket retention: its setting, else the longest reach of a window plus grace (a
+    change alert's baseline reaches its size plus the window it ends before)."""
     if rules.ticket_retention_s is not None:
         return rules.ticket_retention_s * 1000
-    return (max(rules.windows_s) + rules.grace_s) * 1000
+    reach = max(
+        [*rules.windows_s, *(c.baseline_s + c.confirmation_s for c in rules.changes.values())]
+    )
+    return (reach + rules.grace_s) * 1000
 
 
 _STATUSES = ("ticket_opened", "ticket_reopened", "ticket_solved", "ticket_closed")

@@ -12,17 +12,20 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from stream.config import AUTO, ConfigError, window_problem
 from stream.config.alerts import (
     KPI_RANGES,
+    SEVERITIES,
     Alert,
     Alerting,
     alerting_defaults,
     kpi_alert,
 )
+from stream.config.change import WITHOUT_VARIANCE, Change, kpi_change
 from stream.config.checker import Checker
 
 #: repo root cxkpi.toml, the file used when none is given
@@ -61,11 +64,13 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class KpiSettings:
-    """One KPI: whether it is computed and published, and its optional alert."""
+    """One KPI: whether it is computed and published, its optional threshold alert, and its
+    change alert (None: none; on by default for every KPI of known variance)."""
 
     name: str
     enabled: bool
     alert: Alert | None
+    change: Change | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,12 @@ class KpiConfig:
     allow: dict[str, frozenset[str]]
     kpis: dict[str, KpiSettings]
     alerting: Alerting = field(default_factory=Alerting)
+
+    def changes(self) -> dict[str, Change]:
+        """The change alerts of the KPIs switched on, by KPI name."""
+        return {
+            name: k.change for name, k in self.kpis.items() if k.enabled and k.change is not None
+        }
 
 
 
@@ -166,14 +177,25 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
             )
     kpis: dict[str, KpiSettings] = {}
     for name in KPI_RANGES:
-        table = check.table(kpis_doc.get(name, {}), f"kpis.{name}", ("enabled", "alert"))
+        table = check.table(
+            kpis_doc.get(name, {}), f"kpis.{name}", ("enabled", "alert", "change")
+        )
         enabled = table.get("enabled", True)
         if not isinstance(enabled, bool):
             raise check.bad(f"kpis.{name}.enabled", enabled, "true or false")
         alert = None
         if "alert" in table:
             alert = kpi_alert(check, name, table["alert"], sizes, alerting)
-        kpis[name] = KpiSettings(name, enabled, alert)
+        change = kpi_change(
+            check,
+            name,
+            table.get("change", name not in WITHOUT_VARIANCE),
+            step_s,
+            long_step_s,
+            alerting.severity,
+            SEVERITIES,
+        )
+        kpis[name] = KpiSettings(name, enabled, alert, change)
 
     return KpiConfig(
         path=path,
@@ -208,8 +230,9 @@ def load_kpi_config(path: Path = DEFAULT_CONFIG_PATH) -> KpiConfig:
     return _parse(path, doc)
 
 
+@cache
 def default_kpi_config() -> KpiConfig:
-    """The built-in defaults, for `--config none`."""
+    """The built-in defaults, for `--config none` (read once: it is frozen)."""
     return _parse(Path("built-in defaults"), {})
 
 
