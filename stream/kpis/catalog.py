@@ -48,6 +48,8 @@ class Kpi:
     topic: str
     dimensions: tuple[str, ...]
     parts: tuple[tuple[str, str], ...]
+    #: the direction in which it gets worse ("down" or "up"): a change alert's default
+    worse: str = "down"
 
     @property
     def is_live(self) -> bool:
@@ -76,6 +78,7 @@ CATALOG: tuple[Kpi, ...] = (
         "cart-events",
         CART_DIMENSIONS,
         (("abandoned", "cart_abandoned"), ("converted", "cart_converted")),
+        worse="up",
     ),
     Kpi(
         "checkout_abandonment",
@@ -83,6 +86,7 @@ CATALOG: tuple[Kpi, ...] = (
         "cart-events",
         CART_DIMENSIONS,
         (("abandoned", "checkout_abandoned"), ("converted", "checkout_converted")),
+        worse="up",
     ),
     Kpi(
         "conversion",
@@ -105,13 +109,21 @@ CATALOG: tuple[Kpi, ...] = (
         CART_DIMENSIONS,
         (("upsold", "upsell_orders"), ("orders", "orders")),
     ),
-    Kpi("resolution_time", Duration(), "tickets", TICKET_DIMENSIONS, (("samples", "resolution"),)),
+    Kpi(
+        "resolution_time",
+        Duration(),
+        "tickets",
+        TICKET_DIMENSIONS,
+        (("samples", "resolution"),),
+        worse="up",
+    ),
     Kpi(
         "first_response_time",
         Duration(),
         "tickets",
         TICKET_DIMENSIONS,
         (("samples", "first_response"),),
+        worse="up",
     ),
     Kpi(
         "first_contact_resolution",
@@ -126,6 +138,7 @@ CATALOG: tuple[Kpi, ...] = (
         "tickets",
         TICKET_DIMENSIONS,
         (("reopens", "ticket_reopens"), ("solves", "ticket_solves")),
+        worse="up",
     ),
     Kpi(
         "open_backlog",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stream.kpis.kinds.base import (
+    Estimator,
     Family,
     Kind,
     Metrics,
@@ -34,6 +35,9 @@ class Ratio:
 
     def to_json(self) -> dict[str, Any]:
         return {**dict(zip(self.names, self.parts, strict=True)), self.key: self.value}
+
+    def named(self) -> dict[str, float]:
+        return dict(zip(self.names, self.parts, strict=True))
 
     def components(self) -> tuple[int, ...]:
         return self.parts
@@ -63,6 +67,10 @@ class Share(Kind):
         first, second = parts
         return Ratio(part_names(kpi), parts, self.key, ratio(first, first + second))
 
+    def estimator(self, kpi: Kpi) -> Estimator:
+        first, second = part_names(kpi)
+        return Estimator("proportion", (first, second), first)
+
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, part_names(kpi), (self.key,))
 
@@ -81,6 +89,10 @@ class Fraction(Kind):
         value = ratio(first, second)
         scaled = None if value is None else value * self.scale
         return Ratio(part_names(kpi), parts, self.key, scaled)
+
+    def estimator(self, kpi: Kpi) -> Estimator:
+        first, second = part_names(kpi)
+        return Estimator("proportion", (second,), first, scale=self.scale)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, part_names(kpi), (self.key,))
@@ -120,6 +132,9 @@ class Net:
     def components(self) -> tuple[int, ...]:
         return self.top, self.middle, self.bottom, self.total
 
+    def named(self) -> dict[str, float]:
+        return dict(zip(self.names, self.components(), strict=True))
+
     def computed(self) -> tuple[float | None, ...]:
         return self.score, self.margin_of_error
 
@@ -150,6 +165,10 @@ class NetScore(Kind):
     def value(self, kpi: Kpi, series: Series, options: Options) -> Net:
         top, middle, bottom = part_counts(kpi, series)
         return Net((*part_names(kpi), self.total), top, middle, bottom)
+
+    def estimator(self, kpi: Kpi) -> Estimator:
+        top, _, bottom = part_names(kpi)
+        return Estimator("net", (self.total,), top, bottom, scale=100.0)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         components = (*part_names(kpi), self.total)
@@ -183,6 +202,9 @@ class MeanScore:
     def components(self) -> tuple[int, ...]:
         return self.responses, self.score_sum, self.good, self.sum_of_squares
 
+    def named(self) -> dict[str, float]:
+        return dict(zip(self.names, self.components(), strict=True))
+
     def computed(self) -> tuple[float | None, ...]:
         return ratio(self.score_sum, self.responses), ratio(self.good, self.responses)
 
@@ -203,6 +225,11 @@ class Mean(Kind):
     def value(self, kpi: Kpi, series: Series, options: Options) -> MeanScore:
         responses, score_sum, good, squares = part_counts(kpi, series)
         return MeanScore(part_names(kpi), self.share_key, responses, score_sum, good, squares)
+
+    def estimator(self, kpi: Kpi) -> Estimator:
+        """The mean (the headline; the good share is not tested)."""
+        responses, score_sum, _, squares = part_names(kpi)
+        return Estimator("mean", (responses,), score_sum, squares)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, part_names(kpi), ("mean", self.share_key))

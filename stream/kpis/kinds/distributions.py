@@ -11,6 +11,7 @@ from stream.kpis.kinds.base import (
     LIVE_LABELS,
     PREFIX,
     WINDOW_LABELS,
+    Estimator,
     Family,
     Kind,
     Metrics,
@@ -71,6 +72,14 @@ class Distribution:
             "sum_of_squares": self.sum_of_squares,
         }
 
+    def named(self) -> dict[str, float]:
+        """The components of the mean's estimator, as published (seconds)."""
+        return {
+            "seconds_gcount": self.count,
+            "seconds_gsum": self.sum_seconds,
+            "seconds_sum_of_squares": self.sum_of_squares,
+        }
+
 
 def histogram_buckets(buckets: dict[str, int]) -> list[tuple[str, float]]:
     return [(le(bound), float(n)) for bound, n in buckets.items()]
@@ -97,6 +106,10 @@ class Duration(Kind):
             cumulative(bins, DURATION_BOUNDS_S),
             series.get((f"{measure}.{SQUARES_S2}", -1), 0),
         )
+
+    def estimator(self, kpi: Kpi) -> Estimator:
+        """The mean duration (quantiles have no variance this simple)."""
+        return Estimator("mean", ("seconds_gcount",), "seconds_gsum", "seconds_sum_of_squares")
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         title = title_of(kpi)
