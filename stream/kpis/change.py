@@ -46,8 +46,9 @@ def estimate(estimator: Estimator, named: Mapping[str, float]) -> Estimate | Non
         variance = x * (1 - x)
     elif estimator.form == "net":
         bottom = named.get(estimator.second, 0) / n
-        variance = x + bottom - (x - bottom) ** 2
-        x = x - bottom
+        net = x - bottom
+        variance = x + bottom - net * net
+        x = net
     elif estimator.form == "mean":
         variance = named.get(estimator.second, 0) / n - x * x
     else:

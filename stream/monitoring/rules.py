@@ -20,6 +20,7 @@ import yaml
 from stream.config.kpifile import Alert, KpiConfig
 from stream.config.options import OPTIONS
 from stream.kpis.catalog import CATALOG, Kpi
+from stream.kpis.change import watches
 from stream.kpis.kinds import (
     CUSTOMER_COMPONENTS,
     AgeHistogram,
@@ -32,6 +33,7 @@ from stream.kpis.kinds import (
     NetScore,
     Share,
 )
+from stream.monitoring.change import change_alert, change_recording_rules
 from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
 from stream.monitoring.health import COVERED, health_alerts, health_recording_rules, seconds_text
 from stream.monitoring.health import DEAD_LETTER_RATIO as DEAD_LETTER_RATIO
@@ -177,7 +179,7 @@ def _divide(numerator: str, denominator: str, scale: float = 1) -> str:
 def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     """Sums of the components (guarded by partition coverage), then the values from them."""
     for metric in components(kpi):
-        if isinstance(kpi.kind, Duration | AgeHistogram) and metric.endswith("_gsum"):
+        if isinstance(kpi.kind, AgeHistogram) and metric.endswith("_gsum"):
             continue  # the mean is computed from the buckets' own sum below
         currency = ", currency" if _per_currency(kpi, metric) else ""
         yield {
@@ -358,13 +360,19 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
 
 
 def rule_groups(config: KpiConfig) -> dict[str, Any]:
-    """The whole rule file: recording rules, then KPI alerts, then health alerts."""
+    """The whole rule file: recording rules (the change alerts' after the KPIs' they read, in
+    the same group, so an evaluation reads this evaluation's sums), then KPI threshold alerts,
+    change alerts and health alerts."""
     enabled = [k for k in CATALOG if config.kpis[k.name].enabled]
     recording = health_recording_rules()
     for kpi in enabled:
         recording.extend(recording_rules(kpi))
+    changes = watches(config.changes())
+    for watch in changes:
+        recording.extend(change_recording_rules(watch))
+    runbook = config.alerting.runbook_url
     kpi_alerts = [
-        kpi_alert(kpi, alert, config.alerting.runbook_url)
+        kpi_alert(kpi, alert, runbook)
         for kpi in enabled
         if (alert := config.kpis[kpi.name].alert) is not None
     ]
@@ -372,6 +380,7 @@ def rule_groups(config: KpiConfig) -> dict[str, Any]:
         "groups": [
             {"name": "cxkpi.recording", "rules": recording},
             {"name": "cxkpi.kpi-alerts", "rules": kpi_alerts},
+            {"name": "cxkpi.change-alerts", "rules": [change_alert(w, runbook) for w in changes]},
             {"name": "cxkpi.health-alerts", "rules": health_alerts(config.alerting)},
         ]
     }

@@ -51,7 +51,10 @@ def test_promtool_accepts_the_rules() -> None:
         assert alert["for"] and alert["labels"]["severity"] in ("critical", "warning", "info")
         assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
     configured = {k for k, s in CONFIG.kpis.items() if s.alert is not None}
-    assert {a["labels"].get("kpi") for a in alerts} - {None} == configured
+    thresholds = [a for a in alerts if a["labels"].get("alert_kind") != "change"]
+    assert {a["labels"].get("kpi") for a in thresholds} - {None} == configured
+    changes = {a["labels"]["kpi"] for a in alerts if a["labels"].get("alert_kind") == "change"}
+    assert changes == set(CONFIG.changes())
     names = [r["record"] for g in groups for r in g["rules"] if "record" in r]
     assert all(len(name.split(":")) == 3 for name in names), "level:metric:operations"
 
