@@ -187,3 +187,51 @@ def change_alert(watch: Watch, runbook_url: str) -> dict[str, Any]:
             "runbook_url": f"{runbook_url}#{name.lower()}",
         },
     }
+
+
+def tested_series(watch: Watch, values: list[Any]) -> int:
+    """Which of a KPI's recorded values (rules.values) its change alert tests: the mean for a
+    mean estimator (a duration's panels start with its p90), else the first."""
+    if watch.estimator.form == "mean":
+        return next(i for i, s in enumerate(values) if s.record.endswith(":mean"))
+    return 0
+
+
+BAND = ("baseline - 2 SE", "baseline + 2 SE")
+
+
+def band_targets(watch: Watch, selector: str) -> list[dict[str, str]]:
+    """The dashboard's lines of a change alert: the value over the short window, the baseline
+    and the band of 2 standard errors around it (outside it, |z| > 2)."""
+    c = watch.change
+    short, baseline = window_name(c.short_s), window_name(c.baseline_s)
+    value, base = record(watch, "short"), record(watch, "baseline")
+    stderr = record(watch, "stderr")
+    return [
+        {"expr": f"{value}{{{selector}}}", "legendFormat": f"over {short} (change alert)"},
+        {
+            "expr": f"{base}{{{selector}}}",
+            "legendFormat": f"baseline ({baseline} before the last {short})",
+        },
+        {"expr": f"{base}{{{selector}}} - 2 * {stderr}{{{selector}}}", "legendFormat": BAND[0]},
+        {"expr": f"{base}{{{selector}}} + 2 * {stderr}{{{selector}}}", "legendFormat": BAND[1]},
+    ]
+
+
+def band_overrides() -> list[dict[str, Any]]:
+    """Grafana field overrides that shade the band between its two lines."""
+    low, high = BAND
+    return [
+        {
+            "matcher": {"id": "byName", "options": high},
+            "properties": [
+                {"id": "custom.fillBelowTo", "value": low},
+                {"id": "custom.fillOpacity", "value": 20},
+                {"id": "custom.lineWidth", "value": 0},
+            ],
+        },
+        {
+            "matcher": {"id": "byName", "options": low},
+            "properties": [{"id": "custom.lineWidth", "value": 0}],
+        },
+    ]

@@ -251,8 +251,9 @@ def test_recovery_resolves_the_alert(tmp_path: Path) -> None:
 
 
 def test_the_recorded_figures_equal_the_snapshot_arithmetic(tmp_path: Path) -> None:
-    """NPS, a proportion (cart abandonment) and a mean (resolution time): the z Prometheus
-    records over two workers' components equals stream.kpis.change's, to 1e-9."""
+    """A proportion (cart abandonment) and a mean (resolution time): the z and standard error
+    Prometheus records over two workers' components equal stream.kpis.change's, to 1e-9 (NPS's
+    z is in the summaries above)."""
     cases = []
     for watch, named_short, named_base, parts in (
         (
