@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.config import MAX_WINDOW_S, lagged_window, window_name, window_problem
-from stream.config.alerts import LIVE_KPIS
+from stream.config.alerts import LIVE_KPIS, SEVERITIES
 from stream.config.checker import Checker
 
 #: KPIs whose estimator has no known variance: the gauges of now, and the average order value
@@ -107,17 +107,25 @@ def _z(check: Checker, table: dict[str, Any], key: str, default: float) -> float
     return float(raw)
 
 
+def change_section(
+    check: Checker, table: dict[str, Any], steps: tuple[int, int], severity: str
+) -> tuple[bool, Change]:
+    """The `[change]` section: whether KPIs without a `change` of their own have one, and the
+    values every KPI's change alert starts from (the spec's, else these)."""
+    check.table(table, "change", ("enabled", *(k for k in _KEYS if k != "direction")))
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise check.bad("change.enabled", enabled, "true or false")
+    values = {k: v for k, v in table.items() if k != "enabled"}
+    defaults = _change(check, "change", values, steps, Change(severity=severity))
+    return enabled, defaults
+
+
 def kpi_change(
-    check: Checker,
-    name: str,
-    value: object,
-    step_s: int,
-    long_step_s: int,
-    severity: str,
-    severities: tuple[str, ...],
+    check: Checker, name: str, value: object, steps: tuple[int, int], defaults: Change
 ) -> Change | None:
-    """The `kpis.<name>.change` value: a table (missing keys take the spec's defaults), true
-    (all defaults) or false (no change alert)."""
+    """The `kpis.<name>.change` value: a table (missing keys take `defaults`: the `[change]`
+    section's, else the spec's), true (all defaults) or false (no change alert)."""
     key = f"kpis.{name}.change"
     if name in WITHOUT_VARIANCE and value is not False:
         raise check.fail(
@@ -126,12 +134,17 @@ def kpi_change(
             "change alerts are for the shares, net scores and means (false is accepted)",
         )
     if isinstance(value, bool):
-        return Change(severity=severity) if value else None
+        return defaults if value else None
     example = '{ short = "1h", confirmation = "6h", baseline = "7d", z = 3, min_samples = 30 }'
     if not isinstance(value, dict):
         raise check.bad(key, value, f"true, false or a table such as {example}")
+    return _change(check, key, value, steps, defaults)
+
+
+def _change(
+    check: Checker, key: str, value: dict[str, Any], steps: tuple[int, int], default: Change
+) -> Change:
     table = check.table(value, key, _KEYS)
-    default, steps = Change(), (step_s, long_step_s)
     short = _window(check, table, f"{key}.short", default.short_s, steps)
     confirmation = _window(check, table, f"{key}.confirmation", default.confirmation_s, steps)
     baseline = _window(check, table, f"{key}.baseline", default.baseline_s, steps)
@@ -153,12 +166,12 @@ def kpi_change(
             f"{window_name(baseline)} before the {window_name(confirmation)} confirmation "
             "reaches back more than 400d",
         )
-    direction = table.get("direction")
+    direction = table.get("direction", default.direction)
     if direction is not None and direction not in DIRECTIONS:
         raise check.bad(f"{key}.direction", direction, f"one of {', '.join(DIRECTIONS)}")
-    raw_severity = table.get("severity", severity)
-    if raw_severity not in severities:
-        raise check.bad(f"{key}.severity", raw_severity, f"one of {', '.join(severities)}")
+    severity = table.get("severity", default.severity)
+    if severity not in SEVERITIES:
+        raise check.bad(f"{key}.severity", severity, f"one of {', '.join(SEVERITIES)}")
     return Change(
         short_s=short,
         confirmation_s=confirmation,
@@ -172,5 +185,5 @@ def kpi_change(
         for_s=check.whole_seconds(table["for"], f"{key}.for", allow_zero=True)
         if "for" in table
         else default.for_s,
-        severity=str(raw_severity),
+        severity=str(severity),
     )

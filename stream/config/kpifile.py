@@ -19,13 +19,12 @@ from typing import Any
 from stream.config import AUTO, ConfigError, window_problem
 from stream.config.alerts import (
     KPI_RANGES,
-    SEVERITIES,
     Alert,
     Alerting,
     alerting_defaults,
     kpi_alert,
 )
-from stream.config.change import WITHOUT_VARIANCE, Change, kpi_change
+from stream.config.change import WITHOUT_VARIANCE, Change, change_section, kpi_change
 from stream.config.checker import Checker
 
 #: repo root cxkpi.toml, the file used when none is given
@@ -59,8 +58,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "silent_for": "15m",
         "uncovered_for": "2m",
     },
+    "change": {},
     "kpis": {},
 }
+
 
 @dataclass(frozen=True)
 class KpiSettings:
@@ -99,14 +100,15 @@ class KpiConfig:
         }
 
 
-
 def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
     check = Checker(path)
     check.table(doc, "", tuple(_DEFAULTS))
     sections = {
         name: {
             **default,
-            **check.table(doc.get(name, {}), name, tuple(default) if name != "kpis" else None),
+            **check.table(
+                doc.get(name, {}), name, tuple(default) if name not in ("kpis", "change") else None
+            ),
         }
         for name, default in _DEFAULTS.items()
     }
@@ -169,6 +171,10 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
         allow[dimension] = frozenset(names)
 
     alerting = alerting_defaults(check, sections["alerting"])
+    steps = (step_s, long_step_s)
+    changes_on, change_defaults = change_section(
+        check, sections["change"], steps, alerting.severity
+    )
     kpis_doc = sections["kpis"]
     for name in kpis_doc:
         if name not in KPI_RANGES:
@@ -177,23 +183,16 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
             )
     kpis: dict[str, KpiSettings] = {}
     for name in KPI_RANGES:
-        table = check.table(
-            kpis_doc.get(name, {}), f"kpis.{name}", ("enabled", "alert", "change")
-        )
+        table = check.table(kpis_doc.get(name, {}), f"kpis.{name}", ("enabled", "alert", "change"))
         enabled = table.get("enabled", True)
         if not isinstance(enabled, bool):
             raise check.bad(f"kpis.{name}.enabled", enabled, "true or false")
         alert = None
         if "alert" in table:
             alert = kpi_alert(check, name, table["alert"], sizes, alerting)
+        default_change = changes_on and name not in WITHOUT_VARIANCE
         change = kpi_change(
-            check,
-            name,
-            table.get("change", name not in WITHOUT_VARIANCE),
-            step_s,
-            long_step_s,
-            alerting.severity,
-            SEVERITIES,
+            check, name, table.get("change", default_change), steps, change_defaults
         )
         kpis[name] = KpiSettings(name, enabled, alert, change)
 

@@ -166,3 +166,31 @@ def test_the_worker_keeps_the_windows_the_change_alerts_need() -> None:
         lagged_window(7 * DAY, HOUR),
         lagged_window(7 * DAY, 6 * HOUR),
     )
+
+
+def test_the_change_section_sets_every_kpi_s_defaults_and_may_switch_them_off(
+    tmp_path: Path,
+) -> None:
+    config = load(
+        tmp_path,
+        """
+[change]
+short = "30m"
+for = "5m"
+min_samples = 50
+[kpis.nps.change]
+min_samples = 200
+""",
+    )
+    assert config.kpis["csat"].change == Change(short_s=1800, for_s=300, min_samples=50)
+    assert config.kpis["nps"].change == Change(short_s=1800, for_s=300, min_samples=200)
+    off = load(tmp_path, "[change]\nenabled = false\n[kpis.nps]\nchange = true\n")
+    assert set(off.changes()) == {"nps"} and off.kpis["nps"].change == Change()
+    for text, message in (
+        ("[change]\ndirection = 'up'", "change.direction: unknown key"),
+        ("[change]\nenabled = 1", "change.enabled: invalid value 1: expected true or false"),
+        ("[change]\nz = -1", "change.z: invalid value -1"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load(tmp_path, text)
+

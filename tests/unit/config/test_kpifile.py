@@ -154,9 +154,9 @@ INVALID = [
     (
         "[window]\nstep = '1m'",
         "window",
-        "expected one of windows, timeouts, segments, alerting, kpis",
+        "expected one of windows, timeouts, segments, alerting, change, kpis",
     ),
-    ("top = 1", "top", "expected one of windows, timeouts, segments, alerting, kpis"),
+    ("top = 1", "top", "expected one of windows, timeouts, segments, alerting, change, kpis"),
     ("windows = 5", "windows", "expected a table"),
     ("[windows]\nsize = ['5m']", "windows.size", "expected one of sizes, step, long_step, grace"),
     (
