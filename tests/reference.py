@@ -618,10 +618,17 @@ def _format(ms: int) -> str:
 
 
 def expected_snapshot(
-    records: Iterable[Record], rules: Rules, *, now_ms: int, partitions: Mapping[str, int]
+    records: Iterable[Record],
+    rules: Rules,
+    *,
+    now_ms: int,
+    partitions: Mapping[str, int],
+    change_windows: bool = False,
 ) -> dict[str, Any]:
     """The document of docs/snapshot.md for the given source records (any order); with the
-    customer KPIs when `partitions` has the customers topic."""
+    customer KPIs when `partitions` has the customers topic. With `change_windows`, also
+    `change_windows`: the KPIs with a change alert over the windows only change alerts read
+    (not in the document: /metrics has them, for the rules)."""
     records = list(records)
     by_partition: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for record in records:
@@ -734,7 +741,20 @@ def expected_snapshot(
         for dim, n in part.folded.items():
             target = folded.setdefault(part.topic, {})
             target[dim] = target.get(dim, 0) + n
+    extra: dict[str, Any] = {}
+    if change_windows:
+        configured = {window_name(size) for size in rules.windows_s}
+        extra["change_windows"] = {
+            name: {
+                kpi: kpi_doc(name, kpi)
+                for kpi, change in rules.changes.items()
+                if name in (*_window_names(change)[0], *_window_names(change)[1])
+            }
+            for name, _, _ in _windows_kept(rules)
+            if name not in configured
+        }
     return {
+        **extra,
         "valid_at": _format(min(times)) if times else None,
         "latest": _format(max(times)) if times else None,
         "partitions": dict(partitions),

@@ -70,9 +70,17 @@ def generate(
     return path.read_bytes().splitlines()
 
 
-def expected_for(broker: Broker, total: int, rules: Rules = RULES) -> dict[str, Any]:
+def expected_for(
+    broker: Broker, total: int, rules: Rules = RULES, change_windows: bool = False
+) -> dict[str, Any]:
     records = read_records(broker.url, list(SOURCE_TOPICS), total)
-    return expected_snapshot(records, rules, now_ms=int(time.time() * 1000), partitions=PARTITIONS)
+    return expected_snapshot(
+        records,
+        rules,
+        now_ms=int(time.time() * 1000),
+        partitions=PARTITIONS,
+        change_windows=change_windows,
+    )
 
 
 def wait_processed(worker: Worker, total: int, timeout: float = 240) -> None:
@@ -167,6 +175,7 @@ def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozens
     """The component series /metrics must show for the expected snapshot."""
     out: dict[tuple[str, frozenset], float] = {}
     places = [(w, kpis) for w, kpis in expected["windows"].items()] + [(None, expected["live"])]
+    places += expected.get("change_windows", {}).items()  # those only the change alerts read
     for window, kpis in places:
         for kpi, value in kpis.items():
             if not isinstance(value, dict):
