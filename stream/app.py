@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from stream import voice
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
+from stream.kpis.change import watches
 from stream.kpis.customers import CustomerRules
 from stream.kpis.kinds import KpiValues
 from stream.kpis.surveys import SurveyRules
@@ -135,10 +136,23 @@ def state_config(settings: Settings) -> StateConfig:
     return StateConfig(
         step_ms=settings.step * 1000,
         grace_ms=settings.grace * 1000,
-        windows_ms=tuple(w * 1000 for w in settings.windows),
+        windows_ms=settings.state_windows_ms,  # the change alerts' own windows too
         max_segment_values=settings.max_segment_values,
         allow=settings.allow,
         long_step_ms=settings.long_step * 1000,
+    )
+
+
+def document_shape(settings: Settings, partitions: Mapping[str, int]) -> Shape:
+    """What the worker's snapshot document holds: the configured windows, the partitions of
+    each topic, and the change alerts of the KPIs switched on (with the windows they need)."""
+    return Shape(
+        tuple(w * 1000 for w in settings.windows),
+        partitions,
+        settings.max_segment_values,
+        settings.enabled,
+        settings.max_lifetime_periods,
+        tuple(watches(settings.changes)),
     )
 
 
@@ -201,7 +215,6 @@ class KpiApp:
         self.app = faust.App(settings.app_id, **faust_settings(settings, web=web))
         self.broker = BrokerContact(STALE_HEARTBEATS * self.app.conf.broker_heartbeat_interval)
         config = state_config(settings)
-        self.windows_ms = config.windows_ms
         self.processors: list[TopicProcessor] = []
         crash = crash_at(POINTS)  # a test hook, armed only by CXKPI_CRASH_AT (crash.py)
         texts = voice.sentiment(settings.sentiment_scorer)  # scores free text as it is decoded
@@ -231,13 +244,7 @@ class KpiApp:
         for processor in self.processors:
             consumer.deliver(processor.source_name, processor.on_record)
         self.partitions = {p.topic_name: settings.partitions for p in self.processors}
-        self.shape = Shape(
-            self.windows_ms,
-            self.partitions,
-            settings.max_segment_values,
-            settings.enabled,
-            settings.max_lifetime_periods,
-        )
+        self.shape = document_shape(settings, self.partitions)
         #: how the documents this worker writes (/kpis, and Redis while it writes there) name it
         self.name = worker_name(settings.group_instance_id, settings.web_port)
         self.store = (
@@ -336,7 +343,10 @@ class KpiApp:
 
     def window_inputs(self) -> Callable[[], Windows]:
         """A renderer of the windowed KPIs over copies of this worker's window totals."""
-        return window_renderer(self.owned(), self.windows_ms, self.keep(), self.settings.enabled)
+        shape = self.shape
+        return window_renderer(
+            self.owned(), shape.windows_ms, self.keep(), self.settings.enabled, shape.extra
+        )
 
     async def snapshot(self) -> dict[str, Any]:
         """Live entries of this worker merged with the latest known entries of the others."""

@@ -132,6 +132,45 @@ FRACTIONS = {
 }
 
 
+#: The KPIs a change alert tests (spec, "Change alerts": those whose estimator has a known
+#: variance), with the direction in which each gets worse: NPS down, abandonment up, ...
+WORSE = {
+    "cart_abandonment": "up",
+    "checkout_abandonment": "up",
+    "conversion": "down",
+    "upsell": "down",
+    "resolution_time": "up",
+    "first_response_time": "up",
+    "first_contact_resolution": "down",
+    "reopen_rate": "up",
+    "nps": "down",
+    "csat": "down",
+    "ces": "down",
+    "sentiment": "down",
+    "net_emotion": "down",
+    "review_rating": "down",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change alert's settings (seconds), the spec's defaults: |z| >= 3 over 1 h and >= 2
+    over 6 h, each against the 7 d before it, with 30 samples; direction None: the KPI's worse
+    one."""
+
+    short_s: int = 3600
+    confirmation_s: int = 6 * 3600
+    baseline_s: int = 7 * 86400
+    z: float = 3.0
+    confirmation_z: float = 2.0
+    min_samples: int = 30
+    direction: str | None = None
+
+
+def _default_changes() -> dict[str, Change]:
+    return {kpi: Change() for kpi in WORSE}
+
+
 @dataclass(frozen=True)
 class Rules:
     """The processor settings the reference needs (seconds unless named otherwise)."""
@@ -157,6 +196,8 @@ class Rules:
     #: a text is positive at a score >= this, negative at <= the other, else neutral
     positive_at: float = 0.05
     negative_at: float = -0.05
+    #: the change alerts, by KPI (docs/monitoring.md, "Change alerts")
+    changes: Mapping[str, Change] = field(default_factory=_default_changes)
 
 
 @dataclass(frozen=True)
@@ -414,10 +455,14 @@ def _past_grace(t: int, rules: Rules) -> int:
 
 
 def ticket_retention_ms(rules: Rules) -> int:
-    """The ticket retention: its setting, else the longest window plus grace."""
+    """The ticket retention: its setting, else the longest reach of a window plus grace (a
+    change alert's baseline reaches its size plus the window it ends before)."""
     if rules.ticket_retention_s is not None:
         return rules.ticket_retention_s * 1000
-    return (max(rules.windows_s) + rules.grace_s) * 1000
+    reach = max(
+        [*rules.windows_s, *(c.baseline_s + c.confirmation_s for c in rules.changes.values())]
+    )
+    return (reach + rules.grace_s) * 1000
 
 
 _STATUSES = ("ticket_opened", "ticket_reopened", "ticket_solved", "ticket_closed")
@@ -550,6 +595,7 @@ def _survey_samples(part: _Partition, rules: Rules) -> list[Sample]:
             if rating is not None:  # the mean of the ratings reviews give
                 out.append(Sample("review_rating", "reviews", t, segs))
                 out.append(Sample("review_rating", "rating_sum", t, segs, rating))
+                out.append(Sample("review_rating", "rating_sum_of_squares", t, segs, rating**2))
                 if rating >= 4:
                     out.append(Sample("review_rating", "good", t, segs))
         elif kind == "mention":
@@ -564,6 +610,8 @@ def _survey_samples(part: _Partition, rules: Rules) -> list[Sample]:
         else:
             out.append(Sample("ces", "responses", t, segs))
             out.append(Sample("ces", "score_sum", t, segs, int(score)))
+            # each response adds its squared score (the variance of the mean)
+            out.append(Sample("ces", "score_sum_of_squares", t, segs, int(score) ** 2))
             if score >= 5:
                 out.append(Sample("ces", "easy", t, segs))
     return out
@@ -592,6 +640,32 @@ def window_name(size_s: int) -> str:
     return f"{size_s}s"
 
 
+def _window_names(change: Change) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(short window, its baseline), (confirmation window, its baseline): the baseline of a
+    window is the `baseline` window that ends where that window starts."""
+    base = window_name(change.baseline_s)
+    return (
+        (window_name(change.short_s), f"{base}_before_{window_name(change.short_s)}"),
+        (
+            window_name(change.confirmation_s),
+            f"{base}_before_{window_name(change.confirmation_s)}",
+        ),
+    )
+
+
+def _windows_kept(rules: Rules) -> list[tuple[str, int, int]]:
+    """(name, size, lag) in seconds of the configured windows and of those the change alerts
+    read (a lag: the window ends that long before stream time)."""
+    kept = {window_name(size): (size, 0) for size in rules.windows_s}
+    for change in rules.changes.values():
+        for window in (change.short_s, change.confirmation_s):
+            kept.setdefault(window_name(window), (window, 0))
+        for lag in (change.short_s, change.confirmation_s):
+            name = f"{window_name(change.baseline_s)}_before_{window_name(lag)}"
+            kept.setdefault(name, (change.baseline_s, lag))
+    return [(name, size, lag) for name, (size, lag) in kept.items()]
+
+
 def step_of(size_s: int, rules: Rules) -> int:
     """semantics.md: windows longer than a day advance by the long step."""
     return rules.long_step_s if size_s > 86400 else rules.step_s
@@ -613,10 +687,17 @@ def _format(ms: int) -> str:
 
 
 def expected_snapshot(
-    records: Iterable[Record], rules: Rules, *, now_ms: int, partitions: Mapping[str, int]
+    records: Iterable[Record],
+    rules: Rules,
+    *,
+    now_ms: int,
+    partitions: Mapping[str, int],
+    change_windows: bool = False,
 ) -> dict[str, Any]:
     """The document of docs/snapshot.md for the given source records (any order); with the
-    customer KPIs when `partitions` has the customers topic."""
+    customer KPIs when `partitions` has the customers topic. With `change_windows`, also
+    `change_windows`: the KPIs with a change alert over the windows only change alerts read
+    (not in the document: /metrics has them, for the rules)."""
     records = list(records)
     by_partition: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for record in records:
@@ -653,9 +734,12 @@ def expected_snapshot(
                 places: list[str | None] = [None]
             else:
                 places = [
-                    window_name(size)
-                    for size in rules.windows_s
-                    if _in_window(sample.t, part.stream_time, size, step_of(size, rules))
+                    name
+                    for name, size, lag in _windows_kept(rules)
+                    if part.stream_time is not None
+                    and _in_window(
+                        sample.t, part.stream_time - lag * 1000, size, step_of(size, rules)
+                    )
                 ]
             component = sample.component
             if "currency" in sample.segments:
@@ -694,13 +778,52 @@ def expected_snapshot(
             }
         return doc
 
+    def change_doc(kpi: str, change: Change) -> dict[str, Any]:
+        short, confirmation = _window_names(change)
+        docs = [kpi_doc(place, kpi) for place in (*short, *confirmation)]
+        direction = change.direction or WORSE[kpi]
+        out: dict[str, Any] = {
+            "settings": {
+                "short": window_name(change.short_s),
+                "confirmation": window_name(change.confirmation_s),
+                "baseline": window_name(change.baseline_s),
+                "z": change.z,
+                "confirmation_z": change.confirmation_z,
+                "min_samples": change.min_samples,
+                "direction": direction,
+            },
+            "complete": True,
+        }
+        for dim in ("overall", *DIMENSIONS[kpi]):
+            if dim == "overall":
+                cells = {"": [d["overall"] for d in docs]}
+            else:
+                names = sorted({n for d in docs for n in d[dim]})
+                cells = {n: [d[dim].get(n) for d in docs] for n in names}
+            rendered = {n: _change_cell(kpi, change, direction, v) for n, v in cells.items()}
+            out[dim] = rendered[""] if dim == "overall" else rendered
+        return out
+
     times = [p.stream_time for p in processed.values() if p.stream_time is not None]
     folded: dict[str, dict[str, int]] = {topic: {} for topic in partitions}
     for part in processed.values():
         for dim, n in part.folded.items():
             target = folded.setdefault(part.topic, {})
             target[dim] = target.get(dim, 0) + n
+    extra: dict[str, Any] = {}
+    if change_windows:
+        configured = {window_name(size) for size in rules.windows_s}
+        extra["change_windows"] = {
+            name: {
+                kpi: kpi_doc(name, kpi)
+                for kpi, change in rules.changes.items()
+                if name in (*_window_names(change)[0], *_window_names(change)[1])
+            }
+            for name, _, _ in _windows_kept(rules)
+            if name not in configured
+        }
     return {
+        **extra,
         "valid_at": _format(min(times)) if times else None,
         "latest": _format(max(times)) if times else None,
         "partitions": dict(partitions),
@@ -711,6 +834,7 @@ def expected_snapshot(
             }
             for size in rules.windows_s
         },
+        "change": {kpi: change_doc(kpi, change) for kpi, change in rules.changes.items()},
         "live": {
             **{kpi: kpi_doc(None, kpi) for kpi in LIVE_KPIS},
             **(
@@ -808,6 +932,7 @@ def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str
             "mean": _div(n("score_sum"), n("responses")),
             "easy": n("easy"),
             "easy_ratio": _div(n("easy"), n("responses")),
+            "score_sum_of_squares": n("score_sum_of_squares"),
         }
     if kpi == "review_rating":
         return {
@@ -816,6 +941,7 @@ def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str
             "mean": _div(n("rating_sum"), n("reviews")),
             "good": n("good"),
             "good_ratio": _div(n("good"), n("reviews")),
+            "rating_sum_of_squares": n("rating_sum_of_squares"),
         }
     if kpi == "nps":
         return _nps(n("promoters"), n("passives"), n("detractors"))
@@ -878,6 +1004,91 @@ def _nps(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
     }
 
 
+def _estimate(kpi: str, doc: dict[str, Any] | None) -> tuple[int, float, float] | None:
+    """(n, value, variance of one sample) of a KPI cell, both on the published scale
+    (spec, "Change alerts"): NPS-like scores per response on the -1..1 scale with
+    var = p + d - (p - d)^2; proportions p (1 - p); means the mean square minus the squared
+    mean. A variance below 0 (a reopen rate above 1) counts as 0. None without samples."""
+    if doc is None:
+        return None
+    if kpi in ("nps", "net_emotion", "sentiment"):  # "net sentiment and net emotion like NPS"
+        keys = {
+            "nps": ("promoters", "detractors", "responses"),
+            "net_emotion": ("positive", "negative", "replies"),
+            "sentiment": ("positive", "negative", "scored"),
+        }[kpi]
+        top, bottom, n = (doc[k] for k in keys)
+        if not n:
+            return None
+        p, d = top / n, bottom / n
+        return n, 100 * (p - d), 100**2 * max(p + d - (p - d) ** 2, 0.0)
+    if kpi in ("cart_abandonment", "checkout_abandonment") or kpi in FRACTIONS:
+        if kpi in FRACTIONS:
+            top_key, bottom_key, _, scale = FRACTIONS[kpi]
+            top, n = doc[top_key], doc[bottom_key]
+        else:
+            top, n, scale = doc["abandoned"], doc["abandoned"] + doc["converted"], 1
+        if not n:
+            return None
+        p = top / n
+        return n, scale * p, scale**2 * max(p * (1 - p), 0.0)
+    keys = {
+        "ces": ("responses", "score_sum", "score_sum_of_squares"),
+        "review_rating": ("reviews", "rating_sum", "rating_sum_of_squares"),
+        "resolution_time": ("count", "sum_seconds", "sum_of_squares"),
+        "first_response_time": ("count", "sum_seconds", "sum_of_squares"),
+    }[kpi]
+    n, total, squares = (doc[k] for k in keys)
+    if not n:
+        return None
+    mean = total / n
+    return n, mean, max(squares / n - mean * mean, 0.0)
+
+
+def _z_test(
+    window: tuple[int, float, float] | None, baseline: tuple[int, float, float] | None
+) -> dict[str, Any]:
+    """z = (x_window - x_baseline) / sqrt(var_window / n_window + var_baseline / n_baseline);
+    an infinite z as '+Inf' or '-Inf' (Prometheus' API), none for 0 / 0."""
+    stderr = z = None
+    if window is not None and baseline is not None:
+        stderr = math.sqrt(window[2] / window[0] + baseline[2] / baseline[0])
+        difference = window[1] - baseline[1]
+        if stderr > 0:
+            z = difference / stderr
+        elif difference:
+            z = "+Inf" if difference > 0 else "-Inf"
+    return {
+        "value": None if window is None else window[1],
+        "samples": 0 if window is None else window[0],
+        "baseline": None if baseline is None else baseline[1],
+        "baseline_samples": 0 if baseline is None else baseline[0],
+        "stderr": stderr,
+        "z": z,
+    }
+
+
+def _change_cell(
+    kpi: str, change: Change, direction: str, docs: list[dict[str, Any] | None]
+) -> dict[str, Any]:
+    """One segment's change figures from its docs over short, its baseline, confirmation, its
+    baseline. Beyond: |z| >= z over the short window and >= confirmation_z over the
+    confirmation window, both in the direction, with at least min_samples in the short window
+    and in its baseline (docs/monitoring.md)."""
+    short = _z_test(_estimate(kpi, docs[0]), _estimate(kpi, docs[1]))
+    confirmation = _z_test(_estimate(kpi, docs[2]), _estimate(kpi, docs[3]))
+
+    def signed(z: Any) -> float | None:
+        return {"+Inf": math.inf, "-Inf": -math.inf}.get(z, z) if z is not None else None
+
+    z, zc = signed(short["z"]), signed(confirmation["z"])
+    enough = min(short["samples"], short["baseline_samples"]) >= change.min_samples
+    down = z is not None and zc is not None and z <= -change.z and zc <= -change.confirmation_z
+    up = z is not None and zc is not None and z >= change.z and zc >= change.confirmation_z
+    wanted = {"down": down, "up": up, "both": down or up}[direction]
+    return {**short, "confirmation": confirmation, "beyond": enough and wanted}
+
+
 def quantile_ms(samples: list[int], q: float) -> int | None:
     """Nearest rank: the ceil(q·n)-th smallest sample (rank at least 1); None when empty."""
     if not samples:
@@ -901,6 +1112,8 @@ def _duration(samples_ms: list[int]) -> dict[str, Any]:
         "p50_seconds": None if p50 is None else p50 / 1000,
         "p90_seconds": None if p90 is None else p90 / 1000,
         "buckets": buckets,
+        # each sample squared in whole seconds, halves rounded up (semantics.md)
+        "sum_of_squares": sum(((s + 500) // 1000) ** 2 for s in samples_ms),
     }
 
 
@@ -1021,7 +1234,16 @@ def expected_customers(
 QUANTILE_KEYS = frozenset({"p50_seconds", "p90_seconds"})
 #: Floats that are exact by construction (integer ms / millionths divided once).
 EXACT_FLOAT_KEYS = frozenset({"sum_seconds", "amount"})
-TOP_LEVEL = ("valid_at", "latest", "partitions", "windows", "live", "segments", "events")
+TOP_LEVEL = (
+    "valid_at",
+    "latest",
+    "partitions",
+    "windows",
+    "change",
+    "live",
+    "segments",
+    "events",
+)
 
 
 def _is_number(x: Any) -> bool:

@@ -40,6 +40,35 @@ def window_name(size_s: int) -> str:
     return f"{size_s}s"
 
 
+#: A lagged window's key is -(size_s * LAG_BASE + lag_s): negative, so it is never a size in
+#: ms, and the same on every worker (keys are merged across the fleet).
+LAG_BASE = 10**8
+
+
+def lagged_window(size_s: int, lag_s: int) -> int:
+    """The key of the window of size_s that ends lag_s before stream time: the buckets that end
+    in (S - lag - size, S - lag]. A change alert's baseline is one (stream/config/change.py).
+    A key of a window that ends at stream time is its size in ms."""
+    if not 0 < lag_s < LAG_BASE or size_s <= 0:
+        raise ValueError(f"no lagged window of {size_s}s ending {lag_s}s before stream time")
+    return -(size_s * LAG_BASE + lag_s)
+
+
+def window_span(key: int) -> tuple[int, int]:
+    """(size, lag) in ms of a window key: a size in ms, or a lagged window's key."""
+    if key >= 0:
+        return key, 0
+    size_s, lag_s = divmod(-key, LAG_BASE)
+    return size_s * 1000, lag_s * 1000
+
+
+def window_label(key: int) -> str:
+    """The name of a window key: '1h', and '7d_before_1h' for the 7 d ending 1 h ago."""
+    size_ms, lag_ms = window_span(key)
+    name = window_name(size_ms // 1000)
+    return f"{name}_before_{window_name(lag_ms // 1000)}" if lag_ms else name
+
+
 #: Windows longer than this advance by the long step; the others by the step.
 LONG_WINDOW_OVER_S = 86400
 #: The largest window that may be configured.

@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from stream.config.alerts import (
     alerting_defaults,
     kpi_alert,
 )
+from stream.config.change import WITHOUT_VARIANCE, Change, change_section, kpi_change
 from stream.config.checker import Checker
 
 #: repo root cxkpi.toml, the file used when none is given
@@ -57,17 +59,20 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "uncovered_for": "2m",
         "snapshot_stale_after": "1m",
     },
+    "change": {},
     "kpis": {},
 }
 
 
 @dataclass(frozen=True)
 class KpiSettings:
-    """One KPI: whether it is computed and published, and its optional alert."""
+    """One KPI: whether it is computed and published, its optional threshold alert, and its
+    change alert (None: none; on by default for every KPI of known variance)."""
 
     name: str
     enabled: bool
     alert: Alert | None
+    change: Change | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,11 @@ class KpiConfig:
     kpis: dict[str, KpiSettings]
     alerting: Alerting = field(default_factory=Alerting)
 
+    def changes(self) -> dict[str, Change]:
+        """The change alerts of the KPIs switched on, by KPI name."""
+        return {
+            name: k.change for name, k in self.kpis.items() if k.enabled and k.change is not None
+        }
 
 def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
     check = Checker(path)
@@ -96,7 +106,9 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
     sections = {
         name: {
             **default,
-            **check.table(doc.get(name, {}), name, tuple(default) if name != "kpis" else None),
+            **check.table(
+                doc.get(name, {}), name, tuple(default) if name not in ("kpis", "change") else None
+            ),
         }
         for name, default in _DEFAULTS.items()
     }
@@ -159,6 +171,10 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
         allow[dimension] = frozenset(names)
 
     alerting = alerting_defaults(check, sections["alerting"])
+    steps = (step_s, long_step_s)
+    changes_on, change_defaults = change_section(
+        check, sections["change"], steps, alerting.severity
+    )
     kpis_doc = sections["kpis"]
     for name in kpis_doc:
         if name not in KPI_RANGES:
@@ -167,14 +183,18 @@ def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
             )
     kpis: dict[str, KpiSettings] = {}
     for name in KPI_RANGES:
-        table = check.table(kpis_doc.get(name, {}), f"kpis.{name}", ("enabled", "alert"))
+        table = check.table(kpis_doc.get(name, {}), f"kpis.{name}", ("enabled", "alert", "change"))
         enabled = table.get("enabled", True)
         if not isinstance(enabled, bool):
             raise check.bad(f"kpis.{name}.enabled", enabled, "true or false")
         alert = None
         if "alert" in table:
             alert = kpi_alert(check, name, table["alert"], sizes, alerting)
-        kpis[name] = KpiSettings(name, enabled, alert)
+        default_change = changes_on and name not in WITHOUT_VARIANCE
+        change = kpi_change(
+            check, name, table.get("change", default_change), steps, change_defaults
+        )
+        kpis[name] = KpiSettings(name, enabled, alert, change)
 
     return KpiConfig(
         path=path,
@@ -209,8 +229,9 @@ def load_kpi_config(path: Path = DEFAULT_CONFIG_PATH) -> KpiConfig:
     return _parse(path, doc)
 
 
+@cache
 def default_kpi_config() -> KpiConfig:
-    """The built-in defaults, for `--config none`."""
+    """The built-in defaults, for `--config none` (read once: it is frozen)."""
     return _parse(Path("built-in defaults"), {})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,10 +20,13 @@ from stream.config import (
     ConfigError,
     window_name,
     window_problem,
+    window_span,
 )
+from stream.config.change import Change, change_windows
 from stream.config.kpifile import (
     DEFAULT_CONFIG_PATH,
     KpiConfig,
+    default_kpi_config,
     load_kpi_config,
     settings_overrides,
 )
@@ -90,6 +93,24 @@ class Settings:
         """Whether a KPI is published (all are, without a configuration file)."""
         return self.kpis is None or self.kpis.kpis[kpi].enabled
 
+    @property
+    def changes(self) -> dict[str, Change]:
+        """The change alerts by KPI: the file's, else the built-in defaults' (`--config none`
+        keeps them: `cxkpi rules` generates the same alerts then, which need their windows)."""
+        return (self.kpis or default_kpi_config()).changes()
+
+    @property
+    def state_windows_ms(self) -> tuple[int, ...]:
+        """The window keys (ms) the worker keeps: the configured windows, then those the change
+        alerts need that they lack (stream/config/change.py)."""
+        configured = tuple(w * 1000 for w in self.windows)
+        extra = change_windows(self.changes.values())
+        return configured + tuple(k for k in extra if k not in configured)
+
+    def reach_s(self) -> int:
+        """How far back from stream time the windows kept reach, in seconds."""
+        return max(sum(window_span(k)) for k in self.state_windows_ms) // 1000
+
     @classmethod
     def load(
         cls, flags: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
@@ -117,10 +138,12 @@ class Settings:
                 raise ConfigError(
                     f"invalid {option.name} {shown} from {source}: expected {exc}"
                 ) from None
-        if values["ticket_retention"] is None:  # auto
-            values["ticket_retention"] = max(values["windows"]) + values["grace"]
-        settings = cls(**values, kpis=kpis)
+        auto = values["ticket_retention"] is None
+        settings = cls(**{**values, "ticket_retention": values["ticket_retention"] or 0}, kpis=kpis)
+        if auto:  # the longest reach of every window kept, the change alerts' too, plus grace
+            settings = replace(settings, ticket_retention=settings.reach_s() + settings.grace)
         settings.check()
+        settings.check_changes()
         settings.check_alert_windows(sources["windows"])
         return settings
 
@@ -148,14 +171,20 @@ class Settings:
             )
         if self.inactivity_timeout <= 0:
             raise ConfigError("invalid inactivity_timeout: must be greater than zero")
-        shortest = max(self.windows) + self.grace
+        reach = self.reach_s()
+        shortest = reach + self.grace
         if self.ticket_retention < shortest:
+            longest = (
+                f"longest window ({window_name(reach)})"
+                if reach == max(self.windows)
+                else f"reach of the change alerts' baselines ({window_name(reach)})"
+            )
             raise ConfigError(
                 f"invalid ticket_retention {window_name(self.ticket_retention)}: shorter than the "
-                f"longest window ({window_name(max(self.windows))}) plus grace "
-                f"({window_name(self.grace)}), so a ticket reopened after it would be counted "
-                f"wrong in that window; use at least {window_name(shortest)} "
-                f"({window_name(max(self.windows))} + {window_name(self.grace)}), or {AUTO}"
+                f"{longest} plus grace ({window_name(self.grace)}), so a ticket reopened after "
+                f"it would be counted wrong in that window; use at least "
+                f"{window_name(shortest)} ({window_name(reach)} + {window_name(self.grace)}), "
+                f"or {AUTO}"
             )
         shortest = self.inactivity_timeout + self.step + self.grace
         if self.cart_retention < shortest:
@@ -180,6 +209,22 @@ class Settings:
                 "kafka_ssl_* files are set but kafka_security_protocol is "
                 f"{self.kafka_security_protocol}: use SSL or SASL_SSL"
             )
+
+    def check_changes(self) -> None:
+        """The change alerts' windows must suit the steps given elsewhere (a flag, the
+        environment) too, as the file's own steps were checked when it was read."""
+        for name, change in self.changes.items():
+            for field, size in (
+                ("short", change.short_s),
+                ("confirmation", change.confirmation_s),
+                ("baseline", change.baseline_s),
+            ):
+                problem = window_problem(size, self.step, self.long_step)
+                if problem:
+                    raise ConfigError(
+                        f"invalid kpis.{name}.change.{field} {window_name(size)}: not {problem} "
+                        f"(step {self.step}s, long_step {self.long_step}s)"
+                    )
 
     def check_alert_windows(self, source: str) -> None:
         """The file's alerts compare KPIs over its windows: windows given elsewhere (a flag, the

@@ -54,6 +54,8 @@ class Kpi:
     topic: str
     dimensions: tuple[str, ...]
     parts: tuple[tuple[str, str], ...]
+    #: the direction in which it gets worse ("down" or "up"): a change alert's default
+    worse: str = "down"
 
     @property
     def is_live(self) -> bool:
@@ -82,6 +84,7 @@ CATALOG: tuple[Kpi, ...] = (
         "cart-events",
         CART_DIMENSIONS,
         (("abandoned", "cart_abandoned"), ("converted", "cart_converted")),
+        worse="up",
     ),
     Kpi(
         "checkout_abandonment",
@@ -89,6 +92,7 @@ CATALOG: tuple[Kpi, ...] = (
         "cart-events",
         CART_DIMENSIONS,
         (("abandoned", "checkout_abandoned"), ("converted", "checkout_converted")),
+        worse="up",
     ),
     Kpi(
         "conversion",
@@ -111,13 +115,21 @@ CATALOG: tuple[Kpi, ...] = (
         CART_DIMENSIONS,
         (("upsold", "upsell_orders"), ("orders", "orders")),
     ),
-    Kpi("resolution_time", Duration(), "tickets", TICKET_DIMENSIONS, (("samples", "resolution"),)),
+    Kpi(
+        "resolution_time",
+        Duration(),
+        "tickets",
+        TICKET_DIMENSIONS,
+        (("samples", "resolution"),),
+        worse="up",
+    ),
     Kpi(
         "first_response_time",
         Duration(),
         "tickets",
         TICKET_DIMENSIONS,
         (("samples", "first_response"),),
+        worse="up",
     ),
     Kpi(
         "first_contact_resolution",
@@ -132,6 +144,7 @@ CATALOG: tuple[Kpi, ...] = (
         "tickets",
         TICKET_DIMENSIONS,
         (("reopens", "ticket_reopens"), ("solves", "ticket_solves")),
+        worse="up",
     ),
     Kpi(
         "open_backlog",
@@ -194,7 +207,12 @@ CATALOG: tuple[Kpi, ...] = (
         Mean(share_key="good_ratio", scale="1-5", good="rated 4-5"),
         "survey-replies",
         ("channel",),
-        (("reviews", "review_count"), ("rating_sum", "review_rating_sum"), ("good", "review_good")),
+        (
+            ("reviews", "review_count"),
+            ("rating_sum", "review_rating_sum"),
+            ("good", "review_good"),
+            ("rating_sum_of_squares", "review_rating_squares"),
+        ),
     ),
     Kpi(
         "csat",
@@ -208,7 +226,12 @@ CATALOG: tuple[Kpi, ...] = (
         Mean(),
         "survey-replies",
         SURVEY_DIMENSIONS,
-        (("responses", "ces_responses"), ("score_sum", "ces_score_sum"), ("easy", "ces_easy")),
+        (
+            ("responses", "ces_responses"),
+            ("score_sum", "ces_score_sum"),
+            ("easy", "ces_easy"),
+            ("score_sum_of_squares", "ces_score_squares"),
+        ),
     ),
     Kpi(
         "customers",

@@ -157,6 +157,7 @@ class SurveyRules(RemembersNothing):
             elif kind == "ces":
                 out.append((t, "ces_responses", segments, 1))
                 out.append((t, "ces_score_sum", segments, score))
+                out.append((t, "ces_score_squares", segments, score * score))
                 if score >= 5:
                     out.append((t, "ces_easy", segments, 1))
             elif kind == "emotion":
@@ -167,6 +168,7 @@ class SurveyRules(RemembersNothing):
                 if score is not None:  # a review without a rating has no rating to average
                     out.append((t, "review_count", segments, 1))
                     out.append((t, "review_rating_sum", segments, score))
+                    out.append((t, "review_rating_squares", segments, score * score))
                     if score >= 4:
                         out.append((t, "review_good", segments, 1))
             elif kind != "mention":  # a mention's KPIs are those of its text (sentiment)

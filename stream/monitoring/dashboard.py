@@ -13,9 +13,10 @@ from typing import Any
 
 from stream.config.kpifile import Alert, KpiConfig
 from stream.kpis.catalog import CATALOG, Kpi
+from stream.kpis.change import Watch, watches
 from stream.kpis.customers import CUSTOMERS_TOPIC
 from stream.kpis.kinds import AgeHistogram, Customers
-from stream.monitoring import rules
+from stream.monitoring import change, rules
 from stream.state.windows import window_name
 
 UID = "cxkpi-overview"
@@ -142,12 +143,19 @@ def customer_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
     )
 
 
-def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
-    """One panel per recorded value of the KPI; the alerted value carries the threshold line."""
+def kpi_panels(
+    kpi: Kpi, alert: Alert | None, watch: Watch | None = None
+) -> Iterator[dict[str, Any]]:
+    """One panel per recorded value of the KPI; the alerted value carries the threshold line,
+    the value a change alert tests its baseline and the band of ±2 standard errors."""
     if isinstance(kpi.kind, Customers):
-        yield from customer_panels(kpi, alert)
+        for panel in customer_panels(kpi, alert):
+            panel["kpi"] = kpi.name
+            yield panel
         return
-    for i, series in enumerate(rules.values(kpi)):
+    values = rules.values(kpi)
+    tested = None if watch is None else change.tested_series(watch, values)
+    for i, series in enumerate(values):
         selector = LIVE_SELECTOR if kpi.is_live else SELECTOR
         extra = [label for label in series.labels if label not in SEGMENT_LABELS]
         legend = f"{{{{{extra[0]}}}}}" if extra else series.title  # per currency, emotion
@@ -156,13 +164,23 @@ def kpi_panels(kpi: Kpi, alert: Alert | None) -> Iterator[dict[str, Any]]:
         if alert is not None and i == 0:
             on = f" over {window_name(alert.window_s)}" if alert.window_s else ""
             description += f" The line is the alert threshold ({rules.alert_name(kpi, alert)}{on})."
-        yield _panel(
-            series.title,
-            [{"expr": f"{series.record}{{{selector}}}", "legendFormat": legend}],
-            series.unit,
-            description,
-            _thresholds(alert if i == 0 else None),
+        targets = [{"expr": f"{series.record}{{{selector}}}", "legendFormat": legend}]
+        if watch is not None and i == tested:
+            targets += change.band_targets(watch, LIVE_SELECTOR)
+            c = watch.change
+            description += (
+                f" With its value over {window_name(c.short_s)}, the baseline of its change alert "
+                f"({change.alert_name(watch)}: the {window_name(c.baseline_s)} before that hour) "
+                "and the band of ±2 standard errors around it: outside the band the hour is "
+                "more than chance explains (|z| > 2). Annotations mark the KPI's alerts."
+            )
+        panel = _panel(
+            series.title, targets, series.unit, description, _thresholds(alert if i == 0 else None)
         )
+        if watch is not None and i == tested:
+            panel["fieldConfig"]["overrides"] = change.band_overrides()
+        panel["kpi"] = kpi.name  # which alerts it annotates; removed before writing
+        yield panel
     if isinstance(kpi.kind, AgeHistogram):
         buckets = f"{rules.LIVE_LEVEL}:{rules.AGE_HISTOGRAM}_bucket:sum"
         yield _panel(
@@ -326,12 +344,13 @@ def dashboard(config: KpiConfig) -> dict[str, Any]:
     """The overview dashboard: a row per source topic (the survey replies' voice of the customer
     apart), then the processor's health."""
     sections: list[tuple[str, list[dict[str, Any]]]] = []
+    changes = {w.kpi.name: w for w in watches(config.changes())}
     for title, topic, holds in ROWS:
         panels = [
             panel
             for kpi in CATALOG
             if kpi.topic == topic and holds(kpi.name) and config.kpis[kpi.name].enabled
-            for panel in kpi_panels(kpi, config.kpis[kpi.name].alert)
+            for panel in kpi_panels(kpi, config.kpis[kpi.name].alert, changes.get(kpi.name))
         ]
         sections.append((title, panels))
     sections.append((f"Trend ({window_name(max(config.windows_s))} windows)", trend_panels(config)))
@@ -350,8 +369,11 @@ def dashboard(config: KpiConfig) -> dict[str, Any]:
         )
         y = _layout(panels, y + 1)
         all_panels.extend(panels)
+    annotated: dict[str, list[int]] = {}
     for panel_id, panel in enumerate(all_panels, start=1):
         panel["id"] = panel_id
+        if "kpi" in panel:
+            annotated.setdefault(panel.pop("kpi"), []).append(panel_id)
     return {
         "uid": UID,
         "title": "Customer experience KPIs",
@@ -364,9 +386,28 @@ def dashboard(config: KpiConfig) -> dict[str, Any]:
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
         "templating": {"list": _variables(config)},
-        "annotations": {"list": []},
+        "annotations": {"list": alert_annotations(annotated)},
         "panels": all_panels,
     }
+
+
+def alert_annotations(panels: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """Per KPI, its firing alerts (threshold and change) of the chosen segment, marked on its
+    own panels only."""
+    return [
+        {
+            "name": f"{kpi} alerts",
+            "datasource": DATASOURCE,
+            "enable": True,
+            "iconColor": "red",
+            "expr": f'ALERTS{{alertstate="firing", service="cxkpi", kpi="{kpi}", {LIVE_SELECTOR}}}',
+            "step": "60s",
+            "titleFormat": "{{alertname}}",
+            "textFormat": "{{dimension}} {{segment}}",
+            "filter": {"exclude": False, "ids": ids},
+        }
+        for kpi, ids in panels.items()
+    ]
 
 
 def render_dashboard(config: KpiConfig) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from stream.config.kpifile import Alert, KpiConfig
 from stream.config.options import OPTIONS
 from stream.kpis.catalog import CATALOG, Kpi
+from stream.kpis.change import watches
 from stream.kpis.kinds import (
     CUSTOMER_COMPONENTS,
     AgeHistogram,
@@ -32,6 +33,7 @@ from stream.kpis.kinds import (
     Share,
     Shares,
 )
+from stream.monitoring.change import change_alert, change_recording_rules
 from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
 from stream.monitoring.health import COVERED, health_alerts, health_recording_rules, seconds_text
 from stream.monitoring.health import DEAD_LETTER_RATIO as DEAD_LETTER_RATIO
@@ -71,7 +73,11 @@ def components(kpi: Kpi) -> list[str]:
         case AgeHistogram():
             return [f"{AGE_HISTOGRAM}_gcount", f"{AGE_HISTOGRAM}_gsum"]
         case Duration():
-            return [f"cxkpi_{kpi.name}_seconds_gcount", f"cxkpi_{kpi.name}_seconds_gsum"]
+            return [
+                f"cxkpi_{kpi.name}_seconds_gcount",
+                f"cxkpi_{kpi.name}_seconds_gsum",
+                f"cxkpi_{kpi.name}_seconds_sum_of_squares",
+            ]
         case Customers():
             return [f"cxkpi_customers_{key}" for key in (*CUSTOMER_COMPONENTS, *CUSTOMER_MONEY)]
     parts = [f"cxkpi_{kpi.name}_{part}" for part, _ in kpi.parts]
@@ -198,7 +204,7 @@ def _divide(numerator: str, denominator: str, scale: float = 1) -> str:
 def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     """Sums of the components (guarded by partition coverage), then the values from them."""
     for metric in components(kpi):
-        if isinstance(kpi.kind, Duration | AgeHistogram) and metric.endswith("_gsum"):
+        if isinstance(kpi.kind, AgeHistogram) and metric.endswith("_gsum"):
             continue  # the mean is computed from the buckets' own sum below
         label = _label_of(kpi, metric)
         yield {
@@ -253,7 +259,7 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
             yield {"record": mean.record, "expr": _divide(score_sum, samples(kpi))}
             yield {"record": negative_ratio.record, "expr": _divide(negative, samples(kpi))}
         case Mean():
-            responses, score_sum, easy = parts
+            responses, score_sum, easy, _ = parts  # the sum of squares: change alerts
             mean, easy_ratio = values(kpi)
             yield {"record": samples(kpi), "expr": responses}
             yield {"record": mean.record, "expr": _divide(score_sum, samples(kpi))}
@@ -396,13 +402,19 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
 
 
 def rule_groups(config: KpiConfig) -> dict[str, Any]:
-    """The whole rule file: recording rules, then KPI alerts, then health alerts."""
+    """The whole rule file: recording rules (the change alerts' after the KPIs' they read, in
+    the same group, so an evaluation reads this evaluation's sums), then KPI threshold alerts,
+    change alerts and health alerts."""
     enabled = [k for k in CATALOG if config.kpis[k.name].enabled]
     recording = health_recording_rules()
     for kpi in enabled:
         recording.extend(recording_rules(kpi))
+    changes = watches(config.changes())
+    for watch in changes:
+        recording.extend(change_recording_rules(watch))
+    runbook = config.alerting.runbook_url
     kpi_alerts = [
-        kpi_alert(kpi, alert, config.alerting.runbook_url)
+        kpi_alert(kpi, alert, runbook)
         for kpi in enabled
         if (alert := config.kpis[kpi.name].alert) is not None
     ]
@@ -410,6 +422,7 @@ def rule_groups(config: KpiConfig) -> dict[str, Any]:
         "groups": [
             {"name": "cxkpi.recording", "rules": recording},
             {"name": "cxkpi.kpi-alerts", "rules": kpi_alerts},
+            {"name": "cxkpi.change-alerts", "rules": [change_alert(w, runbook) for w in changes]},
             {"name": "cxkpi.health-alerts", "rules": health_alerts(config.alerting)},
         ]
     }

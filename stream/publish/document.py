@@ -7,15 +7,18 @@ the document turns into JSON and /metrics into metric families.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from stream.config import window_label
 from stream.contract.schemas import SOURCE_TOPICS
 from stream.kpis.catalog import LIVE, WINDOWED, Kpi
+from stream.kpis.change import Watch
 from stream.kpis.customers import MAX_LIFETIME_PERIODS
 from stream.kpis.kinds import KpiValues, Options
+from stream.publish.change import change_json, extra_windows, named_windows
 from stream.publish.entries import Entry, WindowTotals, window_copies
 from stream.publish.merge import (
     AGES,
@@ -32,7 +35,7 @@ from stream.publish.merge import (
 )
 from stream.state.partition import OUTCOMES, PartitionState
 from stream.state.segments import Admitted, fleet_names, merge_admitted
-from stream.state.windows import Totals, window_name
+from stream.state.windows import Totals
 
 #: Whether a KPI is switched on in the configuration file, by name.
 Enabled = Callable[[str], bool]
@@ -72,9 +75,18 @@ class Window:
 Windows = dict[str, Window]
 
 
-def windows_json(windows: Windows) -> dict[str, dict[str, Any]]:
-    """The document's `windows` section."""
-    return {name: window.to_json() for name, window in windows.items()}
+def windows_json(windows: Windows, windows_ms: Iterable[int]) -> dict[str, dict[str, Any]]:
+    """The document's `windows` section: the configured windows (not those only the change
+    alerts need)."""
+    shown = named_windows(windows, (window_label(key) for key in windows_ms))
+    return {name: window.to_json() for name, window in shown.items()}
+
+
+def sections(
+    windows: Windows, windows_ms: Iterable[int], watches: Sequence[Watch]
+) -> dict[str, Any]:
+    """The document's sections rendered from windows: `windows` and `change`."""
+    return {"windows": windows_json(windows, windows_ms), "change": change_json(windows, watches)}
 
 
 def render(
@@ -87,27 +99,32 @@ def render(
     enabled: Enabled = _all,
     windows: Any = None,
     max_lifetime_periods: int = MAX_LIFETIME_PERIODS,
+    watches: Sequence[Watch] = (),
 ) -> dict[str, Any]:
     """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
 
     `admitted` is the fleet's admitted values when `merged` covers only some partitions (a
     worker's /metrics), so that every worker folds the same values. KPIs switched off in the
-    configuration file (`enabled`) are left out. `windows`, when given, is the windowed KPIs
-    already rendered as JSON (Shape.windows), used instead of rendering `merged.windows`.
-    `max_lifetime_periods` caps a customer's expected lifetime in the lifetime value.
+    configuration file (`enabled`) are left out. `windows`, when given, is the `windows` and
+    `change` sections already rendered as JSON (Shape.windows), used instead of rendering
+    `merged.windows`. `max_lifetime_periods` caps a customer's expected lifetime in the
+    lifetime value. `watches` are the change alerts, whose figures the `change` section holds.
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
     live = live_kpis(merged, keep, partitions, enabled, max_lifetime_periods)
     times = merged.stream_times
+    if windows is None:
+        extra = extra_windows(watches, windows_ms)
+        rendered = render_windows(
+            merged.windows, windows_ms, keep, enabled, merged.incomplete, extra
+        )
+        windows = sections(rendered, windows_ms, watches)
     return {
         "valid_at": format_time(min(times)) if times else None,
         "latest": format_time(max(times)) if times else None,
         "partitions": dict(partitions),
-        "windows": windows_json(
-            render_windows(merged.windows, windows_ms, keep, enabled, merged.incomplete)
-        )
-        if windows is None
-        else windows,
+        "windows": windows["windows"],
+        "change": windows["change"],
         "live": {name: values.to_json() for name, values in live.items()},
         "segments": {
             "kept": {d: sorted(v) for d, v in sorted(keep.items())},
@@ -156,6 +173,18 @@ class Shape:
     max_values: int
     enabled: Enabled = _all
     max_lifetime_periods: int = MAX_LIFETIME_PERIODS
+    #: the change alerts (of the KPIs switched on)
+    watches: tuple[Watch, ...] = ()
+
+    @property
+    def extra(self) -> dict[int, frozenset[str]]:
+        """The windows only the change alerts need, with the KPIs rendered in each."""
+        return extra_windows(self.watches, self.windows_ms)
+
+    @property
+    def keys(self) -> tuple[int, ...]:
+        """Every window key the partitions hold: configured, then the change alerts' own."""
+        return (*self.windows_ms, *self.extra)
 
     def current(self, entries: Iterable[Entry]) -> list[Entry]:
         """The entries of partitions still configured (a topic may once have had more)."""
@@ -174,6 +203,7 @@ class Shape:
             enabled=self.enabled,
             windows=windows,
             max_lifetime_periods=self.max_lifetime_periods,
+            watches=self.watches,
         )
 
     def stamp(
@@ -209,16 +239,16 @@ class Shape:
     def windows(
         self, totals: Iterable[WindowTotals], entries: Iterable[Entry], keep: Keep
     ) -> dict[str, dict[str, Any]]:
-        """The windowed KPIs (as JSON) of partitions' window totals; `entries` (of the same
-        partitions) say which windows are not filled yet."""
+        """The `windows` and `change` sections (as JSON) of partitions' window totals;
+        `entries` (of the same partitions) say which windows are not filled yet."""
         incomplete: dict[int, list[int]] = {}
         for entry in self.current(entries):
             for size, since, complete_at in entry.incomplete:
                 widen(incomplete, size, since, complete_at)
         rendered = render_windows(
-            sum_windows(totals), self.windows_ms, keep, self.enabled, incomplete
+            sum_windows(totals), self.windows_ms, keep, self.enabled, incomplete, self.extra
         )
-        return windows_json(rendered)
+        return sections(rendered, self.windows_ms, self.watches)
 
 
 def render_windows(
@@ -227,22 +257,27 @@ def render_windows(
     keep: Keep,
     enabled: Enabled = _all,
     incomplete: Mapping[int, list[int]] | None = None,
+    extra: Mapping[int, frozenset[str]] | None = None,
 ) -> Windows:
     """The windowed KPIs of merged window totals, per window name, segments beyond `keep`
-    folded to other; a window some partition has not filled yet says so and why."""
-    grouped = {size: by_measure(fold(totals, keep)) for size, totals in windows.items()}
+    folded to other; a window some partition has not filled yet says so and why. `extra`
+    windows (those only change alerts need) hold only the KPIs named for them."""
+    grouped = {key: by_measure(fold(totals, keep)) for key, totals in windows.items()}
     incomplete = incomplete or {}
     options = Options()
+    shown: dict[int, frozenset[str] | None] = dict.fromkeys(windows_ms)
+    for key, names in (extra or {}).items():
+        shown.setdefault(key, names)
     return {
-        window_name(size // 1000): Window(
-            _reason(incomplete.get(size)),
+        window_label(key): Window(
+            _reason(incomplete.get(key)),
             {
-                kpi.name: render_kpi(kpi, grouped.get(size, {}), options)
+                kpi.name: render_kpi(kpi, grouped.get(key, {}), options)
                 for kpi in WINDOWED
-                if enabled(kpi.name)
+                if enabled(kpi.name) and (names is None or kpi.name in names)
             },
         )
-        for size in windows_ms
+        for key, names in shown.items()
     }
 
 
@@ -267,6 +302,7 @@ def window_renderer(
     windows_ms: Iterable[int],
     keep: Keep,
     enabled: Enabled = _all,
+    extra: Mapping[int, frozenset[str]] | None = None,
 ) -> Callable[[], Windows]:
     """Copies of the states' window totals, and a function that renders their windowed KPIs from
     the copies alone, so that it may run in another thread while the states change."""
@@ -279,7 +315,7 @@ def window_renderer(
             widen(incomplete, size, since, complete_at)
 
     def render() -> Windows:
-        return render_windows(sum_windows(copies), sizes, keep, enabled, incomplete)
+        return render_windows(sum_windows(copies), sizes, keep, enabled, incomplete, extra)
 
     return render
 

@@ -17,7 +17,7 @@ from stream.state.partition import PartitionState
 from stream.state.segments import Admitted
 from stream.state.windows import Totals, rows_of, totals_of
 
-#: A partition's window totals by window size (ms).
+#: A partition's window totals by window key (a size in ms, or a lagged window's key).
 WindowTotals = dict[int, Totals]
 
 
@@ -113,7 +113,7 @@ def partition_entry(state: PartitionState, windows: bool = True) -> Entry:
 def window_copies(state: PartitionState) -> WindowTotals:
     """Copies of a partition's window totals, by window size (they may be encoded or merged in
     another thread while the state changes)."""
-    return {w.size_ms: dict(w.totals) for w in state.windows}
+    return {w.key: dict(w.totals) for w in state.windows}
 
 
 def window_version(state: PartitionState) -> int:

@@ -52,7 +52,8 @@ class Rendered:
 
     inputs: Any
     fields: set[str]
-    section: orjson.Fragment
+    #: the `windows` and `change` sections, as JSON
+    sections: dict[str, orjson.Fragment]
     versions: dict[str, str]
     reach: dict[str, int | None]
 

@@ -368,7 +368,7 @@ class SnapshotStore:
                 self._render_windows, parts, fleet, keep, inputs
             )
             self._rendered = rendered
-        document = self.shape.document(fleet.values(), windows=rendered.section)
+        document = self.shape.document(fleet.values(), windows=rendered.sections)
         document["windows_valid_at"] = format_time(rendered.valid_at(fleet))
         self.shape.stamp(document, fleet.values(), published_at, self.writer)
         return orjson.dumps(document), cpu
@@ -382,12 +382,14 @@ class SnapshotStore:
     ) -> tuple[Rendered, float]:
         """The windowed KPIs as JSON, kept as is inside every document until they change."""
         started = time.thread_time()
-        windows = self.shape.windows([held.totals for held in parts.values()], fleet.values(), keep)
+        sections = self.shape.windows(
+            [held.totals for held in parts.values()], fleet.values(), keep
+        )
         sources = {f: held for f, held in parts.items() if fleet[f].topic in SOURCE_TOPICS}
         rendered = Rendered(
             inputs,
             set(parts),
-            orjson.Fragment(orjson.dumps(windows)),
+            {name: orjson.Fragment(orjson.dumps(section)) for name, section in sections.items()},
             {f: held.version for f, held in sources.items()},
             {f: held.stream_time for f, held in sources.items()},
         )

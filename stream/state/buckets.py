@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from stream.config import is_long_window, window_span
 from stream.state.windows import Totals, Window, add_into
 
 
@@ -34,8 +35,9 @@ class Resolution:
 
     @cached_property
     def largest(self) -> Window:
-        """The window whose start sets the floor (the window list never changes)."""
-        return max(self.windows, key=lambda w: w.size_ms)
+        """The window whose start sets the floor: the one reaching furthest back (the window
+        list never changes)."""
+        return max(self.windows, key=lambda w: w.reach_ms)
 
     @property
     def coverage(self) -> int | None:
@@ -61,14 +63,14 @@ class Resolution:
         self.floor = self.largest.lo
 
     def incomplete(self, stream_time: int | None) -> dict[int, tuple[int, int]]:
-        """Windows that reach back before the coverage: size -> (covered from, complete at)."""
+        """Windows that reach back before the coverage: key -> (covered from, complete at)."""
         since = self.complete_from
         if since is None or stream_time is None:
             return {}
         return {
-            w.size_ms: (since, since + w.size_ms)
+            w.key: (since, since + w.reach_ms)
             for w in self.windows
-            if (stream_time - w.size_ms) // self.step_ms * self.step_ms < since
+            if (stream_time - w.reach_ms) // self.step_ms * self.step_ms < since
         }
 
 
@@ -109,3 +111,43 @@ def regroup(
     if source.coverage is None:
         return buckets, None
     return buckets, -(-source.coverage // step_ms) * step_ms
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """The settings state arithmetic depends on."""
+
+    step_ms: int
+    grace_ms: int
+    windows_ms: tuple[int, ...]
+    max_segment_values: int
+    allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The step of the windows longer than 24 h; None: every window advances by step_ms.
+    long_step_ms: int | None = None
+    #: Keep what the rules decide about forgotten facts (orders to forward) until taken.
+    collect_decided: bool = False
+    #: Source partitions whose watermarks drive stream time (the customers topic: one per
+    #: cart-events partition); 0: stream time follows the events' own times.
+    watermark_sources: int = 0
+
+    def resolutions(self) -> list[Resolution]:
+        """One resolution per step in use, the finest first: 'b' buckets of the step, 'l'
+        buckets of the long step. `windows_ms` are window keys (stream/config: a size, or a
+        lagged window's key); each resolution lists its windows by lag, those ending at stream
+        time first."""
+        by_step: dict[int, list[tuple[int, int]]] = {}
+        for key in self.windows_ms:
+            size, lag = window_span(key)
+            long = self.long_step_ms is not None and is_long_window(size / 1000)
+            by_step.setdefault(self.long_step_ms if long else self.step_ms, []).append((size, lag))
+        return [
+            Resolution(
+                kind,
+                step,
+                [
+                    Window(size, step, lag_ms=lag)
+                    for size, lag in sorted(by_step[step], key=lambda span: span[1])
+                ],
+            )
+            for kind, step in zip("bl", sorted(by_step), strict=False)
+        ]

@@ -1,9 +1,10 @@
 """How a KPI sample becomes bucket series, and the histogram bounds of duration samples.
 
 Counting samples (a cart abandoned, an NPS promoter) add their value to one series per segment.
-Duration samples (a resolution time in ms) add to a count, an exact integer-millisecond sum, one
-non-cumulative histogram bin and one quantile-sketch bin, per segment. All are integers, so
-buckets and windows add and subtract them exactly.
+Duration samples (a resolution time in ms) add to a count, an exact integer-millisecond sum, the
+square of the sample in whole seconds (for the mean's variance), one non-cumulative histogram bin
+and one quantile-sketch bin, per segment. All are integers, so buckets and windows add and
+subtract them exactly.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ BIN_MEASURES = frozenset({"backlog_age"})
 MINIMUM_MEASURES = frozenset({"backlog_opened"})
 
 COUNT, SUM_MS, HIST, SKETCH = "count", "sum_ms", "le", "sketch"
+#: The sum of the squared samples, each rounded to whole seconds: squares of milliseconds would
+#: pass 2^63 (the changelog's and Redis' integers) in a 30 d window of day-long durations.
+SQUARES_S2 = "squares_s2"
+
+
+def whole_seconds(value_ms: int) -> int:
+    """A duration in whole seconds, halves rounded up (durations are never negative)."""
+    return (value_ms + 500) // 1000
 
 
 def duration_bin(value_ms: int) -> int:
@@ -43,10 +52,12 @@ def expand(contribution: Contribution) -> Iterator[tuple[SeriesKey, int]]:
     _, measure, segments, value = contribution
     if measure in DURATION_MEASURES:
         hist_bin = duration_bin(value)
+        squares = whole_seconds(value) ** 2
         sketch_bin = bin_of(value / 1000)
         for dim, seg in segments:
             yield series_key((f"{measure}.{COUNT}", dim, seg, -1)), 1
             yield series_key((f"{measure}.{SUM_MS}", dim, seg, -1)), value
+            yield series_key((f"{measure}.{SQUARES_S2}", dim, seg, -1)), squares
             yield series_key((f"{measure}.{HIST}", dim, seg, hist_bin)), 1
             yield series_key((f"{measure}.{SKETCH}", dim, seg, sketch_bin)), 1
     elif measure in BIN_MEASURES:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import base64
 import heapq
 from bisect import insort
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from stream.config import is_long_window
 from stream.contract.events import Event
-from stream.state.buckets import Kept, Resolution, regroup
+from stream.state.buckets import Kept, Resolution, StateConfig, regroup
 from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
 from stream.state.facts import NOW, Contribution, Fact, Rules
 from stream.state.measures import MINIMUM_MEASURES, expand
@@ -28,36 +27,7 @@ from stream.state.segments import SegmentNames
 from stream.state.windows import Totals, Window, add_into, is_late, rows_of, totals_of
 
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
-
-
-@dataclass(frozen=True)
-class StateConfig:
-    """The settings state arithmetic depends on."""
-
-    step_ms: int
-    grace_ms: int
-    windows_ms: tuple[int, ...]
-    max_segment_values: int
-    allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    #: The step of the windows longer than 24 h; None: every window advances by step_ms.
-    long_step_ms: int | None = None
-    #: Keep what the rules decide about forgotten facts (orders to forward) until taken.
-    collect_decided: bool = False
-    #: Source partitions whose watermarks drive stream time (the customers topic: one per
-    #: cart-events partition); 0: stream time follows the events' own times.
-    watermark_sources: int = 0
-
-    def resolutions(self) -> list[Resolution]:
-        """One resolution per step in use, the finest first: 'b' buckets of the step, 'l'
-        buckets of the long step."""
-        by_step: dict[int, list[int]] = {}
-        for size in self.windows_ms:
-            long = self.long_step_ms is not None and is_long_window(size / 1000)
-            by_step.setdefault(self.long_step_ms if long else self.step_ms, []).append(size)
-        return [
-            Resolution(kind, step, [Window(size, step) for size in by_step[step]])
-            for kind, step in zip("bl", sorted(by_step), strict=False)
-        ]
+__all__ = ["OUTCOMES", "PartitionState", "StateConfig"]
 
 
 @dataclass(slots=True)
@@ -278,7 +248,8 @@ class PartitionState:
                 deltas = [(series, amount * times) for series, amount in expand(contribution)]
             self._touch_bucket(resolution, k)
             bucket = resolution.buckets.setdefault(k, {})
-            # every window ends at the last closed bucket: a sample in the open one is in none
+            # every window ends at the last closed bucket, or before it (the lagged ones, listed
+            # after the others): a sample in the open one is in none
             windows = resolution.windows
             closed = k <= windows[0].hi
             covering = [w.changed() for w in windows if w.covers(k)] if closed else []
@@ -404,9 +375,7 @@ class PartitionState:
             first = min((min(b) for b in kept.values() if b), default=None)
             cover = None if first is None else first * self.config.step_ms
             written = {"b": [self.config.step_ms, cover]}
-        sources = [
-            Kept(step, kept.get(kind, {}), cover) for kind, (step, cover) in written.items()
-        ]
+        sources = [Kept(step, kept.get(kind, {}), cover) for kind, (step, cover) in written.items()]
         for resolution in self.resolutions:
             old = written.get(resolution.kind)
             if old is not None and old[0] == resolution.step_ms:

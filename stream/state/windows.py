@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.config import lagged_window
 from stream.config import window_name as window_name  # the label of a window size
 
 #: A series inside a bucket: (metric, dimension, segment, bin). Overall is ("", ""); bin is -1
@@ -77,7 +78,9 @@ def totals_of(rows: Iterable[list[Any]]) -> Totals:
 
 @dataclass
 class Window:
-    """Running totals of one rolling window over a partition's buckets."""
+    """Running totals of one rolling window over a partition's buckets. A window with a lag
+    ends `lag_ms` before stream time (a change alert's baseline: the buckets that end in
+    (S - lag - size, S - lag]); it slides like the others."""
 
     size_ms: int
     step_ms: int
@@ -86,6 +89,19 @@ class Window:
     totals: Totals = field(default_factory=dict)
     #: Changes whenever the totals may have: what is rendered from them can be reused until then.
     version: int = 0
+    lag_ms: int = 0
+
+    @property
+    def key(self) -> int:
+        """Its key among a partition's windows: the size in ms, or the lagged window's key."""
+        if not self.lag_ms:
+            return self.size_ms
+        return lagged_window(self.size_ms // 1000, self.lag_ms // 1000)
+
+    @property
+    def reach_ms(self) -> int:
+        """How far before stream time its oldest bucket may end."""
+        return self.size_ms + self.lag_ms
 
     def covers(self, k: int) -> bool:
         return self.lo <= k <= self.hi
@@ -97,7 +113,7 @@ class Window:
 
     def advance(self, stream_time: int, buckets: Mapping[int, Totals]) -> None:
         """Slide to stream time: add the buckets that entered, subtract those that left."""
-        lo, hi = window_range(stream_time, self.size_ms, self.step_ms)
+        lo, hi = window_range(stream_time - self.lag_ms, self.size_ms, self.step_ms)
         if (lo, hi) == (self.lo, self.hi):
             return
         if self.lo <= self.hi and self.lo <= lo and self.hi <= hi:  # slid forward: the ends move
@@ -117,7 +133,7 @@ class Window:
 
     def rebuild(self, stream_time: int, buckets: Mapping[int, Totals]) -> None:
         """Recompute the totals from scratch (after recovery)."""
-        self.lo, self.hi = window_range(stream_time, self.size_ms, self.step_ms)
+        self.lo, self.hi = window_range(stream_time - self.lag_ms, self.size_ms, self.step_ms)
         self.totals = {}
         for k in _indices_in(buckets, self.lo, self.hi):
             add_into(self.totals, buckets[k])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from stream.config import parse_duration
+from stream.tools.shift import Shift, parse_shift
 
 N = TypeVar("N", int, float)
 
@@ -54,3 +55,11 @@ def out_file(text: str) -> Path:
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"folder {str(path.parent)!r} does not exist")
     return path
+
+
+def shift(text: str) -> Shift:
+    """A change to inject into generated traffic (stream/tools/shift.py)."""
+    try:
+        return parse_shift(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, NoReturn
@@ -161,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DURATION",
         help="median ticket resolution time (default 4h; first replies come sooner in proportion)",
+    )
+    generate.add_argument(
+        "--shift",
+        type=arguments.shift,
+        default=None,
+        metavar="KPI:POINTS[:DIM=VALUE][@FROM[+FOR]]",
+        help="inject a change: NPS points or cart abandonment points for one segment, from FROM "
+        "after the start for FOR, e.g. nps:-15:team=billing@10m+2h (default: none)",
     )
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
     add_arguments(generate, BROKER_ONLY)
@@ -380,6 +389,8 @@ def run_generate(args: argparse.Namespace) -> int:
         if args.resolution_median is None
         else Profile.with_resolution_median(args.resolution_median)
     )
+    if args.shift is not None:
+        profile = replace(profile, shift=args.shift)
     start = args.start or datetime.now(UTC)
     events = generate(
         seed=args.seed,

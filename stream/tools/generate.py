@@ -30,6 +30,7 @@ from typing import Any
 
 from stream.contract.schemas import SOURCE_TOPICS
 from stream.tools import voices
+from stream.tools.shift import Shift
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Profile:
     churn_share: float = 0.25  # after each order, the customer stops buying
     anonymous_share: float = 0.15  # of carts: no customer id anywhere
     order_customer_share: float = 0.5  # of known customers' carts: the id is on the order
+    shift: Shift | None = None  # a change injected into one segment (stream/tools/shift.py)
 
     @classmethod
     def with_resolution_median(cls, median_s: float) -> Profile:
@@ -197,7 +199,7 @@ class _Generator:
             return self._cart(now)
         if topic == "tickets":
             return self._ticket(now)
-        return self._survey()
+        return self._survey(now)
 
     def _segments(self) -> dict[str, str]:
         rng, p = self.rng, self.profile
@@ -250,7 +252,10 @@ class _Generator:
                 held[0] -= units
                 events.append({"type": "item_removed", **cart, "sku": removed, "quantity": units})
             lines.append((sku, cents, [quantity]))
-        converts = rng.random() >= p.abandon_share
+        abandon = p.abandon_share
+        if p.shift is not None and p.shift.applies("cart_abandonment", now, cart):
+            abandon = min(1.0, max(0.0, abandon + p.shift.points / 100))
+        converts = rng.random() >= abandon
         if converts or rng.random() < p.checkout_share_of_abandoned:
             events.append({"type": "checkout_started", **cart})
         if converts:
@@ -335,7 +340,7 @@ class _Generator:
             "priority": rng.choices(PRIORITIES, weights=PRIORITY_WEIGHTS)[0],
         }
 
-    def _survey(self) -> dict[str, Any]:
+    def _survey(self, now: float) -> dict[str, Any]:
         """One survey reply: mostly NPS, with the team and segments it is about; or a review or
         social mention (stream/tools/voices.py)."""
         rng = self.rng
@@ -350,7 +355,9 @@ class _Generator:
         if kind == "emotion":
             event.update(voices.emotion_reply(rng))
         else:
-            score = event["score"] = self._score(kind)
+            shift = self.profile.shift
+            moved = shift.points if shift and shift.applies(kind, now, event) else 0.0
+            score = event["score"] = self._score(kind, moved)
             good, bad = score >= SCALE_GOOD[kind], score <= SCALE_BAD[kind]
         if rng.random() < SURVEY_CUSTOMER_SHARE:
             event["customer_id"] = self._id("cust")
@@ -361,13 +368,16 @@ class _Generator:
             event["comment"] = voices.text(rng, voices.mood_of_answer(rng, good, bad))
         return event
 
-    def _score(self, kind: str) -> int:
+    def _score(self, kind: str, moved: float = 0.0) -> int:
+        """A score; `moved` NPS points move half as many percent from detractors to promoters
+        (or back), passives unchanged."""
         rng, p = self.rng, self.profile
         if kind == "nps":
             roll = rng.random()
-            if roll < p.promoter_share:
+            promoters = min(max(p.promoter_share + moved / 200, 0.0), 1 - p.passive_share)
+            if roll < promoters:
                 return rng.randint(9, 10)
-            if roll < p.promoter_share + p.passive_share:
+            if roll < promoters + p.passive_share:
                 return rng.randint(7, 8)
             return rng.choices(range(7), weights=DETRACTOR_WEIGHTS)[0]
         if kind == "csat":

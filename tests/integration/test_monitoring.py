@@ -29,6 +29,8 @@ grace = "5m"
 max_values = 3
 [alerting]
 for = "2s"
+[change]
+enabled = false  # tests/integration/test_change_alerts.py has them
 [kpis.nps]
 alert = { below = 0, window = "5m", min_samples = 5, severity = "critical" }
 [kpis.open_backlog]

@@ -70,9 +70,17 @@ def generate(
     return path.read_bytes().splitlines()
 
 
-def expected_for(broker: Broker, total: int, rules: Rules = RULES) -> dict[str, Any]:
+def expected_for(
+    broker: Broker, total: int, rules: Rules = RULES, change_windows: bool = False
+) -> dict[str, Any]:
     records = read_records(broker.url, list(SOURCE_TOPICS), total)
-    return expected_snapshot(records, rules, now_ms=int(time.time() * 1000), partitions=PARTITIONS)
+    return expected_snapshot(
+        records,
+        rules,
+        now_ms=int(time.time() * 1000),
+        partitions=PARTITIONS,
+        change_windows=change_windows,
+    )
 
 
 def wait_processed(worker: Worker, total: int, timeout: float = 240) -> None:
@@ -167,6 +175,7 @@ def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozens
     """The component series /metrics must show for the expected snapshot."""
     out: dict[tuple[str, frozenset], float] = {}
     places = [(w, kpis) for w, kpis in expected["windows"].items()] + [(None, expected["live"])]
+    places += expected.get("change_windows", {}).items()  # those only the change alerts read
     for window, kpis in places:
         for kpi, value in kpis.items():
             if not isinstance(value, dict):
@@ -179,6 +188,8 @@ def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozens
                     name = f"cxkpi_{kpi}_seconds"
                     out[(f"{name}_gcount", frozenset(base))] = v.get("count", v.get("tickets"))
                     out[(f"{name}_gsum", frozenset(base))] = v["sum_seconds"]
+                    if "sum_of_squares" in v:  # a duration (the backlog age has none)
+                        out[(f"{name}_sum_of_squares", frozenset(base))] = v["sum_of_squares"]
                     for le, n in v["buckets"].items():
                         le_label = le if le == "+Inf" else f"{le}.0"
                         out[(f"{name}_bucket", frozenset(base | {("le", le_label)}))] = n

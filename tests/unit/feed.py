@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from functools import cache
 from typing import Any
 
 from stream.contract.events import Event
@@ -13,6 +14,7 @@ from stream.publish.document import render
 from stream.publish.entries import partition_entry
 from stream.publish.merge import merge
 from stream.state.partition import PartitionState, StateConfig
+from stream.voice import Sentiment, sentiment
 
 MIN = 60_000
 CONFIG = StateConfig(
@@ -26,6 +28,12 @@ RETURN_GAPS = (TIMEOUT_MIN - 0.5, TIMEOUT_MIN, TIMEOUT_MIN + 0.5, TIMEOUT_MIN + 
 
 #: (cart, type, minute after T0, body fields with the event_id) in arrival order
 CartEntry = tuple[str, str, float, dict[str, Any]]
+
+
+@cache
+def texts() -> Sentiment:
+    """Scores free text as the worker does (the reference calls the same scorer)."""
+    return sentiment("lexicon")
 
 
 def rules_for(topic: str) -> Any:

@@ -60,6 +60,32 @@ class Options:
     customers_as_of: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Estimator:
+    """How a KPI's value and the variance of one of its samples follow from its summed
+    components (named as published: `cxkpi_<kpi>_<component>`), for change alerts
+    (stream/kpis/change.py computes it, stream/monitoring/change.py writes it in PromQL).
+
+    `form` is one of:
+    - "proportion": p = first / n; variance p (1 - p) (CSAT, abandonment, conversion, ...)
+    - "net": x = (first - second) / n; variance p + d - (p - d)^2, p and d the shares of the
+      first and second class (NPS: promoters and detractors; net emotion)
+    - "mean": x = first / n; variance second / n - x^2 (second: the sum of squares)
+    n is the sum of the `count` components; the published value is `scale` x.
+    """
+
+    form: str
+    count: tuple[str, ...]
+    first: str
+    second: str = ""
+    scale: float = 1.0
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Every component it reads, each once."""
+        return tuple(dict.fromkeys((*self.count, self.first, *([self.second] * bool(self.second)))))
+
+
 class Kind:
     """How a KPI's components become its value, its JSON and its Prometheus families.
 
@@ -74,6 +100,11 @@ class Kind:
 
     def value(self, kpi: Kpi, series: Series, options: Options) -> Value:
         raise NotImplementedError
+
+    def estimator(self, kpi: Kpi) -> Estimator | None:
+        """How a change alert tests this KPI; None: its estimator has no known variance. A
+        value of a kind with an estimator has `named()`: its components by name."""
+        return None
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         raise NotImplementedError
@@ -137,6 +168,12 @@ class Counted(Protocol):
     def components(self) -> tuple[Any, ...]: ...
 
     def computed(self) -> tuple[Any, ...]: ...
+
+
+class Named(Protocol):
+    """A value whose components can be read by name (what an `Estimator` reads)."""
+
+    def named(self) -> dict[str, float]: ...
 
 
 def counted_families(

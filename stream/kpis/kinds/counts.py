@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from stream.kpis.kinds.base import (
     PREFIX,
+    Estimator,
     Family,
     Kind,
     Metrics,
@@ -37,6 +38,9 @@ class Ratio:
 
     def to_json(self) -> dict[str, Any]:
         return {**dict(zip(self.names, self.parts, strict=True)), self.key: self.value}
+
+    def named(self) -> dict[str, float]:
+        return dict(zip(self.names, self.parts, strict=True))
 
     def components(self) -> tuple[int, ...]:
         return self.parts
@@ -66,6 +70,10 @@ class Share(Kind):
         first, second = parts
         return Ratio(part_names(kpi), parts, self.key, ratio(first, first + second))
 
+    def estimator(self, kpi: Kpi) -> Estimator:
+        first, second = part_names(kpi)
+        return Estimator("proportion", (first, second), first)
+
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, part_names(kpi), (self.key,))
 
@@ -84,6 +92,10 @@ class Fraction(Kind):
         value = ratio(first, second)
         scaled = None if value is None else value * self.scale
         return Ratio(part_names(kpi), parts, self.key, scaled)
+
+    def estimator(self, kpi: Kpi) -> Estimator:
+        first, second = part_names(kpi)
+        return Estimator("proportion", (second,), first, scale=self.scale)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, part_names(kpi), (self.key,))
@@ -123,6 +135,9 @@ class Net:
     def components(self) -> tuple[int, ...]:
         return self.top, self.middle, self.bottom, self.total
 
+    def named(self) -> dict[str, float]:
+        return dict(zip(self.names, self.components(), strict=True))
+
     def computed(self) -> tuple[float | None, ...]:
         return self.score, self.margin_of_error
 
@@ -154,6 +169,10 @@ class NetScore(Kind):
         top, middle, bottom = part_counts(kpi, series)
         return Net((*part_names(kpi), self.total), top, middle, bottom)
 
+    def estimator(self, kpi: Kpi) -> Estimator:
+        top, _, bottom = part_names(kpi)
+        return Estimator("net", (self.total,), top, bottom, scale=100.0)
+
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         components = (*part_names(kpi), self.total)
         return counted_families(kpi, rows, metrics, components, ("score", "margin_of_error"))
@@ -161,27 +180,33 @@ class NetScore(Kind):
 
 @dataclass(frozen=True, slots=True)
 class MeanScore:
-    """Responses, their summed score and those in the good range (CES: easy), named by the
-    KPI's parts; the mean and the good share follow."""
+    """Responses, their summed score, those in the good range (CES: easy) and the sum of the
+    squared scores (what the mean's variance needs), named by the KPI's parts; the mean and the
+    good share follow."""
 
     names: tuple[str, ...]
     share_key: str
     responses: int
     score_sum: int
     good: int
+    sum_of_squares: int
 
     def to_json(self) -> dict[str, Any]:
-        responses, score_sum, good = self.names
+        responses, score_sum, good, squares = self.names
         return {
             responses: self.responses,
             score_sum: self.score_sum,
             "mean": ratio(self.score_sum, self.responses),
             good: self.good,
             self.share_key: ratio(self.good, self.responses),
+            squares: self.sum_of_squares,
         }
 
     def components(self) -> tuple[int, ...]:
-        return self.responses, self.score_sum, self.good
+        return self.responses, self.score_sum, self.good, self.sum_of_squares
+
+    def named(self) -> dict[str, float]:
+        return dict(zip(self.names, self.components(), strict=True))
 
     def computed(self) -> tuple[float | None, ...]:
         return ratio(self.score_sum, self.responses), ratio(self.good, self.responses)
@@ -189,7 +214,8 @@ class MeanScore:
 
 @dataclass(frozen=True)
 class Mean(Kind):
-    """Responses, score sum, good responses -> mean score and the share of good ones. CES: a
+    """Responses, score sum, good responses, sum of squared scores -> mean score and the share
+    of good ones. CES: a
     mean on the 1-7 ease scale (7 = very easy) and the share of easy answers (5-7). `scale` and
     `good` are the words the recorded series' titles use (stream/monitoring/rules.py)."""
 
@@ -200,8 +226,13 @@ class Mean(Kind):
     good: str = "easy (5-7)"
 
     def value(self, kpi: Kpi, series: Series, options: Options) -> MeanScore:
-        responses, score_sum, good = part_counts(kpi, series)
-        return MeanScore(part_names(kpi), self.share_key, responses, score_sum, good)
+        responses, score_sum, good, squares = part_counts(kpi, series)
+        return MeanScore(part_names(kpi), self.share_key, responses, score_sum, good, squares)
+
+    def estimator(self, kpi: Kpi) -> Estimator:
+        """The mean (the headline; the good share is not tested)."""
+        responses, score_sum, _, squares = part_names(kpi)
+        return Estimator("mean", (responses,), score_sum, squares)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, part_names(kpi), ("mean", self.share_key))

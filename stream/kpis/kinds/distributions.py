@@ -11,6 +11,7 @@ from stream.kpis.kinds.base import (
     LIVE_LABELS,
     PREFIX,
     WINDOW_LABELS,
+    Estimator,
     Family,
     Kind,
     Metrics,
@@ -21,7 +22,15 @@ from stream.kpis.kinds.base import (
     le,
     title_of,
 )
-from stream.state.measures import AGE_BOUNDS_S, COUNT, DURATION_BOUNDS_S, HIST, SKETCH, SUM_MS
+from stream.state.measures import (
+    AGE_BOUNDS_S,
+    COUNT,
+    DURATION_BOUNDS_S,
+    HIST,
+    SKETCH,
+    SQUARES_S2,
+    SUM_MS,
+)
 from stream.state.sketch import quantile
 
 if TYPE_CHECKING:
@@ -34,13 +43,15 @@ AGE_SUM_MS, OLDEST_MS = "age_sum_ms", "oldest_ms"
 
 @dataclass(frozen=True, slots=True)
 class Distribution:
-    """Count, exact sum and mean, sketch quantiles and cumulative histogram of a duration."""
+    """Count, exact sum and mean, sketch quantiles and cumulative histogram of a duration, and
+    the sum of its squared samples in whole seconds (for the variance of the mean)."""
 
     count: int
     sum_ms: int
     p50_seconds: float | None
     p90_seconds: float | None
     buckets: dict[str, int]
+    sum_of_squares: int
 
     @property
     def sum_seconds(self) -> float:
@@ -58,6 +69,15 @@ class Distribution:
             "p50_seconds": self.p50_seconds,
             "p90_seconds": self.p90_seconds,
             "buckets": self.buckets,
+            "sum_of_squares": self.sum_of_squares,
+        }
+
+    def named(self) -> dict[str, float]:
+        """The components of the mean's estimator, as published (seconds)."""
+        return {
+            "seconds_gcount": self.count,
+            "seconds_gsum": self.sum_seconds,
+            "seconds_sum_of_squares": self.sum_of_squares,
         }
 
 
@@ -84,7 +104,12 @@ class Duration(Kind):
             quantile(sketch, 0.5),
             quantile(sketch, 0.9),
             cumulative(bins, DURATION_BOUNDS_S),
+            series.get((f"{measure}.{SQUARES_S2}", -1), 0),
         )
+
+    def estimator(self, kpi: Kpi) -> Estimator:
+        """The mean duration (quantiles have no variance this simple)."""
+        return Estimator("mean", ("seconds_gcount",), "seconds_gsum", "seconds_sum_of_squares")
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         title = title_of(kpi)
@@ -103,16 +128,23 @@ class Duration(Kind):
             f"Median and p90 {title} of this worker's partitions (1 % sketch)",
             labels=[*WINDOW_LABELS, "quantile"],
         )
+        squares = metrics.gauge(
+            f"{PREFIX}{kpi.name}_seconds_sum_of_squares",
+            f"{title}: sum of the squared samples, each in whole seconds (s^2; sum over "
+            "workers): the variance of the mean for change alerts",
+            labels=WINDOW_LABELS,
+        )
         for labels, value in rows:
             v: Distribution = value  # type: ignore[assignment]
             histogram.add_metric(labels, histogram_buckets(v.buckets), v.sum_seconds)
+            squares.add_metric(labels, v.sum_of_squares)
             mean_seconds = v.mean_seconds
             if mean_seconds is not None:
                 mean.add_metric(labels, mean_seconds)
             for q, seconds in (("0.5", v.p50_seconds), ("0.9", v.p90_seconds)):
                 if seconds is not None:
                     quantiles.add_metric([*labels, q], seconds)
-        yield from (histogram, mean, quantiles)
+        yield from (histogram, squares, mean, quantiles)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stream.kpis.kinds.base import (
+    Estimator,
     Family,
     Kind,
     Metrics,
@@ -63,6 +64,9 @@ class Texts:
             **dict(zip(COMPUTED, self.computed(), strict=True)),
         }
 
+    def named(self) -> dict[str, float]:
+        return dict(zip(COMPONENTS, self.components(), strict=True))
+
     def components(self) -> tuple[float, ...]:
         """As published: the score sum in score units (summed over workers as a float)."""
         sums = self.score_sum / self.scale
@@ -94,6 +98,11 @@ class Sentiment(Kind):
 
     def value(self, kpi: Kpi, series: Series, options: Options) -> Texts:
         return Texts(*part_counts(kpi, series), scale=self.scale)
+
+    def estimator(self, kpi: Kpi) -> Estimator:
+        """Net sentiment is tested like NPS (kpis.md, "Change alerts"): positive and negative
+        shares of the scored texts."""
+        return Estimator("net", ("scored",), "positive", "negative", scale=100.0)
 
     def families(self, kpi: Kpi, rows: Rows, metrics: Metrics) -> Iterator[Family]:
         return counted_families(kpi, rows, metrics, COMPONENTS, COMPUTED)

@@ -156,9 +156,9 @@ INVALID = [
     (
         "[window]\nstep = '1m'",
         "window",
-        "expected one of windows, timeouts, segments, alerting, kpis",
+        "expected one of windows, timeouts, segments, alerting, change, kpis",
     ),
-    ("top = 1", "top", "expected one of windows, timeouts, segments, alerting, kpis"),
+    ("top = 1", "top", "expected one of windows, timeouts, segments, alerting, change, kpis"),
     ("windows = 5", "windows", "expected a table"),
     ("[windows]\nsize = ['5m']", "windows.size", "expected one of sizes, step, long_step, grace"),
     (
@@ -430,7 +430,7 @@ grace = "0s"
 [timeouts]
 cart_inactivity = "90s"
 idle_partition = "250ms"
-ticket_retention = "36h"
+ticket_retention = "8d"
 [segments]
 max_values = 7
 """,
@@ -460,7 +460,7 @@ def test_overrides_are_accepted_by_settings_with_the_same_numbers(
     assert settings.grace == config.grace_s
     assert settings.inactivity_timeout == config.cart_inactivity_s
     assert settings.idle_timeout == config.idle_partition_s
-    longest = max(config.windows_s) + config.grace_s
+    longest = settings.reach_s() + config.grace_s  # the change alerts' baselines may reach further
     assert settings.ticket_retention == (config.ticket_retention_s or longest)
     assert settings.cart_retention == config.cart_retention_s
     assert settings.max_segment_values == config.max_segment_values

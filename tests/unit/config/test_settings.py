@@ -56,7 +56,10 @@ def test_bad_values_fail_with_the_setting_named(flags: dict[str, str], message: 
 def test_the_ticket_retention_follows_the_longest_window_unless_set() -> None:
     assert Settings.load({"config": "none"}, environ={}).ticket_retention == 30 * 86400 + 300
     short = Settings.load({"config": "none", "windows": "5m,1h", "grace": "2m"}, environ={})
-    assert short.ticket_retention == 3600 + 120
+    # the change alerts' baselines reach furthest: 7 d ending 6 h before stream time
+    assert short.ticket_retention == 7 * 86400 + 6 * 3600 + 120
+    with pytest.raises(ConfigError, match=r"reach of the change alerts' baselines \(174h\)"):
+        Settings.load({"config": "none", "windows": "5m,1h", "ticket_retention": "7d"}, {})
     longer = Settings.load({"config": "none", "ticket_retention": "40d"}, environ={})
     assert longer.ticket_retention == 40 * 86400
     assert Settings.load({"config": "none"}, environ={}).cart_retention == 7 * 86400

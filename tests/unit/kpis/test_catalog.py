@@ -40,13 +40,21 @@ EMPTY = {
             "p50_seconds": None,
             "p90_seconds": None,
             "buckets": NO_DURATIONS,
+            "sum_of_squares": 0,
         },
         "first_contact_resolution": {"first_contact": 0, "solves": 0, "ratio": None},
         "reopen_rate": {"reopens": 0, "solves": 0, "ratio": None},
     },
     "survey-replies": {
         "csat": {"satisfied": 0, "responses": 0, "score": None},
-        "ces": {"responses": 0, "score_sum": 0, "mean": None, "easy": 0, "easy_ratio": None},
+        "ces": {
+            "responses": 0,
+            "score_sum": 0,
+            "mean": None,
+            "easy": 0,
+            "easy_ratio": None,
+            "score_sum_of_squares": 0,
+        },
         "nps": {
             "promoters": 0,
             "passives": 0,

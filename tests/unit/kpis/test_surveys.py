@@ -74,6 +74,7 @@ def test_ces_easy_from_5(score: int, easy: int) -> None:
         "mean": float(score),
         "easy": easy,
         "easy_ratio": float(easy),
+        "score_sum_of_squares": score * score,
     }
 
 
@@ -130,6 +131,7 @@ def test_review_rating_good_from_4(rating: int, good: int) -> None:
         "mean": float(rating),
         "good": good,
         "good_ratio": float(good),
+        "rating_sum_of_squares": rating * rating,
     }
 
 
@@ -175,7 +177,7 @@ def test_a_fact_of_an_unknown_type_contributes_nothing_but_an_error(kind: str) -
     rules = SurveyRules(step_ms=MIN, grace_ms=5 * MIN)
     event = Event("survey-replies", "r1", "e1", "ces", T0, {"type": "ces", "score": 5})
     fact = rules.fact(event, SegmentNames(20, {}))
-    assert len(rules.contributions([fact], T0)) == 3  # responses, score sum, easy
+    assert len(rules.contributions([fact], T0)) == 4  # responses, score sum, squares, easy
     foreign = (*fact[:3], kind, *fact[4:])  # Fact: (t, rank, event_id, type, ...)
     with pytest.raises(ValueError, match=f"type '{kind}'"):
         rules.contributions([fact, foreign], T0)

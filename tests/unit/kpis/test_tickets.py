@@ -127,3 +127,16 @@ def _restarted(state: PartitionState) -> PartitionState:
 
 def _bound(key: str) -> float:
     return float("inf") if key == "+Inf" else float(key)
+
+
+def test_a_duration_adds_its_square_in_whole_seconds_halves_rounded_up() -> None:
+    """1.499 s counts as 1 s and 1.5 s as 2 s: squares 1 + 4; a 30-day resolution adds
+    (30 d in s)^2, far from the 2^63 a square of milliseconds would reach in a 30 d window."""
+    feed = Feed("tickets")
+    for key, seconds in (("c", 30 * 86400), ("a", 1.499), ("b", 1.5)):
+        feed(key, "ticket_opened", 1 - seconds / 60)
+        feed(key, "ticket_solved", 1)
+    feed("other", "customer_replied", 3)
+    resolution = feed.kpi("resolution_time")["overall"]
+    assert resolution["count"] == 3
+    assert resolution["sum_of_squares"] == 1 + 4 + (30 * 86400) ** 2

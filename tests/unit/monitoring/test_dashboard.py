@@ -10,7 +10,8 @@ import yaml
 
 from stream.config.kpifile import DEFAULT_CONFIG_PATH, load_kpi_config
 from stream.kpis.catalog import CATALOG
-from stream.monitoring import dashboard, rules
+from stream.kpis.change import watches
+from stream.monitoring import change, dashboard, rules
 from stream.state.windows import window_name
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -137,3 +138,49 @@ def test_the_voice_of_the_customer_row_holds_sentiment_emotion_and_reviews() -> 
         assert f"cxkpi_{kpi}:" in voice and f"cxkpi_{kpi}:" not in surveys, kpi
     for kpi in ("nps", "csat", "ces"):
         assert f"cxkpi_{kpi}:" in surveys and f"cxkpi_{kpi}:" not in voice, kpi
+
+
+def test_each_changed_kpi_panel_shows_its_baseline_and_a_two_standard_error_band() -> None:
+    """The panel of the value a change alert tests (a duration's mean, not its p90) draws the
+    value over the short window, the baseline, and baseline ± 2 standard errors, shaded."""
+    panels = [p for p in DOCUMENT["panels"] if p["type"] == "timeseries"]
+    for watch in watches(CONFIG.changes()):
+        tested = rules.values(watch.kpi)[change.tested_series(watch, rules.values(watch.kpi))]
+        panel = next(
+            p for p in panels if p["targets"][0]["expr"].startswith(f"{tested.record}{{")
+        )
+        exprs = [t["expr"] for t in panel["targets"]]
+        where = '{dimension="$dimension", segment="$segment"}'
+        baseline, stderr = change.record(watch, "baseline"), change.record(watch, "stderr")
+        assert exprs[1:] == [
+            f"{change.record(watch, 'short')}{where}",
+            f"{baseline}{where}",
+            f"{baseline}{where} - 2 * {stderr}{where}",
+            f"{baseline}{where} + 2 * {stderr}{where}",
+        ], watch.kpi.name
+        fill = panel["fieldConfig"]["overrides"][0]
+        assert fill["matcher"]["options"] == "baseline + 2 SE"
+        assert {"id": "custom.fillBelowTo", "value": "baseline - 2 SE"} in fill["properties"]
+    mean = next(p for p in panels if p["title"] == "Resolution time mean")
+    assert len(mean["targets"]) == 5
+    assert len(next(p for p in panels if p["title"] == "Resolution time p90")["targets"]) == 1
+
+
+def test_each_kpi_panel_is_annotated_with_its_own_alerts_of_the_chosen_segment() -> None:
+    annotations = {a["name"]: a for a in DOCUMENT["annotations"]["list"]}
+    by_id = {p["id"]: p for p in DOCUMENT["panels"]}
+    nps = annotations["nps alerts"]
+    assert nps["expr"] == (
+        'ALERTS{alertstate="firing", service="cxkpi", kpi="nps", '
+        'dimension="$dimension", segment="$segment"}'
+    )
+    titles = {by_id[i]["title"] for i in nps["filter"]["ids"]}
+    assert titles == {"NPS"}
+    assert {by_id[i]["title"] for i in annotations["ces alerts"]["filter"]["ids"]} == {
+        "CES (mean, 1-7)",
+        "CES: share easy (5-7)",
+    }
+    annotated = {i for a in annotations.values() for i in a["filter"]["ids"]}
+    health = {p["id"] for p in DOCUMENT["panels"] if p["title"] == "Consumer lag"}
+    assert not annotated & health
+    assert set(annotations) == {f"{k.name} alerts" for k in CATALOG}

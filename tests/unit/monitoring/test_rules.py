@@ -52,7 +52,10 @@ def test_promtool_accepts_the_rules() -> None:
         assert alert["for"] and alert["labels"]["severity"] in ("critical", "warning", "info")
         assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
     configured = {k for k, s in CONFIG.kpis.items() if s.alert is not None}
-    assert {a["labels"].get("kpi") for a in alerts} - {None} == configured
+    thresholds = [a for a in alerts if a["labels"].get("alert_kind") != "change"]
+    assert {a["labels"].get("kpi") for a in thresholds} - {None} == configured
+    changes = {a["labels"]["kpi"] for a in alerts if a["labels"].get("alert_kind") == "change"}
+    assert changes == set(CONFIG.changes())
     names = [r["record"] for g in groups for r in g["rules"] if "record" in r]
     assert all(len(name.split(":")) == 3 for name in names), "level:metric:operations"
 
@@ -315,9 +318,10 @@ def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[
                 "scored": n,
             }, (100 if high else -100)
         case "mean":
-            responses, score_sum, good = (p for p, _ in k.parts)
+            responses, score_sum, good, squares = (p for p, _ in k.parts)
             most = 7 if k.kind.scale == "1-7" else 5
-            return {responses: n, score_sum: (most if high else 1) * n, good: 0}, (
+            score = most if high else 1
+            return {responses: n, score_sum: score * n, good: 0, squares: score**2 * n}, (
                 most if high else 1
             )
         case "duration":  # all in +Inf: p90 is the highest finite bound; all <= 60 s: 54 s

@@ -43,7 +43,7 @@ def test_rendered_from_copies_equals_the_whole_document() -> None:
         merge([partition_entry(feed.state)]), CONFIG.windows_ms, {feed.topic: 1}, max_values=20
     )
     feed("r7", "nps", 1.7, score=0)  # later changes do not reach the copies
-    assert windows_json(render_copies()) == whole["windows"]
+    assert windows_json(render_copies(), CONFIG.windows_ms) == whole["windows"]
     assert whole["windows"]["5m"]["nps"]["overall"]["responses"] == 2
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream.config import lagged_window
 from stream.contract.events import Event
 from stream.kpis.surveys import SurveyRules
 from stream.publish.document import render
-from stream.publish.entries import partition_entry
+from stream.publish.entries import partition_entry, window_copies
 from stream.publish.merge import merge
 from stream.state.buckets import Kept, regroup
 from stream.state.partition import PartitionState, StateConfig
@@ -125,3 +126,55 @@ def test_regroup_merges_whole_buckets_and_says_from_when_they_are_whole() -> Non
     assert buckets == {} and since == (245 * MIN // 90_000 + 1) * 90_000
     # a changelog that holds every event since the start gives whole buckets from the start
     assert regroup([Kept(MIN, minute, None)], HOUR, stream_time=245 * MIN)[1] is None
+
+
+def lagged_responses(survey: Survey) -> dict[int, int]:
+    """NPS responses per window key, lagged windows too, from the partition's own totals."""
+    return {
+        key: sum(n for (m, d, _, _), n in totals.items() if d == "" and m.startswith("nps_"))
+        for key, totals in window_copies(survey.state).items()
+    }
+
+
+def test_a_lagged_window_holds_what_ends_before_the_window_it_lags_and_never_overlaps_it() -> None:
+    """A 1 h window at the minute and a 7 d window ending 1 h before stream time, at the hour
+    (a change alert's short window and its baseline): every reply is in at most one of them,
+    the baseline holds the hourly buckets ending in (S - 1h - 7d, S - 1h], and the hourly
+    buckets are kept for 7 d + 1 h."""
+    baseline = lagged_window(7 * DAY // 1000, HOUR // 1000)
+    config = StateConfig(MIN, 5 * MIN, (HOUR, baseline), 20, long_step_ms=HOUR)
+    assert [(r.kind, [(w.size_ms, w.lag_ms) for w in r.windows]) for r in config.resolutions()] == [
+        ("b", [(HOUR, 0)]),
+        ("l", [(7 * DAY, HOUR)]),
+    ]
+    survey = Survey(config)
+    replies = [T0 + h * HOUR + m * MIN for h in range(0, 24 * 9, 5) for m in (0, 29, 59)]
+    for t in replies:
+        survey.reply(t)
+        now = survey.state.stream_time
+        assert now is not None
+        seen = lagged_responses(survey)
+        in_short = sum(now - HOUR < (r // MIN + 1) * MIN <= now for r in replies if r <= now)
+        last_hour_end = (now - HOUR) // HOUR * HOUR  # the latest hour ending by S - 1h
+        in_base = sum(
+            last_hour_end - 7 * DAY < (r // HOUR + 1) * HOUR <= last_hour_end
+            for r in replies
+            if r <= now
+        )
+        assert seen.get(HOUR, 0) == in_short and seen.get(baseline, 0) == in_base, now
+        long = survey.state.resolutions[1]
+        assert min(long.buckets) >= (now - HOUR - 7 * DAY) // HOUR  # kept: 7 d + 1 h, no more
+    assert in_base > 0 and in_short > 0
+
+
+def test_a_lagged_window_rebuilt_after_a_restart_with_it_is_incomplete_until_it_is_whole() -> None:
+    survey = Survey(StateConfig(MIN, 5 * MIN, (HOUR,), 20, long_step_ms=HOUR))
+    for h in range(30):
+        survey.reply(T0 + h * HOUR)
+    baseline = lagged_window(DAY // 1000 * 2, HOUR // 1000)  # 2 d ending 1 h ago
+    written, marker = survey.state.flush()
+    rows = [(k, v) for k, v in [*written, marker] if v is not None]
+    config = StateConfig(MIN, 5 * MIN, (HOUR, baseline), 20, long_step_ms=HOUR)
+    restored = PartitionState.restore("survey-replies", 0, survey.state.rules, config, rows)
+    since, complete_at = restored.incomplete()[baseline]
+    assert complete_at == since + 2 * DAY + HOUR  # once its oldest bucket is past `since`

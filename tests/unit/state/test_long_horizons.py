@@ -3,24 +3,26 @@ worker decodes, flushed and restored as the worker does) against the offline ref
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from stream.app import topic_rules
+from stream.app import document_shape, state_config, topic_rules
+from stream.config.change import WITHOUT_VARIANCE
+from stream.config.kpifile import KPI_RANGES
 from stream.config.settings import Settings
 from stream.contract.events import Rejection, decode
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.publish.document import render
 from stream.publish.entries import partition_entry
-from stream.publish.merge import merge
-from stream.state.partition import PartitionState, StateConfig
+from stream.state.partition import PartitionState
 from stream.tools.generate import Profile, generate
-from stream.voice import sentiment
-from tests.reference import Record, Rules, compare_snapshots, expected_snapshot
+from tests.reference import Change, Record, Rules, compare_snapshots, expected_snapshot
+from tests.unit.feed import texts
 
 DAY_S = 86400
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -28,12 +30,18 @@ RATE = 1 / 90  # an event every 90 s of event time: 35 days are 33,600 events
 NOW_MS = int(START.timestamp() * 1000) + 60 * DAY_S * 1000
 PARTITIONS = dict.fromkeys(SOURCE_TOPICS, 1)
 
-#: Scores free text as the worker does (the reference calls the same scorer).
-TEXTS = sentiment("lexicon")
+
+#: A KPI file with every change alert off (a worker then keeps only its configured windows).
+NO_CHANGE = Path(tempfile.mkdtemp()) / "no-change.toml"
+NO_CHANGE.write_text(
+    "".join(f"[kpis.{name}]\nchange = false\n" for name in set(KPI_RANGES) - WITHOUT_VARIANCE)
+)
 
 
-def settings(**flags: str) -> Settings:
-    return Settings.load({"config": "none", "inactivity_timeout": "30m", **flags}, environ={})
+def settings(change: bool = True, **flags: str) -> Settings:
+    """The worker's settings; with the built-in change alerts, or none."""
+    config = "none" if change else str(NO_CHANGE)
+    return Settings.load({"config": config, "inactivity_timeout": "30m", **flags}, environ={})
 
 
 def reference_rules(s: Settings) -> Rules:
@@ -43,16 +51,12 @@ def reference_rules(s: Settings) -> Rules:
         grace_s=s.grace,
         windows_s=s.windows,
         inactivity_timeout_s=s.inactivity_timeout,
-    )
-
-
-def state_config(s: Settings) -> StateConfig:
-    return StateConfig(
-        step_ms=s.step * 1000,
-        grace_ms=s.grace * 1000,
-        windows_ms=tuple(w * 1000 for w in s.windows),
-        max_segment_values=s.max_segment_values,
-        long_step_ms=s.long_step * 1000,
+        changes={
+            name: Change(
+                c.short_s, c.confirmation_s, c.baseline_s, c.z, c.confirmation_z, c.min_samples
+            )
+            for name, c in s.changes.items()
+        },
     )
 
 
@@ -118,7 +122,7 @@ class Worker:
                 max_bytes=65536,
                 now_ms=NOW_MS,
                 max_future_ms=3_600_000,
-                sentiment=TEXTS,
+                sentiment=texts(),
             )
             if isinstance(result, Rejection):
                 state.dead_letter(record.offset)
@@ -136,12 +140,8 @@ class Worker:
                     self.changelog[full] = value
 
     def document(self) -> dict[str, Any]:
-        return render(
-            merge(partition_entry(s) for s in self.states.values()),
-            self.config.windows_ms,
-            PARTITIONS,
-            max_values=self.settings.max_segment_values,
-        )
+        shape = document_shape(self.settings, PARTITIONS)
+        return shape.document(partition_entry(s) for s in self.states.values())
 
 
 def assert_equal(actual: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -207,7 +207,7 @@ def test_a_restart_with_long_windows_rebuilds_them_from_the_short_buckets(
     the restart; the short windows are complete all along."""
     # the ticket retention the 30 d window needs, from the start: a solved ticket forgotten
     # under a shorter one stays forgotten after the restart (docs/semantics.md)
-    short = settings(windows="5m,1h,24h", ticket_retention="43205m")
+    short = settings(change=False, windows="5m,1h,24h", ticket_retention="43205m")
     first = Worker(short)
     cut = next(i for i, r in enumerate(records) if _day(r) >= 20)
     first.apply(records[:cut])
