@@ -127,12 +127,16 @@ def test_a_restart_with_long_windows_marks_them_incomplete_until_they_are_filled
     the restart (after 15 more days); the 30 d one stays withheld."""
     lines = generate_days(tmp_path / "events.jsonl", worker_env, seed=20)
     cut = next(i for i, line in enumerate(lines) if day_of(line, lines[0]) >= 20)
-    # without cxkpi.toml, whose NPS alert needs the 30d window; with the ticket retention the
-    # 30d window will need (a solved ticket forgotten under a shorter one stays forgotten)
+    # without cxkpi.toml, whose NPS alert needs the 30d window, and without change alerts,
+    # whose 7d baselines would keep a week of hourly buckets (the 7d window would then be whole
+    # at once); with the ticket retention the 30d window will need (a solved ticket forgotten
+    # under a shorter one stays forgotten)
+    config = tmp_path / "short.toml"
+    config.write_text("[change]\nenabled = false\n")
     short = {
         **worker_env,
         "CXKPI_WINDOWS": "5m,1h,24h",
-        "CXKPI_CONFIG": "none",
+        "CXKPI_CONFIG": str(config),
         "CXKPI_TICKET_RETENTION": "43205m",
     }
     retained = replace(RULES, ticket_retention_s=43205 * 60)
@@ -155,6 +159,7 @@ def test_a_restart_with_long_windows_marks_them_incomplete_until_they_are_filled
         assert doc["windows"]["24h"]["complete"] is True
         assert long_window_samples(worker, "24h") > 0
         expected = expected_for(broker, cut, replace(retained, windows_s=(300, 3600, 86400)))
+        expected.pop("change")  # see short_windows
         wait_same(lambda: short_windows(worker, ("5m", "1h", "24h")), expected)
 
         produce(lines[cut:], tmp_path / "rest.jsonl", worker_env)
@@ -166,12 +171,17 @@ def test_a_restart_with_long_windows_marks_them_incomplete_until_they_are_filled
         expected = expected_for(
             broker, len(lines), replace(retained, windows_s=(300, 3600, 86400, 7 * 86400))
         )
+        expected.pop("change")
         wait_same(lambda: short_windows(worker, ("5m", "1h", "24h", "7d")), expected)
     finally:
         worker.stop()
 
 
 def short_windows(worker: Worker, names: tuple[str, ...]) -> dict[str, Any]:
-    """The worker's document with only these windows."""
+    """The worker's document with only these windows, and without the change section: the
+    change alerts' baselines, kept by the restarted worker only, are rebuilt after the restart
+    as the long windows are (incomplete until filled), which the reference does not model; the
+    35-day test above and the fleet test compare that section."""
     doc = worker.kpis() or {}
+    doc.pop("change", None)
     return {**doc, "windows": {w: v for w, v in doc.get("windows", {}).items() if w in names}}

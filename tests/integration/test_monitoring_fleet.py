@@ -157,6 +157,19 @@ def _values(kpi: Any, v: dict[str, Any]) -> list[tuple[str, float | None, dict[s
             return [(rules.samples(kpi), m["orders"], {"currency": c}) for c, m in v.items()] + [
                 (series[0].record, m["average"], {"currency": c}) for c, m in v.items()
             ]
+        case "sentiment":
+            net, mean, negative_ratio = (s.record for s in series)
+            return [
+                (rules.samples(kpi), v["scored"], {}),
+                (net, v["net"], {}),
+                (mean, v["mean"], {}),
+                (negative_ratio, v["negative_ratio"], {}),
+            ]
+        case "shares":  # one series per class, under the kind's label
+            return [(rules.samples(kpi), v[kpi.parts[0][0]], {})] + [
+                (series[0].record, share, {kpi.kind.label: name})
+                for name, share in v["shares"].items()
+            ]
         case "mean":
             return [
                 (rules.samples(kpi), v[kpi.parts[0][0]], {}),

@@ -205,6 +205,11 @@ def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozens
                     for part, n in v.items():
                         if isinstance(n, int):  # components; computed values are floats
                             out[(f"cxkpi_{kpi}_{part}", frozenset(base))] = n
+                    if kpi == "sentiment":  # a float component: the scores' sum
+                        out[(f"cxkpi_{kpi}_score_sum", frozenset(base))] = v["score_sum"]
+                    for name, n in v.get("named", {}).items():  # emotions: one per emotion
+                        labels = frozenset(base | {("emotion", name)})
+                        out[(f"cxkpi_{kpi}_named", labels)] = n
                     for currency, money in v.get("lifetime_value", {}).items():  # customers
                         labels = frozenset(base | {("currency", currency)})
                         out[(f"cxkpi_{kpi}_priced_orders", labels)] = money["orders"]

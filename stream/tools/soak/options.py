@@ -137,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"{help_text} (default {WORKER_DEFAULTS[name]})",
         )
     # The soak's short windows are not the alert windows of cxkpi.toml: the built-in KPI
-    # configuration (every KPI on) is its default.
+    # configuration (every KPI on, without change alerts: run.py) is its default.
     add_setting_arguments(
         parser, ("config", "partitions", "log_level"), defaults={"config": "none"}
     )

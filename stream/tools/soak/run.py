@@ -241,8 +241,23 @@ def _execute(soak: Soak) -> bool:
     return interrupted
 
 
+#: The soak's built-in configuration: every KPI, no change alert (their 7 d baselines would
+#: make the warm-up a week, for windows of a minute).
+SOAK_CONFIG = "[change]\nenabled = false\n"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the soak; 0 when memory stayed flat with no errors, 1 otherwise, 130 on Ctrl-C."""
+    if str(args.config).lower() != "none":
+        return _run(args)
+    with tempfile.NamedTemporaryFile("w", prefix="cxkpi-soak-", suffix=".toml") as config:
+        config.write(SOAK_CONFIG)
+        config.flush()
+        args.config = config.name
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     # check the settings (and derive the warm-up) before anything is started
     checked = Settings.load({k: v for k, v in flags_from(args).items() if v is not None})
     warmup = args.warmup if args.warmup is not None else default_warmup(checked)
