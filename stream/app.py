@@ -230,7 +230,12 @@ class KpiApp:
                     rules,
                     settings,
                     replace(config, collect_decided=forwarder is not None),
-                    source_reader(rules.topic, settings, customer_secret, texts),
+                    source_reader(
+                        rules.topic,
+                        settings,
+                        customer_secret,
+                        texts if rules.topic == "survey-replies" else None,  # free text's topic
+                    ),
                     forwarder=forwarder,
                     crash=crash,
                 )
