@@ -74,7 +74,7 @@ def _entities(topic: str, count: int, seed: int, profile: Profile) -> Iterable[l
     make = {"cart-events": gen._cart, "tickets": gen._ticket, "survey-replies": None}[topic]
     for n in range(count):
         now = n * 7.0  # seconds apart: distinct times, no entity depends on another's
-        first = make(now) if make is not None else gen._survey()
+        first = make(now) if make is not None else gen._survey(now)
         events = [(now, first)]
         while gen.pending:
             due, _, event = gen.pending.pop()
