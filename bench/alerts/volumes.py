@@ -30,7 +30,7 @@ from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import topic_of
 from stream.kpis.change import Watch
-from stream.kpis.kinds import Options
+from stream.kpis.kinds import Options, named
 from stream.publish.merge import base_measure
 from stream.state.measures import expand
 from stream.state.segments import SegmentNames
@@ -94,8 +94,12 @@ def _entities(topic: str, count: int, seed: int, profile: Profile) -> Iterable[l
 def _coefficients(watch: Watch, metric: str) -> list[tuple[int, float]]:
     """How one unit of a bucket series adds to the watch's estimator components."""
     value = watch.kpi.kind.value(watch.kpi, {(metric, -1): 1}, Options())
-    named = value.named()  # type: ignore[attr-defined]
-    return [(i, float(named[c])) for i, c in enumerate(watch.estimator.components) if named.get(c)]
+    components = named(value)
+    return [
+        (i, float(components[c]))
+        for i, c in enumerate(watch.estimator.components)
+        if components.get(c)
+    ]
 
 
 def calibrate(

@@ -19,6 +19,7 @@ from stream.kpis.kinds.base import (
     Rows,
     Series,
     Value,
+    named,
     ratio,
 )
 from stream.kpis.kinds.counts import (
@@ -76,6 +77,7 @@ __all__ = [
     "Series",
     "Share",
     "Value",
+    "named",
     "nps_margin_of_error",
     "ratio",
 ]
