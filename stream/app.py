@@ -132,14 +132,22 @@ def topic_rules(settings: Settings) -> list[Rules]:
 
 
 def state_config(settings: Settings) -> StateConfig:
-    """The state settings of the source topics' partitions."""
+    """The state settings of the source topics' partitions: the configured windows, and the
+    ones only the change alerts read, which hold only their KPIs' measures."""
+    configured = {w * 1000 for w in settings.windows}
+    measures: dict[int, set[str]] = {}
+    for watch in watches(settings.changes):
+        for key in watch.keys:
+            if key not in configured:
+                measures.setdefault(key, set()).update(m for _, m in watch.kpi.parts)
     return StateConfig(
         step_ms=settings.step * 1000,
         grace_ms=settings.grace * 1000,
-        windows_ms=settings.state_windows_ms,  # the change alerts' own windows too
+        windows_ms=settings.state_windows_ms,
         max_segment_values=settings.max_segment_values,
         allow=settings.allow,
         long_step_ms=settings.long_step * 1000,
+        window_measures={key: frozenset(names) for key, names in measures.items()},
     )
 
 

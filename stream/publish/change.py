@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from stream.config import window_label
 from stream.kpis.change import Comparison, Watch, estimate
-from stream.kpis.kinds import KpiValues, Value
+from stream.kpis.kinds import KpiValues, Value, named
 
 if TYPE_CHECKING:
     from stream.publish.document import Windows
@@ -68,7 +68,7 @@ def _segment(
 ) -> dict[str, Any]:
     def of(role: int) -> Any:
         value = roles[role].get(cell)
-        return None if value is None else estimate(watch.estimator, value.named())  # type: ignore[attr-defined]
+        return None if value is None else estimate(watch.estimator, named(value))
 
     short, confirmation = Comparison(of(0), of(2)), Comparison(of(1), of(3))
     return {

@@ -129,24 +129,28 @@ class StateConfig:
     #: Source partitions whose watermarks drive stream time (the customers topic: one per
     #: cart-events partition); 0: stream time follows the events' own times.
     watermark_sources: int = 0
+    #: Window key -> the base measures it holds (stream/state/windows.py, `keeps`); a window
+    #: not named holds every series. The windows only change alerts read hold their KPIs'.
+    window_measures: Mapping[int, frozenset[str]] = field(default_factory=dict)
 
     def resolutions(self) -> list[Resolution]:
         """One resolution per step in use, the finest first: 'b' buckets of the step, 'l'
         buckets of the long step. `windows_ms` are window keys (stream/config: a size, or a
         lagged window's key); each resolution lists its windows by lag, those ending at stream
         time first."""
-        by_step: dict[int, list[tuple[int, int]]] = {}
+        by_step: dict[int, list[tuple[int, int, int]]] = {}
         for key in self.windows_ms:
             size, lag = window_span(key)
             long = self.long_step_ms is not None and is_long_window(size / 1000)
-            by_step.setdefault(self.long_step_ms if long else self.step_ms, []).append((size, lag))
+            step = self.long_step_ms if long else self.step_ms
+            by_step.setdefault(step, []).append((size, lag, key))
         return [
             Resolution(
                 kind,
                 step,
                 [
-                    Window(size, step, lag_ms=lag)
-                    for size, lag in sorted(by_step[step], key=lambda span: span[1])
+                    Window(size, step, lag_ms=lag, measures=self.window_measures.get(key))
+                    for size, lag, key in sorted(by_step[step], key=lambda span: span[1])
                 ],
             )
             for kind, step in zip("bl", sorted(by_step), strict=False)

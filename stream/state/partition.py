@@ -24,7 +24,7 @@ from stream.state.measures import MINIMUM_MEASURES, expand
 from stream.state.memories import Memories, pack
 from stream.state.minima import Minima
 from stream.state.segments import SegmentNames
-from stream.state.windows import Totals, Window, add_into, is_late, rows_of, totals_of
+from stream.state.windows import Totals, Window, add_into, is_late, keeps, rows_of, totals_of
 
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
 __all__ = ["OUTCOMES", "PartitionState", "StateConfig"]
@@ -252,14 +252,19 @@ class PartitionState:
             # after the others): a sample in the open one is in none
             windows = resolution.windows
             closed = k <= windows[0].hi
-            covering = [w.changed() for w in windows if w.covers(k)] if closed else []
+            covering = [w for w in windows if w.covers(k)] if closed else []
+            targets = [bucket, *(w.changed() for w in covering if w.measures is None)]
+            limited = [(w.changed(), w.measures) for w in covering if w.measures is not None]
             for series, delta in deltas:
-                for totals in (bucket, *covering):
+                for totals in targets:
                     value = totals.get(series, 0) + delta
                     if value:
                         totals[series] = value
                     else:  # zero: drop the series (a 0 ms sample adds 0 to one not there yet)
                         totals.pop(series, None)
+                for totals, measures in limited:
+                    if keeps(measures, series[0]):
+                        add_into(totals, {series: delta})
             if not bucket:
                 del resolution.buckets[k]
 

@@ -56,8 +56,29 @@ def window_range(stream_time: int, size_ms: int, step_ms: int) -> tuple[int, int
 _versions = itertools.count(1)
 
 
-def add_into(target: Totals, source: Mapping[SeriesKey, int], sign: int = 1) -> None:
-    """target += sign * source, dropping series that reach zero."""
+#: The bins of a duration's quantile sketch (stream/state/measures.py: `<measure>.sketch`).
+SKETCH_SUFFIX = ".sketch"
+
+
+def keeps(measures: frozenset[str], metric: str) -> bool:
+    """Whether a window limited to these base measures holds a series of this metric. Such a
+    window (one only change alerts read) never holds the bins of a quantile sketch: they are
+    most of all series, and a change alert reads a duration's count, sum and squares."""
+    return (
+        not metric.endswith(SKETCH_SUFFIX) and metric.split(".", 1)[0].split(":", 1)[0] in measures
+    )
+
+
+def add_into(
+    target: Totals,
+    source: Mapping[SeriesKey, int],
+    sign: int = 1,
+    measures: frozenset[str] | None = None,
+) -> None:
+    """target += sign * source, dropping series that reach zero; only the series `keeps` keeps
+    when `measures` is given."""
+    if measures is not None:
+        source = {k: v for k, v in source.items() if keeps(measures, k[0])}
     for key, value in source.items():
         total = target.get(key, 0) + sign * value
         if total:
@@ -90,6 +111,8 @@ class Window:
     #: Changes whenever the totals may have: what is rendered from them can be reused until then.
     version: int = 0
     lag_ms: int = 0
+    #: The base measures it holds (None: all): a window only change alerts read holds theirs.
+    measures: frozenset[str] | None = None
 
     @property
     def key(self) -> int:
@@ -118,16 +141,16 @@ class Window:
             return
         if self.lo <= self.hi and self.lo <= lo and self.hi <= hi:  # slid forward: the ends move
             for k in _indices_in(buckets, self.lo, min(lo - 1, self.hi)):
-                add_into(self.totals, buckets[k], -1)
+                add_into(self.totals, buckets[k], -1, self.measures)
             for k in _indices_in(buckets, max(self.hi + 1, lo), hi):
-                add_into(self.totals, buckets[k], 1)
+                add_into(self.totals, buckets[k], 1, self.measures)
         else:
             old = set(_indices_in(buckets, self.lo, self.hi))
             new = set(_indices_in(buckets, lo, hi))
             for k in old - new:
-                add_into(self.totals, buckets[k], -1)
+                add_into(self.totals, buckets[k], -1, self.measures)
             for k in new - old:
-                add_into(self.totals, buckets[k], 1)
+                add_into(self.totals, buckets[k], 1, self.measures)
         self.lo, self.hi = lo, hi
         self.version = next(_versions)
 
@@ -136,7 +159,7 @@ class Window:
         self.lo, self.hi = window_range(stream_time - self.lag_ms, self.size_ms, self.step_ms)
         self.totals = {}
         for k in _indices_in(buckets, self.lo, self.hi):
-            add_into(self.totals, buckets[k])
+            add_into(self.totals, buckets[k], 1, self.measures)
         self.version = next(_versions)
 
 

@@ -16,7 +16,7 @@ from typing import IO, NoReturn
 
 import orjson
 
-from stream.config import ConfigError
+from stream.config import ConfigError, window_label
 from stream.config.settings import Settings, add_arguments, flags_from
 from stream.tools import arguments
 from stream.tools.demo import DEMO
@@ -288,6 +288,10 @@ def run_worker(args: argparse.Namespace) -> int:
     quiet_cancelled_threads()
     log = logging.getLogger(__name__)
     log.info("settings: %s", settings.describe())
+    extra = settings.state_windows_ms[len(settings.windows) :]
+    if extra:  # stream/config/change.py: kept beside windows.sizes, for the change alerts
+        shown = ", ".join(window_label(k) for k in extra)
+        log.info("change alerts of %d KPIs: also keeping windows %s", len(settings.changes), shown)
     if web_config is not None:
         log.info("%s", web_config.describe())
         if web_config.tls is None:

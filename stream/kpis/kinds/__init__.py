@@ -19,6 +19,7 @@ from stream.kpis.kinds.base import (
     Rows,
     Series,
     Value,
+    named,
     ratio,
 )
 from stream.kpis.kinds.counts import (
@@ -83,6 +84,7 @@ __all__ = [
     "Shares",
     "Texts",
     "Value",
+    "named",
     "nps_margin_of_error",
     "ratio",
 ]

@@ -176,6 +176,14 @@ class Named(Protocol):
     def named(self) -> dict[str, float]: ...
 
 
+def named(value: Value) -> dict[str, float]:
+    """The components by name of a value of a kind with an estimator."""
+    if not hasattr(value, "named"):
+        raise TypeError(f"{type(value).__name__} has no components by name: no estimator")
+    reader: Named = value  # type: ignore[assignment]
+    return reader.named()
+
+
 def counted_families(
     kpi: Kpi,
     rows: Rows,

@@ -178,3 +178,41 @@ def test_a_lagged_window_rebuilt_after_a_restart_with_it_is_incomplete_until_it_
     restored = PartitionState.restore("survey-replies", 0, survey.state.rules, config, rows)
     since, complete_at = restored.incomplete()[baseline]
     assert complete_at == since + 2 * DAY + HOUR  # once its oldest bucket is past `since`
+
+
+def test_a_window_only_change_alerts_read_holds_only_their_measures_and_no_sketch() -> None:
+    """Limited to NPS's and a duration's measures: no CSAT series, no sketch bins; the same
+    NPS totals as an unlimited window of the same span."""
+    from stream.state.measures import SKETCH
+    from stream.state.windows import SKETCH_SUFFIX, keeps
+
+    assert f".{SKETCH}" == SKETCH_SUFFIX
+    limited = frozenset({"nps_promoters", "nps_passives", "nps_detractors", "resolution"})
+    assert keeps(limited, "nps_promoters") and keeps(limited, "resolution.squares_s2")
+    assert not keeps(limited, "resolution.sketch") and not keeps(limited, "csat_responses")
+    lagged = lagged_window(3600, 600)
+    limits = {lagged: limited, 30 * MIN: limited}  # a late sample can land in the 30 m one
+    config = StateConfig(
+        MIN, 5 * MIN, (HOUR, 30 * MIN, lagged), 20, long_step_ms=HOUR, window_measures=limits
+    )
+    survey = Survey(config)
+    for minute in range(0, 3 * 60, 7):
+        survey.reply(T0 + minute * MIN, score=minute % 11)
+        survey.reply(T0 + (minute - 3) * MIN, score=minute % 7)  # within grace: a closed bucket
+        body = {"type": "csat", "response_id": f"c{minute}", "score": 5}
+        survey.state.apply(
+            Event("survey-replies", f"c{minute}", f"ce{minute}", "csat", T0 + minute * MIN, body),
+            10_000 + minute,
+        )
+    windows = {w.key: w for w in survey.state.windows}
+    full = StateConfig(MIN, 5 * MIN, (HOUR, 30 * MIN, lagged), 20, long_step_ms=HOUR)
+    plain = Survey(full)
+    for minute in range(0, 3 * 60, 7):
+        plain.reply(T0 + minute * MIN, score=minute % 11)
+        plain.reply(T0 + (minute - 3) * MIN, score=minute % 7)
+    unlimited = {w.key: w for w in plain.state.windows}
+    nps = {"nps_promoters", "nps_passives", "nps_detractors"}
+    for key in (lagged, 30 * MIN):
+        assert windows[key].totals and {s[0] for s in windows[key].totals} <= nps
+        assert windows[key].totals == unlimited[key].totals
+    assert any(s[0] == "csat_responses" for s in windows[HOUR].totals)  # not limited
