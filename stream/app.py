@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from stream import voice
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
-from stream.kpis.change import watches
+from stream.kpis.change import unconfigured_windows, watches
 from stream.kpis.customers import CustomerRules
 from stream.kpis.kinds import KpiValues
 from stream.kpis.surveys import SurveyRules
@@ -132,14 +132,8 @@ def topic_rules(settings: Settings) -> list[Rules]:
 
 
 def state_config(settings: Settings) -> StateConfig:
-    """The state settings of the source topics' partitions: the configured windows, and the
-    ones only the change alerts read, which hold only their KPIs' measures."""
-    configured = {w * 1000 for w in settings.windows}
-    measures: dict[int, set[str]] = {}
-    for watch in watches(settings.changes):
-        for key in watch.keys:
-            if key not in configured:
-                measures.setdefault(key, set()).update(m for _, m in watch.kpi.parts)
+    """The source partitions' state settings (windows only change alerts read hold their KPIs')."""
+    extra = unconfigured_windows(watches(settings.changes), (w * 1000 for w in settings.windows))
     return StateConfig(
         step_ms=settings.step * 1000,
         grace_ms=settings.grace * 1000,
@@ -147,7 +141,10 @@ def state_config(settings: Settings) -> StateConfig:
         max_segment_values=settings.max_segment_values,
         allow=settings.allow,
         long_step_ms=settings.long_step * 1000,
-        window_measures={key: frozenset(names) for key, names in measures.items()},
+        window_measures={
+            key: frozenset(m for w in needing for _, m in w.kpi.parts)
+            for key, needing in extra.items()
+        },
     )
 
 

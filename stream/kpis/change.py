@@ -167,3 +167,17 @@ def watches(changes: Mapping[str, Change], catalog: Iterable[Kpi] = CATALOG) -> 
             raise ValueError(f"{kpi.name} has a change alert but no estimator of known variance")
         out.append(Watch(kpi, change, estimator))
     return out
+
+
+def unconfigured_windows(
+    watches: Iterable[Watch], configured: Iterable[int]
+) -> dict[int, list[Watch]]:
+    """The windows the change alerts need that are not configured, each with the alerts that
+    read it: only their KPIs are kept and rendered in it."""
+    skip = set(configured)
+    out: dict[int, list[Watch]] = {}
+    for watch in watches:
+        for key in watch.keys:
+            if key not in skip:
+                out.setdefault(key, []).append(watch)
+    return out

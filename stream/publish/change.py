@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stream.config import window_label
-from stream.kpis.change import Comparison, Watch, estimate
+from stream.kpis.change import Comparison, Watch, estimate, unconfigured_windows
 from stream.kpis.kinds import KpiValues, Value, named
 
 if TYPE_CHECKING:
@@ -22,13 +22,10 @@ if TYPE_CHECKING:
 def extra_windows(watches: Iterable[Watch], configured: Iterable[int]) -> dict[int, frozenset[str]]:
     """The windows the change alerts need that are not configured, each with the KPIs that
     need it (only those are rendered in it)."""
-    skip = set(configured)
-    out: dict[int, set[str]] = {}
-    for watch in watches:
-        for key in watch.keys:
-            if key not in skip:
-                out.setdefault(key, set()).add(watch.kpi.name)
-    return {key: frozenset(names) for key, names in out.items()}
+    return {
+        key: frozenset(w.kpi.name for w in needing)
+        for key, needing in unconfigured_windows(watches, configured).items()
+    }
 
 
 def _cells(values: KpiValues | None) -> dict[tuple[str, str], Value]:
