@@ -117,14 +117,30 @@ def _values(kpi: Any, v: dict[str, Any]) -> list[tuple[str, float | None, dict[s
             return [(rules.samples(kpi), m["orders"], {"currency": c}) for c, m in v.items()] + [
                 (series[0].record, m["average"], {"currency": c}) for c, m in v.items()
             ]
-        case "mean":
+        case "mean":  # CES, review rating: named by their parts and share key
             return [
-                (rules.samples(kpi), v["responses"], {}),
+                (rules.samples(kpi), v[kpi.parts[0][0]], {}),
                 (series[0].record, v["mean"], {}),
-                (series[1].record, v["easy_ratio"], {}),
+                (series[1].record, v[kpi.kind.share_key], {}),
             ]
+        case "sentiment":
+            net, mean, negative_ratio = series
+            return [
+                (rules.samples(kpi), v["scored"], {}),
+                (net.record, v["net"], {}),
+                (mean.record, v["mean"], {}),
+                (negative_ratio.record, v["negative_ratio"], {}),
+            ]
+        case "shares":  # one recorded share per class, under the kind's label
+            return [(rules.samples(kpi), v[kpi.parts[0][0]], {})] + [
+                (series[0].record, share, {kpi.kind.label: name})
+                for name, share in v["shares"].items()
+            ]
+        case "net":  # NPS, net emotion: over the kind's total
+            count = v[kpi.kind.total]
+            return [(rules.samples(kpi), count, {}), (series[0].record, v[kpi.value], {})]
         case _:
-            denominator = {"share": None, "fraction": kpi.parts[1][0], "nps": "responses"}
+            denominator = {"share": None, "fraction": kpi.parts[1][0]}
             key = denominator[kpi.kind.name]
             count = sum(v[p] for p, _ in kpi.parts) if key is None else v[key]
             return [(rules.samples(kpi), count, {}), (series[0].record, v[kpi.value], {})]
