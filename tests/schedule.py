@@ -8,8 +8,8 @@ scheduler, since xdist's hand each worker a batch of tests ahead, and a test que
   behind a long test that next one is a quick one, never another long one, and the worker asks
   again once it is done. Unit tests go out a few at a time.
 - The CPU-bound tests (`CPU_BOUND`) run two at a time at most, and the tests whose assertions
-  are timed (`TIMED`) once every CPU-bound one is done: on two cores, a worker starved of CPU
-  misses them (the 35-day test, both, runs after the other CPU-bound ones).
+  are timed (`TIMED`) once every CPU-bound one is done, three at a time at most: on two cores, a
+  worker starved of CPU misses them (the 35-day test, both, runs after the other CPU-bound ones).
 
 A test not listed counts as 10 s (integration) or as quick (unit): it runs, in its place."""
 
@@ -68,6 +68,9 @@ TIMED = (
     "tests/integration/test_monitoring_fleet.py",
 )
 MAX_CPU_BOUND = 2
+#: Timed tests at a time: each catches a worker up on a log, a burst of CPU (with six at once, a
+#: crash-point test's publish was retried once).
+MAX_TIMED = 3
 #: Behind a test expected to take longer than this, a worker's next test is a quick one.
 LONG_S = 15.0
 #: Unit tests go out this many at a time (one at a time, each would wait for a round trip).
@@ -81,7 +84,8 @@ def expected_s(nodeid: str) -> float:
 
 
 class LongestFirst(LoadScheduling):
-    """Sends each worker one test beyond the one it runs (see the module's text)."""
+    """Sends each worker one test beyond the one it runs, a few unit tests at a time (see the
+    module's text)."""
 
     def __init__(self, config: pytest.Config, log: Any = None) -> None:
         super().__init__(config, log)
@@ -145,12 +149,13 @@ class LongestFirst(LoadScheduling):
         nodes' tests and those not yet sent can hold it back (and it never waits for itself)."""
         elsewhere = [i for n, q in self.node2pending.items() if n is not node for i in q]
         cpu_elsewhere = sum(self.cpu_bound[i] for i in elsewhere)
+        timed_elsewhere = sum(self.timed[i] for i in elsewhere)
         cpu_left = {i for i in (*elsewhere, *self.pending) if self.cpu_bound[i]}
         allowed = [
             i
             for i in self.pending
             if not (self.cpu_bound[i] and cpu_elsewhere >= MAX_CPU_BOUND)
-            and not (self.timed[i] and cpu_left - {i})
+            and not (self.timed[i] and (cpu_left - {i} or timed_elsewhere >= MAX_TIMED))
         ]
         if not allowed:
             return None
