@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,10 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def worker_env(broker: Broker, redis_server: RedisServer) -> dict[str, str]:
+def worker_env(broker: Broker, redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
     """Settings of the workers under test: dev profile, short timeouts, idle advancement off
-    (the reference computation does not model wall-clock advancement)."""
+    (the reference computation does not model wall-clock advancement), and a data folder of the
+    test's own (tests run in parallel: no two tests' workers share scratch files)."""
     return {
         "CXKPI_BROKER": broker.url,
         "CXKPI_REDIS_URL": redis_server.url,
@@ -38,4 +40,16 @@ def worker_env(broker: Broker, redis_server: RedisServer) -> dict[str, str]:
         "CXKPI_IDLE_TIMEOUT": "1d",
         "CXKPI_FLUSH_INTERVAL": "0.5s",
         "CXKPI_PUBLISH_INTERVAL": "0.5s",
+        "CXKPI_DATA_DIR": str(tmp_path / "data"),
     }
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n N` (make test; --dist load, the default): the longest tests first, the
+    CPU-bound ones one at a time (tests/schedule.py)."""
+    if config.getvalue("dist") != "load":
+        return None  # another --dist asked for: xdist's own
+    from tests.schedule import LongestFirst  # imports pytest-xdist: only when it runs
+
+    return LongestFirst(config, log)

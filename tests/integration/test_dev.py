@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -80,8 +79,7 @@ def test_demo_without_a_terminal_prints_plain_lines_and_ctrl_c_stops_everything(
         other.close()
     assert code == 0, "".join(lines[-30:])
     wait_until(lambda: "stopping" in "".join(lines), 5, "the demo to say it stops")
-    time.sleep(0.5)
-    assert not any(listening(p) for p in ports), "a child process still listens"
+    wait_until(lambda: not any(listening(p) for p in ports), 0.5, "no child to listen", 0.05)
 
 
 def test_demo_shows_the_log_of_a_child_that_dies_and_keeps_it() -> None:

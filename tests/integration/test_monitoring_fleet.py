@@ -170,18 +170,17 @@ def _values(kpi: Any, v: dict[str, Any]) -> list[tuple[str, float | None, dict[s
                 (series[0].record, share, {kpi.kind.label: name})
                 for name, share in v["shares"].items()
             ]
-        case "mean":
+        case "mean":  # CES, review rating: named by their parts and share key
             return [
                 (rules.samples(kpi), v[kpi.parts[0][0]], {}),
                 (series[0].record, v["mean"], {}),
                 (series[1].record, v[kpi.kind.share_key], {}),
             ]
+        case "net":  # NPS, net emotion: over the kind's total
+            count = v[kpi.kind.total]
+            return [(rules.samples(kpi), count, {}), (series[0].record, v[kpi.value], {})]
         case _:
-            denominator = {
-                "share": None,
-                "fraction": kpi.parts[1][0],
-                "net": getattr(kpi.kind, "total", None),
-            }
+            denominator = {"share": None, "fraction": kpi.parts[1][0]}
             key = denominator[kpi.kind.name]
             count = sum(v[p] for p, _ in kpi.parts) if key is None else v[key]
             return [(rules.samples(kpi), count, {}), (series[0].record, v[kpi.value], {})]

@@ -203,7 +203,9 @@ def expected_metric_samples(expected: dict[str, Any]) -> dict[tuple[str, frozens
                         out[(f"cxkpi_{kpi}_amount", labels)] = money["amount"]
                 else:
                     for part, n in v.items():
-                        if isinstance(n, int):  # components; computed values are floats
+                        # components; computed values are floats (but the sentiment's score
+                        # sum, a component in score units)
+                        if isinstance(n, int) or (kpi == "sentiment" and part == "score_sum"):
                             out[(f"cxkpi_{kpi}_{part}", frozenset(base))] = n
                     if kpi == "sentiment":  # a float component: the scores' sum
                         out[(f"cxkpi_{kpi}_score_sum", frozenset(base))] = v["score_sum"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import stream.voice.registry as registry
 from bench.sentiment.cost import hostile
 from stream.voice import MAX_CHARS, Polarity, Score, Sentiment, Thresholds, create, names, register
 from stream.voice import sentiment as make_sentiment
@@ -174,6 +175,13 @@ class Constant:
 
     def valence(self, text: str, language: str) -> float | None:
         return None if text.endswith("?") else self.value
+
+
+@pytest.fixture(autouse=True)
+def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scorers a test registers stay in that test: the registry is the process's, and the
+    settings' tests expect the built-in names only (whichever ran first in that process)."""
+    monkeypatch.setattr(registry, "_registered", dict(registry._registered))
 
 
 def test_a_scorer_of_ones_own_is_selected_by_name() -> None:
