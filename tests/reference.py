@@ -49,6 +49,16 @@ TYPES = {
         }
     ),
     "survey-replies": frozenset({"nps", "csat", "ces", "emotion", "review", "mention"}),
+    "activity": frozenset(
+        {
+            "signed_up",
+            "session_started",
+            "page_viewed",
+            "feature_used",
+            "value_reached",
+            "session_ended",
+        }
+    ),
 }
 #: The emotion vocabulary's positive words (spec/events.md); the other eight are negative.
 POSITIVE_EMOTIONS = frozenset(
@@ -79,7 +89,12 @@ EMOTIONS = POSITIVE_EMOTIONS | {
     "frustrated",
 }
 #: The field that is the record key of each topic.
-KEYS = {"cart-events": "cart_id", "tickets": "ticket_id", "survey-replies": "response_id"}
+KEYS = {
+    "cart-events": "cart_id",
+    "tickets": "ticket_id",
+    "survey-replies": "response_id",
+    "activity": "user_id",
+}
 #: Histogram bounds in seconds (+Inf is added).
 BOUNDS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 #: Backlog age bounds in seconds (+Inf is added): 1 h, 4 h, 1 d, 3 d, 7 d, 30 d.

@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker",
         help="run a stream worker (every topic) against a broker and Redis",
-        description="Run a Faust worker that consumes cart-events, tickets and survey-replies, "
-        "keeps the KPI state and serves /metrics, /kpis, /health and /ready.",
+        description="Run a Faust worker that consumes cart-events, tickets, survey-replies and "
+        "activity, keeps the KPI state and serves /metrics, /kpis, /health and /ready.",
     )
     worker.add_argument(
         "--exit-if-no-broker-after",
@@ -192,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser(
         "topics",
         help="create the source and dead-letter topics (idempotent)",
-        description="Create cart-events, tickets, survey-replies and their .dlq topics with the "
-        "configured partition count; existing topics are checked, not changed.",
+        description="Create cart-events, tickets, survey-replies, activity and their .dlq topics "
+        "with the configured partition count; existing topics are checked, not changed.",
     )
     add_arguments(topics, BROKER_ONLY)
     topics.set_defaults(run=run_topics)

@@ -145,7 +145,10 @@ def test_every_event_satisfies_the_schemas() -> None:
             assert schema_error(topic_of(event), event) is None, event
         for event in events[::20]:
             validators[topic_of(event)].validate(event)
-    assert {e["type"] for e in long_run()} == set(TOPIC_OF_TYPE)
+    # activity comes with the engagement generator (its own random stream), not yet
+    assert {e["type"] for e in long_run()} == {
+        kind for kind, topic in TOPIC_OF_TYPE.items() if topic != "activity"
+    }
 
 
 def test_event_times_are_monotone_and_spaced_one_over_rate() -> None:
