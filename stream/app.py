@@ -27,9 +27,12 @@ from prometheus_client import (
 from redis.exceptions import RedisError
 
 from stream import voice
+from stream.config import is_long_window
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
 from stream.kpis.customers import CustomerRules
+from stream.kpis.engagement import TOPIC as ENGAGEMENT_TOPIC
+from stream.kpis.engagement import EngagementRules
 from stream.kpis.kinds import KpiValues
 from stream.kpis.surveys import SurveyRules
 from stream.kpis.tickets import TicketRules
@@ -127,7 +130,21 @@ def topic_rules(settings: Settings) -> list[Rules]:
             positive_at=settings.sentiment_positive_at,
             negative_at=settings.sentiment_negative_at,
         ),
+        engagement_rules(settings),
     ]
+
+
+def engagement_rules(settings: Settings) -> EngagementRules:
+    """A user is remembered for the longest window + long step + grace: its bucket has gone."""
+    long = any(is_long_window(w) for w in settings.windows)
+    return EngagementRules(
+        step_ms=settings.step * 1000,
+        grace_ms=settings.grace * 1000,
+        long_step_ms=settings.long_step * 1000 if long else None,
+        timeout_ms=settings.session_timeout * 1000,
+        period_ms=settings.activation_period * 1000,
+        retention_ms=(max(settings.windows) + settings.long_step + settings.grace) * 1000,
+    )
 
 
 def state_config(settings: Settings) -> StateConfig:
@@ -184,10 +201,9 @@ def customer_processor(
 
 
 class KpiApp:
-    """The worker: a Faust app wired to processors and publishers.
-
-    With the customer KPIs on (`customer_secret` given), the cart processor forwards decided
-    orders to the customers topic, whose own processor keeps the customer KPIs.
+    """The worker: a Faust app wired to processors and publishers. With the customer KPIs on
+    (`customer_secret` given), the cart processor forwards decided orders to the customers
+    topic, whose own processor keeps the customer KPIs; activity is read only with the secret.
     """
 
     def __init__(
@@ -206,9 +222,12 @@ class KpiApp:
         crash = crash_at(POINTS)  # a test hook, armed only by CXKPI_CRASH_AT (crash.py)
         texts = voice.sentiment(settings.sentiment_scorer)  # scores free text as it is decoded
         texts.warm_up()  # its tables and language model now, not at the first comment
+        customers = customer_secret is not None and settings.enabled("customers")
         for rules in topic_rules(settings):
+            if rules.topic == ENGAGEMENT_TOPIC and customer_secret is None:
+                continue  # users cannot be keyed without the secret: the topic is not read
             forwarder = None
-            if customer_secret is not None and isinstance(rules, CartRules):
+            if customers and isinstance(rules, CartRules):
                 forwarder = Forwarder(self.app, settings, rules.watermark)
             self.processors.append(
                 TopicProcessor(
@@ -223,7 +242,7 @@ class KpiApp:
                 )
             )
         self.registry = CollectorRegistry(auto_describe=False)
-        if customer_secret is not None:
+        if customers:
             self.processors.append(customer_processor(self.app, settings, self.registry, crash))
         consumer = transport.consumer_of(self.app)
         consumer.cap_fetch_wait(fetch_max_wait_ms(settings))

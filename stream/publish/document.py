@@ -8,14 +8,14 @@ the document turns into JSON and /metrics into metric families.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.kpis.catalog import LIVE, WINDOWED, Kpi
+from stream.kpis.catalog import LIVE, STICKY_DAILY, STICKY_MONTHLY, WINDOWED, Kpi
 from stream.kpis.customers import MAX_LIFETIME_PERIODS
-from stream.kpis.kinds import KpiValues, Options
+from stream.kpis.kinds import Adoption, KpiValues, Options
 from stream.publish.entries import Entry, WindowTotals, window_copies
 from stream.publish.merge import (
     AGES,
@@ -138,12 +138,23 @@ def live_kpis(
     the customer KPIs evaluated at the customers partitions' stream time."""
     live = by_measure(fold(merged.live, keep))
     live[AGES] = ages_grouped(merged.ages, keep)  # replaces the per-partition opening sums
+    live.update(window_users(merged.windows, keep))
     options = Options(max_lifetime_periods, format_time(min(merged.customer_times, default=None)))
     return {
         kpi.name: render_kpi(kpi, live, options)
         for kpi in LIVE
         if enabled(kpi.name) and kpi.topic in partitions
     }
+
+
+def window_users(windows: Mapping[int, Totals], keep: Keep) -> Grouped:
+    """The 24 h and 30 d windows' active users as stickiness's parts (0 without the window)."""
+    grouped: Grouped = {}
+    for _, measure, size in (STICKY_DAILY, STICKY_MONTHLY):
+        for (metric, dim, seg, b), n in fold(windows.get(size, {}), keep).items():
+            if metric == "active_users":
+                grouped.setdefault(measure, {}).setdefault((dim, seg), {})[(measure, b)] = n
+    return grouped
 
 
 @dataclass(frozen=True)
@@ -293,6 +304,8 @@ def render_kpi(kpi: Kpi, grouped: Grouped, options: Options | None = None) -> Kp
             by_segment.setdefault(segment, {}).update(series)
     overall = by_segment.pop(("", ""), {})
     kind = kpi.kind
+    if isinstance(kind, Adoption):  # its segments divide by the overall series
+        options = replace(options, overall=overall)
     segments = {
         dimension: {
             seg: kind.value(kpi, series, options)

@@ -266,13 +266,16 @@ def run_worker(args: argparse.Namespace) -> int:
     from stream.app import KpiApp
     from stream.config.secret import customer_secret
     from stream.config.webconfig import load_web_config
+    from stream.kpis.catalog import CATALOG
     from stream.publish.auth import web_security
     from stream.runtime import heap
     from stream.runtime.logs import setup_logging
     from stream.runtime.process import KpiWorker, quiet_cancelled_threads, wait_for_broker
 
     settings = Settings.load(flags_from(args))
-    secret = customer_secret(settings) if settings.enabled("customers") else None
+    # personal ids are keyed for the customer KPIs and the activity topic's users alike
+    keyed = ["customers", *(k.name for k in CATALOG if k.topic == "activity")]
+    secret = customer_secret(settings) if any(map(settings.enabled, keyed)) else None
     web_config = load_web_config(settings.web_config) if settings.web_config else None
     web = web_security(settings, web_config)
     setup_logging(settings.log_level, settings.log_format)

@@ -44,6 +44,7 @@ from stream.kpis.kinds.distributions import (
     Duration,
     Money,
 )
+from stream.kpis.kinds.engagement import Adoption, Average, Count, Stickiness
 from stream.kpis.kinds.voice import Sentiment, Texts
 
 __all__ = [
@@ -54,9 +55,12 @@ __all__ = [
     "OLDEST_MS",
     "PREFIX",
     "WINDOW_LABELS",
+    "Adoption",
     "AgeHistogram",
     "Ages",
     "Amounts",
+    "Average",
+    "Count",
     "Customers",
     "Distribution",
     "Duration",
@@ -79,6 +83,7 @@ __all__ = [
     "Series",
     "Share",
     "Shares",
+    "Stickiness",
     "Texts",
     "Value",
     "nps_margin_of_error",
