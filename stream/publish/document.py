@@ -138,7 +138,7 @@ def live_kpis(
     the customer KPIs evaluated at the customers partitions' stream time."""
     live = by_measure(fold(merged.live, keep))
     live[AGES] = ages_grouped(merged.ages, keep)  # replaces the per-partition opening sums
-    live.update(window_users(merged.windows, keep))
+    live.update(window_users(merged.windows, keep, merged.incomplete))
     options = Options(max_lifetime_periods, format_time(min(merged.customer_times, default=None)))
     return {
         kpi.name: render_kpi(kpi, live, options)
@@ -147,9 +147,15 @@ def live_kpis(
     }
 
 
-def window_users(windows: Mapping[int, Totals], keep: Keep) -> Grouped:
-    """The 24 h and 30 d windows' active users as stickiness's parts (0 without the window)."""
+def window_users(
+    windows: Mapping[int, Totals], keep: Keep, incomplete: Mapping[int, Any] | None = None
+) -> Grouped:
+    """The 24 h and 30 d windows' active users as stickiness's parts (0 without the window;
+    none while either is still filling after a rebuild, as no partial window is published)."""
     grouped: Grouped = {}
+    sizes = (STICKY_DAILY[2], STICKY_MONTHLY[2])
+    if incomplete and any(size in incomplete for size in sizes):
+        return grouped
     for _, measure, size in (STICKY_DAILY, STICKY_MONTHLY):
         for (metric, dim, seg, b), n in fold(windows.get(size, {}), keep).items():
             if metric == "active_users":

@@ -776,7 +776,7 @@ def test_compare_null_and_missing_snapshot() -> None:
 # --- months: what is remembered after its facts are gone ------------------------------------------
 
 
-@pytest.mark.parametrize("topic", ["tickets", "cart-events"])
+@pytest.mark.parametrize("topic", ["tickets", "cart-events", "activity"])
 def test_forty_days_through_the_state_equal_the_reference(topic: str) -> None:
     """40 generated days (tickets reopened a week or more after their solve, carts ordered days
     after they were left), with duplicates, through one partition state with the default
@@ -817,7 +817,14 @@ def test_forty_days_through_the_state_equal_the_reference(topic: str) -> None:
     expected = expected_snapshot(records, Rules(), now_ms=now, partitions={topic: 1})
     if topic == "tickets":
         assert expected["windows"]["30d"]["reopen_rate"]["overall"]["reopens"] > 50
+    if topic == "activity":  # the month of users: DAU, MAU, stickiness, activation
+        month = expected["windows"]["30d"]
+        assert month["active_users"]["overall"]["users"] > 10
+        assert month["activation_rate"]["overall"]["signups"] > 3
+        assert expected["live"]["stickiness"]["overall"]["daily"] > 1
     parts = ("windows", "events", "live") if topic == "tickets" else ("windows", "events")
+    if topic == "activity":
+        assert actual["live"]["stickiness"] == expected["live"]["stickiness"]
     assert compare_snapshots({p: actual[p] for p in parts}, {p: expected[p] for p in parts}) == []
 
 
