@@ -275,7 +275,7 @@ class KpiApp:
         # the process_*, python_gc_* and python_info series every Prometheus user expects
         for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(standard)
-        self.window_text = WindowText(self.window_key, self.window_inputs)
+        self.window_text = WindowText(self.window_key, self.window_inputs, settings.enabled)
         add_routes(self.app, self.metrics_text, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
         # twice per interval: the leader merges entries at most half an interval old, and the

@@ -293,4 +293,6 @@ CATALOG: tuple[Kpi, ...] = (
     ),
 )
 WINDOWED = tuple(k for k in CATALOG if not k.is_live)
+#: Read from the 24 h and 30 d windows, not from live gauges (stream/publish/document.py).
+STICKINESS = next(k for k in CATALOG if isinstance(k.kind, Stickiness))
 LIVE = tuple(k for k in CATALOG if k.is_live)

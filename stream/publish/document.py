@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.kpis.catalog import LIVE, STICKY_DAILY, STICKY_MONTHLY, WINDOWED, Kpi
+from stream.kpis.catalog import LIVE, STICKINESS, STICKY_DAILY, STICKY_MONTHLY, WINDOWED, Kpi
 from stream.kpis.customers import MAX_LIFETIME_PERIODS
 from stream.kpis.kinds import Adoption, KpiValues, Options
 from stream.publish.entries import Entry, WindowTotals, window_copies
@@ -87,6 +87,7 @@ def render(
     enabled: Enabled = _all,
     windows: Any = None,
     max_lifetime_periods: int = MAX_LIFETIME_PERIODS,
+    sticky: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
 
@@ -94,21 +95,27 @@ def render(
     worker's /metrics), so that every worker folds the same values. KPIs switched off in the
     configuration file (`enabled`) are left out. `windows`, when given, is the windowed KPIs
     already rendered as JSON (Shape.windows), used instead of rendering `merged.windows`.
-    `max_lifetime_periods` caps a customer's expected lifetime in the lifetime value.
+    `max_lifetime_periods` caps a customer's expected lifetime in the lifetime value. `sticky`
+    is stickiness as JSON (from the windows, `stickiness`) where `windows` is pre-serialized.
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
     live = live_kpis(merged, keep, partitions, enabled, max_lifetime_periods)
     times = merged.stream_times
+    if windows is None:
+        rendered = render_windows(merged.windows, windows_ms, keep, enabled, merged.incomplete)
+        windows = windows_json(rendered)
+    live_json = {name: values.to_json() for name, values in live.items()}
+    if enabled(STICKINESS.name) and STICKINESS.topic in partitions:  # read from the windows
+        if sticky is None and isinstance(windows, Mapping):
+            sticky = stickiness(windows).to_json()
+        if sticky is not None:
+            live_json[STICKINESS.name] = sticky
     return {
         "valid_at": format_time(min(times)) if times else None,
         "latest": format_time(max(times)) if times else None,
         "partitions": dict(partitions),
-        "windows": windows_json(
-            render_windows(merged.windows, windows_ms, keep, enabled, merged.incomplete)
-        )
-        if windows is None
-        else windows,
-        "live": {name: values.to_json() for name, values in live.items()},
+        "windows": windows,
+        "live": live_json,
         "segments": {
             "kept": {d: sorted(v) for d, v in sorted(keep.items())},
             "folded_events": {
@@ -138,29 +145,36 @@ def live_kpis(
     the customer KPIs evaluated at the customers partitions' stream time."""
     live = by_measure(fold(merged.live, keep))
     live[AGES] = ages_grouped(merged.ages, keep)  # replaces the per-partition opening sums
-    live.update(window_users(merged.windows, keep, merged.incomplete))
     options = Options(max_lifetime_periods, format_time(min(merged.customer_times, default=None)))
     return {
         kpi.name: render_kpi(kpi, live, options)
         for kpi in LIVE
-        if enabled(kpi.name) and kpi.topic in partitions
+        if enabled(kpi.name) and kpi.topic in partitions and kpi is not STICKINESS
     }
 
 
-def window_users(
-    windows: Mapping[int, Totals], keep: Keep, incomplete: Mapping[int, Any] | None = None
-) -> Grouped:
-    """The 24 h and 30 d windows' active users as stickiness's parts (0 without the window;
-    none while either is still filling after a rebuild, as no partial window is published)."""
-    grouped: Grouped = {}
-    sizes = (STICKY_DAILY[2], STICKY_MONTHLY[2])
-    if incomplete and any(size in incomplete for size in sizes):
-        return grouped
-    for _, measure, size in (STICKY_DAILY, STICKY_MONTHLY):
-        for (metric, dim, seg, b), n in fold(windows.get(size, {}), keep).items():
-            if metric == "active_users":
-                grouped.setdefault(measure, {}).setdefault((dim, seg), {})[(measure, b)] = n
-    return grouped
+def stickiness(windows: Mapping[str, Any]) -> KpiValues:
+    """Stickiness from the windows section (JSON): per segment, the 24 h window's active users
+    over the 30 d window's. A window not configured counts 0; while either is still filling
+    after a rebuild there is no value (as no partial window is published)."""
+    kpi = STICKINESS
+    (_, day, day_ms), (_, month, month_ms) = STICKY_DAILY, STICKY_MONTHLY
+    docs = [windows.get(window_name(size // 1000)) for size in (day_ms, month_ms)]
+    filling = any(doc is not None and not doc.get("complete", True) for doc in docs)
+    users = [{} if doc is None or filling else doc.get("active_users", {}) for doc in docs]
+
+    def value(dim: str, seg: str) -> Any:
+        counts = [(u.get("overall") if dim == "" else u.get(dim, {}).get(seg)) or {} for u in users]
+        series = {(day, -1): counts[0].get("users", 0), (month, -1): counts[1].get("users", 0)}
+        return kpi.kind.value(kpi, series, Options())
+
+    segments = {
+        dim: {
+            seg: value(dim, seg) for seg in sorted({*users[0].get(dim, {}), *users[1].get(dim, {})})
+        }
+        for dim in kpi.dimensions
+    }
+    return KpiValues(value("", ""), segments)
 
 
 @dataclass(frozen=True)
@@ -179,7 +193,11 @@ class Shape:
         return [e for e in entries if e.partition < self.partitions.get(e.topic, 0)]
 
     def document(
-        self, entries: Iterable[Entry], admitted: Admitted | None = None, windows: Any = None
+        self,
+        entries: Iterable[Entry],
+        admitted: Admitted | None = None,
+        windows: Any = None,
+        sticky: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The merged document of the entries (see `render`)."""
         return render(
@@ -191,6 +209,7 @@ class Shape:
             enabled=self.enabled,
             windows=windows,
             max_lifetime_periods=self.max_lifetime_periods,
+            sticky=sticky,
         )
 
     def stamp(

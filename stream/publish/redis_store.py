@@ -49,7 +49,7 @@ from redis.exceptions import RedisError, WatchError
 
 from stream.config.settings import redact_url
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.publish.document import Shape, format_time
+from stream.publish.document import Shape, format_time, stickiness
 from stream.publish.entries import (
     Entry,
     decode_entry,
@@ -368,7 +368,9 @@ class SnapshotStore:
                 self._render_windows, parts, fleet, keep, inputs
             )
             self._rendered = rendered
-        document = self.shape.document(fleet.values(), windows=rendered.section)
+        document = self.shape.document(
+            fleet.values(), windows=rendered.section, sticky=rendered.sticky
+        )
         document["windows_valid_at"] = format_time(rendered.valid_at(fleet))
         self.shape.stamp(document, fleet.values(), published_at, self.writer)
         return orjson.dumps(document), cpu
@@ -390,6 +392,7 @@ class SnapshotStore:
             orjson.Fragment(orjson.dumps(windows)),
             {f: held.version for f, held in sources.items()},
             {f: held.stream_time for f, held in sources.items()},
+            stickiness(windows).to_json(),
         )
         return rendered, time.thread_time() - started
 

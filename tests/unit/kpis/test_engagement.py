@@ -11,14 +11,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from stream.app import engagement_rules, state_config
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.kpis.engagement import EngagementRules
-from stream.publish.document import render
+from stream.publish.document import render, window_renderer
 from stream.publish.entries import partition_entry
 from stream.publish.merge import merge
+from stream.publish.prometheus import _Families
 from stream.state.partition import PartitionState, StateConfig
 from tests.reference import Record, Rules, compare_snapshots, expected_snapshot
 
@@ -36,14 +38,16 @@ CONFIG = StateConfig(
 SECRET = b"k" * 32
 
 
-def rules(period_days: int = 7) -> EngagementRules:
+def rules(period_days: int = 7, longest_days: int = 7) -> EngagementRules:
+    """The rules for windows up to `longest_days`: a user is remembered that long, a long step
+    and grace (a shorter memory would count a user back after it twice)."""
     return EngagementRules(
         step_ms=MIN,
         grace_ms=5 * MIN,
         long_step_ms=HOUR,
         timeout_ms=30 * MIN,
         period_ms=period_days * DAY,
-        retention_ms=7 * DAY + HOUR + 5 * MIN,
+        retention_ms=longest_days * DAY + HOUR + 5 * MIN,
     )
 
 
@@ -349,3 +353,26 @@ def test_a_generated_log_through_the_state_equals_the_reference(
         assert expected["windows"]["30d"]["activation_rate"]["overall"]["signups"] > 0
     parts = ("windows", "events")
     assert compare_snapshots({p: actual[p] for p in parts}, {p: expected[p] for p in parts}) == []
+
+
+def test_stickiness_is_published_from_the_24h_and_30d_windows() -> None:
+    """In the document (live, per segment) and on /metrics (components for fleet PromQL)."""
+    config = StateConfig(
+        step_ms=MIN,
+        grace_ms=5 * MIN,
+        windows_ms=(DAY, 30 * DAY),
+        max_segment_values=20,
+        long_step_ms=HOUR,
+    )
+    state = PartitionState("activity", 0, rules(longest_days=30), config)
+    for n, (user, day) in enumerate([("a", 0), ("b", 0), ("c", 10), ("a", 20), ("d", 20)]):
+        body = {"type": "page_viewed", "user_id": user, "session_id": "s", "channel": "web"}
+        state.apply(Event("activity", user, f"e{n}", "page_viewed", T0 + day * DAY, body), n)
+    state.advance(T0 + 20 * DAY + 2 * HOUR)
+    doc = render(merge([partition_entry(state)]), config.windows_ms, {"activity": 1}, max_values=20)
+    assert doc["live"]["stickiness"]["overall"] == {"daily": 2, "monthly": 4, "ratio": 0.5}
+    assert doc["live"]["stickiness"]["channel"]["web"]["ratio"] == 0.5
+    text = generate_latest(_Families(window_renderer([state], config.windows_ms, {})())).decode()
+    assert 'cxkpi_stickiness_daily{dimension="all",segment="all"} 2.0' in text
+    assert 'cxkpi_stickiness_monthly{dimension="all",segment="all"} 4.0' in text
+    assert 'cxkpi_stickiness_ratio{dimension="channel",segment="web"} 0.5' in text
