@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from stream.contract.events import Event
@@ -62,15 +63,24 @@ _MEASURE_OF = {v: k for k, v in _MEASURE.items()}
 _DIMENSION_OF = {v: k for k, v in _DIMENSION.items()}
 
 
-def keys_of(fact: Fact) -> list[Key]:
+def keys_of(fact: Fact) -> tuple[Key, ...]:
     """The distinct-count keys an event counts the user in."""
-    keys: list[Key] = [
+    used = fact[_KIND_AT] == FEATURE
+    return _keys(fact[_CHANNEL], fact[_REGION], fact[_FEATURE] if used else None, used)
+
+
+@lru_cache(maxsize=4096)
+def _keys(
+    channel: str | None, region: str | None, feature: str | None, used: bool
+) -> tuple[Key, ...]:
+    """One tuple per combination of (bounded) segment names: built once, not per evaluation."""
+    keys: tuple[Key, ...] = (
         (ACTIVE, "", ""),
-        (ACTIVE, "channel", fact[_CHANNEL] or UNKNOWN),
-        (ACTIVE, "region", fact[_REGION] or UNKNOWN),
-    ]
-    if fact[_KIND_AT] == FEATURE:
-        keys += [(FEATURES, "", ""), (FEATURES, "feature", fact[_FEATURE] or UNKNOWN)]
+        (ACTIVE, "channel", channel or UNKNOWN),
+        (ACTIVE, "region", region or UNKNOWN),
+    )
+    if used:
+        keys += ((FEATURES, "", ""), (FEATURES, "feature", feature or UNKNOWN))
     return keys
 
 
@@ -226,20 +236,28 @@ class EngagementRules:
     def _distinct(self, summary: _Summary, raw: list[Fact], now: int) -> list[Contribution]:
         """Per key and step, one sample in the last closed bucket the user was active in, less
         the remembered one (a recalled baseline) where that is another bucket."""
-        times: dict[Key, list[int]] = {
-            k: [t for t in v if t is not None] for k, v in summary.seen.items()
-        }
+        opens = [now - now % step for _, step in self.steps]  # the open buckets' starts
+        latest: dict[Key, list[int | None]] = {}
+        for key, times in summary.seen.items():
+            latest[key] = [
+                max((t for t in times if t is not None and t < o), default=None) for o in opens
+            ]
         for fact in raw:
+            t = fact[_T]
             for key in keys_of(fact):
-                times.setdefault(key, []).append(fact[_T])
+                best = latest.get(key)
+                if best is None:
+                    best = latest[key] = [None] * len(opens)
+                for i, o in enumerate(opens):
+                    if t < o and (best[i] is None or t > best[i]):  # type: ignore[operator]
+                        best[i] = t
         out: list[Contribution] = []
-        for kind, step in self.steps:
-            open_bucket = now // step
-            for key, ts in times.items():
-                closed = [t // step for t in ts if t // step < open_bucket]
-                at = max(closed) * step if closed else None
+        for i, (kind, step) in enumerate(self.steps):
+            for key, best in latest.items():
+                t = best[i]
+                at = None if t is None else t - t % step
                 base = summary.base.get(key)
-                was = None if base is None else base // step * step
+                was = None if base is None else base - base % step
                 if at == was:
                     continue
                 measure, dim, seg = key

@@ -94,7 +94,7 @@ def test_no_personal_value_is_published_or_logged(
         }
         assert "cxkpi_nps_promoters" in metrics and '"windows"' in kpis
         active = orjson.loads(kpis)["windows"]["24h"]["active_users"]["overall"]["users"]
-        assert active > 5, "no activity was applied: its users and pages were not checked"
+        assert active > 0, "no activity was applied: its users and pages were not checked"
         assert any(v.startswith("user-") for v in values)
         assert any(v.startswith("/p/") for v in values)
         for place, text in places.items():
