@@ -16,160 +16,50 @@ bucket closes (a timer, once per user per step it was active in). A user lives i
 (the record key), so partition counts add up to the fleet's.
 
 **Compact.** Facts past grace can no longer be joined by an earlier event, so they are folded into
-one summary fact per user (`_Summary`: per segment key the last time seen and the last one in an
-earlier long-step bucket, the sign-up, whether value was reached and activation judged) and one
-prefix fact per open session; once nothing is open, the user is forgotten into a memory of a few
-dozen bytes (stream/state/memories.py) kept for `retention` after its last event, whose samples
-stay in the buckets. A recalled memory is a *baseline*: what it says is already counted, so the
-user's contributions are then the difference to it (move the sample from the remembered bucket).
+one summary fact per user (`Summary`, stream/kpis/users.py: per segment key the last time seen and
+the last one in an earlier long-step bucket, the sign-up, whether value was reached and activation
+judged) and one prefix fact per open session; once nothing is open, the user is forgotten into a
+memory of a few dozen bytes (stream/state/memories.py) kept for `retention` after its last event,
+whose samples stay in the buckets. A recalled memory is a *baseline*: what it says is already
+counted, so the user's contributions are then the difference to it (move the sample from the
+remembered bucket).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from stream.contract.events import Event
-from stream.kpis import segment_name, shared
-from stream.state.facts import OVERALL, Contribution, Fact, Segments
-from stream.state.segments import UNKNOWN, SegmentNames
+from stream.kpis import segment_name
+from stream.kpis.users import (
+    _CHANNEL,
+    _KIND,
+    _KIND_AT,
+    _REGION,
+    _SESSION,
+    _T,
+    DIMENSION,
+    DIMENSION_OF,
+    END,
+    MEASURE,
+    MEASURE_OF,
+    PREFIX,
+    SIGNUP,
+    SUMMARY,
+    TOPIC,
+    VALUE,
+    Key,
+    Run,
+    Summary,
+    keys_of,
+    sample_of,
+    segments_of,
+    split_runs,
+)
+from stream.state.facts import Contribution, Fact
+from stream.state.segments import SegmentNames
 from stream.state.windows import bucket_end
-
-TOPIC = "activity"
-SIGNUP, START, PAGE, FEATURE, VALUE, END = "u", "s", "p", "f", "v", "e"
-#: The fact that summarises a user's facts past grace (first), and an open session's past grace.
-SUMMARY, PREFIX = "S", "P"
-_KIND = {
-    "signed_up": SIGNUP,
-    "session_started": START,
-    "page_viewed": PAGE,
-    "feature_used": FEATURE,
-    "value_reached": VALUE,
-    "session_ended": END,
-}
-# fact = (t, rank, event_id, kind, channel, region, feature, session, extra); extra: None, the
-# summary's [seen, base, signup, reached, judged] or a prefix's [first, pages, features]
-_T, _KIND_AT, _CHANNEL, _REGION, _FEATURE, _SESSION, _EXTRA = 0, 3, 4, 5, 6, 7, 8
-#: The distinct counts: users active (any event), users of features (feature_used).
-ACTIVE, FEATURES = "active_users", "feature_users"
-#: A segment key of a distinct count: (measure, dimension, segment).
-Key = tuple[str, str, str]
-#: How a memory spells measures and dimensions, in a letter.
-_MEASURE = {ACTIVE: "a", FEATURES: "f"}
-_DIMENSION = {"": "", "channel": "c", "region": "r", "feature": "f"}
-_MEASURE_OF = {v: k for k, v in _MEASURE.items()}
-_DIMENSION_OF = {v: k for k, v in _DIMENSION.items()}
-
-
-def keys_of(fact: Fact) -> tuple[Key, ...]:
-    """The distinct-count keys an event counts the user in."""
-    used = fact[_KIND_AT] == FEATURE
-    return _keys(fact[_CHANNEL], fact[_REGION], fact[_FEATURE] if used else None, used)
-
-
-@lru_cache(maxsize=4096)
-def _keys(
-    channel: str | None, region: str | None, feature: str | None, used: bool
-) -> tuple[Key, ...]:
-    """One tuple per combination of (bounded) segment names: built once, not per evaluation."""
-    keys: tuple[Key, ...] = (
-        (ACTIVE, "", ""),
-        (ACTIVE, "channel", channel or UNKNOWN),
-        (ACTIVE, "region", region or UNKNOWN),
-    )
-    if used:
-        keys += ((FEATURES, "", ""), (FEATURES, "feature", feature or UNKNOWN))
-    return keys
-
-
-@dataclass
-class _Summary:
-    """What the facts past grace leave of a user."""
-
-    #: key -> [last time seen, last time seen in an earlier long-step bucket, or None]
-    seen: dict[Key, list[Any]] = field(default_factory=dict)
-    #: key -> the time whose buckets a recalled memory's samples are in (already counted)
-    base: dict[Key, int] = field(default_factory=dict)
-    signup: list[Any] | None = None  # [t, channel, region] of the earliest sign-up
-    reached: int | None = None  # its first value_reached at or after the sign-up
-    judged: bool = False  # its activation outcome is in the buckets for good
-
-    @classmethod
-    def of(cls, facts: list[Fact]) -> _Summary:
-        if not facts or facts[0][_KIND_AT] != SUMMARY:
-            return cls()
-        seen, base, signup, reached, judged = facts[0][_EXTRA]
-        return cls(
-            {(m, d, s): [a, b] for m, d, s, a, b in seen},
-            {(m, d, s): t for m, d, s, t in base},
-            list(signup) if signup is not None else None,
-            reached,
-            judged,
-        )
-
-    def fact(self) -> Fact:
-        seen = [[*key, a, b] for key, (a, b) in sorted(self.seen.items())]
-        base = [[*key, t] for key, t in sorted(self.base.items())]
-        extra = [seen, base, self.signup, self.reached, self.judged]
-        return (0, -1, "", SUMMARY, None, None, None, None, extra)
-
-    def last(self) -> int | None:
-        """The latest time the user was seen, of the facts folded."""
-        return max((a for a, _ in self.seen.values()), default=None)
-
-
-@dataclass
-class _Run:
-    """One session: consecutive events of a session id without a timeout gap, up to its end."""
-
-    first: int
-    last: int
-    pages: int = 0
-    features: int = 0
-    channel: str | None = None
-    region: str | None = None
-    ended: bool = False
-    facts: list[Fact] = field(default_factory=list)
-
-    def add(self, fact: Fact) -> None:
-        self.facts.append(fact)
-        kind = fact[_KIND_AT]
-        if kind == PREFIX:
-            first, pages, features = fact[_EXTRA]
-            self.first, self.pages, self.features = first, pages, features
-        else:
-            self.pages += kind == PAGE
-            self.features += kind == FEATURE
-            self.ended = kind == END
-        self.last = fact[_T]
-        self.channel = self.channel or fact[_CHANNEL] or None
-        self.region = self.region or fact[_REGION] or None
-
-    def segments(self) -> Segments:
-        return _segments(self.channel, self.region)
-
-
-def _segments(channel: str | None, region: str | None) -> Segments:
-    return shared((OVERALL, ("channel", channel or UNKNOWN), ("region", region or UNKNOWN)))
-
-
-def split_runs(facts: list[Fact], timeout_ms: int) -> list[_Run]:
-    """The sessions among a user's facts sorted by time: per session id, a new one after an end
-    or a gap of the timeout; a prefix fact stands for the start of its session."""
-    runs: list[_Run] = []
-    current: dict[str, _Run] = {}
-    for fact in facts:
-        session = fact[_SESSION]
-        if session is None:
-            continue
-        run = current.get(session)
-        if run is None or run.ended or fact[_T] - run.last >= timeout_ms:
-            run = current[session] = _Run(fact[_T], fact[_T])
-            runs.append(run)
-        run.add(fact)
-    return runs
 
 
 class EngagementRules:
@@ -222,53 +112,60 @@ class EngagementRules:
     # -- contributions --------------------------------------------------------------------------
 
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
-        summary = _Summary.of(facts)
+        summary = Summary.of(facts)
         raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
         out = self._distinct(summary, raw, stream_time)
         for fact in raw:
             if fact[_KIND_AT] == SIGNUP:
-                out.append((fact[_T], "new_users", _segments(fact[_CHANNEL], fact[_REGION]), 1))
+                out.append((fact[_T], "new_users", segments_of(fact[_CHANNEL], fact[_REGION]), 1))
         for run in split_runs(facts, self.timeout_ms):
             out.extend(self._session(run, stream_time))
         out.extend(self._value(summary, raw, stream_time))
         return out
 
-    def _distinct(self, summary: _Summary, raw: list[Fact], now: int) -> list[Contribution]:
+    def _distinct(self, summary: Summary, raw: list[Fact], now: int) -> list[Contribution]:
         """Per key and step, one sample in the last closed bucket the user was active in, less
         the remembered one (a recalled baseline) where that is another bucket."""
         opens = [now - now % step for _, step in self.steps]  # the open buckets' starts
         latest: dict[Key, list[int | None]] = {}
-        for key, times in summary.seen.items():
-            latest[key] = [
-                max((t for t in times if t is not None and t < o), default=None) for o in opens
-            ]
+        for key, (last, prev) in summary.seen.items():  # prev: in an earlier long bucket
+            latest[key] = [last if last < o else prev for o in opens]
+        combos: dict[tuple[Key, ...], list[int | None]] = {}  # facts with the same keys
         for fact in raw:
-            t = fact[_T]
-            for key in keys_of(fact):
-                best = latest.get(key)
-                if best is None:
-                    best = latest[key] = [None] * len(opens)
-                for i, o in enumerate(opens):
-                    if t < o and (best[i] is None or t > best[i]):  # type: ignore[operator]
-                        best[i] = t
+            t, combo = fact[_T], keys_of(fact)
+            best = combos.get(combo)
+            if best is None:
+                best = combos[combo] = [None] * len(opens)
+            for i, o in enumerate(opens):
+                if t < o:  # raw facts come in time order: the later one wins
+                    best[i] = t
+        for combo, best in combos.items():
+            for key in combo:
+                known = latest.get(key)
+                if known is None:
+                    latest[key] = list(best)
+                    continue
+                for i, t in enumerate(best):
+                    if t is not None and (known[i] is None or t > known[i]):  # type: ignore[operator]
+                        known[i] = t
         out: list[Contribution] = []
+        bases = summary.base
         for i, (kind, step) in enumerate(self.steps):
             for key, best in latest.items():
                 t = best[i]
                 at = None if t is None else t - t % step
-                base = summary.base.get(key)
+                base = bases.get(key) if bases else None
                 was = None if base is None else base - base % step
                 if at == was:
                     continue
-                measure, dim, seg = key
-                segments = shared(((dim, seg),))
+                measure, segments = sample_of(key, kind)
                 if at is not None:
-                    out.append((at, f"{measure}@{kind}", segments, 1))
+                    out.append((at, measure, segments, 1))
                 if was is not None:
-                    out.append((was, f"{measure}@{kind}", segments, -1))
+                    out.append((was, measure, segments, -1))
         return out
 
-    def _session(self, run: _Run, now: int) -> list[Contribution]:
+    def _session(self, run: Run, now: int) -> list[Contribution]:
         """A session's outcome, at its end or at last event + timeout."""
         if run.ended:
             at = run.last
@@ -287,14 +184,14 @@ class EngagementRules:
             out.append((at, "session_bounces", segments, 1))
         return out
 
-    def _signup(self, summary: _Summary, raw: list[Fact]) -> list[Any] | None:
+    def _signup(self, summary: Summary, raw: list[Fact]) -> list[Any] | None:
         """[t, channel, region] of the user's earliest sign-up."""
         signups = [[f[_T], f[_CHANNEL], f[_REGION]] for f in raw if f[_KIND_AT] == SIGNUP]
         if summary.signup is not None:
             signups.append(summary.signup)
         return min(signups, key=lambda s: s[0]) if signups else None
 
-    def _value(self, summary: _Summary, raw: list[Fact], now: int) -> list[Contribution]:
+    def _value(self, summary: Summary, raw: list[Fact], now: int) -> list[Contribution]:
         """Time to value (at the first value_reached at or after the sign-up) and the
         activation outcome (at sign-up + period)."""
         signup = self._signup(summary, raw)
@@ -305,11 +202,11 @@ class EngagementRules:
         first = min(values, default=None)
         out: list[Contribution] = []
         if summary.reached is None and first is not None:
-            segments = _segments(first[_CHANNEL], first[_REGION])
+            segments = segments_of(first[_CHANNEL], first[_REGION])
             out.append((first[_T], "time_to_value", segments, first[_T] - since))
         due = since + self.period_ms
         if not summary.judged and now >= due:
-            segments = _segments(signup[1], signup[2])
+            segments = segments_of(signup[1], signup[2])
             out.append((due, "activation_signups", segments, 1))
             reached = [t for t in (summary.reached, first and first[_T]) if t is not None]
             if any(since <= t <= due for t in reached):
@@ -321,9 +218,11 @@ class EngagementRules:
     def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
         """Where a raw fact settles (folded), a bucket with the user's latest event closes (its
         sample moves), a session times out or settles, activation is judged or settles."""
-        summary = _Summary.of(facts)
+        summary = Summary.of(facts)
         raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
-        due = [self._forget_at(f[_T]) for f in raw]
+        # raw facts are folded whenever the user is evaluated past their grace; the timer only
+        # makes sure it happens once the latest is past it (one evaluation, not one per fact)
+        due = [self._forget_at(raw[-1][_T])] if raw else []
         latest = max((f[_T] for f in raw), default=None)
         if latest is not None:
             due += [(latest // step + 1) * step for _, step in self.steps]
@@ -342,7 +241,7 @@ class EngagementRules:
         """Facts past grace folded into the summary and their sessions' prefixes; nothing once
         no session is open, activation is judged and every sample sits where it stays."""
         now = stream_time
-        summary = _Summary.of(facts)
+        summary = Summary.of(facts)
         raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
         self._fold(summary, [f for f in raw if self._settled(f[_T], now)])
         self._judge(summary, raw, now)
@@ -362,14 +261,14 @@ class EngagementRules:
             return []
         return [summary.fact(), *kept]
 
-    def _judge(self, summary: _Summary, raw: list[Fact], now: int) -> None:
+    def _judge(self, summary: Summary, raw: list[Fact], now: int) -> None:
         """Mark the activation outcome final once a value_reached that could change it is late
         (its sample then stays in its bucket)."""
         signup = self._signup(summary, raw)
         if signup is not None and self._settled(signup[0] + self.period_ms, now):
             summary.judged = True
 
-    def _fold(self, summary: _Summary, settled: list[Fact]) -> None:
+    def _fold(self, summary: Summary, settled: list[Fact]) -> None:
         """Fold facts past grace into the summary, in time order."""
         long = self.steps[-1][1]
         for fact in sorted(settled, key=lambda f: (f[_T], f[_KIND_AT] != SIGNUP)):
@@ -389,12 +288,12 @@ class EngagementRules:
             elif kind == VALUE and summary.reached is None and summary.signup is not None:
                 summary.reached = t if t >= summary.signup[0] else None
 
-    def _compact(self, run: _Run, now: int) -> list[Fact]:
+    def _compact(self, run: Run, now: int) -> list[Fact]:
         """An open session's facts, those past grace as one prefix fact."""
         settled = [f for f in run.facts if self._settled(f[_T], now)]
         if len(settled) <= 1 and (not settled or settled[0][_KIND_AT] == PREFIX):
             return run.facts
-        prefix = _Run(settled[0][_T], settled[0][_T])
+        prefix = Run(settled[0][_T], settled[0][_T])
         for fact in settled:
             prefix.add(fact)
         session = settled[0][_SESSION]
@@ -408,14 +307,14 @@ class EngagementRules:
         """A forgotten user's last bucket per key and its sign-up, for `retention` after its
         last event: a later event moves its samples from there, and finds its sign-up. Compact
         JSON: [last step, [[measure, dimension, segment, steps before]...], sign-up, reached]."""
-        summary = _Summary.of(facts)
+        summary = Summary.of(facts)
         self._fold(summary, [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)])
         last = summary.last()
         if last is None:
             return None
         step, at = self.step_ms, last // self.step_ms
         seen = [
-            [_MEASURE[m], _DIMENSION[d], s, at - a // step]
+            [MEASURE[m], DIMENSION[d], s, at - a // step]
             for (m, d, s), (a, _) in summary.seen.items()
         ]
         payload = [at, seen, summary.signup, summary.reached is not None]
@@ -426,9 +325,9 @@ class EngagementRules:
         """The summary a remembered user starts again from: what it counted is the baseline."""
         at, seen, signup, reached = json.loads(payload)
         times = {
-            (_MEASURE_OF[m], _DIMENSION_OF[d], s): (at - k) * self.step_ms for m, d, s, k in seen
+            (MEASURE_OF[m], DIMENSION_OF[d], s): (at - k) * self.step_ms for m, d, s, k in seen
         }
-        summary = _Summary(
+        summary = Summary(
             {key: [t, None] for key, t in times.items()},
             times,
             signup,
