@@ -27,7 +27,6 @@ remembered bucket).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from stream.contract.events import Event
@@ -39,11 +38,7 @@ from stream.kpis.users import (
     _REGION,
     _SESSION,
     _T,
-    DIMENSION,
-    DIMENSION_OF,
     END,
-    MEASURE,
-    MEASURE_OF,
     PREFIX,
     SIGNUP,
     SUMMARY,
@@ -53,9 +48,11 @@ from stream.kpis.users import (
     Run,
     Summary,
     keys_of,
+    pack_memory,
     sample_of,
     segments_of,
     split_runs,
+    unpack_memory,
 )
 from stream.state.facts import Contribution, Fact
 from stream.state.segments import SegmentNames
@@ -273,6 +270,7 @@ class EngagementRules:
         long = self.steps[-1][1]
         for fact in sorted(settled, key=lambda f: (f[_T], f[_KIND_AT] != SIGNUP)):
             t = fact[_T]
+            summary.latest = t if summary.latest is None else max(summary.latest, t)
             for key in keys_of(fact):
                 seen = summary.seen.setdefault(key, [t, None])
                 last, prev = seen
@@ -305,28 +303,22 @@ class EngagementRules:
 
     def remember(self, facts: list[Fact]) -> tuple[int, bytes] | None:
         """A forgotten user's last bucket per key and its sign-up, for `retention` after its
-        last event: a later event moves its samples from there, and finds its sign-up. Compact
-        JSON: [last step, [[measure, dimension, segment, steps before]...], sign-up, reached]."""
+        last event: a later event moves its samples from there, and finds its sign-up
+        (stream/kpis/users.py packs them in a few dozen bytes)."""
         summary = Summary.of(facts)
         self._fold(summary, [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)])
         last = summary.last()
         if last is None:
             return None
         step, at = self.step_ms, last // self.step_ms
-        seen = [
-            [MEASURE[m], DIMENSION[d], s, at - a // step]
-            for (m, d, s), (a, _) in summary.seen.items()
-        ]
-        payload = [at, seen, summary.signup, summary.reached is not None]
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        return last + self.retention_ms, text.encode()
+        seen = [(key, at - a // step) for key, (a, _) in summary.seen.items()]
+        payload = pack_memory(at, seen, summary.signup, summary.reached is not None)
+        return last + self.retention_ms, payload
 
     def recall(self, until: int, payload: bytes) -> list[Fact]:
         """The summary a remembered user starts again from: what it counted is the baseline."""
-        at, seen, signup, reached = json.loads(payload)
-        times = {
-            (MEASURE_OF[m], DIMENSION_OF[d], s): (at - k) * self.step_ms for m, d, s, k in seen
-        }
+        at, seen, signup, reached = unpack_memory(payload)
+        times = {key: (at - back) * self.step_ms for key, back in seen}
         summary = Summary(
             {key: [t, None] for key, t in times.items()},
             times,

@@ -229,7 +229,7 @@ def test_a_user_is_forgotten_into_a_small_memory_and_counted_once_when_back() ->
         users.state.entities["a"].facts[0][3] == "S" and len(users.state.entities["a"].facts) == 1
     )
     memory = users.state.memories.get("m")
-    assert "m" not in users.state.entities and memory is not None and len(memory) < 100
+    assert "m" not in users.state.entities and memory is not None and len(memory) < 64
     users("a", "page_viewed", 2 * 1440, session_id="t", channel="web")
     users.at(2 * 1440 + 61)
     assert active(users, "7d") == 2  # a and m, each once
