@@ -240,8 +240,11 @@ class EngagementRules:
         now = stream_time
         summary = Summary.of(facts)
         raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
-        self._fold(summary, [f for f in raw if self._settled(f[_T], now)])
+        settled = [f for f in raw if self._settled(f[_T], now)]
+        judged = summary.judged
+        self._fold(summary, settled)
         self._judge(summary, raw, now)
+        same = not settled and judged == summary.judged and facts[0][_KIND_AT] == SUMMARY
         kept: list[Fact] = []
         for run in split_runs(facts, self.timeout_ms):
             final = run.last if run.ended else run.last + self.timeout_ms
@@ -256,7 +259,7 @@ class EngagementRules:
         done = not kept and (summary.signup is None or summary.judged)
         if done and all(now >= (last // step + 1) * step for _, step in self.steps):
             return []
-        return [summary.fact(), *kept]
+        return [facts[0] if same else summary.fact(), *kept]  # the same text: not written anew
 
     def _judge(self, summary: Summary, raw: list[Fact], now: int) -> None:
         """Mark the activation outcome final once a value_reached that could change it is late
