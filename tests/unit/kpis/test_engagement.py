@@ -17,6 +17,7 @@ from stream.app import engagement_rules, state_config
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.kpis.engagement import EngagementRules
+from stream.kpis.users import pack_memory, unpack_memory
 from stream.publish.document import render, window_renderer
 from stream.publish.entries import partition_entry
 from stream.publish.merge import merge
@@ -376,3 +377,55 @@ def test_stickiness_is_published_from_the_24h_and_30d_windows() -> None:
     assert 'cxkpi_stickiness_daily{dimension="all",segment="all"} 2.0' in text
     assert 'cxkpi_stickiness_monthly{dimension="all",segment="all"} 4.0' in text
     assert 'cxkpi_stickiness_ratio{dimension="channel",segment="web"} 0.5' in text
+
+
+def test_an_event_writes_the_same_buckets_whatever_the_number_of_windows() -> None:
+    """O(1) state work per event: the buckets an event of a user writes (in the changelog) are
+    one or two per resolution, with 2 windows as with 5 (the windows' running totals follow
+    from the buckets, never one write per overlapping window)."""
+
+    def written(windows: tuple[int, ...]) -> list[int]:
+        config = StateConfig(
+            step_ms=MIN,
+            grace_ms=5 * MIN,
+            windows_ms=windows,
+            max_segment_values=20,
+            long_step_ms=HOUR,
+        )
+        state = PartitionState("activity", 0, rules(longest_days=30), config)
+        counts = []
+        for n in range(40):
+            user = f"u{n % 7}"
+            body = {"type": "page_viewed", "user_id": user, "session_id": f"s{n % 7}"}
+            state.flush()
+            state.apply(Event("activity", user, f"e{n}", "page_viewed", T0 + n * 97_000, body), n)
+            records, _ = state.flush()
+            counts.append(sum(1 for key, _ in records if not key.startswith(b"e:")))
+        return counts
+
+    few = written((5 * MIN, HOUR))
+    many = written((5 * MIN, HOUR, DAY, 7 * DAY, 30 * DAY))
+    assert sum(c > 0 for c in few) > 30 and sum(many) > sum(few)  # buckets written, hourly too
+    assert max(few) <= 3 and max(many) <= 6  # a move: the old and the new bucket, per step
+    assert sum(many) <= 2 * sum(few)  # the long step's buckets, not one per window
+
+
+@pytest.mark.parametrize(
+    "names", [("web", "eu", None), (None, None, None), ("ä" * 128, "🙂" * 128, "x" * 128)]
+)
+def test_a_memory_packs_and_unpacks_every_key_and_sign_up(
+    names: tuple[str | None, str | None, str | None],
+) -> None:
+    channel, region, feature = names
+    seen = [
+        (("active_users", "", ""), 0),
+        (("active_users", "channel", channel or "unknown"), 3),
+        (("feature_users", "feature", feature or "unknown"), 70_000),
+    ]
+    for signup, reached in (
+        ([T0, channel, region], True),
+        ([T0, None, None], False),
+        (None, False),
+    ):
+        packed = pack_memory(29_000_000, seen, signup, reached)
+        assert unpack_memory(packed) == (29_000_000, seen, signup, reached)
