@@ -45,7 +45,6 @@ from bench.eventlog import (
 )
 from bench.latency import MAX_AGE_S, Scrape, Sent, first_visible, percentile, quantiles
 from bench.publishing import texts
-from stream.app import customer_rules, state_config, topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import SOURCE_TOPICS
@@ -56,6 +55,7 @@ from stream.state.partition import PartitionState
 from stream.tools.devservers import free_port
 from stream.tools.generate import generate
 from stream.tools.progress import progress_bar
+from stream.wiring import customer_rules, state_config, topic_rules
 from tests.servers import ROOT, Worker
 from tests.servers import _stop as stop_process
 

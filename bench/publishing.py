@@ -18,13 +18,13 @@ from datetime import datetime
 from functools import cache
 
 from bench.eventlog import Record, mixed_events, to_record
-from stream.app import state_config, topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import SOURCE_TOPICS
 from stream.publish.document import Shape
 from stream.state.partition import PartitionState
 from stream.voice import Sentiment, sentiment
+from stream.wiring import state_config, topic_rules
 
 #: Publishes measured, one per simulated second of the live load (a step boundary included).
 ROUNDS = 90

@@ -49,6 +49,7 @@ TARGETS: tuple[Target, ...] = (
     Target("memory_peak_rss_mb", "≤ 300 MB", lambda v: v <= 300),
     Target("heap_bytes_per_remembered_ticket", "≤ 200 B", lambda v: v <= 200),
     Target("heap_bytes_per_remembered_cart", "≤ 200 B", lambda v: v <= 200),
+    Target("bytes_per_active_user", "≤ 400 B", lambda v: v <= 400),
 )
 
 #: Figures whose expected value is zero (the others are positive in any run).
@@ -119,6 +120,11 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("heap_bytes_per_remembered_cart", "heap per remembered cart's customer", "B"),
     ("kept_heap_bytes_per_remembered_cart", "memories as kept, per remembered cart", "B"),
     ("remembered_carts", "38-day log: carts' customers remembered", "carts"),
+    ("bytes_per_active_user", "35-day activity: state per active user (getsizeof)", "B"),
+    ("bytes_per_held_user", "35-day activity: per user held as facts", "B"),
+    ("bytes_per_remembered_user", "35-day activity: per remembered user", "B"),
+    ("active_users_measured", "35-day activity: users active in 30 d", "users"),
+    ("activity_vs_cart_state_speed", "partition state: activity ÷ cart events per CPU s", "x"),
     ("long_days_peak_rss_short_mb", "35-day log: peak RSS, 3 windows", "MB"),
     ("long_days_peak_rss_long_mb", "35-day log: peak RSS, 5 windows", "MB"),
     ("long_vs_short_peak_rss", "35-day log: peak RSS 5 ÷ 3 windows", "x"),

@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
+from bench.engagement import bytes_per_user, state_events_per_second
 from bench.eventlog import (
     MIX,
     Produced,
@@ -595,6 +596,17 @@ async def run_memory(
         f"state heap per cart {heap['cart']:,.0f} B, per ticket {heap['ticket']:,.0f} B, per "
         f"open ticket idle for {IDLE_TICKET_AGE.days} days {heap['idle_ticket']:,.0f} B"
     )
+    # engagement (bench/engagement.py): in this process, from the generator's activity
+    mean, held, kept, users = bytes_per_user(35, args.seed, now, args.windows, rate=0.2)
+    heap.update(user=mean, held_user=held, remembered_user=kept, users=users)
+    activity = state_events_per_second("activity", 15_000, args.seed, now)
+    heap["activity_vs_cart_state"] = activity / state_events_per_second(
+        "cart-events", 15_000, args.seed, now
+    )
+    say(
+        f"engagement: {mean:,.0f} B per active user ({users:,} users), state speed vs carts "
+        f"{heap['activity_vs_cart_state']:.2f}"
+    )
     (workdir / "memory").mkdir(exist_ok=True)
     try:
         server = Broker(workdir / "memory")
@@ -753,6 +765,14 @@ def results(
         figures["heap_bytes_per_open_cart"] = heap["cart"]
         figures["heap_bytes_per_open_ticket"] = heap["ticket"]
         figures["heap_bytes_per_idle_open_ticket"] = heap["idle_ticket"]
+        for figure, key in (
+            ("bytes_per_active_user", "user"),
+            ("bytes_per_held_user", "held_user"),
+            ("bytes_per_remembered_user", "remembered_user"),
+            ("active_users_measured", "users"),
+            ("activity_vs_cart_state_speed", "activity_vs_cart_state"),
+        ):
+            figures[figure] = heap[key]
     for name, topic in (("ticket", "tickets"), ("cart", "cart-events")):
         if topic in memories:
             figures[f"heap_bytes_per_remembered_{name}"] = memories[topic].heap_bytes

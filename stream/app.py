@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,10 @@ from redis.exceptions import RedisError
 from stream import voice
 from stream.config.settings import Settings
 from stream.kpis.carts import CartRules
-from stream.kpis.change import unconfigured_windows, watches
-from stream.kpis.customers import CustomerRules
+from stream.kpis.engagement import TOPIC as ENGAGEMENT_TOPIC
 from stream.kpis.kinds import KpiValues
-from stream.kpis.surveys import SurveyRules
-from stream.kpis.tickets import TicketRules
 from stream.publish.auth import WebSecurity
-from stream.publish.document import Shape, Windows, window_renderer, window_versions
+from stream.publish.document import Windows, window_renderer, window_versions
 from stream.publish.entries import Entry, partition_entry
 from stream.publish.http import add_routes
 from stream.publish.lease import LEASE_INTERVALS, wall_ms, worker_name
@@ -48,9 +45,9 @@ from stream.runtime.crash import CrashAt, crash_at
 from stream.runtime.health import STALE_HEARTBEATS, BrokerContact
 from stream.runtime.processor import TopicProcessor, source_reader
 from stream.runtime.repartition import Forwarder, customers_topic, read_forwarded
-from stream.state.facts import Rules
-from stream.state.partition import PartitionState, StateConfig
+from stream.state.partition import PartitionState
 from stream.state.segments import Admitted, fleet_names, merge_admitted
+from stream.wiring import customer_rules, document_shape, state_config, topic_rules
 
 log = logging.getLogger(__name__)
 
@@ -110,74 +107,6 @@ def fetch_max_wait_ms(settings: Settings) -> int | None:
     return 100 if settings.profile == "dev" else None
 
 
-def topic_rules(settings: Settings) -> list[Rules]:
-    step_ms, grace_ms = settings.step * 1000, settings.grace * 1000
-    return [
-        CartRules(
-            timeout_ms=settings.inactivity_timeout * 1000,
-            step_ms=step_ms,
-            grace_ms=grace_ms,
-            retention_ms=settings.cart_retention * 1000,
-        ),
-        TicketRules(
-            step_ms=step_ms, grace_ms=grace_ms, retention_ms=settings.ticket_retention * 1000
-        ),
-        SurveyRules(
-            step_ms=step_ms,
-            grace_ms=grace_ms,
-            positive_at=settings.sentiment_positive_at,
-            negative_at=settings.sentiment_negative_at,
-        ),
-    ]
-
-
-def state_config(settings: Settings) -> StateConfig:
-    """The source partitions' state settings (windows only change alerts read hold their KPIs')."""
-    extra = unconfigured_windows(watches(settings.changes), (w * 1000 for w in settings.windows))
-    return StateConfig(
-        step_ms=settings.step * 1000,
-        grace_ms=settings.grace * 1000,
-        windows_ms=settings.state_windows_ms,
-        max_segment_values=settings.max_segment_values,
-        allow=settings.allow,
-        long_step_ms=settings.long_step * 1000,
-        window_measures={
-            key: frozenset(m for w in needing for _, m in w.kpi.parts)
-            for key, needing in extra.items()
-        },
-    )
-
-
-def document_shape(settings: Settings, partitions: Mapping[str, int]) -> Shape:
-    """What the worker's snapshot document holds: the configured windows, the partitions of
-    each topic, and the change alerts of the KPIs switched on (with the windows they need)."""
-    return Shape(
-        tuple(w * 1000 for w in settings.windows),
-        partitions,
-        settings.max_segment_values,
-        settings.enabled,
-        settings.max_lifetime_periods,
-        tuple(watches(settings.changes)),
-    )
-
-
-def customer_rules(settings: Settings) -> tuple[CustomerRules, StateConfig]:
-    """The customers topic's rules and state settings: its stream time follows the cart
-    partitions' watermarks, and it advances by the long step."""
-    long_step_ms, grace_ms = settings.long_step * 1000, settings.grace * 1000
-    rules = CustomerRules(
-        period_ms=settings.customer_period * 1000, step_ms=long_step_ms, grace_ms=grace_ms
-    )
-    config = StateConfig(
-        step_ms=long_step_ms,
-        grace_ms=grace_ms,
-        windows_ms=(),
-        max_segment_values=settings.max_segment_values,
-        watermark_sources=settings.partitions,
-    )
-    return rules, config
-
-
 def customer_processor(
     app: faust.App, settings: Settings, registry: CollectorRegistry, crash: CrashAt | None = None
 ) -> TopicProcessor:
@@ -203,10 +132,9 @@ def customer_processor(
 
 
 class KpiApp:
-    """The worker: a Faust app wired to processors and publishers.
-
-    With the customer KPIs on (`customer_secret` given), the cart processor forwards decided
-    orders to the customers topic, whose own processor keeps the customer KPIs.
+    """The worker: a Faust app wired to processors and publishers. With the customer KPIs on
+    (`customer_secret` given), the cart processor forwards decided orders to the customers
+    topic, whose own processor keeps the customer KPIs; activity is read only with the secret.
     """
 
     def __init__(
@@ -224,9 +152,12 @@ class KpiApp:
         crash = crash_at(POINTS)  # a test hook, armed only by CXKPI_CRASH_AT (crash.py)
         texts = voice.sentiment(settings.sentiment_scorer)  # scores free text as it is decoded
         texts.warm_up()  # its tables and language model now, not at the first comment
+        customers = customer_secret is not None and settings.enabled("customers")
         for rules in topic_rules(settings):
+            if rules.topic == ENGAGEMENT_TOPIC and customer_secret is None:
+                continue  # users cannot be keyed without the secret: the topic is not read
             forwarder = None
-            if customer_secret is not None and isinstance(rules, CartRules):
+            if customers and isinstance(rules, CartRules):
                 forwarder = Forwarder(self.app, settings, rules.watermark)
             self.processors.append(
                 TopicProcessor(
@@ -246,7 +177,7 @@ class KpiApp:
                 )
             )
         self.registry = CollectorRegistry(auto_describe=False)
-        if customer_secret is not None:
+        if customers:
             self.processors.append(customer_processor(self.app, settings, self.registry, crash))
         consumer = transport.consumer_of(self.app)
         consumer.cap_fetch_wait(fetch_max_wait_ms(settings))
@@ -273,7 +204,7 @@ class KpiApp:
         # the process_*, python_gc_* and python_info series every Prometheus user expects
         for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(standard)
-        self.window_text = WindowText(self.window_key, self.window_inputs)
+        self.window_text = WindowText(self.window_key, self.window_inputs, settings.enabled)
         add_routes(self.app, self.metrics_text, self.snapshot, self.readiness)
         self.app.timer(1.0, name="cxkpi.tick")(self._tick)
         # twice per interval: the leader merges entries at most half an interval old, and the

@@ -49,6 +49,16 @@ TYPES = {
         }
     ),
     "survey-replies": frozenset({"nps", "csat", "ces", "emotion", "review", "mention"}),
+    "activity": frozenset(
+        {
+            "signed_up",
+            "session_started",
+            "page_viewed",
+            "feature_used",
+            "value_reached",
+            "session_ended",
+        }
+    ),
 }
 #: The emotion vocabulary's positive words (spec/events.md); the other eight are negative.
 POSITIVE_EMOTIONS = frozenset(
@@ -79,7 +89,12 @@ EMOTIONS = POSITIVE_EMOTIONS | {
     "frustrated",
 }
 #: The field that is the record key of each topic.
-KEYS = {"cart-events": "cart_id", "tickets": "ticket_id", "survey-replies": "response_id"}
+KEYS = {
+    "cart-events": "cart_id",
+    "tickets": "ticket_id",
+    "survey-replies": "response_id",
+    "activity": "user_id",
+}
 #: Histogram bounds in seconds (+Inf is added).
 BOUNDS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 #: Backlog age bounds in seconds (+Inf is added): 1 h, 4 h, 1 d, 3 d, 7 d, 30 d.
@@ -93,8 +108,10 @@ TOPIC_DIMENSIONS = {
     "cart-events": ("channel", "region", "currency"),
     "tickets": ("channel", "region", "team", "priority"),
     "survey-replies": ("channel", "region", "team"),
+    "activity": ("channel", "region", "feature"),
 }
 _CART = ("channel", "region")
+_ACTIVITY = ("channel", "region")
 _TICKET = ("channel", "region", "team", "priority")
 _SURVEY = ("channel", "region", "team")
 #: The segment dimensions of each published KPI.
@@ -117,7 +134,18 @@ DIMENSIONS = {
     "net_emotion": _SURVEY,
     "emotions": _SURVEY,
     "review_rating": ("channel",),
+    "active_users": _ACTIVITY,
+    "new_users": _ACTIVITY,
+    "session_duration": _ACTIVITY,
+    "bounce_rate": _ACTIVITY,
+    "pages_per_session": _ACTIVITY,
+    "time_to_value": _ACTIVITY,
+    "activation_rate": _ACTIVITY,
+    "feature_adoption": ("feature",),
 }
+#: KPIs that count distinct users in a window (computed from the window's events, not summed
+#: from samples): kpi -> component
+DISTINCT = {"active_users": "users", "feature_adoption": "users"}
 LIVE_KPIS = ("open_backlog", "backlog_age")
 #: The customers topic: in `partitions` when the worker keeps the customer KPIs.
 CUSTOMERS_TOPIC = "orders-by-customer"
@@ -129,6 +157,9 @@ FRACTIONS = {
     "first_contact_resolution": ("first_contact", "solves", "ratio", 1),
     "reopen_rate": ("reopens", "solves", "ratio", 1),
     "csat": ("satisfied", "responses", "score", 100),
+    "bounce_rate": ("bounced", "sessions", "ratio", 1),
+    "pages_per_session": ("pages", "sessions", "mean", 1),
+    "activation_rate": ("activated", "signups", "ratio", 1),
 }
 
 
@@ -149,6 +180,10 @@ WORSE = {
     "sentiment": "down",
     "net_emotion": "down",
     "review_rating": "down",
+    "session_duration": "down",
+    "bounce_rate": "up",
+    "time_to_value": "up",
+    "activation_rate": "down",
 }
 
 
@@ -198,6 +233,10 @@ class Rules:
     negative_at: float = -0.05
     #: the change alerts, by KPI (docs/monitoring.md, "Change alerts")
     changes: Mapping[str, Change] = field(default_factory=_default_changes)
+    #: a user's session ends after this long without an event of it
+    session_timeout_s: int = 1800
+    #: a sign-up is activated by value reached within this period, judged at its end
+    activation_period_s: int = 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -617,11 +656,154 @@ def _survey_samples(part: _Partition, rules: Rules) -> list[Sample]:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Engagement (spec/kpis.md, "Engagement")
+
+
+def user_retention_ms(rules: Rules) -> int:
+    """A user unseen for longer than the longest window (plus a long step and grace: until its
+    last bucket has left every window, docs/semantics.md) is forgotten."""
+    return (max(rules.windows_s) + rules.long_step_s + rules.grace_s) * 1000
+
+
+def _user_sessions(events: list[dict[str, Any]], timeout: int) -> list[list[dict[str, Any]]]:
+    """One user's sessions: per session_id, events by time (a session_ended after the others of
+    its time); a session ends at its session_ended or at a gap of the timeout."""
+    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        if "session_id" in event:
+            by_session[event["session_id"]].append(event)
+    sessions: list[list[dict[str, Any]]] = []
+    for members in by_session.values():
+        members.sort(key=lambda e: (e["_t"], e["type"] == "session_ended", e["event_id"]))
+        current: list[dict[str, Any]] | None = None
+        for event in members:
+            if (
+                current is None
+                or current[-1]["type"] == "session_ended"
+                or event["_t"] - current[-1]["_t"] >= timeout
+            ):
+                current = []
+                sessions.append(current)
+            current.append(event)
+    return sessions
+
+
+def _activity_samples(part: _Partition, rules: Rules) -> list[Sample]:
+    """New users, sessions (duration, bounce, pages), time to value and activation."""
+    out: list[Sample] = []
+    timeout = rules.session_timeout_s * 1000
+    for event in part.applied:
+        if event["type"] == "signed_up":
+            out.append(Sample("new_users", "users", event["_t"], _segments_of(event, _ACTIVITY)))
+    for events in _by_key(part.applied, "user_id"):
+        for session in _user_sessions(events, timeout):
+            segs = {
+                dim: next((e["_seg"][dim] for e in session if dim in e["_seg"]), "unknown")
+                for dim in _ACTIVITY
+            }
+            last = session[-1]["_t"]
+            if session[-1]["type"] == "session_ended":
+                at = last
+            elif part.stream_time is not None and part.stream_time >= last + timeout:
+                at = last + timeout
+            else:
+                continue  # still open
+            pages = sum(1 for e in session if e["type"] == "page_viewed")
+            features = sum(1 for e in session if e["type"] == "feature_used")
+            out.append(Sample("session_duration", "samples", at, segs, last - session[0]["_t"]))
+            for kpi in ("bounce_rate", "pages_per_session"):
+                out.append(Sample(kpi, "sessions", at, segs))
+            if pages:
+                out.append(Sample("pages_per_session", "pages", at, segs, pages))
+            if pages <= 1 and not features:
+                out.append(Sample("bounce_rate", "bounced", at, segs))
+    retention = user_retention_ms(rules)
+    lives = _lives(part, "user_id", lambda events: max(e["_t"] for e in events) + retention)
+    for life in lives:
+        out.extend(_value_samples(life, part.stream_time, rules))
+    return out
+
+
+def _value_samples(
+    life: list[dict[str, Any]], stream_time: int | None, rules: Rules
+) -> list[Sample]:
+    """Time to value and activation of one user while it is remembered: from its earliest
+    sign-up, its first value_reached at or after it."""
+    signups = sorted(
+        (e for e in life if e["type"] == "signed_up"), key=lambda e: (e["_t"], e["event_id"])
+    )
+    if not signups:
+        return []  # a sign-up never seen: no sample
+    signup = signups[0]
+    since = signup["_t"]
+    values = sorted(
+        (e for e in life if e["type"] == "value_reached" and e["_t"] >= since),
+        key=lambda e: (e["_t"], e["event_id"]),
+    )
+    out: list[Sample] = []
+    if values:
+        first = values[0]
+        segs = _segments_of(first, _ACTIVITY)
+        out.append(Sample("time_to_value", "samples", first["_t"], segs, first["_t"] - since))
+    due = since + rules.activation_period_s * 1000
+    if stream_time is not None and stream_time >= due:
+        segs = _segments_of(signup, _ACTIVITY)
+        out.append(Sample("activation_rate", "signups", due, segs))
+        if any(e["_t"] <= due for e in values):
+            out.append(Sample("activation_rate", "activated", due, segs))
+    return out
+
+
+def _distinct_users(part: _Partition, rules: Rules) -> dict[tuple[str, str, str, str], set[str]]:
+    """(window, kpi, dimension, segment) -> the users with an event of it in the window: every
+    event for active users (overall, its channel, its region), a feature_used for feature
+    adoption (overall: any feature)."""
+    users: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    if part.topic != "activity":
+        return users
+    for event in part.applied:
+        segs = _segments_of(event, _ACTIVITY)
+        cells = [("active_users", "overall", "")] + [
+            ("active_users", dim, segs[dim]) for dim in _ACTIVITY
+        ]
+        if event["type"] == "feature_used":
+            feature = event["_seg"].get("feature", "unknown")
+            cells += [("feature_adoption", "overall", ""), ("feature_adoption", "feature", feature)]
+        for size in rules.windows_s:
+            if _in_window(event["_t"], part.stream_time, size, step_of(size, rules)):
+                for kpi, dim, name in cells:
+                    users[(window_name(size), kpi, dim, name)].add(event["user_id"])
+    return users
+
+
+def stickiness(windows: Mapping[str, Any]) -> dict[str, Any]:
+    """Active users over 24 h / active users over 30 d, overall and per segment (none of a
+    window that is not configured)."""
+    daily, monthly = (windows.get(w, {}).get("active_users", {}) for w in ("24h", "30d"))
+
+    def users(doc: Mapping[str, Any], dim: str, name: str) -> int:
+        cell = doc.get("overall") if dim == "overall" else doc.get(dim, {}).get(name)
+        return cell["users"] if cell else 0
+
+    def cell(dim: str, name: str) -> dict[str, Any]:
+        day, month = users(daily, dim, name), users(monthly, dim, name)
+        return {"daily": day, "monthly": month, "ratio": _div(day, month)}
+
+    doc: dict[str, Any] = {"overall": cell("overall", "")}
+    for dim in _ACTIVITY:
+        names = sorted({*daily.get(dim, {}), *monthly.get(dim, {})})
+        doc[dim] = {name: cell(dim, name) for name in names}
+    return doc
+
+
 def _samples(part: _Partition, rules: Rules) -> list[Sample]:
     if part.topic == "cart-events":
         return _cart_samples(part, rules)
     if part.topic == "tickets":
         return _ticket_samples(part, rules)
+    if part.topic == "activity":
+        return _activity_samples(part, rules)
     return _survey_samples(part, rules)
 
 
@@ -757,6 +939,16 @@ def expected_snapshot(
                     totals[cell][component] += value
                     if component.startswith("samples") or sample.kpi == "backlog_age":
                         samples_seen[cell].append(value)
+        # distinct users: counted per partition (a user is on one), then summed
+        for (place, kpi, dim, name), users in _distinct_users(part, rules).items():
+            totals[(place, kpi, dim, fleet_name(dim, name))][DISTINCT[kpi]] += len(users)
+    for size in rules.windows_s:  # adoption: of all active users, in every row
+        place = window_name(size)
+        active = totals.get((place, "active_users", "overall", ""), {}).get("users", 0)
+        totals[(place, "feature_adoption", "overall", "")]["active"] = active
+        for (where, kpi, _, _), components in list(totals.items()):
+            if (where, kpi) == (place, "feature_adoption"):
+                components["active"] = active
 
     def kpi_doc(place: str | None, kpi: str) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -804,6 +996,14 @@ def expected_snapshot(
             out[dim] = rendered[""] if dim == "overall" else rendered
         return out
 
+    windows = {
+        window_name(size): {
+            "complete": True,
+            **{kpi: kpi_doc(window_name(size), kpi) for kpi in WINDOWED_KPIS},
+        }
+        for size in rules.windows_s
+    }
+    sticky = stickiness(windows) if "activity" in partitions else None  # a live KPI
     times = [p.stream_time for p in processed.values() if p.stream_time is not None]
     folded: dict[str, dict[str, int]] = {topic: {} for topic in partitions}
     for part in processed.values():
@@ -827,16 +1027,11 @@ def expected_snapshot(
         "valid_at": _format(min(times)) if times else None,
         "latest": _format(max(times)) if times else None,
         "partitions": dict(partitions),
-        "windows": {
-            window_name(size): {
-                "complete": True,
-                **{kpi: kpi_doc(window_name(size), kpi) for kpi in WINDOWED_KPIS},
-            }
-            for size in rules.windows_s
-        },
+        "windows": windows,
         "change": {kpi: change_doc(kpi, change) for kpi, change in rules.changes.items()},
         "live": {
             **{kpi: kpi_doc(None, kpi) for kpi in LIVE_KPIS},
+            **({"stickiness": sticky} if sticky is not None else {}),
             **(
                 {"customers": {"overall": _customers_doc(records, rules, now_ms, partitions)}}
                 if CUSTOMERS_TOPIC in partitions
@@ -900,8 +1095,12 @@ def _render(kpi: str, totals: Mapping[str, int], samples: list[int]) -> dict[str
         top, bottom, key, scale = FRACTIONS[kpi]
         ratio = _div(n(top), n(bottom))
         return {top: n(top), bottom: n(bottom), key: None if ratio is None else ratio * scale}
-    if kpi in ("resolution_time", "first_response_time"):
+    if kpi in ("resolution_time", "first_response_time", "session_duration", "time_to_value"):
         return _duration(samples)
+    if kpi in ("active_users", "new_users"):
+        return {"users": n("users")}
+    if kpi == "feature_adoption":
+        return {"users": n("users"), "active": n("active"), "ratio": _div(n("users"), n("active"))}
     if kpi == "average_order_value":
         currencies = sorted({c.split(":", 1)[1] for c in totals if c.startswith("orders:")})
         return {
@@ -1037,6 +1236,8 @@ def _estimate(kpi: str, doc: dict[str, Any] | None) -> tuple[int, float, float] 
         "review_rating": ("reviews", "rating_sum", "rating_sum_of_squares"),
         "resolution_time": ("count", "sum_seconds", "sum_of_squares"),
         "first_response_time": ("count", "sum_seconds", "sum_of_squares"),
+        "session_duration": ("count", "sum_seconds", "sum_of_squares"),
+        "time_to_value": ("count", "sum_seconds", "sum_of_squares"),
     }[kpi]
     n, total, squares = (doc[k] for k in keys)
     if not n:

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.alerts.simulate import Classes, Stationary, drop_delays, stationary
-from bench.alerts.volumes import Calibration, calibrate, library
+from bench.alerts.volumes import SIMULATED, Calibration, calibrate, library
 from bench.report import machine
 from stream.config import parse_duration, window_name
 from stream.config.settings import Settings
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configured(args: argparse.Namespace) -> list[Watch]:
-    """The KPI file's change alerts, with the command line's figures for every KPI."""
+    """The KPI file's change alerts of the simulated topics, with the command line's figures
+    for every KPI."""
     settings = Settings.load({"config": args.config}, environ={})
     changed: dict[str, Any] = {}
     for key, field in (("z", "z"), ("confirmation_z", "confirmation_z")):
@@ -71,7 +72,11 @@ def configured(args: argparse.Namespace) -> list[Watch]:
     for key in ("short", "confirmation", "baseline", "for"):
         if getattr(args, key) is not None:
             changed[f"{key}_s"] = int(parse_duration(getattr(args, key)))
-    return watches({name: replace(c, **changed) for name, c in settings.changes.items()})
+    return [
+        w
+        for w in watches({name: replace(c, **changed) for name, c in settings.changes.items()})
+        if w.kpi.topic in SIMULATED
+    ]
 
 
 def scenarios(watched: list[Watch], calibration: Calibration, lib: Any) -> list[dict[str, Any]]:

@@ -20,13 +20,13 @@ from prometheus_client import generate_latest
 
 from bench.eventlog import log_events
 from bench.publishing import PARTITIONS, apply
-from stream.app import document_shape, state_config, topic_rules
 from stream.config.settings import Settings
 from stream.contract.schemas import SOURCE_TOPICS
 from stream.publish.document import window_renderer
 from stream.publish.entries import partition_entry
 from stream.publish.prometheus import _Families
 from stream.state.partition import PartitionState
+from stream.wiring import document_shape, state_config, topic_rules
 
 EVENTS = 200_000
 RATE = 2.0  # events/s: 200,000 events are about 28 hours, so the 24 h window is full

@@ -9,6 +9,9 @@ components are read from those series with the kind's own arithmetic (`value(...
 which is linear in them). So an entity becomes a *bundle*: what it adds to each (KPI, segment)'s
 components.
 
+The engagement KPIs (topic `activity`) are not simulated: a user's sessions span days and
+weeks, so no user is an entity whose events end soon after its first (`SIMULATED`).
+
 A simulated minute then holds a Poisson number of new entities of each topic, at the rates the
 generator starts them (`expected_events`: events/s x topic share / events per entity), each a
 bundle drawn at random. The time between an entity's first event and its samples (a solve hours
@@ -25,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from stream.app import topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import topic_of
@@ -35,6 +37,7 @@ from stream.publish.merge import base_measure
 from stream.state.measures import expand
 from stream.state.segments import SegmentNames
 from stream.tools.generate import DEFAULT_PROFILE, Profile, _Generator, expected_events
+from stream.wiring import topic_rules
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 KEYS = {"cart-events": "cart_id", "tickets": "ticket_id", "survey-replies": "response_id"}
@@ -98,6 +101,10 @@ def _coefficients(watch: Watch, metric: str) -> list[tuple[int, float]]:
     return [(i, float(named[c])) for i, c in enumerate(watch.estimator.components) if named.get(c)]
 
 
+#: the topics whose entities the calibration draws
+SIMULATED = ("cart-events", "tickets", "survey-replies")
+
+
 def calibrate(
     watches: list[Watch],
     rate: float,
@@ -108,7 +115,7 @@ def calibrate(
     """Bundles of `entities` carts, tickets and survey replies of the generator, through the
     real rules; and how many of each the generator starts a minute at `rate` events/s."""
     settings = Settings.load({"config": "none"}, environ={})
-    rules = {r.topic: r for r in topic_rules(settings)}
+    rules = {r.topic: r for r in topic_rules(settings) if r.topic in SIMULATED}
     measures = {w.kpi.name: {m for _, m in w.kpi.parts} for w in watches}
     index: dict[tuple[str, str, str], int] = {}
     series: list[Series] = []

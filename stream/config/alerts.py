@@ -34,11 +34,20 @@ KPI_RANGES: dict[str, tuple[float, float, str]] = {
     "emotions": _RATIO,
     "review_rating": (1.0, 5.0, "mean rating, 1-5"),
     "customers": (0.0, 1.0, "churn ratio"),
+    "active_users": (0.0, math.inf, "users"),
+    "new_users": (0.0, math.inf, "users"),
+    "session_duration": _SECONDS,
+    "bounce_rate": _RATIO,
+    "pages_per_session": (0.0, math.inf, "page views per session"),
+    "time_to_value": _SECONDS,
+    "activation_rate": _RATIO,
+    "feature_adoption": _RATIO,
+    "stickiness": (0.0, 1.0, "ratio of 24h to 30d active users"),
 }
 #: KPIs whose alerts are on the p90 of a distribution of seconds
 DURATION_KPIS = frozenset(k for k, (_, _, unit) in KPI_RANGES.items() if unit == "seconds")
 #: KPIs that are a gauge of now: alerts take no window and no min_samples
-LIVE_KPIS = frozenset({"open_backlog", "backlog_age", "customers"})
+LIVE_KPIS = frozenset({"open_backlog", "backlog_age", "customers", "stickiness"})
 _ALERT_KEYS = (
     "above",
     "below",
@@ -189,14 +198,17 @@ def kpi_alert(
     window_s: int | None = None
     min_samples = 1
     if name in LIVE_KPIS:
-        # customers: min_samples is the previous customers the churn ratio is taken from
-        extras = ("window",) if name == "customers" else ("window", "min_samples")
+        # customers: min_samples is the previous customers the churn ratio is taken from;
+        # stickiness: the 30 d active users it divides by
+        counted = name in ("customers", "stickiness")
+        extras = ("window",) if counted else ("window", "min_samples")
         for extra in extras:
             if extra in alert:
                 raise check.fail(
                     f"{key}.{extra}",
                     f"not allowed: {name} is a live gauge, not windowed; expected only "
-                    f"{'above, min_samples' if name == 'customers' else 'above or below'}",
+                    f"{'above, min_samples' if name == 'customers' else 'above or below'}"
+                    f"{', min_samples' if name == 'stickiness' else ''}",
                 )
         if "min_samples" in alert:
             min_samples = check.integer(alert["min_samples"], f"{key}.min_samples", 1, math.inf)

@@ -19,11 +19,21 @@ from stream.config import MAX_WINDOW_S, lagged_window, window_name, window_probl
 from stream.config.alerts import LIVE_KPIS, SEVERITIES
 from stream.config.checker import Checker
 
-#: KPIs whose estimator has no known variance: the gauges of now, the average order value and
-#: the emotions' shares, one per emotion (the spec names the ones with one). Every other KPI
-#: takes a change alert, on by default; tests/unit/kpis/test_change.py checks this against the
-#: kinds of the catalogue.
-WITHOUT_VARIANCE = frozenset({"average_order_value", "emotions", *LIVE_KPIS})
+#: KPIs whose estimator has no known variance: the gauges of now, the average order value, the
+#: emotions' shares (one per emotion), the distinct-user counts and the pages per session (the
+#: spec names the ones with one). Every other KPI takes a change alert, on by default;
+#: tests/unit/kpis/test_change.py checks this against the kinds of the catalogue.
+WITHOUT_VARIANCE = frozenset(
+    {
+        "average_order_value",
+        "emotions",
+        "active_users",
+        "new_users",
+        "pages_per_session",
+        "feature_adoption",
+        *LIVE_KPIS,
+    }
+)
 #: The directions a KPI may change in: its value falling, rising, or either.
 DIRECTIONS = ("down", "up", "both")
 _KEYS = (

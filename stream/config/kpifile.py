@@ -31,7 +31,7 @@ from stream.config.checker import Checker
 DEFAULT_CONFIG_PATH: Path = Path(__file__).resolve().parents[2] / "cxkpi.toml"
 
 #: segment dimensions an allow-list may name
-DIMENSIONS = ("channel", "region", "team", "priority")
+DIMENSIONS = ("channel", "region", "team", "priority", "feature")
 _RESERVED_SEGMENTS = frozenset({"other", "unknown"})
 
 _DEFAULTS: dict[str, dict[str, Any]] = {

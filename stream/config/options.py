@@ -262,6 +262,19 @@ OPTIONS: tuple[Option, ...] = (
         "in a later session; at least inactivity_timeout + step + grace.",
     ),
     Option(
+        "session_timeout",
+        "30m",
+        _whole_seconds,
+        "A user's session with no event this long has ended (activity), at last event + timeout.",
+    ),
+    Option(
+        "activation_period",
+        "7d",
+        _whole_seconds,
+        "A user who signed up is activated when value is reached within this period, judged "
+        "at sign-up + period (activity).",
+    ),
+    Option(
         "max_event_bytes",
         "65536",
         _int_range(64, 16 * 1024 * 1024),

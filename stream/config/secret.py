@@ -28,9 +28,9 @@ def customer_secret(settings: Settings) -> bytes:
     if settings.profile == "dev":
         return _dev_secret(Path(settings.data_dir) / settings.app_id / DEV_SECRET_FILE)
     raise ConfigError(
-        "customer KPIs need customer_key_secret: set CXKPI_CUSTOMER_KEY_SECRET to at least "
-        f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 32`), the same for every "
-        "worker and kept across restarts; only --profile dev generates one"
+        "customer and engagement KPIs need customer_key_secret: set CXKPI_CUSTOMER_KEY_SECRET "
+        f"to at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 32`), the "
+        "same for every worker and kept across restarts; only --profile dev generates one"
     )
 
 

@@ -59,6 +59,8 @@ class Settings:
     max_future: int
     ticket_retention: int
     cart_retention: int
+    session_timeout: int
+    activation_period: int
     max_event_bytes: int
     max_segment_values: int
     web_host: str
@@ -169,8 +171,9 @@ class Settings:
                 f"invalid customer_period: {self.customer_period}s must be a positive multiple "
                 f"of long_step ({self.long_step}s)"
             )
-        if self.inactivity_timeout <= 0:
-            raise ConfigError("invalid inactivity_timeout: must be greater than zero")
+        for name in ("inactivity_timeout", "session_timeout", "activation_period"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"invalid {name}: must be greater than zero")
         reach = self.reach_s()
         shortest = reach + self.grace
         if self.ticket_retention < shortest:

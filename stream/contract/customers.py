@@ -18,6 +18,10 @@ from typing import Any
 KEY_BYTES = 16
 #: The body field that names a customer, on every topic that has one (spec/events.md).
 CUSTOMER_FIELD = "customer_id"
+#: The body field that names a user of the activity topic: its record key, personal as well.
+USER_FIELD = "user_id"
+#: Activity fields no KPI needs, some unbounded (a page's URL may hold anything): dropped.
+DROPPED_ACTIVITY_FIELDS = ("page", "milestone")
 
 
 def customer_key(raw: str, secret: bytes) -> str:
@@ -36,3 +40,13 @@ def pseudonymize(body: dict[str, Any], secret: bytes | None) -> None:
         del body[CUSTOMER_FIELD]
     else:
         body[CUSTOMER_FIELD] = customer_key(raw, secret)
+
+
+def pseudonymize_user(body: dict[str, Any], secret: bytes) -> None:
+    """Replace an activity event's raw user id by its key under the customer key secret (one
+    secret for every personal key), in place, and drop the fields no KPI needs. The user id is
+    the record key, so unlike a customer id it cannot just be dropped: without a secret the
+    activity topic is not read at all (stream/config/secret.py)."""
+    body[USER_FIELD] = customer_key(body[USER_FIELD], secret)
+    for name in DROPPED_ACTIVITY_FIELDS:
+        body.pop(name, None)

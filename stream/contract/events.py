@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from stream.contract.customers import pseudonymize
+from stream.contract.customers import USER_FIELD, pseudonymize, pseudonymize_user
 from stream.contract.schemas import (
     KEY_FIELD,
     SUPPORTED_SCHEMA_VERSIONS,
@@ -28,7 +28,7 @@ class Event:
     """A valid event: the envelope parsed, the body kept for the KPI rules."""
 
     topic: str
-    key: str  # cart_id, ticket_id or response_id
+    key: str  # cart_id, ticket_id, response_id, or the user's pseudonymous key
     event_id: str
     type: str
     t: int  # occurred_at, milliseconds since the epoch
@@ -70,7 +70,10 @@ def decode(
 ) -> Event | Rejection:
     """Classify one record of a source topic. A valid event's raw customer id is replaced by its
     pseudonymous key (dropped without `customer_secret`), and its free text by the text's
-    sentiment (stream/contract/voice.py): no decoded event holds either."""
+    sentiment (stream/contract/voice.py): no decoded event holds either. An activity event's
+    user id (its key) becomes the user's key under the same secret, and its page is dropped;
+    without the secret it cannot be keyed, so it is rejected (`no_key_secret`: the worker never
+    reads the topic then)."""
     if raw is None:
         return Rejection("invalid_json", "empty record value")
     if len(raw) > max_bytes:
@@ -95,6 +98,10 @@ def decode(
         return Rejection("schema_violation", "occurred_at is not an RFC 3339 timestamp")
     if t > now_ms + max_future_ms:
         return Rejection("occurred_at_in_future", f"occurred_at is {(t - now_ms) // 1000} s ahead")
+    if KEY_FIELD[topic] == USER_FIELD:
+        if customer_secret is None:
+            return Rejection("no_key_secret", "user_id cannot be keyed without the key secret")
+        pseudonymize_user(obj, customer_secret)
     pseudonymize(obj, customer_secret)
     take_texts(obj, sentiment)
     return Event(topic, obj[KEY_FIELD[topic]], obj["event_id"], kind, t, obj)

@@ -16,11 +16,12 @@ from typing import Any
 
 import fastjsonschema
 
-SOURCE_TOPICS: tuple[str, ...] = ("cart-events", "tickets", "survey-replies")
+SOURCE_TOPICS: tuple[str, ...] = ("cart-events", "tickets", "survey-replies", "activity")
 KEY_FIELD: dict[str, str] = {
     "cart-events": "cart_id",
     "tickets": "ticket_id",
     "survey-replies": "response_id",
+    "activity": "user_id",
 }
 SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -55,7 +56,7 @@ def topic_of(event: dict[str, Any]) -> str:
 
 
 def record_key(event: dict[str, Any]) -> str:
-    """The Kafka record key: cart_id, ticket_id or response_id."""
+    """The Kafka record key: cart_id, ticket_id, response_id or user_id."""
     return str(event[KEY_FIELD[topic_of(event)]])
 
 

@@ -16,7 +16,10 @@ from stream.kpis.customers import (
     RETAINED,
 )
 from stream.kpis.kinds import (
+    Adoption,
     AgeHistogram,
+    Average,
+    Count,
     Customers,
     Duration,
     Fraction,
@@ -28,6 +31,7 @@ from stream.kpis.kinds import (
     Sentiment,
     Share,
     Shares,
+    Stickiness,
 )
 from stream.kpis.surveys import EMOTIONS
 
@@ -37,6 +41,10 @@ SURVEY_DIMENSIONS = ("channel", "region", "team")
 #: A text's sentiment also per source (comment, review, mention) and language
 #: (stream/contract/voice.py).
 VOICE_DIMENSIONS = ("source", "language", *SURVEY_DIMENSIONS)
+ENGAGEMENT_DIMENSIONS = ("channel", "region")
+#: Stickiness's parts: (component, the measure its window's active users are read as, window ms)
+STICKY_DAILY = ("daily", "stickiness_daily", 86_400_000)
+STICKY_MONTHLY = ("monthly", "stickiness_monthly", 30 * 86_400_000)
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,8 @@ class Kpi:
 
     `kind` decides how its components become a value, its JSON and its Prometheus families
     (stream/kpis/kinds/): Share, Fraction, NetScore, Mean, Sentiment, Duration, Money, LiveGauge,
-    AgeHistogram, Customers. `parts` maps each published component to the bucket measure it is
-    summed from.
+    AgeHistogram, Customers, Count, Adoption, Average. `parts` maps each published component to
+    the bucket measure it is summed from.
     """
 
     name: str
@@ -234,6 +242,65 @@ CATALOG: tuple[Kpi, ...] = (
         ),
     ),
     Kpi(
+        "active_users",
+        Count(),
+        "activity",
+        ENGAGEMENT_DIMENSIONS,
+        (("users", "active_users"),),
+    ),
+    Kpi("new_users", Count(), "activity", ENGAGEMENT_DIMENSIONS, (("users", "new_users"),)),
+    Kpi(
+        "session_duration",
+        Duration(),
+        "activity",
+        ENGAGEMENT_DIMENSIONS,
+        (("samples", "session_duration"),),
+    ),
+    Kpi(
+        "bounce_rate",
+        Fraction(),
+        "activity",
+        ENGAGEMENT_DIMENSIONS,
+        (("bounced", "session_bounces"), ("sessions", "sessions")),
+        worse="up",
+    ),
+    Kpi(
+        "pages_per_session",
+        Average(),
+        "activity",
+        ENGAGEMENT_DIMENSIONS,
+        (("pages", "session_pages"), ("sessions", "sessions")),
+    ),
+    Kpi(
+        "time_to_value",
+        Duration(),
+        "activity",
+        ENGAGEMENT_DIMENSIONS,
+        (("samples", "time_to_value"),),
+        worse="up",
+    ),
+    Kpi(
+        "activation_rate",
+        Fraction(),
+        "activity",
+        ENGAGEMENT_DIMENSIONS,
+        (("activated", "activation_activated"), ("signups", "activation_signups")),
+    ),
+    Kpi(
+        "feature_adoption",
+        Adoption(),
+        "activity",
+        ("feature",),
+        (("users", "feature_users"), ("active", "active_users")),
+    ),
+    Kpi(
+        "stickiness",
+        Stickiness(),
+        "activity",
+        ENGAGEMENT_DIMENSIONS,
+        ((STICKY_DAILY[0], STICKY_DAILY[1]), (STICKY_MONTHLY[0], STICKY_MONTHLY[1])),
+    ),
+    Kpi(
         "customers",
         Customers(),
         CUSTOMERS_TOPIC,
@@ -251,4 +318,6 @@ CATALOG: tuple[Kpi, ...] = (
     ),
 )
 WINDOWED = tuple(k for k in CATALOG if not k.is_live)
+#: Read from the 24 h and 30 d windows, not from live gauges (stream/publish/document.py).
+STICKINESS = next(k for k in CATALOG if isinstance(k.kind, Stickiness))
 LIVE = tuple(k for k in CATALOG if k.is_live)

@@ -32,6 +32,7 @@ ROWS = (
     ("Support", "tickets", lambda name: True),
     ("Surveys", "survey-replies", lambda name: name not in VOICE),
     ("Voice of the customer", "survey-replies", lambda name: name in VOICE),
+    ("Engagement", "activity", lambda name: True),
     ("Customers", CUSTOMERS_TOPIC, lambda name: True),
 )
 #: The KPIs of the trend row, over the longest window: what a CX manager reports each month.
@@ -309,7 +310,7 @@ def _variables(config: KpiConfig) -> list[dict[str, Any]]:
             "current": {"text": "Prometheus", "value": "prometheus"},
         },
         custom("window", windows, default),
-        custom("dimension", ["all", "channel", "region", "team", "priority"], "all"),
+        custom("dimension", ["all", "channel", "region", "team", "priority", "feature"], "all"),
         {
             "type": "query",
             "name": "segment",

@@ -22,6 +22,8 @@ from stream.kpis.change import watches
 from stream.kpis.kinds import (
     CUSTOMER_COMPONENTS,
     AgeHistogram,
+    Average,
+    Count,
     Customers,
     Duration,
     Fraction,
@@ -32,6 +34,7 @@ from stream.kpis.kinds import (
     Sentiment,
     Share,
     Shares,
+    Stickiness,
 )
 from stream.monitoring.change import change_alert, change_recording_rules
 from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
@@ -128,6 +131,12 @@ def values(kpi: Kpi) -> list[Series]:
     title = kpi.title
     name = f"{level(kpi)}:cxkpi_{kpi.name}"
     match kpi.kind:
+        case Count():  # the summed count is the value
+            return [Series(summed(kpi, f"cxkpi_{kpi.name}_{kpi.parts[0][0]}"), title, "short")]
+        case Stickiness():
+            return [Series(f"{name}:ratio", title, "percentunit", ("dimension", "segment"))]
+        case Average():
+            return [Series(f"{name}:mean", title, "none")]
         case Share() | Fraction(scale=1):
             return [Series(f"{name}:ratio", title, "percentunit")]
         case Fraction():
@@ -213,6 +222,9 @@ def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
         }
     match kpi.kind:
         case LiveGauge():
+            return
+        case Count():  # its samples (an alert's min_samples) are the count itself
+            yield {"record": samples(kpi), "expr": summed(kpi, components(kpi)[0])}
             return
         case AgeHistogram():
             yield from _age_rules(kpi)
@@ -365,6 +377,14 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
         )
         scope = "over the last customer period"
         guard = f" It needs at least {alert.min_samples} customers in the period before."
+    elif isinstance(kpi.kind, Stickiness):  # of now; min_samples counts the 30 d users
+        monthly = summed(kpi, "cxkpi_stickiness_monthly")
+        expr = (
+            f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}\n'
+            f'and on ({by(kpi)}) {monthly}{{dimension="all"}} >= {alert.min_samples}'
+        )
+        scope = ""
+        guard = f" It needs at least {alert.min_samples} users active over 30 d."
     elif alert.window_s is None:  # the live backlog
         expr = f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}'
         scope, guard = "", ""

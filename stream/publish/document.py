@@ -8,16 +8,16 @@ the document turns into JSON and /metrics into metric families.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from stream.config import window_label
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.kpis.catalog import LIVE, WINDOWED, Kpi
+from stream.kpis.catalog import LIVE, STICKINESS, STICKY_DAILY, STICKY_MONTHLY, WINDOWED, Kpi
 from stream.kpis.change import Watch
 from stream.kpis.customers import MAX_LIFETIME_PERIODS
-from stream.kpis.kinds import KpiValues, Options
+from stream.kpis.kinds import Adoption, KpiValues, Options
 from stream.publish.change import change_json, extra_windows, named_windows
 from stream.publish.entries import Entry, WindowTotals, window_copies
 from stream.publish.merge import (
@@ -100,6 +100,7 @@ def render(
     windows: Any = None,
     max_lifetime_periods: int = MAX_LIFETIME_PERIODS,
     watches: Sequence[Watch] = (),
+    sticky: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The snapshot document, with segment values beyond the fleet-wide bound folded to other.
 
@@ -109,6 +110,8 @@ def render(
     `change` sections already rendered as JSON (Shape.windows), used instead of rendering
     `merged.windows`. `max_lifetime_periods` caps a customer's expected lifetime in the
     lifetime value. `watches` are the change alerts, whose figures the `change` section holds.
+    `sticky` is stickiness as JSON (from the windows, `stickiness`) where `windows` is
+    pre-serialized.
     """
     keep = fleet_names(merged.admitted if admitted is None else admitted, max_values)
     live = live_kpis(merged, keep, partitions, enabled, max_lifetime_periods)
@@ -119,13 +122,19 @@ def render(
             merged.windows, windows_ms, keep, enabled, merged.incomplete, extra
         )
         windows = sections(rendered, windows_ms, watches)
+    live_json = {name: values.to_json() for name, values in live.items()}
+    if enabled(STICKINESS.name) and STICKINESS.topic in partitions:  # read from the windows
+        if sticky is None and isinstance(windows["windows"], Mapping):
+            sticky = stickiness(windows["windows"]).to_json()
+        if sticky is not None:
+            live_json[STICKINESS.name] = sticky
     return {
         "valid_at": format_time(min(times)) if times else None,
         "latest": format_time(max(times)) if times else None,
         "partitions": dict(partitions),
         "windows": windows["windows"],
         "change": windows["change"],
-        "live": {name: values.to_json() for name, values in live.items()},
+        "live": live_json,
         "segments": {
             "kept": {d: sorted(v) for d, v in sorted(keep.items())},
             "folded_events": {
@@ -159,8 +168,32 @@ def live_kpis(
     return {
         kpi.name: render_kpi(kpi, live, options)
         for kpi in LIVE
-        if enabled(kpi.name) and kpi.topic in partitions
+        if enabled(kpi.name) and kpi.topic in partitions and kpi is not STICKINESS
     }
+
+
+def stickiness(windows: Mapping[str, Any]) -> KpiValues:
+    """Stickiness from the windows section (JSON): per segment, the 24 h window's active users
+    over the 30 d window's. A window not configured counts 0; while either is still filling
+    after a rebuild there is no value (as no partial window is published)."""
+    kpi = STICKINESS
+    (_, day, day_ms), (_, month, month_ms) = STICKY_DAILY, STICKY_MONTHLY
+    docs = [windows.get(window_label(size)) for size in (day_ms, month_ms)]
+    filling = any(doc is not None and not doc.get("complete", True) for doc in docs)
+    users = [{} if doc is None or filling else doc.get("active_users", {}) for doc in docs]
+
+    def value(dim: str, seg: str) -> Any:
+        counts = [(u.get("overall") if dim == "" else u.get(dim, {}).get(seg)) or {} for u in users]
+        series = {(day, -1): counts[0].get("users", 0), (month, -1): counts[1].get("users", 0)}
+        return kpi.kind.value(kpi, series, Options())
+
+    segments = {
+        dim: {
+            seg: value(dim, seg) for seg in sorted({*users[0].get(dim, {}), *users[1].get(dim, {})})
+        }
+        for dim in kpi.dimensions
+    }
+    return KpiValues(value("", ""), segments)
 
 
 @dataclass(frozen=True)
@@ -191,7 +224,11 @@ class Shape:
         return [e for e in entries if e.partition < self.partitions.get(e.topic, 0)]
 
     def document(
-        self, entries: Iterable[Entry], admitted: Admitted | None = None, windows: Any = None
+        self,
+        entries: Iterable[Entry],
+        admitted: Admitted | None = None,
+        windows: Any = None,
+        sticky: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The merged document of the entries (see `render`)."""
         return render(
@@ -204,6 +241,7 @@ class Shape:
             windows=windows,
             max_lifetime_periods=self.max_lifetime_periods,
             watches=self.watches,
+            sticky=sticky,
         )
 
     def stamp(
@@ -329,6 +367,8 @@ def render_kpi(kpi: Kpi, grouped: Grouped, options: Options | None = None) -> Kp
             by_segment.setdefault(segment, {}).update(series)
     overall = by_segment.pop(("", ""), {})
     kind = kpi.kind
+    if isinstance(kind, Adoption):  # its segments divide by the overall series
+        options = replace(options, overall=overall)
     segments = {
         dimension: {
             seg: kind.value(kpi, series, options)

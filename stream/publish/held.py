@@ -56,6 +56,7 @@ class Rendered:
     sections: dict[str, orjson.Fragment]
     versions: dict[str, str]
     reach: dict[str, int | None]
+    sticky: dict[str, Any] | None = None  # stickiness, read from two of the windows
 
     def valid_at(self, fleet: Mapping[str, Entry]) -> int | None:
         """Up to which stream time the windows hold, with the partitions' entries now: per

@@ -21,9 +21,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from stream.kpis.catalog import LIVE, WINDOWED
+from stream.kpis.catalog import LIVE, STICKINESS, WINDOWED
 from stream.kpis.kinds import LIVE_LABELS, PREFIX, WINDOW_LABELS, KpiValues, Metrics
-from stream.publish.document import Windows
+from stream.publish.document import Windows, stickiness
 from stream.publish.entries import Entry
 from stream.state.partition import OUTCOMES
 
@@ -89,10 +89,14 @@ class WindowText:
     """
 
     def __init__(
-        self, key: Callable[[], Hashable], inputs: Callable[[], Callable[[], Windows]]
+        self,
+        key: Callable[[], Hashable],
+        inputs: Callable[[], Callable[[], Windows]],
+        enabled: Callable[[str], bool] = lambda kpi: True,
     ) -> None:
         self.key = key
         self.inputs = inputs
+        self.enabled = enabled  # whether stickiness, read from two of the windows, is on
         self._built: tuple[Hashable, bytes] | None = None
         self._lock = asyncio.Lock()  # concurrent scrapes share one rebuild
 
@@ -101,7 +105,8 @@ class WindowText:
             key = self.key()
             if self._built is None or self._built[0] != key:
                 render = self.inputs()
-                text = await asyncio.to_thread(lambda: generate_latest(_Families(render())))
+                sticky = self.enabled(STICKINESS.name)
+                text = await asyncio.to_thread(lambda: generate_latest(_Families(render(), sticky)))
                 self._built = (key, text)
             return self._built[1]
 
@@ -109,8 +114,9 @@ class WindowText:
 class _Families(Collector):
     """The window families of a rendered document, for generate_latest."""
 
-    def __init__(self, windows: Windows) -> None:
+    def __init__(self, windows: Windows, sticky: bool = True) -> None:
         self.windows = windows
+        self.sticky = sticky
 
     def collect(self) -> Iterator[Metric]:
         for kpi in WINDOWED:
@@ -122,6 +128,14 @@ class _Families(Collector):
             ]
             if rows:  # else switched off in the configuration file
                 yield from kpi.kind.families(kpi, rows, METRICS)
+        if self.sticky and any("active_users" in w.kpis for w in self.windows.values()):
+            section = {  # stickiness: of now, from the 24 h and 30 d windows' active users
+                name: {"complete": w.complete, "active_users": w.kpis["active_users"].to_json()}
+                for name, w in self.windows.items()
+                if "active_users" in w.kpis
+            }
+            values = stickiness(section)
+            yield from STICKINESS.kind.families(STICKINESS, list(values.rows([])), METRICS)
 
 
 def _processing_families(entries: list[Entry]) -> Iterator[Metric]:

@@ -49,7 +49,7 @@ from redis.exceptions import RedisError, WatchError
 
 from stream.config.settings import redact_url
 from stream.contract.schemas import SOURCE_TOPICS
-from stream.publish.document import Shape, format_time
+from stream.publish.document import Shape, format_time, stickiness
 from stream.publish.entries import (
     Entry,
     decode_entry,
@@ -368,7 +368,9 @@ class SnapshotStore:
                 self._render_windows, parts, fleet, keep, inputs
             )
             self._rendered = rendered
-        document = self.shape.document(fleet.values(), windows=rendered.sections)
+        document = self.shape.document(
+            fleet.values(), windows=rendered.sections, sticky=rendered.sticky
+        )
         document["windows_valid_at"] = format_time(rendered.valid_at(fleet))
         self.shape.stamp(document, fleet.values(), published_at, self.writer)
         return orjson.dumps(document), cpu
@@ -392,6 +394,7 @@ class SnapshotStore:
             {name: orjson.Fragment(orjson.dumps(section)) for name, section in sections.items()},
             {f: held.version for f, held in sources.items()},
             {f: held.stream_time for f, held in sources.items()},
+            stickiness(sections["windows"]).to_json(),
         )
         return rendered, time.thread_time() - started
 

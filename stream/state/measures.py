@@ -25,7 +25,16 @@ AGE_BOUNDS_S = (3600, 14400, 86400, 259200, 604800, 2592000)
 AGE_BOUNDS_MS = tuple(b * 1000 for b in AGE_BOUNDS_S)
 
 #: Measures whose value is a duration in milliseconds.
-DURATION_MEASURES = frozenset({"resolution", "first_response"})
+DURATION_MEASURES = frozenset({"resolution", "first_response", "session_duration", "time_to_value"})
+#: A measure named `<name>@<kind>` lands, as `<name>`, only in the buckets of the resolution of
+#: that kind ('b' the step, 'l' the long step): a distinct count whose sample sits in the last
+#: *closed* bucket of a user's activity, which differs per step (stream/kpis/engagement.py).
+AT = "@"
+
+
+def resolution_only(measure: str) -> str | None:
+    """The kind of the one resolution a measure lands in, or None for every resolution."""
+    return measure[-1] if measure[-2:-1] == AT else None
 #: Live measures whose value is the index of a histogram bin: one count in that bin.
 BIN_MEASURES = frozenset({"backlog_age"})
 #: Live measures whose smallest value is what matters (the opening of the oldest open ticket).
@@ -50,6 +59,8 @@ def duration_bin(value_ms: int) -> int:
 def expand(contribution: Contribution) -> Iterator[tuple[SeriesKey, int]]:
     """The (series, amount) pairs one sample adds to its bucket."""
     _, measure, segments, value = contribution
+    if measure[-2:-1] == AT:
+        measure = measure[:-2]
     if measure in DURATION_MEASURES:
         hist_bin = duration_bin(value)
         squares = whole_seconds(value) ** 2

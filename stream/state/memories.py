@@ -20,6 +20,7 @@ recalled does not depend on when the sweep ran.
 
 from __future__ import annotations
 
+import base64
 import heapq
 import struct
 from collections.abc import Iterator
@@ -34,6 +35,11 @@ SLACK = 16
 def pack(until: int, payload: bytes) -> bytes:
     """A memory as stored: the stream time it is forgotten at, then the rules' payload."""
     return _UNTIL.pack(until) + payload
+
+
+def stored(memory: bytes) -> str:
+    """A memory as the changelog's JSON holds it."""
+    return base64.b64encode(memory).decode("ascii")
 
 
 def until_of(memory: bytes) -> int:

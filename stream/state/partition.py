@@ -20,8 +20,8 @@ from stream.contract.events import Event
 from stream.state.buckets import Kept, Resolution, StateConfig, regroup
 from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
 from stream.state.facts import NOW, Contribution, Fact, Rules
-from stream.state.measures import MINIMUM_MEASURES, expand
-from stream.state.memories import Memories, pack
+from stream.state.measures import MINIMUM_MEASURES, expand, resolution_only
+from stream.state.memories import Memories, pack, stored
 from stream.state.minima import Minima
 from stream.state.segments import SegmentNames
 from stream.state.windows import Totals, Window, add_into, is_late, keeps, rows_of, totals_of
@@ -176,7 +176,7 @@ class PartitionState:
                     self._touch_bucket(resolution, k)
                     del resolution.buckets[k]
             for key, memory in self.memories.expire(stream_time):
-                self._touch_key(key, _stored_memory(memory))
+                self._touch_key(key, stored(memory))
         while self._timers and self._timers[0][0] <= stream_time:
             due, key = heapq.heappop(self._timers)
             entity = self.entities.get(key)
@@ -240,10 +240,11 @@ class PartitionState:
                     self.minima.add(series, amount, times)
             return
         deltas: list[tuple[Any, int]] | None = None
-        for resolution in self.resolutions:  # the sample lands in its bucket at every step
+        only = resolution_only(contribution[1])  # else the sample lands at every step
+        for resolution in self.resolutions:
             k = contribution[0] // resolution.step_ms
-            if k < resolution.floor:
-                continue  # older than every window of this step: its bucket is gone
+            if k < resolution.floor or (only is not None and only != resolution.kind):
+                continue  # older than every window of this step (its bucket is gone), or not its
             if deltas is None:
                 deltas = [(series, amount * times) for series, amount in expand(contribution)]
             self._touch_bucket(resolution, k)
@@ -286,7 +287,7 @@ class PartitionState:
         if entity is not None:
             return (list(entity.facts) if copy else entity.facts) or None
         memory = self.memories.get(key)
-        return None if memory is None else _stored_memory(memory)
+        return None if memory is None else stored(memory)
 
     def _touch_bucket(self, resolution: Resolution, k: int) -> None:
         rkey = f"{resolution.kind}:{self.partition}:{k}".encode()  # record_key, inline
@@ -411,11 +412,6 @@ class PartitionState:
             for contribution in _live(self.rules.contributions(entity.facts, self.stream_time)):
                 self._add(contribution, 1)
             self._schedule(key, entity)
-
-
-def _stored_memory(memory: bytes) -> str:
-    """A memory as the changelog's JSON holds it."""
-    return base64.b64encode(memory).decode("ascii")
 
 
 def _live(contributions: list[Contribution]) -> list[Contribution]:

@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker",
         help="run a stream worker (every topic) against a broker and Redis",
-        description="Run a Faust worker that consumes cart-events, tickets and survey-replies, "
-        "keeps the KPI state and serves /metrics, /kpis, /health and /ready.",
+        description="Run a Faust worker that consumes cart-events, tickets, survey-replies and "
+        "activity, keeps the KPI state and serves /metrics, /kpis, /health and /ready.",
     )
     worker.add_argument(
         "--exit-if-no-broker-after",
@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser(
         "topics",
         help="create the source and dead-letter topics (idempotent)",
-        description="Create cart-events, tickets, survey-replies and their .dlq topics with the "
-        "configured partition count; existing topics are checked, not changed.",
+        description="Create cart-events, tickets, survey-replies, activity and their .dlq topics "
+        "with the configured partition count; existing topics are checked, not changed.",
     )
     add_arguments(topics, BROKER_ONLY)
     topics.set_defaults(run=run_topics)
@@ -275,13 +275,16 @@ def run_worker(args: argparse.Namespace) -> int:
     from stream.app import KpiApp
     from stream.config.secret import customer_secret
     from stream.config.webconfig import load_web_config
+    from stream.kpis.catalog import CATALOG
     from stream.publish.auth import web_security
     from stream.runtime import heap
     from stream.runtime.logs import setup_logging
     from stream.runtime.process import KpiWorker, quiet_cancelled_threads, wait_for_broker
 
     settings = Settings.load(flags_from(args))
-    secret = customer_secret(settings) if settings.enabled("customers") else None
+    # personal ids are keyed for the customer KPIs and the activity topic's users alike
+    keyed = ["customers", *(k.name for k in CATALOG if k.topic == "activity")]
+    secret = customer_secret(settings) if any(map(settings.enabled, keyed)) else None
     web_config = load_web_config(settings.web_config) if settings.web_config else None
     web = web_security(settings, web_config)
     setup_logging(settings.log_level, settings.log_format)

@@ -1,4 +1,4 @@
-"""Realistic synthetic events for all three topics, deterministic for given arguments.
+"""Realistic synthetic events for all four topics, deterministic for given arguments.
 
 Event i occurs at start + i/rate, so event time is evenly spread and monotone. At each slot the
 generator emits the earliest due event of an entity already under way (a cart's next item, a
@@ -10,6 +10,10 @@ Shoppers come back: a cart belongs to a returning customer (one of those who hav
 buying), a new one, or nobody known. Every order gives its customer a chance to stop buying
 (churn), so a long run has regulars with orders weeks apart, customers who left, and anonymous
 orders. The customer id is on the order, or only on the cart's `cart_created`.
+
+Product activity (stream/tools/activity.py) takes `activity_share` of the slots that start
+something (more around 14:00 UTC, fewer at night and at weekends), from a random stream of its
+own: the carts, tickets and replies of a seed stay the same ones in the same order.
 
 The topic shares of a `Profile` are shares of events. Entities are started in proportion to
 share ÷ expected events per entity, so the mix matches once the run is longer than an entity's
@@ -28,8 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stream.contract.schemas import SOURCE_TOPICS
 from stream.tools import voices
+from stream.tools.activity import Activity
 from stream.tools.shift import Shift
 
 
@@ -55,6 +59,7 @@ class Profile:
     anonymous_share: float = 0.15  # of carts: no customer id anywhere
     order_customer_share: float = 0.5  # of known customers' carts: the id is on the order
     shift: Shift | None = None  # a change injected into one segment (stream/tools/shift.py)
+    activity_share: float = 0.03  # of the slots that start something: a user's session
 
     @classmethod
     def with_resolution_median(cls, median_s: float) -> Profile:
@@ -75,6 +80,7 @@ class Profile:
             "churn_share",
             "anonymous_share",
             "order_customer_share",
+            "activity_share",
         )
         for name in shares:
             if not 0 <= getattr(self, name) <= 1:
@@ -113,6 +119,9 @@ CART_RETURN_SHARE = 0.2
 CART_RETURN_AFTER_S = (2 * 3600.0, 9 * 86400.0)  # some beyond the 7 d cart retention
 FIRST_REPLY_SIGMA = 0.7
 CLOSE_AFTER_S = (600.0, 3600.0)  # solve to close
+#: The topics whose entities (carts, tickets, responses) are drawn from the main random stream,
+#: in the order they always were: activity has a stream of its own, so adding it changed no log.
+ENTITY_TOPICS = ("cart-events", "tickets", "survey-replies")
 SURVEY_KINDS = ("nps", "csat", "ces", "emotion", "review", "mention")
 SURVEY_WEIGHTS = (0.45, 0.18, 0.12, 0.1, 0.1, 0.05)
 SURVEY_CUSTOMER_SHARE = 0.6
@@ -173,8 +182,10 @@ class _Generator:
             "tickets": profile.ticket_share,
             "survey-replies": profile.survey_share,
         }
+        self.activity = Activity(seed, profile.channels, profile.regions, self._id)
+        self.origin_s = start.timestamp()
         per_entity = expected_events(profile)
-        self.topic_weights = tuple(shares[topic] / per_entity[topic] for topic in SOURCE_TOPICS)
+        self.topic_weights = tuple(shares[topic] / per_entity[topic] for topic in ENTITY_TOPICS)
 
     def event_id(self, i: int) -> str:
         """UUID-shaped like a real producer's, yet reproducible: a hash of the run and slot."""
@@ -194,7 +205,9 @@ class _Generator:
         """The earliest event due by `now`, else the first event of a new entity."""
         if self.pending and self.pending[0][0] <= now:
             return heapq.heappop(self.pending)[2]
-        topic = self.rng.choices(SOURCE_TOPICS, weights=self.topic_weights)[0]
+        if self.activity.starts(self.profile.activity_share, self.origin_s + now):
+            return self.activity.session(now, self._later)
+        topic = self.rng.choices(ENTITY_TOPICS, weights=self.topic_weights)[0]
         if topic == "cart-events":
             return self._cart(now)
         if topic == "tickets":

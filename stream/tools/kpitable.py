@@ -80,7 +80,24 @@ ROWS: tuple[tuple[str, str, Any], ...] = (
         "review_rating",
         lambda v: f"{_fmt(v['mean'], '.2f')}, {_percent(v['good_ratio'])} 4-5  (n={v['reviews']})",
     ),
+    ("active users", "active_users", lambda v: str(v["users"])),
+    ("session p50 / p90", "session_duration", _minutes),
+    ("bounce rate", "bounce_rate", lambda v: f"{_percent(v['ratio'])}  (of {v['sessions']})"),
+    (
+        "activation",
+        "activation_rate",
+        lambda v: f"{_percent(v['ratio'])}  (of {v['signups']})",
+    ),
 )
+
+
+def engagement_line(snapshot: dict[str, Any]) -> str | None:
+    """Stickiness of now (DAU / MAU), or None where it is not published."""
+    sticky = snapshot["live"].get("stickiness")
+    if sticky is None:
+        return None
+    v = sticky["overall"]
+    return f"stickiness (DAU/MAU): {_percent(v['ratio'])}  ({v['daily']}/{v['monthly']})"
 
 
 def customer_line(customers: dict[str, Any]) -> str:
@@ -190,6 +207,8 @@ def kpi_table(snapshot: dict[str, Any] | None, waiting: str | None = None) -> Ta
     )
     if (customers := _customers(snapshot)) is not None:
         table.caption += f"\n{customers}"
+    if (engagement := engagement_line(snapshot)) is not None:
+        table.caption += f"\n{engagement}"
     return table
 
 

@@ -1,6 +1,6 @@
-"""No personal data (customer, agent, order ids, SKUs, comments, review and mention texts) in
-Redis, or any topic the worker writes: the changelogs and the customers topic (which holds
-pseudonymous customer keys only)."""
+"""No personal data (customer, user, agent, order ids, SKUs, pages, comments, review and mention
+texts) in Redis, or any topic the worker writes: the changelogs and the customers topic (which
+hold pseudonymous customer and user keys only)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.servers import Broker, RedisServer, Worker, cxkpi, read_to_end, wait_
 
 pytestmark = pytest.mark.integration
 
-PERSONAL = ("customer_id", "agent_id", "order_id", "sku", "comment", "text")
+PERSONAL = ("customer_id", "user_id", "agent_id", "order_id", "sku", "comment", "text", "page")
 
 
 def redis_dump(server: RedisServer) -> str:
@@ -99,6 +99,10 @@ def test_no_personal_value_is_published_or_logged(
             **topics,
         }
         assert "cxkpi_nps_promoters" in metrics and '"windows"' in kpis
+        active = orjson.loads(kpis)["windows"]["24h"]["active_users"]["overall"]["users"]
+        assert active > 0, "no activity was applied: its users and pages were not checked"
+        assert any(v.startswith("user-") for v in values)
+        assert any(v.startswith("/p/") for v in values)
         for place, text in places.items():
             leaked = sorted(v for v in values if v in text)
             assert not leaked, f"{place} contains personal values: {leaked[:5]}"

@@ -9,13 +9,13 @@ from dataclasses import replace
 
 from bench.alerts.simulate import Classes, Windows, alarms, drop_delays
 from bench.alerts.volumes import calibrate, library
-from stream.app import document_shape, state_config, topic_rules
 from stream.config.change import Change
 from stream.config.settings import Settings
 from stream.contract.events import Event
 from stream.kpis.change import watches
 from stream.publish.entries import partition_entry
 from stream.state.partition import PartitionState
+from stream.wiring import document_shape, state_config, topic_rules
 
 MIN = 60_000
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % (3_600_000)

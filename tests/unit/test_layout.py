@@ -22,6 +22,7 @@ LAYERS = (
     "kpis",  # pure KPI rules: facts -> samples, and the catalogue of published KPIs
     "runtime",  # the Faust side: processor, transport, heap, health, connection, topics
     "publish",  # /metrics, the merged snapshot, Redis, /kpis
+    "wiring",  # what the settings make: each topic's rules, state settings, document shape
     "app",  # the worker: wires the runtime and the publishers
     "monitoring",  # Prometheus rules and the Grafana dashboard, generated from the KPI file
     "tools",  # the command line, the demo, dev servers, generator, producer, soak

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from stream.app import document_shape, state_config, topic_rules
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.contract.schemas import topic_of
@@ -19,6 +18,7 @@ from stream.kpis.customers import CUSTOMERS_TOPIC, CustomerRules, customer_kpis,
 from stream.publish.entries import partition_entry
 from stream.state.partition import PartitionState, StateConfig
 from stream.tools.generate import generate
+from stream.wiring import document_shape, state_config, topic_rules
 from tests.reference import (
     Record,
     Rules,
@@ -775,7 +775,7 @@ def test_compare_null_and_missing_snapshot() -> None:
 # --- months: what is remembered after its facts are gone ------------------------------------------
 
 
-@pytest.mark.parametrize("topic", ["tickets", "cart-events", "survey-replies"])
+@pytest.mark.parametrize("topic", ["tickets", "cart-events", "survey-replies", "activity"])
 def test_forty_days_through_the_state_equal_the_reference(topic: str) -> None:
     """40 generated days (tickets reopened a week or more after their solve, carts ordered days
     after they were left), with duplicates, through one partition state with the default
@@ -813,9 +813,16 @@ def test_forty_days_through_the_state_equal_the_reference(topic: str) -> None:
     expected = expected_snapshot(records, Rules(), now_ms=now, partitions={topic: 1})
     if topic == "tickets":
         assert expected["windows"]["30d"]["reopen_rate"]["overall"]["reopens"] > 50
+    if topic == "activity":  # the month of users: DAU, MAU, stickiness, activation
+        month = expected["windows"]["30d"]
+        assert month["active_users"]["overall"]["users"] > 10
+        assert month["activation_rate"]["overall"]["signups"] > 3
+        assert expected["live"]["stickiness"]["overall"]["daily"] > 1
+        assert actual["live"]["stickiness"] == expected["live"]["stickiness"]
+    else:
+        tested = [c["overall"]["z"] for c in expected["change"].values() if c["overall"]["z"]]
+        assert tested  # the change figures compare windows that hold samples
     parts = ("windows", "change", "events", *(("live",) if topic == "tickets" else ()))
-    tested = [c["overall"]["z"] for c in expected["change"].values() if c["overall"]["z"]]
-    assert tested  # the change figures compare windows that hold samples
     assert compare_snapshots({p: actual[p] for p in parts}, {p: expected[p] for p in parts}) == []
 
 

@@ -46,6 +46,7 @@ from stream.kpis.kinds.distributions import (
     Duration,
     Money,
 )
+from stream.kpis.kinds.engagement import Adoption, Average, Count, Stickiness
 from stream.kpis.kinds.voice import Sentiment, Texts
 
 __all__ = [
@@ -56,9 +57,12 @@ __all__ = [
     "OLDEST_MS",
     "PREFIX",
     "WINDOW_LABELS",
+    "Adoption",
     "AgeHistogram",
     "Ages",
     "Amounts",
+    "Average",
+    "Count",
     "Customers",
     "Distribution",
     "Duration",
@@ -82,6 +86,7 @@ __all__ = [
     "Series",
     "Share",
     "Shares",
+    "Stickiness",
     "Texts",
     "Value",
     "named",

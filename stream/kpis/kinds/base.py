@@ -54,10 +54,14 @@ Rows = Sequence[tuple[list[str], Value]]
 @dataclass(frozen=True, slots=True)
 class Options:
     """What a kind may need beyond its components: the cap of a customer's expected lifetime,
-    and the customers partitions' stream time (RFC 3339) the customer KPIs are evaluated at."""
+    the customers partitions' stream time (RFC 3339) the customer KPIs are evaluated at, and
+    the window's overall series."""
 
     max_lifetime_periods: int = MAX_LIFETIME_PERIODS
     customers_as_of: str | None = None
+    #: the overall series of the KPI's window, for a kind whose segments divide by it
+    #: (feature adoption: a feature's users over all active users)
+    overall: Series | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,11 @@ def test_every_kpi_of_known_variance_has_the_spec_defaults() -> None:
         "open_backlog",
         "backlog_age",
         "customers",
+        "active_users",
+        "new_users",
+        "pages_per_session",
+        "feature_adoption",
+        "stickiness",
     } == WITHOUT_VARIANCE
 
 

@@ -45,6 +45,15 @@ EXAMPLE_ALERTS = {
     "emotions": None,
     "review_rating": Alert("below", 3.5, 86400, 20),
     "customers": Alert("above", 0.9, None, 100),
+    "active_users": None,
+    "new_users": None,
+    "session_duration": None,
+    "bounce_rate": None,
+    "pages_per_session": None,
+    "time_to_value": None,
+    "activation_rate": Alert("below", 0.2, 30 * 86400, 50),
+    "feature_adoption": None,
+    "stickiness": Alert("below", 0.1, None, 100),
 }
 
 
@@ -286,7 +295,8 @@ INVALID = [
     (
         "[kpis.conversion]\nalert = { p90_above = '1h', window = '1h' }",
         "kpis.conversion.alert.p90_above",
-        "only for the duration KPIs (first_response_time, resolution_time); "
+        "only for the duration KPIs (first_response_time, resolution_time, session_duration, "
+        "time_to_value); "
         "expected above or below (a number from 0 to 1 (ratio))",
     ),
     (

@@ -70,3 +70,21 @@ def test_no_decoded_event_holds_a_raw_customer_id(topic: str, body: dict[str, ob
     without_secret = classify(topic, {**body, "customer_id": RAW}, secret=None)
     assert isinstance(without_secret, Event)
     assert "customer_id" not in without_secret.body and RAW not in repr(without_secret)
+
+
+def test_an_activity_event_is_keyed_by_the_users_key_and_its_page_is_dropped() -> None:
+    """events.md: user_id is replaced by a keyed hash right after decoding (the same secret as
+    the customer keys); the unbounded page and the milestone go too."""
+    view = {"type": "page_viewed", "user_id": RAW, "session_id": "s1", "page": "/me?u=" + RAW}
+    decoded = classify("activity", view)
+    assert isinstance(decoded, Event)
+    assert decoded.key == decoded.body["user_id"] == customer_key(RAW, SECRET)
+    assert "page" not in decoded.body and RAW not in repr(decoded)
+    reached = classify("activity", {"type": "value_reached", "user_id": RAW, "milestone": "m"})
+    assert isinstance(reached, Event) and "milestone" not in reached.body
+
+
+def test_an_activity_event_without_the_secret_is_rejected_not_kept_raw() -> None:
+    decoded = classify("activity", {"type": "signed_up", "user_id": RAW}, secret=None)
+    assert isinstance(decoded, Rejection) and decoded.error == "no_key_secret"
+    assert RAW not in decoded.detail

@@ -12,6 +12,7 @@ from stream.contract.events import Event, Rejection, decode
 from stream.contract.schemas import SOURCE_TOPICS
 
 NOW = 1_795_000_000_000
+SECRET = b"k" * 32
 VALID = {
     "cart-events": {
         "event_id": "e1",
@@ -37,6 +38,14 @@ VALID = {
         "response_id": "r1",
         "score": 9,
     },
+    "activity": {
+        "event_id": "e4",
+        "type": "page_viewed",
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "user_id": "u1",
+        "session_id": "s1",
+        "page": "/start",
+    },
 }
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
@@ -48,7 +57,9 @@ json_values = st.recursive(
 
 
 def classify(raw: bytes, topic: str) -> Event | Rejection:
-    result = decode(raw, topic, max_bytes=65536, now_ms=NOW, max_future_ms=3_600_000)
+    result = decode(
+        raw, topic, max_bytes=65536, now_ms=NOW, max_future_ms=3_600_000, customer_secret=SECRET
+    )
     assert isinstance(result, Event | Rejection)
     if isinstance(result, Rejection):
         assert result.error and result.detail

@@ -89,6 +89,12 @@ FULL: dict[str, dict[str, Any]] = {
     },
     "review": {"response_id": "r1", "text": "Great shop", "rating": 5, "customer_id": "u1"},
     "mention": {"response_id": "r1", "text": "Love this brand"},
+    "signed_up": {"user_id": "u1"},
+    "session_started": {"user_id": "u1", "session_id": "s1"},
+    "page_viewed": {"user_id": "u1", "session_id": "s1", "page": "/pricing?utm=" + "x" * 5000},
+    "feature_used": {"user_id": "u1", "session_id": "s1", "feature": "export"},
+    "value_reached": {"user_id": "u1", "milestone": "first report"},
+    "session_ended": {"user_id": "u1", "session_id": "s1"},
 }
 REQUIRED = {
     **{kind: ("cart_id",) for kind in CONTRACT_TYPES["cart-events"]},
@@ -97,6 +103,12 @@ REQUIRED = {
     "emotion": ("response_id", "emotions"),
     "review": ("response_id", "text"),
     "mention": ("response_id", "text"),
+    "signed_up": ("user_id",),
+    "session_started": ("user_id", "session_id"),
+    "page_viewed": ("user_id", "session_id"),
+    "feature_used": ("user_id", "feature"),
+    "value_reached": ("user_id",),
+    "session_ended": ("user_id", "session_id"),
 }
 SCALE = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 # Only keywords that fastjsonschema and jsonschema both implement the same way.
@@ -161,18 +173,21 @@ def assert_invalid(topic: str, obj: object) -> None:
 
 
 def test_contract_constants() -> None:
-    assert SOURCE_TOPICS == ("cart-events", "tickets", "survey-replies")
+    assert SOURCE_TOPICS == ("cart-events", "tickets", "survey-replies", "activity")
     assert KEY_FIELD == {
         "cart-events": "cart_id",
         "tickets": "ticket_id",
         "survey-replies": "response_id",
+        "activity": "user_id",
     }
     assert set(SUPPORTED_SCHEMA_VERSIONS) == {1}
     assert TYPES_BY_TOPIC == CONTRACT_TYPES
     assert TOPIC_OF_TYPE["order_placed"] == "cart-events"
     assert TOPIC_OF_TYPE["ticket_closed"] == "tickets"
     assert TOPIC_OF_TYPE["ces"] == "survey-replies"
+    assert TOPIC_OF_TYPE["page_viewed"] == "activity"
     assert dead_letter_topic("tickets") == "tickets.dlq"
+    assert dead_letter_topic("activity") == "activity.dlq"
 
 
 def test_schema_files_live_in_the_repository_schemas_folder() -> None:
@@ -372,6 +387,21 @@ def test_score_error_reads_like_the_fast_validator_message() -> None:
         ("mention", "text", None),
         ("mention", "text", "x" * 5001),
         ("mention", "response_id", None),
+        ("signed_up", "user_id", ""),
+        ("signed_up", "user_id", "u" * 129),
+        ("signed_up", "user_id", 42),
+        ("session_started", "session_id", None),
+        ("session_started", "session_id", ""),
+        ("page_viewed", "session_id", None),
+        ("page_viewed", "page", ""),
+        ("page_viewed", "page", 3),
+        ("feature_used", "feature", None),
+        ("feature_used", "feature", ""),
+        ("feature_used", "feature", "f" * 129),
+        ("feature_used", "session_id", 7),
+        ("value_reached", "milestone", ""),
+        ("session_ended", "session_id", None),
+        ("session_ended", "type", "session_closed"),
     ],
 )
 def test_violations_fail_in_both_validators(kind: str, field: str, value: object) -> None:
@@ -464,3 +494,15 @@ def test_voice_of_the_customer_bounds() -> None:
     five = ["happy", "safe", "valued", "stressed", "hurried"]
     assert_valid(topic, event("emotion", emotions=five))
     assert_valid(topic, event("nps", comment="x" * 20_000))
+
+
+def test_activity_bounds() -> None:
+    """events.md, `activity`: a page is unbounded (only the record's size limit bounds it), a
+    feature_used without session_id is valid (it belongs to no session), and value_reached needs
+    no milestone."""
+    topic = "activity"
+    assert_valid(topic, event("page_viewed", page="/" + "p" * 20_000))
+    assert_valid(topic, event("page_viewed", page=None))
+    assert_valid(topic, event("feature_used", session_id=None))
+    assert_valid(topic, event("value_reached", milestone=None))
+    assert_valid(topic, event("signed_up", session_id="s1"))  # an extra field is ignored

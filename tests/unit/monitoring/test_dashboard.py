@@ -80,6 +80,7 @@ def test_processor_health_row() -> None:
         "Support",
         "Surveys",
         "Voice of the customer",
+        "Engagement",
         "Customers",
         "Trend (30d windows)",
         "Processor health",

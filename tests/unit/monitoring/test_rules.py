@@ -209,6 +209,15 @@ RECORDING_CASES: list[tuple[str, dict[str, float], str, float]] = [
     # nobody churned: the expected lifetime is the cap
     ("customers", LOYAL, "expected_lifetime_periods", rules.MAX_LIFETIME_PERIODS),
     ("customers", LOYAL, "lifetime_value", 100 / 10 * 1 * rules.MAX_LIFETIME_PERIODS),
+    # engagement: distinct users add up over workers (a user lives in one partition)
+    ("active_users", {"users": 40}, "sum", 80),
+    ("new_users", {"users": 3}, "sum", 6),
+    ("bounce_rate", {"bounced": 3, "sessions": 12}, "ratio", 6 / 24),
+    ("pages_per_session", {"pages": 30, "sessions": 12}, "mean", 60 / 24),
+    ("activation_rate", {"activated": 2, "signups": 5}, "ratio", 4 / 10),
+    ("feature_adoption", {"users": 5, "active": 40}, "ratio", 10 / 80),
+    ("stickiness", {"daily": 10, "monthly": 40}, "ratio", 20 / 80),
+    ("session_duration", {"300.0": 10, "gcount": 10, "gsum": 1500}, "mean", 150),
 ]
 
 
@@ -297,7 +306,7 @@ def components_for(k: Kpi, alert: Alert, bad: bool, samples: int) -> tuple[dict[
     match k.kind.name:
         case "share":
             return {"abandoned": n if high else 0, "converted": 0 if high else n}, float(high)
-        case "fraction":
+        case "fraction" | "adoption" | "average" | "stickiness":
             first, second = (p for p, _ in k.parts)
             return {first: n if high else 0, second: n}, high * k.kind.scale
         case "net":

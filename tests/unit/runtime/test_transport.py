@@ -65,7 +65,7 @@ def test_the_worker_hands_its_topics_to_its_processors_and_hears_the_broker() ->
     worker = KpiApp(settings(broker="kafka://127.0.0.1:1"), customer_secret=b"k" * 32)
     consumer = transport.consumer_of(worker.app)
     assert consumer._processors == {p.source_name: p.on_record for p in worker.processors}
-    assert len(consumer._processors) == 4  # the three source topics and the customers topic
+    assert len(consumer._processors) == 5  # the four source topics and the customers topic
     assert not worker.broker.answering
     consumer.broker_answered()  # as the consumer's client does for every response
     assert worker.broker.answering

@@ -118,3 +118,15 @@ def test_a_production_worker_without_a_customer_key_secret_refuses_in_one_line(
     assert err.count("\n") == 1 and "CXKPI_CUSTOMER_KEY_SECRET" in err
     assert "Traceback" not in err
 
+
+def test_a_production_worker_with_engagement_on_needs_the_key_secret_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The activity topic's users are keyed with the customer key secret: with the customer
+    KPIs off but the engagement KPIs on, a production worker still refuses to start without it."""
+    monkeypatch.delenv("CXKPI_CUSTOMER_KEY_SECRET", raising=False)
+    config = tmp_path / "cxkpi.toml"
+    config.write_text("[kpis.customers]\nenabled = false\n")
+    code, _, err = run(capsys, "worker", "--profile", "production", "--config", str(config))
+    assert code == 2 and "engagement" in err and "CXKPI_CUSTOMER_KEY_SECRET" in err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -27,6 +27,7 @@ from stream.contract.schemas import (
     topic_of,
 )
 from stream.tools import voices
+from stream.tools.activity import FEATURES
 from stream.tools.generate import SURVEY_KINDS, Profile, generate
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -255,10 +256,10 @@ def test_carts_hold_what_was_added_and_orders_add_up() -> None:
                 total = sum(units * cents[sku] for sku, units in held.items())
                 assert round(event["amount"] * 100) == total > 0
         # 5-90 s apart when due within a visit (an event may wait a few slots for its turn to
-        # be emitted)
+        # be emitted, behind other entities' and users' events due then)
         for visit in visits_of(events):
             gaps = [seconds(b) - seconds(a) for a, b in pairwise(visit)]
-            assert all(4 < gap < 95 for gap in gaps)
+            assert all(3 <= gap < 95 for gap in gaps)
     assert upsold > 0
 
 
@@ -354,8 +355,11 @@ def test_reopened_tickets_are_solved_again() -> None:
 
 
 def test_topic_shares_match_the_profile_over_a_long_run() -> None:
+    """The profile's shares are of carts, tickets and replies; user sessions come on top."""
     events = long_run()
     shares = Counter(topic_of(e) for e in events)
+    assert 0.05 < shares.pop("activity") / len(events) < 0.3
+    events = tuple(e for e in events if topic_of(e) != "activity")
     expected = {
         "cart-events": LONG_PROFILE.cart_share,
         "tickets": LONG_PROFILE.ticket_share,
@@ -366,7 +370,7 @@ def test_topic_shares_match_the_profile_over_a_long_run() -> None:
 
 
 def test_topic_shares_can_be_chosen() -> None:
-    only_surveys = Profile(cart_share=0, ticket_share=0, survey_share=1)
+    only_surveys = Profile(cart_share=0, ticket_share=0, survey_share=1, activity_share=0)
     assert {topic_of(e) for e in generate(0, START, RATE, count=500, profile=only_surveys)} == {
         "survey-replies"
     }
@@ -394,3 +398,42 @@ def test_customers_return_for_weeks_stop_buying_or_stay_anonymous() -> None:
     regulars = [t for t in known.values() if len(t) >= 3 and t[-1] - t[0] > 14 * 86400]
     gone = [t for t in known.values() if len(t) >= 2 and end - t[-1] > 30 * 86400]
     assert len(regulars) > 50 and len(gone) > 50
+
+
+def test_users_come_in_a_daily_and_weekly_rhythm_return_lapse_and_activate_or_not() -> None:
+    """Twelve days of activity: sessions peak in the afternoon and on weekdays; users come back
+    on other days, some stop coming; sign-ups reach value soon, late or never; sessions bounce
+    or run long; features are those of the list."""
+    events = [e for e in twelve_days() if topic_of(e) == "activity"]
+    starts = [e for e in events if e["type"] == "session_started"]
+    by_hour = Counter(int(seconds(e) // 3600 + START.hour) % 24 for e in starts)
+    afternoon = sum(by_hour[h] for h in range(12, 17))
+    night = sum(by_hour[h] for h in range(0, 5))
+    assert afternoon > 2 * night
+    weekday = Counter(
+        (START + timedelta(seconds=seconds(e))).weekday() >= 5 for e in starts
+    )  # 12 days from a Monday: 10 weekdays, 2 weekend days
+    assert weekday[False] / 10 > 1.3 * weekday[True] / 2
+    days_of: dict[str, set[int]] = defaultdict(set)
+    for e in events:
+        days_of[e["user_id"]].add(int(seconds(e) // 86400))
+    assert sum(len(days) >= 3 for days in days_of.values()) > 10  # returning users
+    end = seconds(events[-1])
+    last_seen = {u: max(days) for u, days in days_of.items()}
+    assert sum(day * 86400 < end - 4 * 86400 for day in last_seen.values()) > 5  # lapsed
+    signed = {e["user_id"]: seconds(e) for e in events if e["type"] == "signed_up"}
+    reached = {e["user_id"]: seconds(e) for e in events if e["type"] == "value_reached"}
+    assert len(signed) > 20 and set(reached) <= set(signed)
+    quick = sum(reached[u] - signed[u] < 7 * 86400 for u in reached)
+    assert quick > 5 and len(signed) - quick > 5  # activated, and not (late or never)
+    sessions: dict[str, list[str]] = defaultdict(list)
+    for e in events:
+        if "session_id" in e:
+            sessions[e["session_id"]].append(e["type"])
+    pages = [kinds.count("page_viewed") for kinds in sessions.values()]
+    assert sum(n == 1 for n in pages) > 20 and sum(n >= 40 for n in pages) > 3
+    ended = sum(kinds[-1] == "session_ended" for kinds in sessions.values())
+    assert 0.4 < ended / len(sessions) < 0.9
+    used = Counter(e["feature"] for e in events if e["type"] == "feature_used")
+    assert set(used) <= set(FEATURES) and len(used) >= 5
+    assert all(e["channel"] in Profile().channels for e in events)

@@ -1,0 +1,91 @@
+"""The engagement rows of the benchmark, measured in this process: the state a partition of
+`activity` holds per user (every user active in the longest window: those still kept as facts
+and those remembered), and the state's own cost per event against carts'."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import orjson
+
+from stream.config.settings import Settings
+from stream.contract.events import Event, decode
+from stream.contract.schemas import topic_of
+from stream.state.partition import PartitionState
+from stream.tools.generate import Profile, generate
+from stream.wiring import state_config, topic_rules
+
+#: Keys the activity topic's users, as the worker's customer key secret does.
+SECRET = b"bench-secret-of-32-bytes-at-least"
+
+
+def _events(topic: str, days: float, seed: int, end: datetime, rate: float) -> Iterator[Event]:
+    """The decoded events of one topic of a generated log of `days` days ending at `end`."""
+    now_ms = int(time.time() * 1000)
+    start = end - timedelta(days=days)
+    for event in generate(seed, start, rate, duration_s=days * 86400, profile=Profile()):
+        if topic_of(event) == topic:
+            decoded = decode(
+                orjson.dumps(event),
+                topic,
+                max_bytes=65536,
+                now_ms=now_ms,
+                max_future_ms=3_600_000,
+                customer_secret=SECRET,
+            )
+            if isinstance(decoded, Event):
+                yield decoded
+
+
+def _deep(value: object) -> int:
+    """sys.getsizeof of a fact and what it holds (tuples, lists, str, int, bytes)."""
+    size = sys.getsizeof(value)
+    if isinstance(value, list | tuple):
+        size += sum(_deep(item) for item in value)
+    return size
+
+
+def bytes_per_user(
+    days: float, seed: int, end: datetime, windows: str, rate: float = 0.3
+) -> tuple[float, float, float, int]:
+    """What an `activity` partition holds per user after `days` of the generator's traffic:
+    (mean over every user active in the longest window, per user still held as facts, per
+    remembered user, users), counting the table slot, key, entity and facts, or the memory and
+    its expiry-list slot (sys.getsizeof). Buckets and window totals are not per user."""
+    settings = Settings.load({"config": "none", "windows": windows}, environ={})
+    rules = next(r for r in topic_rules(settings) if r.topic == "activity")
+    state = PartitionState("activity", 0, rules, state_config(settings))
+    for offset, event in enumerate(_events("activity", days, seed, end, rate)):
+        state.apply(event, offset)
+    state.flush()
+    entities, memories = state.entities, state.memories
+    slot = sys.getsizeof(entities) / max(len(entities), 1)
+    held = sum(sys.getsizeof(k) + sys.getsizeof(e) + _deep(e.facts) for k, e in entities.items())
+    held_each = held / max(len(entities), 1) + slot
+    remembered = sum(sys.getsizeof(k) + sys.getsizeof(m) + 8 for k, m in memories.items())
+    remembered_each = remembered / max(len(memories), 1) + 2 * 8  # a dict slot: hash, pointers
+    users = len(entities) + len(memories)
+    mean = (held_each * len(entities) + remembered_each * len(memories)) / max(users, 1)
+    return mean, held_each, remembered_each, users
+
+
+def state_events_per_second(topic: str, count: int, seed: int, end: datetime) -> float:
+    """Events of one topic a partition state applies per CPU second (decoding excluded), from the
+    first `count` of a generated log: the state's share of a worker's cost."""
+    settings = Settings.load({"config": "none"}, environ={})
+    rules = next(r for r in topic_rules(settings) if r.topic == topic)
+    events: list[Event] = []
+    for event in _events(topic, 30, seed, end, rate=2.0):
+        events.append(event)
+        if len(events) >= count:
+            break
+    state = PartitionState(topic, 0, rules, state_config(settings))
+    started = time.process_time()
+    for offset, event in enumerate(events):
+        state.apply(event, offset)
+        if offset % 500 == 0:
+            state.flush()
+    return len(events) / (time.process_time() - started)
