@@ -14,7 +14,10 @@ stood still for 48.5 s (docs/performance.md). So writing the document is a lease
 The lease names its writer and the time its document was written, so every worker learns how
 fresh the snapshot is from one small GET. Two writers at once (a lease taken while its holder is
 writing, two owners of partition 0 while it moves) stay harmless: the document is written under
-WATCH of the document and the lease, so nobody overwrites a newer document with an older merge.
+WATCH of the document, and of the lease by any worker but the preferred one, so nobody
+overwrites a newer document with an older merge. The preferred writer does not watch the lease:
+a lease expiring while it writes (a killed worker's, or its own after a slow round) would only
+make it write again.
 """
 
 from __future__ import annotations

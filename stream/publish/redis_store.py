@@ -25,8 +25,8 @@ a small share of a core (`Pacer`); the document's `windows_valid_at` says up to 
 time its windows hold (over the source partitions, like `valid_at`: the customers partitions hold
 no windows).
 While partitions move or a lease changes hands, two workers may briefly both write; the document
-is written under WATCH of itself and the lease, so neither overwrites a newer document with one
-merged from older entries.
+is written under WATCH of itself (and of the lease, by a worker other than the preferred one), so
+neither overwrites a newer document with one merged from older entries.
 
 A Redis outage never touches event processing: publishing runs on its own timer with short
 timeouts, logs the reason once, and the next successful publish makes the snapshot exact again.
@@ -238,7 +238,11 @@ class SnapshotStore:
             for _ in range(MAX_ATTEMPTS):
                 try:
                     document = None
-                    if write:  # under WATCH: neither may change before this document is written
+                    if write and preferred:  # it writes whoever holds the lease: under
+                        # WATCH of the document only, so that a lease expiring meanwhile (a dead
+                        # worker's, or its own after a slow round) does not undo the write
+                        await pipe.watch(self.snapshot_key)
+                    elif write:  # under WATCH: neither may change before this document is written
                         await pipe.watch(self.snapshot_key, self.writer_key)
                         lease = decode_lease(await pipe.get(self.writer_key))
                         write = may_write(lease, self.instance, preferred)
