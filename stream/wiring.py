@@ -43,8 +43,8 @@ def topic_rules(settings: Settings) -> list[Rules]:
 
 
 def engagement_rules(settings: Settings) -> EngagementRules:
-    """A user is remembered for the reach of the windows kept (the longest, or a change
-    alert's baseline) + long step + grace: its bucket has gone by then."""
+    """A user is remembered for the longest window + long step + grace: its bucket has gone by
+    then (the change alerts' own windows hold no distinct counts)."""
     long = any(is_long_window(w) for w in settings.windows)
     return EngagementRules(
         step_ms=settings.step * 1000,
@@ -52,7 +52,7 @@ def engagement_rules(settings: Settings) -> EngagementRules:
         long_step_ms=settings.long_step * 1000 if long else None,
         timeout_ms=settings.session_timeout * 1000,
         period_ms=settings.activation_period * 1000,
-        retention_ms=(settings.reach_s() + settings.long_step + settings.grace) * 1000,
+        retention_ms=(max(settings.windows) + settings.long_step + settings.grace) * 1000,
     )
 
 

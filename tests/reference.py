@@ -666,6 +666,21 @@ def user_retention_ms(rules: Rules) -> int:
     return (max(rules.windows_s) + rules.long_step_s + rules.grace_s) * 1000
 
 
+def _user_forget_at(rules: Rules) -> Callable[[list[dict[str, Any]]], int]:
+    """A user unseen for longer than the longest window "and past any open activation period"
+    may be forgotten: once its last event is `user_retention_ms` behind, and a value_reached
+    at the end of its earliest sign-up's activation period would be late."""
+    retention = user_retention_ms(rules)
+    period = rules.activation_period_s * 1000
+
+    def forget_at(events: list[dict[str, Any]]) -> int:
+        unseen = max(e["_t"] for e in events) + retention
+        signups = [e["_t"] for e in events if e["type"] == "signed_up"]
+        return max(unseen, _past_grace(min(signups) + period, rules)) if signups else unseen
+
+    return forget_at
+
+
 def _user_sessions(events: list[dict[str, Any]], timeout: int) -> list[list[dict[str, Any]]]:
     """One user's sessions: per session_id, events by time (a session_ended after the others of
     its time); a session ends at its session_ended or at a gap of the timeout."""
@@ -718,9 +733,7 @@ def _activity_samples(part: _Partition, rules: Rules) -> list[Sample]:
                 out.append(Sample("pages_per_session", "pages", at, segs, pages))
             if pages <= 1 and not features:
                 out.append(Sample("bounce_rate", "bounced", at, segs))
-    retention = user_retention_ms(rules)
-    lives = _lives(part, "user_id", lambda events: max(e["_t"] for e in events) + retention)
-    for life in lives:
+    for life in _lives(part, "user_id", _user_forget_at(rules)):
         out.extend(_value_samples(life, part.stream_time, rules))
     return out
 

@@ -9,7 +9,7 @@ scheduler, since xdist's hand each worker a batch of tests ahead, and a test que
   again once it is done. Unit tests go out a few at a time.
 - The CPU-bound tests (`CPU_BOUND`) run two at a time at most, and the tests whose assertions
   are timed (`TIMED`) once every CPU-bound one is done, three at a time at most: on two cores, a
-  worker starved of CPU misses them (the 35-day test, both, runs after the other CPU-bound ones).
+  worker starved of CPU misses them (the 40-day test, both, runs after the other CPU-bound ones).
 
 A test not listed counts as 10 s (integration) or as quick (unit): it runs, in its place."""
 
@@ -56,11 +56,11 @@ CPU_BOUND = (
 #: writer lease lasts 1.5 s, and a publish round slower than that, under load, outlives it), a
 #: takeover within 6 s, a snapshot exact within 10 s of Redis returning, no dip of a fleet-wide
 #: sum while partitions move. They start once every
-#: CPU-bound test is done (the 35-day test, both, is the last of those).
+#: CPU-bound test is done (the 40-day test, both, is the last of those).
 TIMED = (
     "tests/integration/test_crash_points.py",
     "tests/integration/test_pipeline.py::test_published",
-    "tests/integration/test_long_horizons.py::test_35_days",
+    "tests/integration/test_long_horizons.py::test_40_days",
     "tests/integration/test_writer_takeover.py",
     "tests/integration/test_redis_outage.py",
     # under load, a recorded sum dipped once while partitions moved (210 of 396 NPS responses,

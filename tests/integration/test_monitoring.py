@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 #: NPS over 5m alerts below 0 after 2 s, with at least 5 replies
 CONFIG = """
 [windows]
-sizes = ["5m", "1h"]
+sizes = ["5m", "1h", "24h", "30d"]
 step = "10s"
 long_step = "10s"
 grace = "5m"
@@ -97,6 +97,36 @@ def carts_and_tickets(tmp_path: Path, env: dict[str, str]) -> int:
     return len(lines)
 
 
+def users_activity(path: Path) -> Path:
+    """Two users of the last 40 minutes: one signs up, reaches value within the activation
+    period and uses a feature in a session; the other bounces. So every engagement panel has
+    data (stickiness from the 24 h and 30 d windows, activation judged 10 minutes on)."""
+    now = datetime.now(UTC)
+    events = []
+    for user, kinds in (
+        ("u-1", ["signed_up", "session_started", "page_viewed", "value_reached", "feature_used",
+                 "session_ended"]),
+        ("u-2", ["session_started", "page_viewed", "session_ended"]),
+    ):  # fmt: skip
+        for i, kind in enumerate(kinds):
+            at = now - timedelta(minutes=40 - i)
+            event = {
+                "event_id": f"{user}-{i}",
+                "type": kind,
+                "occurred_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "user_id": user,
+                "channel": "web",
+                "region": "eu",
+            }
+            if kind != "signed_up" and kind != "value_reached":
+                event["session_id"] = f"s-{user}"
+            if kind == "feature_used":
+                event["feature"] = "export"
+            events.append(event)
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return path
+
+
 def wait_for_values(prometheus: Prometheus, expr: str, expected: list[float]) -> None:
     seen: list[list[float]] = []
 
@@ -132,11 +162,14 @@ def test_nps_alert_fires_and_resolves_through_alertmanager(
         "CXKPI_CONFIG": str(config),
         "CXKPI_IDLE_TIMEOUT": "1s",
         "CXKPI_CUSTOMER_PERIOD": "20m",
+        "CXKPI_ACTIVATION_PERIOD": "10m",
     }
     rules, dashboard = tmp_path / "rules.yml", tmp_path / "dashboard.json"
     cxkpi("rules", "--out", str(rules), env=env)
     cxkpi("dashboard", "--out", str(dashboard), env=env)
     logged = carts_and_tickets(tmp_path, env)
+    produce(users_activity(tmp_path / "activity.jsonl"), env)
+    logged += 9
     worker = Worker(env, tmp_path / "worker.log")
     prometheus = None
     try:

@@ -256,6 +256,12 @@ def test_a_user_unseen_past_the_retention_is_new_again() -> None:
 # --- against the reference ------------------------------------------------------------------
 
 
+def stamp(minute: float) -> str:
+    """The event time `minute` minutes after T0, as producers write it."""
+    moment = datetime.fromtimestamp((T0 + round(minute * MIN)) / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def activity_log(seed: int, users: int, days: int) -> list[dict[str, Any]]:
     """Users with sessions on some days (pages, features, sometimes an end), sign-ups that
     reach value or not, features used outside sessions; arrival up to 12 minutes behind event
@@ -307,9 +313,7 @@ def activity_log(seed: int, users: int, days: int) -> list[dict[str, Any]]:
     )
     log: list[dict[str, Any]] = []
     for i, (minute, body) in enumerate(arrival):
-        moment = datetime.fromtimestamp((T0 + round(minute * MIN)) / 1000, tz=UTC)
-        stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-        log.append({"event_id": f"id{i}", "occurred_at": stamp, **body})
+        log.append({"event_id": f"id{i}", "occurred_at": stamp(minute), **body})
         if rng.random() < 0.1:
             log.append(log[-1])
     return log
@@ -352,6 +356,51 @@ def test_a_generated_log_through_the_state_equals_the_reference(
         assert expected["windows"]["30d"]["activation_rate"]["overall"]["signups"] > 0
     parts = ("windows", "change", "events")
     assert compare_snapshots({p: actual[p] for p in parts}, {p: expected[p] for p in parts}) == []
+
+
+def test_a_user_is_remembered_through_an_open_activation_period_longer_than_the_windows() -> None:
+    """With a 24 h longest window, a user who signed up and comes back 3 days later to reach
+    value is not forgotten (its 7 d activation period is open): a time-to-value sample of 3 days
+    and an activated sign-up, as the reference has them."""
+    day = 24 * 60
+    log = [
+        (0, "u", {"type": "signed_up"}),
+        (1, "u", {"type": "page_viewed", "session_id": "s1"}),
+        (2 * day, "v", {"type": "page_viewed", "session_id": "s9"}),  # stream time moves on
+        (3 * day, "u", {"type": "value_reached"}),
+        (3 * day + 10, "u", {"type": "page_viewed", "session_id": "s2"}),
+        (8 * day, "u", {"type": "page_viewed", "session_id": "s3"}),
+    ]
+    records = [
+        Record("activity", 0, i, json.dumps(
+            {"event_id": f"e{i}", "occurred_at": stamp(minute), "user_id": user, **body}
+        ).encode())
+        for i, (minute, user, body) in enumerate(log)
+    ]  # fmt: skip
+    settings = Settings.load({"config": "none", "windows": "5m,1h,24h"}, environ={})
+    state = PartitionState("activity", 0, engagement_rules(settings), state_config(settings))
+    for record in records:
+        event = decode(
+            record.value, "activity", max_bytes=65536, now_ms=T0 + 9 * DAY,
+            max_future_ms=3_600_000, customer_secret=SECRET,
+        )  # fmt: skip
+        assert isinstance(event, Event)
+        state.apply(event, record.offset)
+        if record.offset == 4:  # the time-to-value sample, in the 24 h window then
+            doc = document_shape(settings, {"activity": 1}).document([partition_entry(state)])
+            ttv = doc["windows"]["24h"]["time_to_value"]["overall"]
+            assert (ttv["count"], ttv["sum_seconds"]) == (1, 3 * 86400)
+    rules = Rules(windows_s=(300, 3600, 86400))
+    expected = expected_snapshot(records, rules, now_ms=T0 + 9 * DAY, partitions={"activity": 1})
+    assert expected["events"]["activity"]["applied"] == 6
+    actual = document_shape(settings, {"activity": 1}).document([partition_entry(state)])
+    assert (
+        compare_snapshots(
+            {p: actual[p] for p in ("windows", "events")},
+            {p: expected[p] for p in ("windows", "events")},
+        )
+        == []
+    )
 
 
 def test_stickiness_is_published_from_the_24h_and_30d_windows() -> None:
