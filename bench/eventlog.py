@@ -28,10 +28,13 @@ from stream.tools.generate import Profile, generate
 MIX: dict[str, float] = {"cart-events": 0.5, "tickets": 0.3, "survey-replies": 0.2}
 #: Tickets solved within the log's span (so resolution KPIs have samples), and started often
 #: enough that the generator's supply is close to the mix (fewer events dropped).
-LOG_PROFILE = Profile(ticket_share=0.4, resolution_median_s=1800, first_reply_median_s=300)
+#: No product activity: the mix has none (see MIX).
+LOG_PROFILE = Profile(
+    ticket_share=0.4, resolution_median_s=1800, first_reply_median_s=300, activity_share=0
+)
 #: Only the opening of a ticket and the first events of a cart: entities that stay open.
-CART_ONLY = Profile(cart_share=1, ticket_share=0, survey_share=0)
-TICKET_ONLY = Profile(cart_share=0, ticket_share=1, survey_share=0)
+CART_ONLY = Profile(cart_share=1, ticket_share=0, survey_share=0, activity_share=0)
+TICKET_ONLY = Profile(cart_share=0, ticket_share=1, survey_share=0, activity_share=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ TARGETS: tuple[Target, ...] = (
     Target("heap_bytes_per_remembered_ticket", "≤ 200 B", lambda v: v <= 200),
     Target("heap_bytes_per_remembered_cart", "≤ 200 B", lambda v: v <= 200),
     Target("bytes_per_active_user", "≤ 400 B", lambda v: v <= 400),
+    Target("active_users_worker_peak_rss_mb", "≤ 1024 MB", lambda v: v <= 1024),
 )
 
 #: Figures whose expected value is zero (the others are positive in any run).
@@ -125,6 +126,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("bytes_per_remembered_user", "35-day activity: per remembered user", "B"),
     ("active_users_measured", "35-day activity: users active in 30 d", "users"),
     ("activity_vs_cart_state_speed", "partition state: activity ÷ cart events per CPU s", "x"),
+    ("active_users_state_peak_rss_mb", "users active in 30 d: their state, peak RSS", "MB"),
+    ("active_users_worker_peak_rss_mb", "the same + an empty worker's RSS (upper bound)", "MB"),
     ("long_days_peak_rss_short_mb", "35-day log: peak RSS, 3 windows", "MB"),
     ("long_days_peak_rss_long_mb", "35-day log: peak RSS, 5 windows", "MB"),
     ("long_vs_short_peak_rss", "35-day log: peak RSS 5 ÷ 3 windows", "x"),

@@ -72,6 +72,7 @@ from bench.phases import (
 from bench.publishing import PublishCost, live_seconds, measure_publishing, shape_of, states_from
 from bench.report import MB, machine, median, print_table, verdicts, write_json
 from bench.texts import run_without_text
+from bench.users import peak_rss_bytes as users_peak_rss
 from stream.config import ConfigError, parse_duration
 from stream.config.settings import Settings
 from stream.contract.schemas import SOURCE_TOPICS
@@ -107,6 +108,7 @@ FULL = {
     "fleet_events": 200_000,
     "fleet_live_rate": 1000.0,
     "fleet_live_duration": 30.0,
+    "active_users": 1_000_000,
 }
 QUICK = {
     "events": 3_000,
@@ -121,6 +123,7 @@ QUICK = {
     "fleet_events": 3_000,
     "fleet_live_rate": 200.0,
     "fleet_live_duration": 8.0,
+    "active_users": 2_000,
 }
 #: Event-time rate of the open carts and tickets (all recent, none past a timeout).
 OPEN_ENTITY_RATE = 100.0
@@ -239,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"--quick: {QUICK['open_carts']:,})",
     )
     parser.add_argument(
+        "--active-users",
+        type=int,
+        help=f"users active in 30 d whose activity state's peak RSS is measured, in a process "
+        f"of its own (bench/users.py; default {FULL['active_users']:,}; --quick: "
+        f"{QUICK['active_users']:,})",
+    )
+    parser.add_argument(
         "--open-tickets",
         type=int,
         help=f"open tickets in the memory phase (default {FULL['open_tickets']:,}; "
@@ -295,7 +305,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     counts = ("events", "repeat", "open_carts", "open_tickets", "long_events", "publish_rounds")
-    for name in (*counts, "fleet_events", "remembered_events"):
+    for name in (*counts, "fleet_events", "remembered_events", "active_users"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     positive = ("latency_duration", "event_rate", "latency_load", "fleet_live_rate")
@@ -607,6 +617,11 @@ async def run_memory(
         f"engagement: {mean:,.0f} B per active user ({users:,} users), state speed vs carts "
         f"{heap['activity_vs_cart_state']:.2f}"
     )
+    heap["active_users_state_rss"] = users_peak_rss(args.active_users)
+    say(
+        f"engagement: {args.active_users:,} users active in 30 d, peak RSS of their state's "
+        f"process {heap['active_users_state_rss'] / MB:,.0f} MB"
+    )
     (workdir / "memory").mkdir(exist_ok=True)
     try:
         server = Broker(workdir / "memory")
@@ -773,6 +788,7 @@ def results(
             ("activity_vs_cart_state_speed", "activity_vs_cart_state"),
         ):
             figures[figure] = heap[key]
+        figures["active_users_state_peak_rss_mb"] = heap["active_users_state_rss"] / MB
     for name, topic in (("ticket", "tickets"), ("cart", "cart-events")):
         if topic in memories:
             figures[f"heap_bytes_per_remembered_{name}"] = memories[topic].heap_bytes
@@ -783,6 +799,10 @@ def results(
         figures["long_days_peak_rss_long_mb"] = long_peaks["long"] / MB
         figures["long_vs_short_peak_rss"] = long_peaks["long"] / long_peaks["short"]
     if memory is not None:
+        if heap:  # an upper bound: the interpreter and modules are counted in both
+            figures["active_users_worker_peak_rss_mb"] = (
+                heap["active_users_state_rss"] + memory.rss_empty_bytes
+            ) / MB
         figures.update(
             memory_peak_rss_mb=memory.peak_rss_carts_bytes / MB,
             memory_peak_rss_with_tickets_mb=memory.peak_rss_bytes / MB,

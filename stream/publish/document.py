@@ -125,8 +125,9 @@ def render(
     live_json = {name: values.to_json() for name, values in live.items()}
     if enabled(STICKINESS.name) and STICKINESS.topic in partitions:  # read from the windows
         if sticky is None and isinstance(windows["windows"], Mapping):
-            sticky = stickiness(windows["windows"]).to_json()
-        if sticky is not None:
+            values = stickiness(windows["windows"])
+            sticky = None if values is None else values.to_json()
+        if sticky is not None:  # else withheld while a window fills
             live_json[STICKINESS.name] = sticky
     return {
         "valid_at": format_time(min(times)) if times else None,
@@ -172,15 +173,16 @@ def live_kpis(
     }
 
 
-def stickiness(windows: Mapping[str, Any]) -> KpiValues:
+def stickiness(windows: Mapping[str, Any]) -> KpiValues | None:
     """Stickiness from the windows section (JSON): per segment, the 24 h window's active users
     over the 30 d window's. A window not configured counts 0; while either is still filling
-    after a rebuild there is no value (as no partial window is published)."""
+    after a rebuild it is withheld (None), as a partial window is: its counts would be wrong."""
     kpi = STICKINESS
     (_, day, day_ms), (_, month, month_ms) = STICKY_DAILY, STICKY_MONTHLY
     docs = [windows.get(window_label(size)) for size in (day_ms, month_ms)]
-    filling = any(doc is not None and not doc.get("complete", True) for doc in docs)
-    users = [{} if doc is None or filling else doc.get("active_users", {}) for doc in docs]
+    if any(doc is not None and not doc.get("complete", True) for doc in docs):
+        return None
+    users = [{} if doc is None else doc.get("active_users", {}) for doc in docs]
 
     def value(dim: str, seg: str) -> Any:
         counts = [(u.get("overall") if dim == "" else u.get(dim, {}).get(seg)) or {} for u in users]

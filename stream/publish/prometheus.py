@@ -135,7 +135,8 @@ class _Families(Collector):
                 if "active_users" in w.kpis
             }
             values = stickiness(section)
-            yield from STICKINESS.kind.families(STICKINESS, list(values.rows([])), METRICS)
+            if values is not None:  # else withheld while a window fills
+                yield from STICKINESS.kind.families(STICKINESS, list(values.rows([])), METRICS)
 
 
 def _processing_families(entries: list[Entry]) -> Iterator[Metric]:

@@ -392,13 +392,14 @@ class SnapshotStore:
             [held.totals for held in parts.values()], fleet.values(), keep
         )
         sources = {f: held for f, held in parts.items() if fleet[f].topic in SOURCE_TOPICS}
+        sticky = stickiness(sections["windows"])  # None: withheld while a window fills
         rendered = Rendered(
             inputs,
             set(parts),
             {name: orjson.Fragment(orjson.dumps(section)) for name, section in sections.items()},
             {f: held.version for f, held in sources.items()},
             {f: held.stream_time for f, held in sources.items()},
-            stickiness(sections["windows"]).to_json(),
+            None if sticky is None else sticky.to_json(),
         )
         return rendered, time.thread_time() - started
 
