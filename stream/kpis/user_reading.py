@@ -32,6 +32,8 @@ from stream.state.windows import bucket_end
 
 #: Before any stream time: what is counted from this time on is counted always.
 ALWAYS = -(2**62)
+#: Facts past grace are folded into the summary once this many are, or all of them.
+FOLD = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +112,10 @@ def read(facts: list[Fact], timing: Timing) -> Reading:
         if t is not None:
             ends += [(t // step + 1) * step for _, step in timing.steps]
     dues += ends
-    # keep changes the facts once one of them settles, a session or the activation is final, or
-    # the summary alone is left with every bucket of its latest event closed
-    settles = [forget_at(raw[0][_T])] if raw else []
+    # keep folds the facts past grace once FOLD of them or all are (each fold writes the summary
+    # anew: one per event cost a fifth of an event), and changes them once a session or the
+    # activation is final, or the summary alone is left with every bucket of its latest closed
+    settles = [forget_at(raw[min(len(raw), FOLD) - 1][_T])] if raw else []
     for run in runs:
         final = run.last if run.ended else run.last + timing.timeout_ms
         dues += [final, forget_at(final)]
