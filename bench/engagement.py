@@ -4,10 +4,12 @@ and those remembered), and the state's own cost per event against carts'."""
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -75,13 +77,21 @@ def bytes_per_user(
 def state_events_per_second(topic: str, count: int, seed: int, end: datetime) -> float:
     """Events of one topic a partition state applies per CPU second (decoding excluded), from the
     first `count` of a generated log: the state's share of a worker's cost."""
-    settings = Settings.load({"config": "none"}, environ={})
-    rules = next(r for r in topic_rules(settings) if r.topic == topic)
+    return _state_rate(topic, _first(topic, count, seed, end))
+
+
+def _first(topic: str, count: int, seed: int, end: datetime) -> list[Event]:
     events: list[Event] = []
     for event in _events(topic, 30, seed, end, rate=2.0):
         events.append(event)
         if len(events) >= count:
             break
+    return events
+
+
+def _state_rate(topic: str, events: list[Event]) -> float:
+    settings = Settings.load({"config": "none"}, environ={})
+    rules = next(r for r in topic_rules(settings) if r.topic == topic)
     state = PartitionState(topic, 0, rules, state_config(settings))
     started = time.process_time()
     for offset, event in enumerate(events):
@@ -89,3 +99,33 @@ def state_events_per_second(topic: str, count: int, seed: int, end: datetime) ->
         if offset % 500 == 0:
             state.flush()
     return len(events) / (time.process_time() - started)
+
+
+def state_ratio(count: int, seed: int, end: datetime, pairs: int) -> tuple[float, float, float]:
+    """(activity ÷ cart, activity, cart events per CPU second), medians of `pairs` runs taken
+    in turn on the same events: on shared cores a lone run of each drifts with the load."""
+    activity, carts = _first("activity", count, seed, end), _first("cart-events", count, seed, end)
+    runs = [
+        (_state_rate("activity", activity), _state_rate("cart-events", carts)) for _ in range(pairs)
+    ]
+    return (
+        statistics.median(a / c for a, c in runs),
+        statistics.median(a for a, _ in runs),
+        statistics.median(c for _, c in runs),
+    )
+
+
+def main() -> None:
+    """`python -m bench.engagement`: the state's speed on activity against carts'."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--events", type=int, default=15_000, help="of each topic (15,000)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument("--pairs", type=int, default=3, help="runs of each, in turn (3)")
+    args = parser.parse_args()
+    end = datetime(2024, 6, 1, tzinfo=UTC)  # a fixed log: the same events each time
+    ratio, activity, carts = state_ratio(args.events, args.seed, end, args.pairs)
+    print(f"activity {activity:,.0f}/s, carts {carts:,.0f}/s per CPU second: ratio {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,22 +15,32 @@ stream/state/measures.py), and a user active in the open bucket is evaluated aga
 bucket closes (a timer, once per user per step it was active in). A user lives in one partition
 (the record key), so partition counts add up to the fleet's.
 
-**Compact.** Facts past grace can no longer be joined by an earlier event, so they are folded into
-one summary fact per user (`Summary`, stream/kpis/users.py: per segment key the last time seen and
-the last one in an earlier long-step bucket, the sign-up, whether value was reached and activation
-judged) and one prefix fact per open session; once nothing is open, the user is forgotten into a
-memory of a few dozen bytes (stream/state/memories.py) kept for `retention` after its last event,
-whose samples stay in the buckets. A recalled memory is a *baseline*: what it says is already
-counted, so the user's contributions are then the difference to it (move the sample from the
-remembered bucket).
+**Compact.** Facts past grace can no longer be joined by an earlier event, so they are folded
+(once 8 of them are, or all: stream/kpis/user_reading.py) into one summary fact per user
+(`Summary`, stream/kpis/users.py: per segment key the last time seen and the last one in an
+earlier long-step bucket, the sign-up, whether value was reached and activation judged) and one
+prefix fact per open session; once nothing is open, the user is forgotten into a memory of a few
+dozen bytes (stream/state/memories.py) kept for `retention` after its last event, whose samples
+stay in the buckets. A recalled memory is a *baseline*: what it says is already counted, so the
+user's contributions are then the difference to it (move the sample from the remembered
+bucket).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from stream.contract.events import Event
 from stream.kpis import segment_name
+from stream.kpis.user_reading import (
+    Reading,
+    Timing,
+    contributions,
+    earliest_signup,
+    next_due,
+    read,
+)
 from stream.kpis.users import (
     _CHANNEL,
     _KIND,
@@ -44,19 +54,17 @@ from stream.kpis.users import (
     SUMMARY,
     TOPIC,
     VALUE,
-    Key,
     Run,
     Summary,
     keys_of,
     pack_memory,
-    sample_of,
-    segments_of,
-    split_runs,
     unpack_memory,
 )
 from stream.state.facts import Contribution, Fact
 from stream.state.segments import SegmentNames
-from stream.state.windows import bucket_end
+
+#: How many lists of facts are kept read: the users evaluated lately (a few MB at most).
+READINGS = 1024
 
 
 class EngagementRules:
@@ -83,6 +91,9 @@ class EngagementRules:
         self.timeout_ms = timeout_ms
         self.period_ms = period_ms
         self.retention_ms = retention_ms
+        self.timing = Timing(step_ms, grace_ms, tuple(self.steps), timeout_ms, period_ms)
+        #: the lists of facts last read, by identity: an event's evaluations read a list 3-5 times
+        self._readings: OrderedDict[int, Reading] = OrderedDict()
 
     def fact(self, event: Event, names: SegmentNames) -> Fact:
         kind = _KIND[event.type]
@@ -101,152 +112,45 @@ class EngagementRules:
 
     def _settled(self, t: int, stream_time: int) -> bool:
         """From this stream time on, an event at or before t is late."""
-        return stream_time >= self._forget_at(t)
+        return stream_time >= self.timing.forget_at(t)
 
-    def _forget_at(self, t: int) -> int:
-        return bucket_end(t, self.step_ms) + self.grace_ms + 1
-
-    # -- contributions --------------------------------------------------------------------------
+    def _read(self, facts: list[Fact]) -> Reading:
+        """The facts read, from the last few lists read (by identity, checked by content: the
+        state's list of a user grows in place) or anew."""
+        readings = self._readings
+        reading = readings.get(id(facts))
+        if reading is not None and reading.facts == facts:
+            return reading
+        reading = readings[id(facts)] = read(facts, self.timing)
+        readings.move_to_end(id(facts))
+        if len(readings) > READINGS:
+            readings.popitem(last=False)  # the oldest read
+        return reading
 
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
-        summary = Summary.of(facts)
-        raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
-        out = self._distinct(summary, raw, stream_time)
-        for fact in raw:
-            if fact[_KIND_AT] == SIGNUP:
-                out.append((fact[_T], "new_users", segments_of(fact[_CHANNEL], fact[_REGION]), 1))
-        for run in split_runs(facts, self.timeout_ms):
-            out.extend(self._session(run, stream_time))
-        out.extend(self._value(summary, raw, stream_time))
-        return out
-
-    def _distinct(self, summary: Summary, raw: list[Fact], now: int) -> list[Contribution]:
-        """Per key and step, one sample in the last closed bucket the user was active in, less
-        the remembered one (a recalled baseline) where that is another bucket."""
-        opens = [now - now % step for _, step in self.steps]  # the open buckets' starts
-        latest: dict[Key, list[int | None]] = {}
-        for key, (last, prev) in summary.seen.items():  # prev: in an earlier long bucket
-            latest[key] = [last if last < o else prev for o in opens]
-        combos: dict[tuple[Key, ...], list[int | None]] = {}  # facts with the same keys
-        for fact in raw:
-            t, combo = fact[_T], keys_of(fact)
-            best = combos.get(combo)
-            if best is None:
-                best = combos[combo] = [None] * len(opens)
-            for i, o in enumerate(opens):
-                if t < o:  # raw facts come in time order: the later one wins
-                    best[i] = t
-        for combo, best in combos.items():
-            for key in combo:
-                known = latest.get(key)
-                if known is None:
-                    latest[key] = list(best)
-                    continue
-                for i, t in enumerate(best):
-                    if t is not None and (known[i] is None or t > known[i]):  # type: ignore[operator]
-                        known[i] = t
-        out: list[Contribution] = []
-        bases = summary.base
-        for i, (kind, step) in enumerate(self.steps):
-            for key, best in latest.items():
-                t = best[i]
-                at = None if t is None else t - t % step
-                base = bases.get(key) if bases else None
-                was = None if base is None else base - base % step
-                if at == was:
-                    continue
-                measure, segments = sample_of(key, kind)
-                if at is not None:
-                    out.append((at, measure, segments, 1))
-                if was is not None:
-                    out.append((was, measure, segments, -1))
-        return out
-
-    def _session(self, run: Run, now: int) -> list[Contribution]:
-        """A session's outcome, at its end or at last event + timeout."""
-        if run.ended:
-            at = run.last
-        elif now >= run.last + self.timeout_ms:
-            at = run.last + self.timeout_ms
-        else:
-            return []
-        segments = run.segments()
-        out: list[Contribution] = [
-            (at, "sessions", segments, 1),
-            (at, "session_duration", segments, run.last - run.first),
-        ]
-        if run.pages:
-            out.append((at, "session_pages", segments, run.pages))
-        if run.pages <= 1 and not run.features:
-            out.append((at, "session_bounces", segments, 1))
-        return out
-
-    def _signup(self, summary: Summary, raw: list[Fact]) -> list[Any] | None:
-        """[t, channel, region] of the user's earliest sign-up."""
-        signups = [[f[_T], f[_CHANNEL], f[_REGION]] for f in raw if f[_KIND_AT] == SIGNUP]
-        if summary.signup is not None:
-            signups.append(summary.signup)
-        return min(signups, key=lambda s: s[0]) if signups else None
-
-    def _value(self, summary: Summary, raw: list[Fact], now: int) -> list[Contribution]:
-        """Time to value (at the first value_reached at or after the sign-up) and the
-        activation outcome (at sign-up + period)."""
-        signup = self._signup(summary, raw)
-        if signup is None:
-            return []
-        since = signup[0]
-        values = [f for f in raw if f[_KIND_AT] == VALUE and f[_T] >= since]
-        first = min(values, default=None)
-        out: list[Contribution] = []
-        if summary.reached is None and first is not None:
-            segments = segments_of(first[_CHANNEL], first[_REGION])
-            out.append((first[_T], "time_to_value", segments, first[_T] - since))
-        due = since + self.period_ms
-        if not summary.judged and now >= due:
-            segments = segments_of(signup[1], signup[2])
-            out.append((due, "activation_signups", segments, 1))
-            reached = [t for t in (summary.reached, first and first[_T]) if t is not None]
-            if any(since <= t <= due for t in reached):
-                out.append((due, "activation_activated", segments, 1))
-        return out
-
-    # -- time -----------------------------------------------------------------------------------
+        return contributions(self._read(facts), self.timing, stream_time)
 
     def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
         """Where a raw fact settles (folded), a bucket with the user's latest event closes (its
         sample moves), a session times out or settles, activation is judged or settles."""
-        summary = Summary.of(facts)
-        raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
-        # raw facts are folded whenever the user is evaluated past their grace; the timer only
-        # makes sure it happens once the latest is past it (one evaluation, not one per fact)
-        due = [self._forget_at(raw[-1][_T])] if raw else []
-        latest = max((f[_T] for f in raw), default=None)
-        if latest is not None:
-            due += [(latest // step + 1) * step for _, step in self.steps]
-        last = summary.last()
-        if last is not None:
-            due += [(last // step + 1) * step for _, step in self.steps]
-        for run in split_runs(facts, self.timeout_ms):
-            final = run.last if run.ended else run.last + self.timeout_ms
-            due += [final, self._forget_at(final)]
-        signup = self._signup(summary, raw)
-        if signup is not None and not summary.judged:
-            due += [signup[0] + self.period_ms, self._forget_at(signup[0] + self.period_ms)]
-        return min((d for d in due if d > stream_time), default=None)
+        return next_due(self._read(facts), stream_time)
 
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
         """Facts past grace folded into the summary and their sessions' prefixes; nothing once
         no session is open, activation is judged and every sample sits where it stays."""
         now = stream_time
-        summary = Summary.of(facts)
-        raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
+        reading = self._read(facts)
+        if now < reading.settles:
+            return facts  # nothing settled, final or left alone yet
+        summary = Summary.of(facts)  # its own: folding changes it
+        raw = reading.raw
         settled = [f for f in raw if self._settled(f[_T], now)]
         judged = summary.judged
         self._fold(summary, settled)
         self._judge(summary, raw, now)
         same = not settled and judged == summary.judged and facts[0][_KIND_AT] == SUMMARY
         kept: list[Fact] = []
-        for run in split_runs(facts, self.timeout_ms):
+        for run in reading.runs:
             final = run.last if run.ended else run.last + self.timeout_ms
             if now >= final and self._settled(final, now):
                 continue  # its outcome stands for good
@@ -264,7 +168,7 @@ class EngagementRules:
     def _judge(self, summary: Summary, raw: list[Fact], now: int) -> None:
         """Mark the activation outcome final once a value_reached that could change it is late
         (its sample then stays in its bucket)."""
-        signup = self._signup(summary, raw)
+        signup = earliest_signup(summary, raw)
         if signup is not None and self._settled(signup[0] + self.period_ms, now):
             summary.judged = True
 

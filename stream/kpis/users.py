@@ -86,17 +86,23 @@ class Summary:
 
     @classmethod
     def of(cls, facts: list[Fact]) -> Summary:
+        """The summary of a user's facts, its own to fold more into."""
+        shared = cls.read(facts)
+        return cls(
+            {key: list(times) for key, times in shared.seen.items()},
+            dict(shared.base),
+            list(shared.signup) if shared.signup is not None else None,
+            shared.reached,
+            shared.judged,
+            shared.latest,
+        )
+
+    @classmethod
+    def read(cls, facts: list[Fact]) -> Summary:
+        """The summary of a user's facts, not to be changed: one per text, parsed once."""
         if not facts or facts[0][_KIND_AT] != SUMMARY:
             return cls()
-        latest, seen, base, signup, reached, judged = _parsed(facts[0][_EXTRA])
-        return cls(
-            {key: list(times) for key, times in seen},
-            dict(base),
-            list(signup) if signup is not None else None,
-            reached,
-            judged,
-            latest,
-        )
+        return _parsed(facts[0][_EXTRA])
 
     def fact(self) -> Fact:
         latest = self.last()
@@ -124,23 +130,23 @@ class Summary:
         return max((a for a, _ in self.seen.values()), default=None)
 
 
-@lru_cache(maxsize=8)
-def _parsed(text: str) -> tuple[Any, ...]:
-    """A summary fact's text as (latest, ((key, (last, prev)), ...), ((key, t), ...), signup,
-    reached, judged): parsed once while a user is evaluated several times in a row."""
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> Summary:
+    """A summary fact's text, parsed once per user evaluated lately, not per list of its facts
+    read (shared: not to be changed)."""
     latest, seen, base, signup, reached, judged = json.loads(text)
     zero = latest - latest % 1000
 
     def at(back: int | None) -> int | None:
         return None if back is None else zero - back * 1000
 
-    return (
-        latest,
-        tuple(((MEASURE_OF[m], DIMENSION_OF[d], s), (at(a), at(b))) for m, d, s, a, b in seen),
-        tuple(((MEASURE_OF[m], DIMENSION_OF[d], s), at(t)) for m, d, s, t in base),
-        tuple(signup) if signup is not None else None,
+    return Summary(
+        {(MEASURE_OF[m], DIMENSION_OF[d], s): [at(a), at(b)] for m, d, s, a, b in seen},
+        {(MEASURE_OF[m], DIMENSION_OF[d], s): at(t) for m, d, s, t in base},
+        signup,
         reached,
         judged,
+        latest,
     )
 
 
