@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.eventlog import log_events, now_utc
+from bench.eventlog import ONLY, log_events, now_utc
 from bench.phases import (
     SCRAPE_EVERY_S,
     Context,
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         "character (bench/texts.py); alternate with a run without it for the cost of scoring "
         "(default: the generator's texts)",
     )
+    parser.add_argument(
+        "--only",
+        choices=sorted(ONLY),
+        help="a log of this topic only, whole lives of the generator's entities (alternate "
+        "activity with cart-events for the engagement target; default: the benchmark's mix)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     return parser
 
@@ -96,7 +102,11 @@ def cpu_seconds(pid: int) -> float:
 async def measure(args: argparse.Namespace, workdir: Path) -> str:
     redis, broker = RedisServer(workdir), Broker(workdir)
     try:
-        records = log_events(args.events, args.seed, 30.0, now_utc())
+        if args.only:
+            mix = {args.only: 1.0}
+            records = log_events(args.events, args.seed, 30.0, now_utc(), mix, ONLY[args.only])
+        else:
+            records = log_events(args.events, args.seed, 30.0, now_utc())
         if args.without_text:
             records = [without_text(r) for r in records]
         produced = await prepare(broker.url, records, False, "producing the log")

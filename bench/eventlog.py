@@ -72,19 +72,35 @@ def mixed_events(
     return in_mix(generate(seed, start, rate, duration_s=10.0**9, profile=profile), MIX)
 
 
-def log_events(total: int, seed: int, rate: float, end: datetime) -> list[Record]:
+#: Logs of one topic (`python -m bench.cpu --only`): the generator with only that topic's entities
+#: (every slot a user's session for activity), whole lives included.
+ONLY: dict[str, Profile] = {
+    "cart-events": Profile(cart_share=1, ticket_share=0, survey_share=0, activity_share=0),
+    "activity": Profile(activity_share=1),
+}
+
+
+def log_events(
+    total: int,
+    seed: int,
+    rate: float,
+    end: datetime,
+    mix: dict[str, float] = MIX,
+    profile: Profile = LOG_PROFILE,
+) -> list[Record]:
     """`total` events, exactly in the mix, whose last event time is `end`.
 
     Each topic takes the generator's events in emission order until it has its share. How many
     events that drops depends on the length of the run, so the events are generated first and
     then moved in time as a block, keeping their spacing.
     """
-    quota = {topic: round(share * total) for topic, share in MIX.items()}
-    quota["cart-events"] += total - sum(quota.values())
+    quota = {topic: round(share * total) for topic, share in mix.items()}
+    first = next(iter(mix))
+    quota[first] += total - sum(quota.values())
     start = end - timedelta(seconds=total / rate)
     events: list[dict[str, Any]] = []
     taken: Counter[str] = Counter()
-    for event in generate(seed, start, rate, duration_s=10.0**9, profile=LOG_PROFILE):
+    for event in generate(seed, start, rate, duration_s=10.0**9, profile=profile):
         if len(events) >= total:
             break
         topic = topic_of(event)

@@ -12,11 +12,11 @@ worker) and adds to this figure.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 
@@ -71,6 +71,15 @@ def fill(users: int, quiet: bool = False) -> tuple[PartitionState, float]:
     return state, time.process_time() - started
 
 
+def peak_rss() -> int:
+    """This process's peak RSS (VmHWM), in bytes. Not getrusage's ru_maxrss: Linux keeps that
+    across exec, so a child started by a large parent would report the parent's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def peak_rss_bytes(users: int) -> int:
     """The peak RSS of a fresh process filled with `users` users (this module, run apart)."""
     result = subprocess.run(
@@ -96,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.users < 1:
         parser.exit(2, "error: --users must be at least 1\n")
     state, cpu = fill(args.users, args.quiet)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    peak = peak_rss()
     held = len(state.entities) + len(state.memories)
     print(
         f"{args.users:,} users ({held:,} held: {len(state.memories):,} as memories) in "
