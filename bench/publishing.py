@@ -61,16 +61,20 @@ def shape_of(windows: str) -> Shape:
     )
 
 
-def states_from(records: list[Record], windows: str) -> dict[str, PartitionState]:
-    """The states a worker holds after applying these records, PARTITIONS per topic."""
-    settings = settings_for(windows)
+def empty_states(settings: Settings) -> dict[str, PartitionState]:
+    """A worker's states before any record, PARTITIONS per source topic."""
     config = state_config(settings)
     rules = {r.topic: r for r in topic_rules(settings)}
-    states = {
+    return {
         f"{topic}/{n}": PartitionState(topic, n, rules[topic], config)
         for topic in SOURCE_TOPICS
         for n in range(PARTITIONS)
     }
+
+
+def states_from(records: list[Record], windows: str) -> dict[str, PartitionState]:
+    """The states a worker holds after applying these records, PARTITIONS per topic."""
+    states = empty_states(settings_for(windows))
     apply(states, records)
     return states
 

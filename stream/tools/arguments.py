@@ -35,6 +35,17 @@ def rate(text: str) -> float:
     return _positive(text, float, "a number")
 
 
+def share(text: str) -> float:
+    """A number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
 def _positive(text: str, convert: Callable[[str], N], what: str) -> N:
     try:
         value = convert(text)

@@ -20,6 +20,7 @@ from stream.config import ConfigError, window_label
 from stream.config.settings import Settings, add_arguments, flags_from
 from stream.tools import arguments
 from stream.tools.demo import DEMO
+from stream.tools.generate import Profile
 from stream.tools.generated import RULE_FORMATS
 from stream.tools.soak.options import add_arguments as add_soak_arguments
 
@@ -118,11 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser(
         "generate",
         help="realistic synthetic events, to Kafka or to a JSON Lines file",
-        description="Generate events for all three topics (about 70 % of carts abandoned, "
-        "log-normal resolution times, NPS around +30). Without --out, events are sent to Kafka "
-        "in real time at --rate; with --out they are written as fast as possible, spaced "
-        "1/rate apart in event time. Same --seed and --start: same events. Without --count "
-        "or --duration, events go to Kafka until Ctrl-C, or one minute's worth to --out.",
+        description="Generate events for all four topics (about 70 % of carts abandoned, "
+        "log-normal resolution times, NPS around +30, users with a daily rhythm). Without "
+        "--out, events are sent to Kafka in real time at --rate; with --out they are written "
+        "as fast as possible, spaced 1/rate apart in event time. Same --seed and --start: "
+        "same events. Without --count or --duration, events go to Kafka until Ctrl-C, or one "
+        "minute's worth to --out.",
     )
     bound = generate.add_mutually_exclusive_group()
     bound.add_argument(
@@ -170,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KPI:POINTS[:DIM=VALUE][@FROM[+FOR]]",
         help="inject a change: NPS points or cart abandonment points for one segment, from FROM "
         "after the start for FOR, e.g. nps:-15:team=billing@10m+2h (default: none)",
+    )
+    generate.add_argument(
+        "--activity-share",
+        type=arguments.share,
+        default=Profile.activity_share,
+        metavar="SHARE",
+        help="share of the slots that start a user's session on the activity topic, more "
+        "around 14:00 UTC (0: no activity, and a log that does not depend on the time of day; "
+        f"default {Profile.activity_share:g})",
     )
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
     add_arguments(generate, BROKER_ONLY)
@@ -383,7 +394,7 @@ def _input(name: str) -> tuple[IO[bytes], int | None]:
 
 def run_generate(args: argparse.Namespace) -> int:
     from stream.runtime.connection import client_options
-    from stream.tools.generate import Profile, generate
+    from stream.tools.generate import generate
     from stream.tools.produce import send_live
     from stream.tools.progress import progress_bar
 
@@ -396,8 +407,7 @@ def run_generate(args: argparse.Namespace) -> int:
         if args.resolution_median is None
         else Profile.with_resolution_median(args.resolution_median)
     )
-    if args.shift is not None:
-        profile = replace(profile, shift=args.shift)
+    profile = replace(profile, shift=args.shift, activity_share=args.activity_share)
     start = args.start or datetime.now(UTC)
     events = generate(
         seed=args.seed,

@@ -74,7 +74,8 @@ def alertmanager(tmp_path: Path, webhook: Webhook) -> Iterator[Alertmanager]:
 
 def generated(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
     """The log of MINUTES ending now, with the drop, split where the drop starts. The start is
-    on a 10 s step, so windows hold the same events whenever the test runs."""
+    on a 10 s step and the log has no product activity (whose rhythm follows the time of day),
+    so windows hold the same events whenever the test runs."""
     now = datetime.now(UTC)
     start = now.replace(microsecond=0, second=now.second - now.second % 10)
     start -= timedelta(minutes=MINUTES)
@@ -82,7 +83,8 @@ def generated(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
     cxkpi(
         "generate", "--count", str(RATE * 60 * MINUTES), "--rate", str(RATE), "--seed",
         str(SEED), "--start", start.isoformat(), "--resolution-median", "2m",
-        "--shift", f"nps:-60:team=billing@{DROP_AT}m", "--out", str(out), "--quiet", env=env,
+        "--shift", f"nps:-60:team=billing@{DROP_AT}m", "--activity-share", "0",
+        "--out", str(out), "--quiet", env=env,
     )  # fmt: skip
     cut = (start + timedelta(minutes=DROP_AT)).isoformat().replace("+00:00", "")
     steady, drop = tmp_path / "steady.jsonl", tmp_path / "drop.jsonl"
@@ -196,9 +198,18 @@ def test_steady_traffic_raises_none_and_a_drop_in_one_segment_pages_with_its_lab
         cxkpi("produce", str(drop), "--quiet", env=env)
         total = sent + len(drop.read_bytes().splitlines())
         wait_until(lambda: worker.processed() == total, 120, "the whole log processed")
-        firing = wait_until(
-            lambda: webhook.alerts(rules.alert_name(nps), "firing"), 90, "NpsChanged at the webhook"
-        )
+        try:
+            firing = wait_until(
+                lambda: webhook.alerts(rules.alert_name(nps), "firing"),
+                90,
+                "NpsChanged at the webhook",
+            )
+        except AssertionError as exc:  # say what the rules saw
+            seen = {
+                part: prometheus.values(rules.record(nps, part))
+                for part in ("z", "confirmation_z", "short_samples", "baseline_samples")
+            }
+            raise AssertionError(f"{exc}\n{seen}\n{change_alerts(prometheus)}") from None
         labels = firing[0]["labels"]
         assert (labels["dimension"], labels["segment"]) == ("team", "billing")
         assert (labels["kpi"], labels["alert_kind"]) == ("nps", "change")

@@ -70,6 +70,13 @@ def expected_records(expected: dict[str, Any]) -> Series:
                 tuple(sorted(bucket.items())),
             ] = n
     out.update(_customer_records(expected["live"]["customers"]["overall"]))
+    ratio = rules.values(kpis["stickiness"])[0].record  # DAU / MAU, of now
+    sticky = expected["live"].get("stickiness")
+    for dimension, segment, v in kpi_cells(sticky) if sticky else []:
+        if v["ratio"] is not None:
+            out[ratio, tuple(sorted({"dimension": dimension, "segment": segment}.items()))] = v[
+                "ratio"
+            ]
     out.update(_change_records(expected["change"]))
     for window, by_kpi in [*expected["windows"].items(), *expected["change_windows"].items()]:
         for name, doc in by_kpi.items():
@@ -176,11 +183,19 @@ def _values(kpi: Any, v: dict[str, Any]) -> list[tuple[str, float | None, dict[s
                 (series[0].record, v["mean"], {}),
                 (series[1].record, v[kpi.kind.share_key], {}),
             ]
+        case "count":  # active and new users: the summed count is the value
+            count = v[kpi.parts[0][0]]
+            return [(rules.samples(kpi), count, {}), (series[0].record, count, {})]
         case "net":  # NPS, net emotion: over the kind's total
             count = v[kpi.kind.total]
             return [(rules.samples(kpi), count, {}), (series[0].record, v[kpi.value], {})]
         case _:
-            denominator = {"share": None, "fraction": kpi.parts[1][0]}
+            denominator = {  # the samples: both parts, or the second one
+                "share": None,
+                "fraction": kpi.parts[1][0],
+                "adoption": kpi.parts[1][0],
+                "average": kpi.parts[1][0],
+            }
             key = denominator[kpi.kind.name]
             count = sum(v[p] for p, _ in kpi.parts) if key is None else v[key]
             return [(rules.samples(kpi), count, {}), (series[0].record, v[kpi.value], {})]

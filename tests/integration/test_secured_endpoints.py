@@ -34,7 +34,7 @@ USER, PASSWORD = "prometheus", "correct horse battery staple"
 REDIS_PASSWORD = "redis-secret-of-the-test"
 EVENTS = 400
 #: the source topics' records (the customers topic counts the orders forwarded to it as well)
-SOURCES = 'job="cxkpi", topic=~"cart-events|tickets|survey-replies"'
+SOURCES = 'job="cxkpi", topic=~"cart-events|tickets|survey-replies|activity"'
 
 
 @dataclass
@@ -214,7 +214,7 @@ def test_prometheus_scrapes_a_worker_over_tls_with_client_certificates_and_basic
         store = redis.Redis.from_url(tls_redis.url)
         snapshot = wait_until(lambda: store.get("cxkpi-secured:snapshot"), 30, "the snapshot")
         counts = orjson.loads(snapshot)["events"]
-        sources = ("cart-events", "tickets", "survey-replies")
+        sources = ("cart-events", "tickets", "survey-replies", "activity")
         assert sum(sum(counts[topic].values()) for topic in sources) == EVENTS
         store.close()
     finally:

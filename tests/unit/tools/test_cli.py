@@ -31,6 +31,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         (("generate", "--rate", "0"), "'0' is not a number greater than zero"),
         (("generate", "--duration=-1m"), "'-1m' is not a duration such as 30s"),
         (("generate", "--out", "/no/such/folder/events.jsonl"), "folder '/no/such/folder'"),
+        (("generate", "--activity-share", "1.5"), "'1.5' is not a number from 0 to 1"),
         (("rules", "--out", "/no/such/folder/rules.yml"), "does not exist"),
         (("dashboard", "--out", "/no/such/folder/d.json"), "does not exist"),
         (("dev", "--run-for", "soon"), "'soon' is not a duration"),
@@ -62,6 +63,22 @@ def test_help_shows_the_defaults_the_commands_use(capsys: pytest.CaptureFixture[
     flat = " ".join(generate_help.split())
     assert "events per second (default: 20)" in flat and "random seed (default: 0)" in flat
     assert "runs until Ctrl-C" in flat
+    assert "(0: no activity, and a log that does not depend on the time of day; default 0.03)" in (
+        flat
+    )
+
+
+def test_generate_without_activity(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--activity-share 0: no user's event, where the default has some."""
+    logs = {}
+    for share in ("0.03", "0"):
+        out = tmp_path / f"{share}.jsonl"
+        argv = ("generate", "--count", "3000", "--seed", "4", "--activity-share", share)
+        code, _, _ = run(capsys, *argv, "--start", "2026-12-01T12:00:00Z", "--out", str(out))
+        assert code == 0
+        logs[share] = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert any("user_id" in e for e in logs["0.03"])
+    assert not any("user_id" in e for e in logs["0"])
 
 
 def test_rules_check_compares_the_committed_file_by_default(
