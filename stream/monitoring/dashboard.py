@@ -16,7 +16,7 @@ from stream.kpis.catalog import CATALOG, Kpi
 from stream.kpis.change import Watch, watches
 from stream.kpis.customers import CUSTOMERS_TOPIC
 from stream.kpis.kinds import AgeHistogram, Customers
-from stream.monitoring import change, rules
+from stream.monitoring import change, health, rules
 from stream.state.windows import window_name
 
 UID = "cxkpi-overview"
@@ -220,7 +220,7 @@ def health_panels(config: KpiConfig) -> list[dict[str, Any]]:
     return [
         _panel(
             "Events/s by outcome",
-            [{"expr": f"sum by (outcome) ({rules.EVENTS_RATE})", "legendFormat": "{{outcome}}"}],
+            [{"expr": f"sum by (outcome) ({health.EVENTS_RATE})", "legendFormat": "{{outcome}}"}],
             "ops",
             "Source records per second: applied, duplicate, late (beyond grace), dead_lettered.",
         ),
@@ -228,7 +228,7 @@ def health_panels(config: KpiConfig) -> list[dict[str, Any]]:
             "Late events/s",
             [
                 {
-                    "expr": f'{rules.EVENTS_RATE}{{outcome="late"}}',
+                    "expr": f'{health.EVENTS_RATE}{{outcome="late"}}',
                     "legendFormat": "{{topic}}",
                 }
             ],
@@ -237,7 +237,7 @@ def health_panels(config: KpiConfig) -> list[dict[str, Any]]:
         ),
         _panel(
             "Dead-lettered share",
-            [{"expr": rules.DEAD_LETTER_RATIO, "legendFormat": "{{topic}}"}],
+            [{"expr": health.DEAD_LETTER_RATIO, "legendFormat": "{{topic}}"}],
             "percentunit",
             "Share of each topic's records sent to <topic>.dlq over 5m; the line is the "
             "CxkpiDeadLettersHigh threshold.",
@@ -247,7 +247,7 @@ def health_panels(config: KpiConfig) -> list[dict[str, Any]]:
             "Consumer lag",
             [
                 {
-                    "expr": f"sum by (topic) ({rules.CONSUMER_LAG})",
+                    "expr": f"sum by (topic) ({health.CONSUMER_LAG})",
                     "legendFormat": "{{topic}}",
                 }
             ],
@@ -256,7 +256,7 @@ def health_panels(config: KpiConfig) -> list[dict[str, Any]]:
         ),
         _panel(
             "Stream time behind the clock",
-            [{"expr": rules.STREAM_DELAY, "legendFormat": "{{topic}}"}],
+            [{"expr": health.STREAM_DELAY, "legendFormat": "{{topic}}"}],
             "s",
             "How far the slowest partition's event time is behind now.",
         ),

@@ -21,6 +21,7 @@ from stream.kpis.catalog import CATALOG, Kpi
 from stream.kpis.change import watches
 from stream.kpis.kinds import (
     CUSTOMER_COMPONENTS,
+    Adoption,
     AgeHistogram,
     Average,
     Count,
@@ -37,12 +38,7 @@ from stream.kpis.kinds import (
     Stickiness,
 )
 from stream.monitoring.change import change_alert, change_recording_rules
-from stream.monitoring.health import CONSUMER_LAG as CONSUMER_LAG
 from stream.monitoring.health import COVERED, health_alerts, health_recording_rules, seconds_text
-from stream.monitoring.health import DEAD_LETTER_RATIO as DEAD_LETTER_RATIO
-from stream.monitoring.health import EVENTS_RATE as EVENTS_RATE
-from stream.monitoring.health import SNAPSHOT_PUBLISHED as SNAPSHOT_PUBLISHED
-from stream.monitoring.health import STREAM_DELAY as STREAM_DELAY
 from stream.state.windows import window_name
 
 LEVEL = "window_dimension_segment"
@@ -210,16 +206,24 @@ def _divide(numerator: str, denominator: str, scale: float = 1) -> str:
     return f"{scaled}{numerator}\n/ on ({BY}) ({denominator} > 0)"
 
 
+def _overall_on_each_row(kpi: Kpi, metric: str) -> str:
+    """Feature adoption's denominator on every feature's row: the workers' overall rows summed
+    (a worker none of whose users used a feature has no row of it to sum)."""
+    return f"sum by ({BY}) ({components(kpi)[0]}) * 0\n+ on (window) group_left ()\n" + (
+        f'sum by (window) ({metric}{{dimension="all", segment="all"}})'
+    )
+
+
 def recording_rules(kpi: Kpi) -> Iterator[dict[str, str]]:
     """Sums of the components (guarded by partition coverage), then the values from them."""
     for metric in components(kpi):
         if isinstance(kpi.kind, AgeHistogram) and metric.endswith("_gsum"):
             continue  # the mean is computed from the buckets' own sum below
         label = _label_of(kpi, metric)
-        yield {
-            "record": summed(kpi, metric),
-            "expr": _guarded(f"sum by ({by(kpi)}{', ' + label if label else ''}) ({metric})", kpi),
-        }
+        expr = f"sum by ({by(kpi)}{', ' + label if label else ''}) ({metric})"
+        if isinstance(kpi.kind, Adoption) and metric != components(kpi)[0]:
+            expr = _overall_on_each_row(kpi, metric)
+        yield {"record": summed(kpi, metric), "expr": _guarded(expr, kpi)}
     match kpi.kind:
         case LiveGauge():
             return
@@ -369,22 +373,18 @@ def kpi_alert(kpi: Kpi, alert: Alert, runbook_url: str) -> dict[str, Any]:
     name = alert_name(kpi, alert)
     title = "NPS" if kpi.name == "nps" else kpi.name.replace("_", " ")
     labels = {"severity": alert.severity, "kpi": kpi.name, "service": "cxkpi"}
-    if isinstance(kpi.kind, Customers):  # churn of now; min_samples counts previous customers
-        previous = summed(kpi, "cxkpi_customers_previous")
+    counted = {  # values of now whose min_samples counts a component: (it, scope, what)
+        Customers: ("previous", "over the last customer period", "customers in the period before"),
+        Stickiness: ("monthly", "", "users active over 30 d"),
+    }.get(type(kpi.kind))
+    if counted is not None:
+        component, scope, what = counted
+        guarded = summed(kpi, f"cxkpi_{kpi.name}_{component}")
         expr = (
             f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}\n'
-            f'and on ({by(kpi)}) {previous}{{dimension="all"}} >= {alert.min_samples}'
+            f'and on ({by(kpi)}) {guarded}{{dimension="all"}} >= {alert.min_samples}'
         )
-        scope = "over the last customer period"
-        guard = f" It needs at least {alert.min_samples} customers in the period before."
-    elif isinstance(kpi.kind, Stickiness):  # of now; min_samples counts the 30 d users
-        monthly = summed(kpi, "cxkpi_stickiness_monthly")
-        expr = (
-            f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}\n'
-            f'and on ({by(kpi)}) {monthly}{{dimension="all"}} >= {alert.min_samples}'
-        )
-        scope = ""
-        guard = f" It needs at least {alert.min_samples} users active over 30 d."
+        guard = f" It needs at least {alert.min_samples} {what}."
     elif alert.window_s is None:  # the live backlog
         expr = f'{value.record}{{dimension="all"}} {op} {alert.threshold:g}'
         scope, guard = "", ""

@@ -402,21 +402,11 @@ def run_generate(args: argparse.Namespace) -> int:
         count = None  # to Kafka until interrupted
     else:
         count = args.count if args.count is not None else int((args.duration or 60) * args.rate)
-    profile = (
-        Profile()
-        if args.resolution_median is None
-        else Profile.with_resolution_median(args.resolution_median)
-    )
+    median = args.resolution_median
+    profile = Profile() if median is None else Profile.with_resolution_median(median)
     profile = replace(profile, shift=args.shift, activity_share=args.activity_share)
-    start = args.start or datetime.now(UTC)
-    events = generate(
-        seed=args.seed,
-        start=start,
-        rate=args.rate,
-        count=count,
-        duration_s=None if count is not None else 10**9,
-        profile=profile,
-    )
+    start, duration_s = args.start or datetime.now(UTC), None if count is not None else 10**9
+    events = generate(args.seed, start, args.rate, count, duration_s, profile)
     if args.out is not None:
         with (
             args.out.open("wb") as out,

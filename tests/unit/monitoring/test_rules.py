@@ -17,7 +17,7 @@ import yaml
 
 from stream.config.kpifile import DEFAULT_CONFIG_PATH, Alert, load_kpi_config
 from stream.kpis.catalog import CATALOG, Kpi
-from stream.monitoring import rules
+from stream.monitoring import health, rules
 from stream.monitoring.rulefile import render_rules
 from stream.state.measures import DURATION_BOUNDS_S
 from stream.state.windows import window_name
@@ -522,7 +522,7 @@ def test_the_snapshot_is_stale_once_no_worker_saw_a_recent_one(tmp_path: Path) -
     60 per minute) is older than snapshot_stale_after; not while one worker still sees fresh
     ones, as after a takeover (the dead writer's series ends)."""
     after = CONFIG.alerting.snapshot_stale_after_s
-    name = rules.SNAPSHOT_PUBLISHED
+    name = health.SNAPSHOT_PUBLISHED
 
     def seen(worker: str, values: str) -> dict[str, str]:
         return {"series": name + labels(instance=worker), "values": values}
