@@ -18,7 +18,12 @@ OUTAGE_S = 20
 
 
 def test_broker_outage(broker: Broker, worker_env: dict[str, str], tmp_path: Path) -> None:
-    lines = generate(tmp_path / "events.jsonl", worker_env, BEFORE + AFTER, seed=29)
+    # No product activity: the dev broker loses every log in a restart, and the worker tells a
+    # new log only by its ending below the offsets already applied; a sparse partition (a few
+    # users' events) may get a new log as long as its old one, whose records are then taken as
+    # applied (docs/guarantees.md). Real Kafka loses no log.
+    path = tmp_path / "events.jsonl"
+    lines = generate(path, worker_env, BEFORE + AFTER, seed=29, activity_share=0)
     (tmp_path / "before.jsonl").write_bytes(b"\n".join(lines[:BEFORE]) + b"\n")
     (tmp_path / "after.jsonl").write_bytes(b"\n".join(lines[BEFORE:]) + b"\n")
     worker = Worker(worker_env, tmp_path / "worker.log")

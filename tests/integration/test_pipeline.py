@@ -41,9 +41,15 @@ PARTITIONS = dict.fromkeys((*SOURCE_TOPICS, CUSTOMERS_TOPIC), 4)
 
 
 def generate(
-    path: Path, env: dict[str, str], count: int, seed: int, rate: float = 20
+    path: Path,
+    env: dict[str, str],
+    count: int,
+    seed: int,
+    rate: float = 20,
+    activity_share: float | None = None,
 ) -> list[bytes]:
-    """A generated log whose event times end about an hour before now, a second into a minute.
+    """A generated log whose event times end about an hour before now, a second into a minute;
+    `activity_share` of the slots users' sessions (default: the generator's).
 
     Windows hold whole 1-minute buckets and leave out the one in progress, so where in its minute
     a short log ends decides how many of its late samples (abandonments) are in the windows. A
@@ -65,6 +71,7 @@ def generate(
         "--out",
         str(path),
         "--quiet",
+        *(() if activity_share is None else ("--activity-share", str(activity_share))),
         env=env,
     )
     return path.read_bytes().splitlines()
