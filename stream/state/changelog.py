@@ -59,6 +59,9 @@ class Epochs:
         self.before: dict[bytes, Any] = {}  # record key -> value before this epoch
         self.deleted: list[bytes] = []  # deleted in the last closed epoch: tombstone next time
         self.marker_due = False  # the meta changed: a marker is due even without records
+        #: Each key's value as the last closed epoch wrote it: its value before this epoch as
+        #: long as nothing changed it since (every change records the value before it first).
+        self.written: dict[bytes, orjson.Fragment] = {}
 
     @property
     def has_changes(self) -> bool:
@@ -72,14 +75,18 @@ class Epochs:
         next epoch begins."""
         records: list[Record] = [(k, None) for k in self.deleted if k not in self.before]
         deleted: list[bytes] = []
+        written: dict[bytes, orjson.Fragment] = {}
         for rkey, before in self.before.items():
             value = current(rkey)
             if value is None:
                 deleted.append(rkey)
+            else:  # encoded once: the same bytes are the next epoch's value before it
+                value = written[rkey] = orjson.Fragment(orjson.dumps(value))
             records.append((rkey, orjson.dumps([self.epoch, value, before])))
         body = {"epoch": self.epoch, "aborted": sorted(self.aborted), **meta}
         marker = (marker_key(partition), orjson.dumps(body))
         self.before, self.deleted, self.marker_due = {}, deleted, False
+        self.written = written
         self.epoch += 1
         return records, marker
 

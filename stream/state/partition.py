@@ -290,8 +290,10 @@ class PartitionState:
     def _touch_entity(self, key: str) -> None:
         """Keep the key's value before this epoch (its facts or its memory), before a change."""
         rkey = f"{ENTITY}:{self.partition}:{key}".encode()  # record_key, inline: every event
-        if rkey not in self.epochs.before:
-            self.epochs.before[rkey] = self._stored(key, copy=True)
+        epochs = self.epochs
+        if rkey not in epochs.before:
+            before = epochs.written.get(rkey)
+            epochs.before[rkey] = self._stored(key, copy=True) if before is None else before
 
     def _touch_key(self, key: str, before: Any) -> None:
         self.epochs.before.setdefault(record_key(ENTITY, self.partition, key), before)
@@ -307,9 +309,13 @@ class PartitionState:
 
     def _touch_bucket(self, resolution: Resolution, k: int) -> None:
         rkey = f"{resolution.kind}:{self.partition}:{k}".encode()  # record_key, inline
-        if rkey not in self.epochs.before:
-            bucket = resolution.buckets.get(k)
-            self.epochs.before[rkey] = rows_of(bucket) if bucket else None
+        epochs = self.epochs
+        if rkey not in epochs.before:
+            before = epochs.written.get(rkey)
+            if before is None:
+                bucket = resolution.buckets.get(k)
+                before = rows_of(bucket) if bucket else None
+            epochs.before[rkey] = before
 
     def _current(self, rkey: bytes) -> Any:
         kind, rest = split_key(rkey)
