@@ -33,6 +33,7 @@ import orjson
 #: Changelog records: (key, value); value None is a tombstone.
 Record = tuple[bytes, bytes | None]
 ENTITY, MARKER = "e", "m"
+_ENTITY_KEY = f"{ENTITY}:".encode()
 
 
 def record_key(kind: str, partition: int, rest: object) -> bytes:
@@ -59,8 +60,9 @@ class Epochs:
         self.before: dict[bytes, Any] = {}  # record key -> value before this epoch
         self.deleted: list[bytes] = []  # deleted in the last closed epoch: tombstone next time
         self.marker_due = False  # the meta changed: a marker is due even without records
-        #: Each key's value as the last closed epoch wrote it: its value before this epoch as
+        #: Each bucket's value as the last closed epoch wrote it: its value before this epoch as
         #: long as nothing changed it since (every change records the value before it first).
+        #: Entities' are not kept: they are many, and a copy of one's facts costs less.
         self.written: dict[bytes, orjson.Fragment] = {}
 
     @property
@@ -80,8 +82,11 @@ class Epochs:
             value = current(rkey)
             if value is None:
                 deleted.append(rkey)
-            else:  # encoded once: the same bytes are the next epoch's value before it
-                value = written[rkey] = orjson.Fragment(orjson.dumps(value))
+            elif not rkey.startswith(_ENTITY_KEY):
+                # a bucket: encoded once, the same bytes are its value before the next epoch
+                # (copied to their size: orjson's own buffer is at least 4 kB, and rounded up)
+                encoded = bytes(memoryview(orjson.dumps(value)))
+                value = written[rkey] = orjson.Fragment(encoded)
             records.append((rkey, orjson.dumps([self.epoch, value, before])))
         body = {"epoch": self.epoch, "aborted": sorted(self.aborted), **meta}
         marker = (marker_key(partition), orjson.dumps(body))

@@ -290,10 +290,8 @@ class PartitionState:
     def _touch_entity(self, key: str) -> None:
         """Keep the key's value before this epoch (its facts or its memory), before a change."""
         rkey = f"{ENTITY}:{self.partition}:{key}".encode()  # record_key, inline: every event
-        epochs = self.epochs
-        if rkey not in epochs.before:
-            before = epochs.written.get(rkey)
-            epochs.before[rkey] = self._stored(key, copy=True) if before is None else before
+        if rkey not in self.epochs.before:
+            self.epochs.before[rkey] = self._stored(key, copy=True)
 
     def _touch_key(self, key: str, before: Any) -> None:
         self.epochs.before.setdefault(record_key(ENTITY, self.partition, key), before)
