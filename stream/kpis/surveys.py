@@ -6,7 +6,6 @@ kept only as long as a duplicate of it could still arrive inside grace.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from stream.contract.events import Event
@@ -98,6 +97,21 @@ def _voices(body: dict[str, Any]) -> tuple[tuple[str, str, int | None], ...] | N
     )
 
 
+_TEXT_SEGMENTS: dict[tuple[Segments, str, str], Segments] = {}
+
+
+def _text_segments(segments: Segments, source: str, language: str) -> Segments:
+    """A reply's segments with its text's source and language. Kept: sources and languages are
+    bounded (stream/contract/voice.py), and each text of each reply needs them again."""
+    key = (segments, source, language)
+    where = _TEXT_SEGMENTS.get(key)
+    if where is None:
+        where = _TEXT_SEGMENTS[key] = shared(
+            (*segments, ("source", source), ("language", language))
+        )
+    return where
+
+
 def _value(event: Event) -> int | None:
     """What a reply's fact keeps of its answer."""
     body = event.body
@@ -174,24 +188,28 @@ class SurveyRules(RemembersNothing):
             elif kind != "mention":  # a mention's KPIs are those of its text (sentiment)
                 raise _unknown(kind)
             if len(f) > _VOICES and f[_VOICES]:
-                out.extend(self._sentiment(t, segments, f[_VOICES]))
+                self._sentiment(out, t, segments, f[_VOICES])
         return out
 
-    def _sentiment(self, t: int, segments: Segments, voices: list[Any]) -> Iterator[Contribution]:
+    def _sentiment(
+        self, out: list[Contribution], t: int, segments: Segments, voices: list[Any]
+    ) -> None:
         """Each text: scored or not, its class and value, per source and language besides the
         reply's segments (kpis.md, "Voice of the customer")."""
         for source, language, value in voices:
-            where = shared((*segments, ("source", source), ("language", language)))
+            where = _text_segments(segments, source, language)
             if value is None:
-                yield t, "sentiment_unscored", where, 1
-                continue
-            yield t, f"sentiment_{self._polarity(value)}", where, 1
-            yield t, "sentiment_score_sum", where, value
+                out.append((t, "sentiment_unscored", where, 1))
+            else:
+                out.append((t, self._class_measure(value), where, 1))
+                out.append((t, "sentiment_score_sum", where, value))
 
-    def _polarity(self, value: int) -> str:
+    def _class_measure(self, value: int) -> str:
+        """The measure counting a scored text of this value (one string each, not built per
+        text)."""
         if value >= self.positive_at:
-            return "positive"
-        return "negative" if value <= self.negative_at else "neutral"
+            return "sentiment_positive"
+        return "sentiment_negative" if value <= self.negative_at else "sentiment_neutral"
 
     def _forget_at(self, facts: list[Fact]) -> int:
         return bucket_end(max(f[_T] for f in facts), self.step_ms) + self.grace_ms + 1

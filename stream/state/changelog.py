@@ -33,6 +33,7 @@ import orjson
 #: Changelog records: (key, value); value None is a tombstone.
 Record = tuple[bytes, bytes | None]
 ENTITY, MARKER = "e", "m"
+_ENTITY_KEY = f"{ENTITY}:".encode()
 
 
 def record_key(kind: str, partition: int, rest: object) -> bytes:
@@ -59,6 +60,10 @@ class Epochs:
         self.before: dict[bytes, Any] = {}  # record key -> value before this epoch
         self.deleted: list[bytes] = []  # deleted in the last closed epoch: tombstone next time
         self.marker_due = False  # the meta changed: a marker is due even without records
+        #: Each bucket's value as the last closed epoch wrote it: its value before this epoch as
+        #: long as nothing changed it since (every change records the value before it first).
+        #: Entities' are not kept: they are many, and a copy of one's facts costs less.
+        self.written: dict[bytes, orjson.Fragment] = {}
 
     @property
     def has_changes(self) -> bool:
@@ -72,14 +77,21 @@ class Epochs:
         next epoch begins."""
         records: list[Record] = [(k, None) for k in self.deleted if k not in self.before]
         deleted: list[bytes] = []
+        written: dict[bytes, orjson.Fragment] = {}
         for rkey, before in self.before.items():
             value = current(rkey)
             if value is None:
                 deleted.append(rkey)
+            elif not rkey.startswith(_ENTITY_KEY):
+                # a bucket: encoded once, the same bytes are its value before the next epoch
+                # (copied to their size: orjson's own buffer is at least 4 kB, and rounded up)
+                encoded = bytes(memoryview(orjson.dumps(value)))
+                value = written[rkey] = orjson.Fragment(encoded)
             records.append((rkey, orjson.dumps([self.epoch, value, before])))
         body = {"epoch": self.epoch, "aborted": sorted(self.aborted), **meta}
         marker = (marker_key(partition), orjson.dumps(body))
         self.before, self.deleted, self.marker_due = {}, deleted, False
+        self.written = written
         self.epoch += 1
         return records, marker
 

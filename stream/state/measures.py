@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from stream.state.facts import Contribution
+from stream.state.facts import Contribution, Segments
 from stream.state.sketch import bin_of
 from stream.state.windows import SeriesKey, series_key
 
@@ -75,5 +75,21 @@ def expand(contribution: Contribution) -> Iterator[tuple[SeriesKey, int]]:
         for dim, seg in segments:
             yield series_key((f"{measure}.{HIST}", dim, seg, value)), 1
     else:
-        for dim, seg in segments:
-            yield series_key((measure, dim, seg, -1)), value
+        for series in counted(measure, segments):
+            yield series, value
+
+
+#: A counted measure's series per segment combination; bounded, and past the bound not kept.
+_COUNTED: dict[tuple[str, Segments], tuple[SeriesKey, ...]] = {}
+MAX_COUNTED = 65_536
+
+
+def counted(measure: str, segments: Segments) -> tuple[SeriesKey, ...]:
+    """The series a counting sample adds to, one per segment. Kept per (measure, segments):
+    building and interning them was most of what a sample cost."""
+    series = _COUNTED.get((measure, segments))
+    if series is None:
+        series = tuple(series_key((measure, dim, seg, -1)) for dim, seg in segments)
+        if len(_COUNTED) < MAX_COUNTED:
+            _COUNTED[measure, segments] = series
+    return series

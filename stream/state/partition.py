@@ -14,6 +14,8 @@ import heapq
 from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from stream.contract.events import Event
@@ -224,29 +226,43 @@ class PartitionState:
         if old == new:
             return
         gone = list(old)
+        added: list[Contribution] = []
         for contribution in new:
             try:
                 gone.remove(contribution)
             except ValueError:
-                self._add(contribution, 1)
-        for contribution in gone:
-            self._add(contribution, -1)
+                added.append(contribution)
+        self._add(added, 1)
+        self._add(gone, -1)
 
-    def _add(self, contribution: Contribution, times: int) -> None:
-        if contribution[0] == NOW:
-            for series, amount in expand(contribution):
-                add_into(self.gauges, {series: amount * times})
-                if series[0] in MINIMUM_MEASURES:
-                    self.minima.add(series, amount, times)
-            return
-        deltas: list[tuple[Any, int]] | None = None
-        only = resolution_only(contribution[1])  # else the sample lands at every step
+    def _add(self, contributions: list[Contribution], times: int) -> None:
+        """Add the samples `times` times, in order. A run of samples of one time lands in the
+        same buckets, so it looks them up once (a survey reply's texts add a dozen series)."""
+        for t, run in groupby(contributions, key=itemgetter(0)):
+            if t != NOW:
+                self._add_at(t, list(run), times)
+                continue
+            for contribution in run:
+                for series, amount in expand(contribution):
+                    add_into(self.gauges, {series: amount * times})
+                    if series[0] in MINIMUM_MEASURES:
+                        self.minima.add(series, amount, times)
+
+    def _add_at(self, t: int, run: list[Contribution], times: int) -> None:
+        samples: list[tuple[str | None, list[tuple[Any, int]]]] | None = None
         for resolution in self.resolutions:
-            k = contribution[0] // resolution.step_ms
-            if k < resolution.floor or (only is not None and only != resolution.kind):
-                continue  # older than every window of this step (its bucket is gone), or not its
-            if deltas is None:
-                deltas = [(series, amount * times) for series, amount in expand(contribution)]
+            k = t // resolution.step_ms
+            if k < resolution.floor:
+                continue  # older than every window of this step: its bucket is gone
+            if samples is None:  # a sample lands at every step, or at its `only` one
+                samples = [
+                    (resolution_only(c[1]), [(series, n * times) for series, n in expand(c)])
+                    for c in run
+                ]
+            kind = resolution.kind
+            deltas = [d for only, ds in samples if only is None or only == kind for d in ds]
+            if not deltas:
+                continue
             self._touch_bucket(resolution, k)
             bucket = resolution.buckets.setdefault(k, {})
             # every window ends at the last closed bucket, or before it (the lagged ones, listed
@@ -291,9 +307,13 @@ class PartitionState:
 
     def _touch_bucket(self, resolution: Resolution, k: int) -> None:
         rkey = f"{resolution.kind}:{self.partition}:{k}".encode()  # record_key, inline
-        if rkey not in self.epochs.before:
-            bucket = resolution.buckets.get(k)
-            self.epochs.before[rkey] = rows_of(bucket) if bucket else None
+        epochs = self.epochs
+        if rkey not in epochs.before:
+            before = epochs.written.get(rkey)
+            if before is None:
+                bucket = resolution.buckets.get(k)
+                before = rows_of(bucket) if bucket else None
+            epochs.before[rkey] = before
 
     def _current(self, rkey: bytes) -> Any:
         kind, rest = split_key(rkey)
@@ -409,8 +429,7 @@ class PartitionState:
             resolution.rebuild_windows(self.stream_time)
         for key, entity in self.entities.items():
             entity.evaluated_at = self.stream_time
-            for contribution in _live(self.rules.contributions(entity.facts, self.stream_time)):
-                self._add(contribution, 1)
+            self._add(_live(self.rules.contributions(entity.facts, self.stream_time)), 1)
             self._schedule(key, entity)
 
 

@@ -60,6 +60,16 @@ _TOKENS = re.compile(rf"{_WORD}(?:['\u2019]{_WORD})*|[^\w\s]")
 _TOKENS_ELIDED = re.compile(rf"{_WORD}|[^\w\s]")
 
 
+def _words_and_signs(found: list[str]) -> tuple[list[str], list[bool]]:
+    """The tokens of what the token pattern found, lower-cased, and whether each is ALL CAPS
+    (emoji modifiers are left out)."""
+    kept = [token for token in found if token not in emoji.MODIFIERS][:MAX_TOKENS]
+    return (
+        [token.lower().replace("\u2019", "'") for token in kept],
+        [len(token) > 1 and token.isupper() for token in kept],
+    )
+
+
 class LexiconScorer:
     """VADER's rules over one language's lexicon. Immutable once built: safe to share."""
 
@@ -98,18 +108,19 @@ class LexiconScorer:
 
     def tokenize(self, text: str) -> tuple[list[str], list[bool]]:
         """Lower-cased tokens (words, emoticons, single signs) and whether each is ALL CAPS."""
+        chunks = text.split()
+        if self.emoticons.keys().isdisjoint(chunks):  # no token spans a space: all at once
+            return _words_and_signs(self._tokens.findall(text))
         tokens: list[str] = []
         caps: list[bool] = []
-        for chunk in text.split():
+        for chunk in chunks:
             if chunk in self.emoticons:
                 tokens.append(chunk)
                 caps.append(False)
             else:
-                for token in self._tokens.findall(chunk):
-                    if token in emoji.MODIFIERS:
-                        continue
-                    tokens.append(token.lower().replace("\u2019", "'"))
-                    caps.append(len(token) > 1 and token.isupper())
+                words, capitals = _words_and_signs(self._tokens.findall(chunk))
+                tokens += words
+                caps += capitals
             if len(tokens) >= MAX_TOKENS:
                 return tokens[:MAX_TOKENS], caps[:MAX_TOKENS]
         return tokens, caps
@@ -125,12 +136,17 @@ class LexiconScorer:
 
     def valence(self, text: str) -> float:
         """The text's score in [-1, 1] (rules 1-7 of the module's docstring)."""
-        return self.explain(text)[0]
+        return self._score(*self.tokenize(text))[0]
 
     def explain(self, text: str) -> tuple[float, list[tuple[str, float]]]:
         """The score and each token with what it contributed to the sum (after rules 2-5)."""
-        g = self.grammar
         tokens, caps = self.tokenize(text)
+        value, scores = self._score(tokens, caps)
+        return value, list(zip(tokens, scores, strict=True))
+
+    def _score(self, tokens: list[str], caps: list[bool]) -> tuple[float, list[float]]:
+        """The score and each token's part of the sum."""
+        g = self.grammar
         n = len(tokens)
         # rule 2 applies only when some words, not all, are in capitals
         shouting = 0 < sum(caps) < sum(1 for t in tokens if t[0].isalpha())
@@ -192,8 +208,7 @@ class LexiconScorer:
         if total:
             exclamations = min(tokens.count("!"), MAX_EXCLAMATIONS)
             total += EXCLAMATION * exclamations * (1.0 if total > 0 else -1.0)
-        value = round(total / math.sqrt(total * total + ALPHA), 4)
-        return value, list(zip(tokens, scores, strict=True))
+        return round(total / math.sqrt(total * total + ALPHA), 4), scores
 
     def _negate_backwards(
         self,

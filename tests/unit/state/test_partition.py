@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import orjson
 import pytest
 
 from stream.state.partition import PartitionState
@@ -182,6 +183,23 @@ def write(rows: dict[bytes, bytes], records: list[tuple[bytes, bytes | None]]) -
             rows.pop(key, None)
         else:
             rows[key] = value
+
+
+def test_each_record_holds_as_its_value_before_the_value_of_the_keys_last_record() -> None:
+    """What the next epoch writes as a key's value before it is the bytes the last epoch wrote
+    (reused, not encoded again): it must be that key's value, or a rollback restores another."""
+    log = random_log(3, 240)
+    feed = Feed("cart-events")
+    last: dict[bytes, Any] = {}
+    for start in range(0, len(log), 17):
+        apply_range(feed, log, start, min(len(log), start + 17))
+        records, _ = feed.state.flush()
+        for key, raw in records:
+            if raw is not None:  # else the tombstone of a key deleted the epoch before
+                _, value, before = orjson.loads(raw)
+                assert before == last.get(key), key
+                last[key] = value
+    assert len(last) > 50
 
 
 @pytest.mark.parametrize("seed", range(20))
