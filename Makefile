@@ -14,12 +14,12 @@ lint: setup
 
 # The whole suite, in 6 parallel pytest-xdist workers: the integration tests mostly wait on
 # servers and workers, so more of them than cores; tests/schedule.py starts the longest first and
-# runs the CPU-bound and the timed ones apart (docs/testing.md): 9 to 13 minutes on 2 cores
-# shared with other work (25 one test after another).
+# runs the CPU-bound and the timed ones apart (docs/testing.md): 8 min 42 s on 2 quiet cores,
+# 13 minutes beside other work (25 one test after another).
 test: setup lint
 	.venv/bin/python -m pytest -v -p no:cacheprovider -n 6
 
-# The unit tests alone, on both cores: 80 s of CPU, 90 s measured beside other work.
+# The unit tests alone, on both cores: 72 s on a quiet machine, up to 110 s beside other work.
 unit: setup lint
 	.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 tests/unit
 
