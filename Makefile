@@ -14,8 +14,8 @@ lint: setup
 
 # The whole suite, in 6 parallel pytest-xdist workers: the integration tests mostly wait on
 # servers and workers, so more of them than cores; tests/schedule.py starts the longest first and
-# runs the CPU-bound and the timed ones apart (docs/testing.md): 8 min 42 s on 2 quiet cores,
-# 13 minutes beside other work (25 one test after another).
+# runs the CPU-bound and the timed ones apart (docs/testing.md): 8 min 42 s and 10 min 48 s on
+# 2 cores, 13 minutes beside other work (25 one test after another).
 test: setup lint
 	.venv/bin/python -m pytest -v -p no:cacheprovider -n 6
 
