@@ -75,7 +75,7 @@ def mixed_events(
 #: Logs of one topic (`python -m bench.cpu --only`): the generator with only that topic's entities
 #: (every slot a user's session for activity), whole lives included.
 ONLY: dict[str, Profile] = {
-    "cart-events": Profile(cart_share=1, ticket_share=0, survey_share=0, activity_share=0),
+    "cart-events": CART_ONLY,
     "activity": Profile(activity_share=1),
 }
 

@@ -15,13 +15,13 @@ import argparse
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode
+from stream.publish.document import format_time
 from stream.state.partition import PartitionState
 from stream.tools.progress import progress_bar
 from stream.wiring import state_config, topic_rules
@@ -30,11 +30,6 @@ from stream.wiring import state_config, topic_rules
 SECRET = b"bench-secret-of-32-bytes-at-least"
 MONTH_MS = 30 * 86400 * 1000
 FLUSH_EVERY = 5000  # events between changelog flushes, as a worker's flush rounds would
-
-
-def _stamp(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def fill(users: int, quiet: bool = False) -> tuple[PartitionState, float]:
@@ -49,7 +44,7 @@ def fill(users: int, quiet: bool = False) -> tuple[PartitionState, float]:
             event = {
                 "event_id": f"e{n}",
                 "type": "page_viewed",
-                "occurred_at": _stamp(end - MONTH_MS + MONTH_MS * n // users),
+                "occurred_at": format_time(end - MONTH_MS + MONTH_MS * n // users),
                 "user_id": f"user-{n}",
                 "session_id": f"s{n}",
                 "channel": ("web", "app", "store")[n % 3],

@@ -20,7 +20,7 @@ from stream.config import ConfigError, window_label
 from stream.config.settings import Settings, add_arguments, flags_from
 from stream.tools import arguments
 from stream.tools.demo import DEMO
-from stream.tools.generate import Profile
+from stream.tools.generate import Profile, generate
 from stream.tools.generated import RULE_FORMATS
 from stream.tools.soak.options import add_arguments as add_soak_arguments
 
@@ -394,7 +394,6 @@ def _input(name: str) -> tuple[IO[bytes], int | None]:
 
 def run_generate(args: argparse.Namespace) -> int:
     from stream.runtime.connection import client_options
-    from stream.tools.generate import generate
     from stream.tools.produce import send_live
     from stream.tools.progress import progress_bar
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from stream.config.settings import Settings
 from stream.contract.events import Event, decode
 from stream.kpis.engagement import EngagementRules
 from stream.kpis.users import pack_memory, unpack_memory
-from stream.publish.document import render, window_renderer
+from stream.publish.document import format_time, render, window_renderer
 from stream.publish.entries import partition_entry
 from stream.publish.merge import merge
 from stream.publish.prometheus import _Families
@@ -258,8 +257,7 @@ def test_a_user_unseen_past_the_retention_is_new_again() -> None:
 
 def stamp(minute: float) -> str:
     """The event time `minute` minutes after T0, as producers write it."""
-    moment = datetime.fromtimestamp((T0 + round(minute * MIN)) / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return str(format_time(T0 + round(minute * MIN)))
 
 
 def activity_log(seed: int, users: int, days: int) -> list[dict[str, Any]]:
