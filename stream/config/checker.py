@@ -70,4 +70,3 @@ class Checker:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise self.bad(key, value, expected)
         return value
-

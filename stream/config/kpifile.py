@@ -100,6 +100,7 @@ class KpiConfig:
             name: k.change for name, k in self.kpis.items() if k.enabled and k.change is not None
         }
 
+
 def _parse(path: Path, doc: Mapping[str, Any]) -> KpiConfig:
     check = Checker(path)
     check.table(doc, "", tuple(_DEFAULTS))

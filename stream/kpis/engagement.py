@@ -33,14 +33,7 @@ from typing import Any
 
 from stream.contract.events import Event
 from stream.kpis import segment_name
-from stream.kpis.user_reading import (
-    Reading,
-    Timing,
-    contributions,
-    earliest_signup,
-    next_due,
-    read,
-)
+from stream.kpis.user_reading import Reading, Timing, earliest_signup
 from stream.kpis.users import (
     _CHANNEL,
     _KIND,
@@ -115,32 +108,41 @@ class EngagementRules:
         return stream_time >= self.timing.forget_at(t)
 
     def _read(self, facts: list[Fact]) -> Reading:
-        """The facts read, from the last few lists read (by identity, checked by content: the
-        state's list of a user grows in place) or anew."""
+        """The facts read: the list's reading of last time (by identity, checked by content: the
+        state's list of a user grows in place), with the fact appended since taken in, or the
+        list read anew."""
         readings = self._readings
-        reading = readings.get(id(facts))
-        if reading is not None and reading.facts == facts:
-            return reading
-        reading = readings[id(facts)] = read(facts, self.timing)
-        readings.move_to_end(id(facts))
+        key = id(facts)
+        reading = readings.get(key)
+        if reading is not None:
+            known = reading.facts
+            n = len(known)
+            if len(facts) == n and facts == known:
+                return reading
+            if len(facts) == n + 1 and facts[:n] == known:  # appended: it sorts last
+                reading.add(facts[n])
+                readings.move_to_end(key)
+                return reading
+        reading = readings[key] = Reading(facts, self.timing)
+        readings.move_to_end(key)
         if len(readings) > READINGS:
             readings.popitem(last=False)  # the oldest read
         return reading
 
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
-        return contributions(self._read(facts), self.timing, stream_time)
+        return self._read(facts).contributions(stream_time)
 
     def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
         """Where a raw fact settles (folded), a bucket with the user's latest event closes (its
         sample moves), a session times out or settles, activation is judged or settles."""
-        return next_due(self._read(facts), stream_time)
+        return self._read(facts).next_due(stream_time)
 
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
         """Facts past grace folded into the summary and their sessions' prefixes; nothing once
         no session is open, activation is judged and every sample sits where it stays."""
         now = stream_time
         reading = self._read(facts)
-        if now < reading.settles:
+        if now < reading.settles():
             return facts  # nothing settled, final or left alone yet
         summary = Summary.of(facts)  # its own: folding changes it
         raw = reading.raw

@@ -1,8 +1,21 @@
-"""A user's facts read once: what the engagement rules (stream/kpis/engagement.py) derive from one
-list of facts whatever the stream time, so that `contributions`, `next_due` and `keep` of the
-same list, and the `contributions` the state asks for again before the user's next event, parse
-the summary, split the sessions and group the keys once rather than each time (they were most of
-an activity event's cost)."""
+"""A user's facts read once, and kept read as facts are appended: what the engagement rules
+(stream/kpis/engagement.py) derive from one list of facts whatever the stream time.
+
+An activity event usually comes after every earlier one of its user, so the state's list of the
+user's facts grows by one at its end. Reading the whole list again at each event (parsing the
+summary, splitting the sessions, grouping the times by key) cost most of an event; a `Reading`
+instead takes the new fact in (`add`), which touches only its session, its keys and the cached
+answers it can change. A list changed in any other way (a late event inserted before others,
+facts folded by `keep`) is read anew, with the same `add` from its first fact, so there is one
+way to read facts, and a test checks that both give the same answers.
+
+Cached answers, each dropped when a fact could change it:
+- per step, the distinct-count samples and the range of open-bucket starts they hold for (a
+  fact in the open bucket, the usual case, changes none of them);
+- the outcomes (sign-ups, sessions, time to value, activation), rebuilt from per-session parts;
+- the stream times at which the answers may change (`next_due`) and before which `keep` keeps
+  the list as it is.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +27,7 @@ from stream.kpis.users import (
     _CHANNEL,
     _KIND_AT,
     _REGION,
+    _SESSION,
     _T,
     PREFIX,
     SIGNUP,
@@ -25,15 +39,19 @@ from stream.kpis.users import (
     keys_of,
     sample_of,
     segments_of,
-    split_runs,
 )
 from stream.state.facts import Contribution, Fact
 from stream.state.windows import bucket_end
 
 #: Before any stream time: what is counted from this time on is counted always.
 ALWAYS = -(2**62)
+#: After any stream time.
+NEVER = 2**62
 #: Facts past grace are folded into the summary once this many are, or all of them.
 FOLD = 8
+
+#: An outcome: (from which stream time it counts, its samples).
+Timed = tuple[int, list[Contribution]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,128 +70,160 @@ class Timing:
 
 
 @dataclass(slots=True)
+class Distinct:
+    """One step's distinct-count samples, for every open-bucket start in (lo, hi]: lo is the
+    latest time they include, hi the earliest they leave out."""
+
+    lo: int
+    hi: int
+    samples: list[Contribution]
+
+
 class Reading:
-    """One list of facts, read. `summary` is shared by every use of the reading: not changed."""
+    """One list of facts, read; `add` takes in a fact that sorts after all of them. `summary`
+    is shared by every use of the reading: not changed."""
 
-    facts: list[Fact]  # a copy of the list read: the state's own list grows in place
-    summary: Summary
-    raw: list[Fact]  # the facts not yet folded (neither the summary nor a session prefix)
-    runs: list[Run]
-    signup: list[Any] | None  # [t, channel, region] of the earliest sign-up
-    #: per distinct-count key: its summary times (last, prev; None if not in it), the raw times
-    keys: list[tuple[Key, int | None, int | None, list[int]]]
-    #: (from when, samples) of all but the distinct counts, in the order the rules list them
-    timed: list[tuple[int, list[Contribution]]]
-    dues: list[int]  # sorted: the stream times `next_due` may answer
-    settles: int  # before this stream time `keep` keeps the facts as they are
-    top: int  # the latest time read (0 if none)
-    #: the last contributions worked out, and the open buckets (capped at `top` + 1) and
-    #: number of outcomes due they were worked out for
-    out: list[Contribution] | None = None
-    opens: tuple[int, ...] = ()
-    due: int = 0
-
-
-def earliest_signup(summary: Summary, raw: list[Fact]) -> list[Any] | None:
-    """[t, channel, region] of the user's earliest sign-up, folded or not."""
-    signups = [[f[_T], f[_CHANNEL], f[_REGION]] for f in raw if f[_KIND_AT] == SIGNUP]
-    if summary.signup is not None:
-        signups.append(summary.signup)
-    return min(signups, key=lambda s: s[0]) if signups else None
-
-
-def read(facts: list[Fact], timing: Timing) -> Reading:
-    summary = Summary.read(facts)
-    raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
-    runs = split_runs(facts, timing.timeout_ms)
-    signup = earliest_signup(summary, raw)
-    keys: dict[Key, tuple[Key, int | None, int | None, list[int]]] = {
-        key: (key, last, prev, []) for key, (last, prev) in summary.seen.items()
-    }
-    for fact in raw:  # in time order: each key's times ascend
-        for key in keys_of(fact):
-            entry = keys.get(key)
-            if entry is None:
-                entry = keys[key] = (key, None, None, [])
-            entry[3].append(fact[_T])
-    timed: list[tuple[int, list[Contribution]]] = [
-        (ALWAYS, [(f[_T], "new_users", segments_of(f[_CHANNEL], f[_REGION]), 1)])
-        for f in raw
-        if f[_KIND_AT] == SIGNUP
-    ]
-    timed += [_session(run, timing.timeout_ms) for run in runs]
-    timed += _value(summary, raw, signup, timing.period_ms)
-    forget_at = timing.forget_at
-    dues = [forget_at(raw[-1][_T])] if raw else []
-    ends: list[int] = []  # where a bucket with the latest event closes
-    latest = max((f[_T] for f in raw), default=None)
-    last = summary.last()
-    for t in (latest, last):
-        if t is not None:
-            ends += [(t // step + 1) * step for _, step in timing.steps]
-    dues += ends
-    # keep folds the facts past grace once FOLD of them or all are (each fold writes the summary
-    # anew: one per event cost a fifth of an event), and changes them once a session or the
-    # activation is final, or the summary alone is left with every bucket of its latest closed
-    settles = [forget_at(raw[min(len(raw), FOLD) - 1][_T])] if raw else []
-    for run in runs:
-        final = run.last if run.ended else run.last + timing.timeout_ms
-        dues += [final, forget_at(final)]
-        settles.append(forget_at(final))
-    if signup is not None and not summary.judged:
-        due = signup[0] + timing.period_ms
-        dues += [due, forget_at(due)]
-        settles.append(forget_at(due))
-    if last is not None and not raw and not runs:  # the summary alone
-        settles += [(last // step + 1) * step for _, step in timing.steps]
-    return Reading(
-        list(facts),
-        summary,
-        raw,
-        runs,
-        signup,
-        list(keys.values()),
-        timed,
-        sorted(dues),
-        min(settles, default=2**62),
-        max(t for t in (latest, last, 0) if t is not None),
+    __slots__ = (
+        "_distinct",
+        "_due",
+        "_dues",
+        "_latest_run",
+        "_out",
+        "_raw_signup",
+        "_sessions",
+        "_settles",
+        "_signups",
+        "_timed",
+        "_values",
+        "facts",
+        "keys",
+        "raw",
+        "runs",
+        "signup",
+        "summary",
+        "timing",
+        "top",
     )
 
+    def __init__(self, facts: list[Fact], timing: Timing) -> None:
+        self.timing = timing
+        self.facts: list[Fact] = []  # a copy of the list read: the state's own list grows
+        self.summary = summary = Summary.read(facts)
+        self.raw: list[Fact] = []  # the facts not folded (neither the summary nor a prefix)
+        self.runs: list[Run] = []
+        self.signup: list[Any] | None = summary.signup  # [t, channel, region], the earliest
+        #: per distinct-count key: [its summary time (last, or None), the summary's time in an
+        #: earlier long-step bucket, its raw times (ascending)]
+        self.keys: dict[Key, list[Any]] = {
+            key: [last, prev, []] for key, (last, prev) in summary.seen.items()
+        }
+        self.top = summary.last() or 0  # the latest time read (0 if none)
+        self._latest_run: dict[str, int] = {}  # session id -> index of its latest run
+        self._sessions: list[Timed] = []  # per run, its outcome
+        self._signups: list[Timed] = []  # per raw sign-up, its new user
+        self._values: list[Timed] | None = None  # time to value and activation (None: stale)
+        self._raw_signup = False  # the earliest sign-up is a raw fact's
+        self._distinct: list[Distinct | None] = [None] * len(timing.steps)
+        self._timed: list[Timed] | None = None
+        self._dues: list[int] | None = None
+        self._settles = NEVER
+        self._out: list[Contribution] | None = None
+        self._due = 0  # how many outcomes `_out` counted
+        for fact in facts:
+            self.add(fact)
 
-def contributions(reading: Reading, timing: Timing, now: int) -> list[Contribution]:
-    """The samples of the facts read at stream time `now`: the same list as last time while
-    no bucket with a time of theirs closed and no outcome came due since."""
-    top = reading.top + 1  # past the latest time read: a later open bucket changes nothing
-    opens = tuple(min(now - now % step, top) for _, step in timing.steps)
-    due = [samples for since, samples in reading.timed if now >= since]
-    if reading.opens == opens and reading.due == len(due) and reading.out is not None:
-        return reading.out
-    out = _distinct(reading, timing, opens)
-    for samples in due:
-        out += samples
-    reading.opens, reading.due, reading.out = opens, len(due), out
-    return out
+    def add(self, fact: Fact) -> None:
+        """Take in a fact that sorts after every fact read."""
+        self.facts.append(fact)
+        kind = fact[_KIND_AT]
+        if kind == SUMMARY:
+            return
+        self._timed = self._dues = self._out = None
+        t = fact[_T]
+        self.top = max(self.top, t)
+        if fact[_SESSION] is not None:
+            self._add_to_session(fact)
+        if kind == PREFIX:
+            return
+        self.raw.append(fact)
+        for key in keys_of(fact):
+            entry = self.keys.get(key)
+            if entry is None:
+                entry = self.keys[key] = [None, None, []]
+            entry[2].append(t)
+        for distinct in self._distinct:  # they hold for the starts up to t (none if t <= lo)
+            if distinct is not None and t < distinct.hi:
+                distinct.hi = t
+        if kind == SIGNUP:
+            segments = segments_of(fact[_CHANNEL], fact[_REGION])
+            self._signups.append((ALWAYS, [(t, "new_users", segments, 1)]))
+            signup = self.signup
+            if signup is None or (not self._raw_signup and t <= signup[0]):
+                self.signup, self._raw_signup = [t, fact[_CHANNEL], fact[_REGION]], True
+                self._values = None
+        elif kind == VALUE:
+            self._values = None
 
+    def _add_to_session(self, fact: Fact) -> None:
+        """Per session id, a new run after an end or a gap of the timeout; a prefix fact stands
+        for the start of its session."""
+        session = fact[_SESSION]
+        i = self._latest_run.get(session)
+        run = None if i is None else self.runs[i]
+        if run is None or run.ended or fact[_T] - run.last >= self.timing.timeout_ms:
+            run = Run(fact[_T], fact[_T])
+            i = self._latest_run[session] = len(self.runs)
+            self.runs.append(run)
+            self._sessions.append((NEVER, []))
+        run.add(fact)
+        self._sessions[i] = _session(run, self.timing.timeout_ms)
 
-def next_due(reading: Reading, now: int) -> int | None:
-    """The first stream time after `now` at which the answers may change."""
-    dues = reading.dues
-    i = bisect_right(dues, now)
-    return dues[i] if i < len(dues) else None
+    # -- answers ---------------------------------------------------------------------------------
 
+    def contributions(self, now: int) -> list[Contribution]:
+        """The samples of the facts read at stream time `now`: the same list as last time while
+        no bucket with a time of theirs closed, no fact changed them and no outcome came due."""
+        changed = self._out is None
+        top = self.top + 1  # past the latest time read: a later open bucket changes nothing
+        distincts = self._distinct
+        for i, (kind, step) in enumerate(self.timing.steps):
+            start = min(now - now % step, top)
+            distinct = distincts[i]
+            if distinct is None or not distinct.lo < start <= distinct.hi:
+                distincts[i] = self._distinct_at(kind, step, start)
+                changed = True
+        due = [samples for since, samples in self.timed() if now >= since]
+        if not changed and len(due) == self._due and self._out is not None:
+            return self._out
+        out = [sample for distinct in distincts if distinct for sample in distinct.samples]
+        for samples in due:
+            out += samples
+        self._out, self._due = out, len(due)
+        return out
 
-def _distinct(reading: Reading, timing: Timing, opens: tuple[int, ...]) -> list[Contribution]:
-    """Per key and step, one sample in the last closed bucket the user was active in (before
-    that step's open bucket, starting at `opens`), less the remembered one (a recalled
-    baseline) where that is another bucket."""
-    out: list[Contribution] = []
-    bases = reading.summary.base
-    for (kind, step), start in zip(timing.steps, opens, strict=True):
-        for key, last, prev, times in reading.keys:
-            t = prev if last is None or last >= start else last
+    def _distinct_at(self, kind: str, step: int, start: int) -> Distinct:
+        """Per key, one sample in the last closed bucket the user was active in (before the
+        open bucket starting at `start`), less the remembered one (a recalled baseline) where
+        that is another bucket."""
+        out: list[Contribution] = []
+        lo, hi = ALWAYS, NEVER
+        bases = self.summary.base
+        for key, (last, prev, times) in self.keys.items():
+            if last is None or last >= start:
+                t = prev
+                if last is not None:
+                    hi = min(hi, last)
+            else:
+                t = last
+                lo = max(lo, last)
             i = bisect_left(times, start)
-            if i and (t is None or times[i - 1] > t):  # the latest raw time in a closed bucket
-                t = times[i - 1]
+            if i:
+                latest = times[i - 1]
+                lo = max(lo, latest)
+                if t is None or latest > t:  # the latest raw time in a closed bucket
+                    t = latest
+            if i < len(times):
+                hi = min(hi, times[i])
             at = None if t is None else t - t % step
             base = bases.get(key) if bases else None
             was = None if base is None else base - base % step
@@ -184,10 +234,68 @@ def _distinct(reading: Reading, timing: Timing, opens: tuple[int, ...]) -> list[
                 out.append((at, measure, segments, 1))
             if was is not None:
                 out.append((was, measure, segments, -1))
-    return out
+        return Distinct(lo, hi, out)
+
+    def timed(self) -> list[Timed]:
+        """The outcomes: new users, sessions, time to value and activation, in that order."""
+        if self._timed is None:
+            if self._values is None:
+                self._values = _value(self.summary, self.raw, self.signup, self.timing.period_ms)
+            self._timed = [*self._signups, *self._sessions, *self._values]
+        return self._timed
+
+    def next_due(self, now: int) -> int | None:
+        """The first stream time after `now` at which the answers may change."""
+        dues = self.dues()
+        i = bisect_right(dues, now)
+        return dues[i] if i < len(dues) else None
+
+    def settles(self) -> int:
+        """Before this stream time `keep` keeps the facts as they are."""
+        self.dues()
+        return self._settles
+
+    def dues(self) -> list[int]:
+        """Sorted: the stream times `next_due` may answer. Where a raw fact settles (it can be
+        folded), a bucket with the user's latest time closes (its samples move), a session times
+        out or settles, activation is judged or settles."""
+        if self._dues is not None:
+            return self._dues
+        timing, raw, summary = self.timing, self.raw, self.summary
+        forget_at, steps = timing.forget_at, timing.steps
+        dues = [forget_at(raw[-1][_T])] if raw else []
+        last = summary.last()
+        for t in (raw[-1][_T] if raw else None, last):
+            if t is not None:
+                dues += [(t // step + 1) * step for _, step in steps]
+        # keep folds the facts past grace once FOLD of them or all are (each fold writes the
+        # summary anew: one per event cost a fifth of an event), and changes them once a session
+        # or the activation is final, or the summary alone is left with its buckets closed
+        settles = [forget_at(raw[min(len(raw), FOLD) - 1][_T])] if raw else []
+        for run in self.runs:
+            final = run.last if run.ended else run.last + timing.timeout_ms
+            dues += [final, forget_at(final)]
+            settles.append(forget_at(final))
+        if self.signup is not None and not summary.judged:
+            due = self.signup[0] + timing.period_ms
+            dues += [due, forget_at(due)]
+            settles.append(forget_at(due))
+        if last is not None and not raw and not self.runs:  # the summary alone
+            settles += [(last // step + 1) * step for _, step in steps]
+        self._dues = sorted(dues)
+        self._settles = min(settles, default=NEVER)
+        return self._dues
 
 
-def _session(run: Run, timeout_ms: int) -> tuple[int, list[Contribution]]:
+def earliest_signup(summary: Summary, raw: list[Fact]) -> list[Any] | None:
+    """[t, channel, region] of the user's earliest sign-up, folded or not."""
+    signups = [[f[_T], f[_CHANNEL], f[_REGION]] for f in raw if f[_KIND_AT] == SIGNUP]
+    if summary.signup is not None:
+        signups.append(summary.signup)
+    return min(signups, key=lambda s: s[0]) if signups else None
+
+
+def _session(run: Run, timeout_ms: int) -> Timed:
     """A session's outcome, at its end or at last event + timeout (from then on)."""
     at = run.last if run.ended else run.last + timeout_ms
     segments = run.segments()
@@ -204,7 +312,7 @@ def _session(run: Run, timeout_ms: int) -> tuple[int, list[Contribution]]:
 
 def _value(
     summary: Summary, raw: list[Fact], signup: list[Any] | None, period_ms: int
-) -> list[tuple[int, list[Contribution]]]:
+) -> list[Timed]:
     """Time to value (at the first value_reached at or after the sign-up) and the activation
     outcome (at sign-up + period, from then on)."""
     if signup is None:
@@ -212,7 +320,7 @@ def _value(
     since = signup[0]
     values = [f for f in raw if f[_KIND_AT] == VALUE and f[_T] >= since]
     first = min(values, default=None)
-    out: list[tuple[int, list[Contribution]]] = []
+    out: list[Timed] = []
     if summary.reached is None and first is not None:
         segments = segments_of(first[_CHANNEL], first[_REGION])
         out.append((ALWAYS, [(first[_T], "time_to_value", segments, first[_T] - since)]))

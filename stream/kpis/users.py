@@ -185,23 +185,6 @@ def segments_of(channel: str | None, region: str | None) -> Segments:
     return shared((OVERALL, ("channel", channel or UNKNOWN), ("region", region or UNKNOWN)))
 
 
-def split_runs(facts: list[Fact], timeout_ms: int) -> list[Run]:
-    """The sessions among a user's facts sorted by time: per session id, a new one after an end
-    or a gap of the timeout; a prefix fact stands for the start of its session."""
-    runs: list[Run] = []
-    current: dict[str, Run] = {}
-    for fact in facts:
-        session = fact[_SESSION]
-        if session is None:
-            continue
-        run = current.get(session)
-        if run is None or run.ended or fact[_T] - run.last >= timeout_ms:
-            run = current[session] = Run(fact[_T], fact[_T])
-            runs.append(run)
-        run.add(fact)
-    return runs
-
-
 _HEAD = struct.Struct(">qBB")  # last step, sign-up (0 none, 1 signed up, 2 and reached), keys
 _KEY = struct.Struct(">BI")  # measure x dimension code, steps before the last
 

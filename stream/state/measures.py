@@ -35,6 +35,8 @@ AT = "@"
 def resolution_only(measure: str) -> str | None:
     """The kind of the one resolution a measure lands in, or None for every resolution."""
     return measure[-1] if measure[-2:-1] == AT else None
+
+
 #: Live measures whose value is the index of a histogram bin: one count in that bin.
 BIN_MEASURES = frozenset({"backlog_age"})
 #: Live measures whose smallest value is what matters (the opening of the oldest open ticket).

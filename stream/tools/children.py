@@ -72,7 +72,6 @@ def start_redis_child(children: Children, workdir: Path, console: Console) -> st
     return f"redis://127.0.0.1:{port}/0"
 
 
-
 def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         command,

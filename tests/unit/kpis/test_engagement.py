@@ -13,13 +13,15 @@ import pytest
 from prometheus_client import generate_latest
 
 from stream.config.settings import Settings
-from stream.contract.events import Event, decode
+from stream.contract.events import Event, decode, parse_timestamp_ms
 from stream.kpis.engagement import EngagementRules
+from stream.kpis.user_reading import Reading
 from stream.kpis.users import pack_memory, unpack_memory
 from stream.publish.document import format_time, render, window_renderer
 from stream.publish.entries import partition_entry
 from stream.publish.merge import merge
 from stream.publish.prometheus import _Families
+from stream.state.facts import Contribution, Fact
 from stream.state.partition import PartitionState, StateConfig
 from stream.wiring import document_shape, engagement_rules, state_config
 from tests.reference import Record, Rules, compare_snapshots, expected_snapshot
@@ -474,3 +476,76 @@ def test_a_memory_packs_and_unpacks_every_key_and_sign_up(
     ):
         packed = pack_memory(29_000_000, seen, signup, reached)
         assert unpack_memory(packed) == (29_000_000, seen, signup, reached)
+
+
+class FreshlyChecked(EngagementRules):
+    """Rules that answer from the reading kept up to date, and check each answer against the
+    list read anew from its first fact."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.appended = 0  # facts taken into a reading kept up to date
+
+    def _read(self, facts: list[Fact]) -> Reading:
+        kept = self._readings.get(id(facts))
+        known = -1 if kept is None else len(kept.facts)
+        reading = super()._read(facts)
+        self.appended += reading is kept and known == len(facts) - 1
+        return reading
+
+    def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
+        answer = super().contributions(facts, stream_time)
+        fresh = Reading(facts, self.timing)
+        assert answer == fresh.contributions(stream_time)
+        assert self._read(facts).timed() == fresh.timed()  # outcomes not due yet as well
+        return answer
+
+    def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
+        answer = super().next_due(facts, stream_time)
+        fresh = Reading(facts, self.timing)
+        assert answer == fresh.next_due(stream_time)
+        assert self._read(facts).settles() == fresh.settles()
+        return answer
+
+
+def checked_users() -> tuple[Users, FreshlyChecked]:
+    """Users whose rules check every answer against the list read anew."""
+    base = rules()
+    checked = FreshlyChecked(
+        step_ms=base.step_ms,
+        grace_ms=base.grace_ms,
+        long_step_ms=base.steps[-1][1],
+        timeout_ms=base.timeout_ms,
+        period_ms=base.period_ms,
+        retention_ms=base.retention_ms,
+    )
+    users = Users()
+    users.state = PartitionState("activity", 0, checked, CONFIG)
+    return users, checked
+
+
+def test_a_reading_kept_up_to_date_answers_as_the_list_read_anew() -> None:
+    """Each activity event is taken into its user's reading rather than read with the rest of
+    the list again; every answer on a generated log of late, duplicate and out-of-order events
+    equals the one from the list read anew."""
+    users, checked = checked_users()
+    for record in activity_log(5, 60, 6):
+        minute = (parse_timestamp_ms(record["occurred_at"]) - T0) / MIN
+        body = {k: v for k, v in record.items() if k not in ("event_id", "occurred_at", "type")}
+        users(body.pop("user_id"), record["type"], minute, record["event_id"], **body)
+    assert checked.appended > users.n // 2  # most events were taken in, not read anew
+
+
+def test_a_sign_up_after_activity_is_taken_in_as_the_list_read_anew() -> None:
+    """Sign-ups and values that come after a user's reading exists: a first sign-up, a value,
+    an earlier sign-up within grace, and a second sign-up later."""
+    users, checked = checked_users()
+    users("a", "page_viewed", 0, session_id="s", channel="web")
+    users("a", "signed_up", 1.5, channel="web")
+    users("a", "value_reached", 3, session_id="s")
+    users("a", "signed_up", 1, channel="app")  # earlier, inside grace: read anew
+    users("a", "signed_up", 4, channel="app")
+    users("a", "value_reached", 5, session_id="s")
+    users.at(7 * 1440 + 30)
+    assert checked.appended >= 4
+    assert users.kpi("activation_rate", "24h") == {"activated": 1, "signups": 1, "ratio": 1.0}
