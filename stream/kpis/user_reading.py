@@ -19,7 +19,7 @@ Cached answers, each dropped when a fact could change it:
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ class Reading:
         "_distinct",
         "_due",
         "_dues",
+        "_finals",
         "_latest_run",
         "_out",
         "_raw_signup",
@@ -125,7 +126,8 @@ class Reading:
         self._raw_signup = False  # the earliest sign-up is a raw fact's
         self._distinct: list[Distinct | None] = [None] * len(timing.steps)
         self._timed: list[Timed] | None = None
-        self._dues: list[int] | None = None
+        self._dues: list[int] | None = None  # sorted, but for the sessions' (None: stale)
+        self._finals: list[int] = []  # sorted: when each session's outcome is final
         self._settles = NEVER
         self._out: list[Contribution] | None = None
         self._due = 0  # how many outcomes `_out` counted
@@ -167,16 +169,20 @@ class Reading:
     def _add_to_session(self, fact: Fact) -> None:
         """Per session id, a new run after an end or a gap of the timeout; a prefix fact stands
         for the start of its session."""
-        session = fact[_SESSION]
+        session, timeout = fact[_SESSION], self.timing.timeout_ms
+        finals = self._finals
         i = self._latest_run.get(session)
         run = None if i is None else self.runs[i]
-        if run is None or run.ended or fact[_T] - run.last >= self.timing.timeout_ms:
+        if run is None or run.ended or fact[_T] - run.last >= timeout:
             run = Run(fact[_T], fact[_T])
             i = self._latest_run[session] = len(self.runs)
             self.runs.append(run)
             self._sessions.append((NEVER, []))
+        else:
+            del finals[bisect_left(finals, _final(run, timeout))]
         run.add(fact)
-        self._sessions[i] = _session(run, self.timing.timeout_ms)
+        insort(finals, _final(run, timeout))
+        self._sessions[i] = _session(run, timeout)
 
     # -- answers ---------------------------------------------------------------------------------
 
@@ -245,20 +251,30 @@ class Reading:
         return self._timed
 
     def next_due(self, now: int) -> int | None:
-        """The first stream time after `now` at which the answers may change."""
-        dues = self.dues()
+        """The first stream time after `now` at which the answers may change: where a raw fact
+        settles (it can be folded), a bucket with the user's latest time closes (its samples
+        move), a session times out or settles, activation is judged or settles."""
+        dues, finals, forget_at = self.dues(), self._finals, self.timing.forget_at
         i = bisect_right(dues, now)
-        return dues[i] if i < len(dues) else None
+        j = bisect_right(finals, now)
+        k = bisect_right(finals, now, key=forget_at)  # forget_at grows with the time
+        found = [
+            *dues[i : i + 1],
+            *finals[j : j + 1],
+            *(forget_at(final) for final in finals[k : k + 1]),
+        ]
+        return min(found, default=None)
 
     def settles(self) -> int:
-        """Before this stream time `keep` keeps the facts as they are."""
+        """Before this stream time `keep` keeps the facts as they are: it folds the facts past
+        grace once FOLD of them or all are (each fold writes the summary anew: one per event
+        cost a fifth of an event), and changes them once a session or the activation is
+        final, or the summary alone is left with its buckets closed."""
         self.dues()
         return self._settles
 
     def dues(self) -> list[int]:
-        """Sorted: the stream times `next_due` may answer. Where a raw fact settles (it can be
-        folded), a bucket with the user's latest time closes (its samples move), a session times
-        out or settles, activation is judged or settles."""
+        """Sorted: the stream times `next_due` may answer, but for the sessions'."""
         if self._dues is not None:
             return self._dues
         timing, raw, summary = self.timing, self.raw, self.summary
@@ -268,14 +284,9 @@ class Reading:
         for t in (raw[-1][_T] if raw else None, last):
             if t is not None:
                 dues += [(t // step + 1) * step for _, step in steps]
-        # keep folds the facts past grace once FOLD of them or all are (each fold writes the
-        # summary anew: one per event cost a fifth of an event), and changes them once a session
-        # or the activation is final, or the summary alone is left with its buckets closed
         settles = [forget_at(raw[min(len(raw), FOLD) - 1][_T])] if raw else []
-        for run in self.runs:
-            final = run.last if run.ended else run.last + timing.timeout_ms
-            dues += [final, forget_at(final)]
-            settles.append(forget_at(final))
+        if self._finals:  # the first session to be final settles first
+            settles.append(forget_at(self._finals[0]))
         if self.signup is not None and not summary.judged:
             due = self.signup[0] + timing.period_ms
             dues += [due, forget_at(due)]
@@ -295,9 +306,14 @@ def earliest_signup(summary: Summary, raw: list[Fact]) -> list[Any] | None:
     return min(signups, key=lambda s: s[0]) if signups else None
 
 
+def _final(run: Run, timeout_ms: int) -> int:
+    """When a session's outcome is final: at its end, or at its last event + timeout."""
+    return run.last if run.ended else run.last + timeout_ms
+
+
 def _session(run: Run, timeout_ms: int) -> Timed:
     """A session's outcome, at its end or at last event + timeout (from then on)."""
-    at = run.last if run.ended else run.last + timeout_ms
+    at = _final(run, timeout_ms)
     segments = run.segments()
     out: list[Contribution] = [
         (at, "sessions", segments, 1),

@@ -21,6 +21,7 @@ from typing import Any
 from stream.contract.events import Event
 from stream.state.buckets import Kept, Resolution, StateConfig, regroup
 from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
+from stream.state.difference import difference
 from stream.state.facts import NOW, Contribution, Fact, Rules
 from stream.state.measures import MINIMUM_MEASURES, expand, resolution_only
 from stream.state.memories import Memories, pack, stored
@@ -29,6 +30,7 @@ from stream.state.segments import SegmentNames
 from stream.state.windows import Totals, Window, add_into, is_late, keeps, rows_of, totals_of
 
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
+_EVENT_ID = itemgetter(2)  # of a fact
 __all__ = ["OUTCOMES", "PartitionState", "StateConfig"]
 
 
@@ -112,7 +114,7 @@ class PartitionState:
         if is_late(event.t, self.stream_time, cfg.step_ms, cfg.grace_ms):
             return self._count("late")
         entity = self.entities.get(event.key)
-        if entity is not None and any(f[2] == event.event_id for f in entity.facts):
+        if entity is not None and event.event_id in map(_EVENT_ID, entity.facts):
             return self._count("duplicate")
         for dimension in self.rules.dimensions:  # every applied value counts toward the bound
             if dimension in event.body:
@@ -222,16 +224,14 @@ class PartitionState:
             heapq.heappush(self._timers, (due, key))
 
     def _apply_difference(self, old: list[Contribution], new: list[Contribution]) -> None:
-        """Add what is new, subtract what is gone (as multisets; the lists are short)."""
+        """Add what is new, subtract what is gone; move what only changed its time (a window
+        holding both buckets keeps its totals: stream/state/difference.py)."""
         if old == new:
             return
-        gone = list(old)
-        added: list[Contribution] = []
-        for contribution in new:
-            try:
-                gone.remove(contribution)
-            except ValueError:
-                added.append(contribution)
+        moves, added, gone = difference(old, new)
+        for (was, t), run in moves.items():
+            self._add_at(t, run, 1, was)
+            self._add_at(was, run, -1, t)
         self._add(added, 1)
         self._add(gone, -1)
 
@@ -248,12 +248,19 @@ class PartitionState:
                     if series[0] in MINIMUM_MEASURES:
                         self.minima.add(series, amount, times)
 
-    def _add_at(self, t: int, run: list[Contribution], times: int) -> None:
+    def _add_at(
+        self, t: int, run: list[Contribution], times: int, other: int | None = None
+    ) -> None:
+        """Add the samples of time t `times` times; for a move, `other` is the time of the
+        opposite change, and a window holding both buckets is left alone."""
         samples: list[tuple[str | None, list[tuple[Any, int]]]] | None = None
         for resolution in self.resolutions:
             k = t // resolution.step_ms
             if k < resolution.floor:
                 continue  # older than every window of this step: its bucket is gone
+            ko = None if other is None else other // resolution.step_ms
+            if k == ko:
+                continue  # moved within the bucket: nothing changes at this step
             if samples is None:  # a sample lands at every step, or at its `only` one
                 samples = [
                     (resolution_only(c[1]), [(series, n * times) for series, n in expand(c)])
@@ -270,6 +277,8 @@ class PartitionState:
             windows = resolution.windows
             closed = k <= windows[0].hi
             covering = [w for w in windows if w.covers(k)] if closed else []
+            if ko is not None:
+                covering = [w for w in covering if not w.covers(ko)]
             targets = [bucket, *(w.changed() for w in covering if w.measures is None)]
             limited = [(w.changed(), w.measures) for w in covering if w.measures is not None]
             for series, delta in deltas:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from stream.state.partition import PartitionState
-from tests.unit.feed import CONFIG, Feed, rules_for
+from tests.unit.feed import CONFIG, MIN, T0, Feed, rules_for
 
 
 def test_abandonment_only_after_the_inactivity_timeout() -> None:
@@ -256,3 +256,24 @@ def test_a_solve_before_its_opening_is_a_zero_second_sample() -> None:
     feed("x", "customer_replied", 14)
     res = feed.kpi("resolution_time")["overall"]
     assert (res["count"], res["sum_seconds"], res["buckets"]["60"]) == (1, 0.0, 1)
+
+
+def test_a_sample_that_moves_leaves_the_windows_holding_both_buckets_alone() -> None:
+    """A sample gone at one time and added at another (a distinct count's user moving on to its
+    latest closed bucket) changes the two buckets and only the windows holding one of them."""
+    state = PartitionState("survey-replies", 0, rules_for("survey-replies"), CONFIG)
+    state.advance(T0 + 62 * MIN)  # minutes 0-61 closed: the 5 m window holds 57-61
+    segments = (("", ""),)
+    old = [(T0 + 50 * MIN, "replies", segments, 1)]
+    state._add(old, 1)
+    versions = {w.size_ms: w.version for w in state.windows}
+    state._apply_difference(old, [(T0 + 55 * MIN, "replies", segments, 1)])
+    assert {w.size_ms: w.version for w in state.windows} == versions  # both in 1 h, none in 5 m
+    state._apply_difference(
+        [(T0 + 55 * MIN, "replies", segments, 1)], [(T0 + 60 * MIN, "replies", segments, 1)]
+    )
+    moved = {w.size_ms for w in state.windows if w.version != versions[w.size_ms]}
+    assert moved == {5 * MIN}  # entered the 5 m window; the 1 h window held both
+    series = ("replies", "", "", -1)
+    assert {w.size_ms: w.totals.get(series) for w in state.windows} == {5 * MIN: 1, 60 * MIN: 1}
+    assert [k - T0 // MIN for k, b in state.buckets.items() if b.get(series)] == [60]
