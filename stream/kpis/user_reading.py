@@ -88,6 +88,7 @@ class Reading:
         "_due",
         "_dues",
         "_finals",
+        "_last",
         "_latest_run",
         "_out",
         "_raw_signup",
@@ -118,7 +119,8 @@ class Reading:
         self.keys: dict[Key, list[Any]] = {
             key: [last, prev, []] for key, (last, prev) in summary.seen.items()
         }
-        self.top = summary.last() or 0  # the latest time read (0 if none)
+        self._last = summary.last()  # the latest time of the facts folded
+        self.top = self._last or 0  # the latest time read (0 if none)
         self._latest_run: dict[str, int] = {}  # session id -> index of its latest run
         self._sessions: list[Timed] = []  # per run, its outcome
         self._signups: list[Timed] = []  # per raw sign-up, its new user
@@ -278,13 +280,16 @@ class Reading:
         if self._dues is not None:
             return self._dues
         timing, raw, summary = self.timing, self.raw, self.summary
-        forget_at, steps = timing.forget_at, timing.steps
-        dues = [forget_at(raw[-1][_T])] if raw else []
-        last = summary.last()
-        for t in (raw[-1][_T] if raw else None, last):
-            if t is not None:
-                dues += [(t // step + 1) * step for _, step in steps]
-        settles = [forget_at(raw[min(len(raw), FOLD) - 1][_T])] if raw else []
+        forget_at, steps, last = timing.forget_at, timing.steps, self._last
+        dues: list[int] = []
+        settles: list[int] = []
+        if raw:
+            latest = raw[-1][_T]
+            dues.append(forget_at(latest))
+            dues += [(latest // step + 1) * step for _, step in steps]
+            settles.append(forget_at(raw[min(len(raw), FOLD) - 1][_T]))
+        if last is not None:
+            dues += [(last // step + 1) * step for _, step in steps]
         if self._finals:  # the first session to be final settles first
             settles.append(forget_at(self._finals[0]))
         if self.signup is not None and not summary.judged:

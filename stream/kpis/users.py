@@ -181,7 +181,9 @@ class Run:
         return segments_of(self.channel, self.region)
 
 
+@lru_cache(maxsize=4096)
 def segments_of(channel: str | None, region: str | None) -> Segments:
+    """A user's segments: built once per (bounded) pair of names, not per evaluation."""
     return shared((OVERALL, ("channel", channel or UNKNOWN), ("region", region or UNKNOWN)))
 
 
