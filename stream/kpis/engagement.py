@@ -105,7 +105,7 @@ class EngagementRules:
 
     def _settled(self, t: int, stream_time: int) -> bool:
         """From this stream time on, an event at or before t is late."""
-        return stream_time >= self.timing.forget_at(t)
+        return t < self.timing.unsettled_from(stream_time)
 
     def _read(self, facts: list[Fact]) -> Reading:
         """The facts read: the list's reading of last time (by identity, checked by content: the
@@ -146,7 +146,8 @@ class EngagementRules:
             return facts  # nothing settled, final or left alone yet
         summary = Summary.of(facts)  # its own: folding changes it
         raw = reading.raw
-        settled = [f for f in raw if self._settled(f[_T], now)]
+        cut = self.timing.unsettled_from(now)  # the facts before it are settled
+        settled = [f for f in raw if f[_T] < cut]
         judged = summary.judged
         self._fold(summary, settled)
         self._judge(summary, raw, now)
@@ -154,10 +155,10 @@ class EngagementRules:
         kept: list[Fact] = []
         for run in reading.runs:
             final = run.last if run.ended else run.last + self.timeout_ms
-            if now >= final and self._settled(final, now):
+            if now >= final and final < cut:
                 continue  # its outcome stands for good
-            kept.extend(self._compact(run, now))
-        kept.extend(f for f in raw if not self._settled(f[_T], now) and f[_SESSION] is None)
+            kept.extend(self._compact(run, cut))
+        kept.extend(f for f in raw if f[_T] >= cut and f[_SESSION] is None)
         kept.sort()
         last = summary.last()
         if last is None:  # nothing past grace yet
@@ -195,9 +196,9 @@ class EngagementRules:
             elif kind == VALUE and summary.reached is None and summary.signup is not None:
                 summary.reached = t if t >= summary.signup[0] else None
 
-    def _compact(self, run: Run, now: int) -> list[Fact]:
-        """An open session's facts, those past grace as one prefix fact."""
-        settled = [f for f in run.facts if self._settled(f[_T], now)]
+    def _compact(self, run: Run, cut: int) -> list[Fact]:
+        """An open session's facts, those past grace (before `cut`) as one prefix fact."""
+        settled = [f for f in run.facts if f[_T] < cut]
         if len(settled) <= 1 and (not settled or settled[0][_KIND_AT] == PREFIX):
             return run.facts
         prefix = Run(settled[0][_T], settled[0][_T])

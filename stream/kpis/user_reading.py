@@ -68,6 +68,11 @@ class Timing:
         """From this stream time on, an event at or before t is late."""
         return bucket_end(t, self.step_ms) + self.grace_ms + 1
 
+    def unsettled_from(self, now: int) -> int:
+        """The earliest time not yet settled at stream time `now`: t < this exactly when
+        now >= forget_at(t) (both follow t's bucket)."""
+        return (now - self.grace_ms - 1) // self.step_ms * self.step_ms
+
 
 @dataclass(slots=True)
 class Distinct:
@@ -134,21 +139,40 @@ class Reading:
         self._out: list[Contribution] | None = None
         self._due = 0  # how many outcomes `_out` counted
         for fact in facts:
-            self.add(fact)
+            self._take(fact)
+        timeout = timing.timeout_ms  # the sessions' outcomes, once they have all their facts
+        self._sessions = [_session(run, timeout) for run in self.runs]
+        self._finals = sorted(_final(run, timeout) for run in self.runs)
 
     def add(self, fact: Fact) -> None:
         """Take in a fact that sorts after every fact read."""
+        joined = self._take(fact)
+        if joined is None:
+            return
+        i, before = joined  # its session's outcome and final time change
+        timeout, finals, run = self.timing.timeout_ms, self._finals, self.runs[i]
+        if i == len(self._sessions):  # a new session
+            self._sessions.append(_session(run, timeout))
+        else:
+            self._sessions[i] = _session(run, timeout)
+            del finals[bisect_left(finals, before)]
+        insort(finals, _final(run, timeout))
+
+    def _take(self, fact: Fact) -> tuple[int, int] | None:
+        """Take a fact in, but for its session's outcome: (the index of the session it joins,
+        that session's final time before it, if it had one), or None without a session."""
+        joined = None
         self.facts.append(fact)
         kind = fact[_KIND_AT]
         if kind == SUMMARY:
-            return
+            return None
         self._timed = self._dues = self._out = None
         t = fact[_T]
         self.top = max(self.top, t)
         if fact[_SESSION] is not None:
-            self._add_to_session(fact)
+            joined = self._join(fact)
         if kind == PREFIX:
-            return
+            return joined
         self.raw.append(fact)
         for key in keys_of(fact):
             entry = self.keys.get(key)
@@ -167,24 +191,21 @@ class Reading:
                 self._values = None
         elif kind == VALUE:
             self._values = None
+        return joined
 
-    def _add_to_session(self, fact: Fact) -> None:
+    def _join(self, fact: Fact) -> tuple[int, int]:
         """Per session id, a new run after an end or a gap of the timeout; a prefix fact stands
-        for the start of its session."""
-        session, timeout = fact[_SESSION], self.timing.timeout_ms
-        finals = self._finals
-        i = self._latest_run.get(session)
+        for the start of its session. (The run's index, its final time before the fact.)"""
+        timeout = self.timing.timeout_ms
+        i = self._latest_run.get(fact[_SESSION])
         run = None if i is None else self.runs[i]
         if run is None or run.ended or fact[_T] - run.last >= timeout:
             run = Run(fact[_T], fact[_T])
-            i = self._latest_run[session] = len(self.runs)
+            i = self._latest_run[fact[_SESSION]] = len(self.runs)
             self.runs.append(run)
-            self._sessions.append((NEVER, []))
-        else:
-            del finals[bisect_left(finals, _final(run, timeout))]
+        before = _final(run, timeout)
         run.add(fact)
-        insort(finals, _final(run, timeout))
-        self._sessions[i] = _session(run, timeout)
+        return i, before
 
     # -- answers ---------------------------------------------------------------------------------
 
@@ -256,10 +277,11 @@ class Reading:
         """The first stream time after `now` at which the answers may change: where a raw fact
         settles (it can be folded), a bucket with the user's latest time closes (its samples
         move), a session times out or settles, activation is judged or settles."""
-        dues, finals, forget_at = self.dues(), self._finals, self.timing.forget_at
+        dues, finals, timing = self.dues(), self._finals, self.timing
         i = bisect_right(dues, now)
         j = bisect_right(finals, now)
-        k = bisect_right(finals, now, key=forget_at)  # forget_at grows with the time
+        k = bisect_left(finals, timing.unsettled_from(now))  # the first not settled by now
+        forget_at = timing.forget_at
         found = [
             *dues[i : i + 1],
             *finals[j : j + 1],

@@ -549,3 +549,13 @@ def test_a_sign_up_after_activity_is_taken_in_as_the_list_read_anew() -> None:
     users.at(7 * 1440 + 30)
     assert checked.appended >= 4
     assert users.kpi("activation_rate", "24h") == {"activated": 1, "signups": 1, "ratio": 1.0}
+
+
+def test_a_time_is_settled_exactly_when_stream_time_reached_its_forget_at() -> None:
+    """`unsettled_from` (one cut per evaluation) agrees with `forget_at` (one per fact) at and
+    around every bucket edge."""
+    timing = rules().timing
+    edges = [T0 + k * MIN + d for k in range(-2, 9) for d in (-1, 0, 1, 30_000)]
+    for t in edges:
+        for now in [timing.forget_at(t) + d for d in (-MIN, -1, 0, 1, MIN)]:
+            assert (t < timing.unsettled_from(now)) == (now >= timing.forget_at(t)), (t, now)
