@@ -47,7 +47,9 @@ from stream.state.windows import bucket_end
 ALWAYS = -(2**62)
 #: After any stream time.
 NEVER = 2**62
-#: Facts past grace are folded into the summary once this many are, or all of them.
+#: Facts past grace are folded into the summary once this many are (or half the list, whose
+#: facts kept are read anew after a fold: a user with many open sessions folds less often), or
+#: all of them.
 FOLD = 8
 
 #: An outcome: (from which stream time it counts, its samples).
@@ -291,9 +293,9 @@ class Reading:
 
     def settles(self) -> int:
         """Before this stream time `keep` keeps the facts as they are: it folds the facts past
-        grace once FOLD of them or all are (each fold writes the summary anew: one per event
-        cost a fifth of an event), and changes them once a session or the activation is
-        final, or the summary alone is left with its buckets closed."""
+        grace once FOLD of them (or half the list) or all are (each fold writes the summary
+        anew: one per event cost a fifth of an event), and changes them once a session or the
+        activation is final, or the summary alone is left with its buckets closed."""
         self.dues()
         return self._settles
 
@@ -309,7 +311,8 @@ class Reading:
             latest = raw[-1][_T]
             dues.append(forget_at(latest))
             dues += [(latest // step + 1) * step for _, step in steps]
-            settles.append(forget_at(raw[min(len(raw), FOLD) - 1][_T]))
+            fold = max(FOLD, len(self.facts) // 2)  # a fold reads the facts kept anew
+            settles.append(forget_at(raw[min(len(raw), fold) - 1][_T]))
         if last is not None:
             dues += [(last // step + 1) * step for _, step in steps]
         if self._finals:  # the first session to be final settles first
