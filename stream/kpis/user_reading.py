@@ -93,14 +93,12 @@ class Reading:
     __slots__ = (
         "_distinct",
         "_due",
-        "_dues",
         "_finals",
         "_last",
         "_latest_run",
         "_out",
         "_raw_signup",
         "_sessions",
-        "_settles",
         "_signups",
         "_timed",
         "_values",
@@ -135,9 +133,7 @@ class Reading:
         self._raw_signup = False  # the earliest sign-up is a raw fact's
         self._distinct: list[Distinct | None] = [None] * len(timing.steps)
         self._timed: list[Timed] | None = None
-        self._dues: list[int] | None = None  # sorted, but for the sessions' (None: stale)
         self._finals: list[int] = []  # sorted: when each session's outcome is final
-        self._settles = NEVER
         self._out: list[Contribution] | None = None
         self._due = 0  # how many outcomes `_out` counted
         for fact in facts:
@@ -168,7 +164,7 @@ class Reading:
         kind = fact[_KIND_AT]
         if kind == SUMMARY:
             return None
-        self._timed = self._dues = self._out = None
+        self._timed = self._out = None
         t = fact[_T]
         self.top = max(self.top, t)
         if fact[_SESSION] is not None:
@@ -279,16 +275,21 @@ class Reading:
         """The first stream time after `now` at which the answers may change: where a raw fact
         settles (it can be folded), a bucket with the user's latest time closes (its samples
         move), a session times out or settles, activation is judged or settles."""
-        dues, finals, timing = self.dues(), self._finals, self.timing
-        i = bisect_right(dues, now)
+        timing, raw, finals = self.timing, self.raw, self._finals
+        forget_at = timing.forget_at
+        found: list[int] = []
+        for t in (raw[-1][_T] if raw else None, self._last):  # the latest, the summary's
+            if t is not None:
+                found += [t - t % step + step for _, step in timing.steps]
+        if raw:
+            found.append(forget_at(raw[-1][_T]))
+        activation = self._activation()
+        if activation is not None:
+            found += [activation, forget_at(activation)]
+        found = [due for due in found if due > now]
         j = bisect_right(finals, now)
         k = bisect_left(finals, timing.unsettled_from(now))  # the first not settled by now
-        forget_at = timing.forget_at
-        found = [
-            *dues[i : i + 1],
-            *finals[j : j + 1],
-            *(forget_at(final) for final in finals[k : k + 1]),
-        ]
+        found += [*finals[j : j + 1], *(forget_at(final) for final in finals[k : k + 1])]
         return min(found, default=None)
 
     def settles(self) -> int:
@@ -296,36 +297,26 @@ class Reading:
         grace once FOLD of them (or half the list) or all are (each fold writes the summary
         anew: one per event cost a fifth of an event), and changes them once a session or the
         activation is final, or the summary alone is left with its buckets closed."""
-        self.dues()
-        return self._settles
-
-    def dues(self) -> list[int]:
-        """Sorted: the stream times `next_due` may answer, but for the sessions'."""
-        if self._dues is not None:
-            return self._dues
-        timing, raw, summary = self.timing, self.raw, self.summary
-        forget_at, steps, last = timing.forget_at, timing.steps, self._last
-        dues: list[int] = []
-        settles: list[int] = []
+        timing, raw, last = self.timing, self.raw, self._last
+        forget_at = timing.forget_at
+        found: list[int] = []
         if raw:
-            latest = raw[-1][_T]
-            dues.append(forget_at(latest))
-            dues += [(latest // step + 1) * step for _, step in steps]
             fold = max(FOLD, len(self.facts) // 2)  # a fold reads the facts kept anew
-            settles.append(forget_at(raw[min(len(raw), fold) - 1][_T]))
-        if last is not None:
-            dues += [(last // step + 1) * step for _, step in steps]
+            found.append(forget_at(raw[min(len(raw), fold) - 1][_T]))
         if self._finals:  # the first session to be final settles first
-            settles.append(forget_at(self._finals[0]))
-        if self.signup is not None and not summary.judged:
-            due = self.signup[0] + timing.period_ms
-            dues += [due, forget_at(due)]
-            settles.append(forget_at(due))
+            found.append(forget_at(self._finals[0]))
+        activation = self._activation()
+        if activation is not None:
+            found.append(forget_at(activation))
         if last is not None and not raw and not self.runs:  # the summary alone
-            settles += [(last // step + 1) * step for _, step in steps]
-        self._dues = sorted(dues)
-        self._settles = min(settles, default=NEVER)
-        return self._dues
+            found += [last - last % step + step for _, step in timing.steps]
+        return min(found, default=NEVER)
+
+    def _activation(self) -> int | None:
+        """When the activation is judged, unless it was."""
+        if self.signup is None or self.summary.judged:
+            return None
+        return int(self.signup[0]) + self.timing.period_ms
 
 
 def earliest_signup(summary: Summary, raw: list[Fact]) -> list[Any] | None:
