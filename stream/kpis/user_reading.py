@@ -97,6 +97,7 @@ class Reading:
         "_last",
         "_latest_run",
         "_out",
+        "_out_at",
         "_raw_signup",
         "_sessions",
         "_signups",
@@ -136,6 +137,7 @@ class Reading:
         self._finals: list[int] = []  # sorted: when each session's outcome is final
         self._out: list[Contribution] | None = None
         self._due = 0  # how many outcomes `_out` counted
+        self._out_at = ALWAYS  # the stream time `_out` was last asked for
         for fact in facts:
             self._take(fact)
         timeout = timing.timeout_ms  # the sessions' outcomes, once they have all their facts
@@ -210,6 +212,8 @@ class Reading:
     def contributions(self, now: int) -> list[Contribution]:
         """The samples of the facts read at stream time `now`: the same list as last time while
         no bucket with a time of theirs closed, no fact changed them and no outcome came due."""
+        if now == self._out_at and self._out is not None:  # asked again (the state's before)
+            return self._out
         changed = self._out is None
         top = self.top + 1  # past the latest time read: a later open bucket changes nothing
         distincts = self._distinct
@@ -220,6 +224,7 @@ class Reading:
                 distincts[i] = self._distinct_at(kind, step, start)
                 changed = True
         due = [samples for since, samples in self.timed() if now >= since]
+        self._out_at = now
         if not changed and len(due) == self._due and self._out is not None:
             return self._out
         out = [sample for distinct in distincts if distinct for sample in distinct.samples]

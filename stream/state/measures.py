@@ -95,3 +95,28 @@ def counted(measure: str, segments: Segments) -> tuple[SeriesKey, ...]:
         if len(_COUNTED) < MAX_COUNTED:
             _COUNTED[measure, segments] = series
     return series
+
+
+#: A counted measure's landing per (measure, segments): its one resolution (or None) and series.
+_LANDING: dict[tuple[str, Segments], tuple[str | None, tuple[SeriesKey, ...]]] = {}
+
+
+def sample_deltas(
+    contribution: Contribution, times: int
+) -> tuple[str | None, list[tuple[SeriesKey, int]]]:
+    """The resolution a sample lands in only (None: every one) and what it adds to each series,
+    `times` times. A counted sample's series are looked up once per (measure, segments): a
+    distinct count's users move every step, each a handful of such samples."""
+    _, measure, segments, value = contribution
+    landing = _LANDING.get((measure, segments))
+    if landing is None:
+        only = resolution_only(measure)
+        base = measure[:-2] if only else measure
+        if base in DURATION_MEASURES or base in BIN_MEASURES:
+            return only, [(series, n * times) for series, n in expand(contribution)]
+        landing = (only, counted(base, segments))
+        if len(_LANDING) < MAX_COUNTED:
+            _LANDING[measure, segments] = landing
+    only, series_of = landing
+    amount = value * times
+    return only, [(series, amount) for series in series_of]

@@ -23,7 +23,7 @@ from stream.state.buckets import Kept, Resolution, StateConfig, regroup
 from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
 from stream.state.difference import difference
 from stream.state.facts import NOW, Contribution, Fact, Rules
-from stream.state.measures import MINIMUM_MEASURES, expand, resolution_only
+from stream.state.measures import MINIMUM_MEASURES, expand, sample_deltas
 from stream.state.memories import Memories, pack, stored
 from stream.state.minima import Minima
 from stream.state.segments import SegmentNames
@@ -262,10 +262,7 @@ class PartitionState:
             if k == ko:
                 continue  # moved within the bucket: nothing changes at this step
             if samples is None:  # a sample lands at every step, or at its `only` one
-                samples = [
-                    (resolution_only(c[1]), [(series, n * times) for series, n in expand(c)])
-                    for c in run
-                ]
+                samples = [sample_deltas(c, times) for c in run]
             kind = resolution.kind
             deltas = [d for only, ds in samples if only is None or only == kind for d in ds]
             if not deltas:
