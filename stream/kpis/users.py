@@ -4,11 +4,12 @@ the rules that use them)."""
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from stream.kpis import shared
 from stream.state.facts import OVERALL, Fact, Segments
@@ -120,7 +121,7 @@ class Summary:
             [MEASURE[m], DIMENSION[d], s, back(t)] for (m, d, s), t in sorted(self.base.items())
         ]
         extra = [latest, seen, base, self.signup, self.reached, self.judged]
-        text = json.dumps(extra, separators=(",", ":"), ensure_ascii=False)
+        text = orjson.dumps(extra).decode()
         return (0, -1, "", SUMMARY, None, None, None, None, text)
 
     def last(self) -> int | None:
@@ -134,7 +135,7 @@ class Summary:
 def _parsed(text: str) -> Summary:
     """A summary fact's text, parsed once per user evaluated lately, not per list of its facts
     read (shared: not to be changed)."""
-    latest, seen, base, signup, reached, judged = json.loads(text)
+    latest, seen, base, signup, reached, judged = orjson.loads(text)
     zero = latest - latest % 1000
 
     def at(back: int | None) -> int | None:

@@ -48,15 +48,15 @@ def _moves(
     """Samples gone at one time and added at another, grouped by (from, to); and what is left
     added and gone. Live gauges (NOW) do not move."""
     at: dict[tuple[Any, ...], list[int]] = {}  # (measure, segments, value) -> indices in gone
-    for i, (t, *sample) in enumerate(gone):
-        if t != NOW:
-            at.setdefault(tuple(sample), []).append(i)
+    for i, contribution in enumerate(gone):
+        if contribution[0] != NOW:
+            at.setdefault(contribution[1:], []).append(i)
     moves: Moves = {}
     rest: list[Contribution] = []
     moved: set[int] = set()
     for contribution in added:
-        t, *sample = contribution
-        indices = at.get(tuple(sample)) if t != NOW else None
+        t = contribution[0]
+        indices = at.get(contribution[1:]) if t != NOW else None
         if indices:
             i = indices.pop()
             moved.add(i)

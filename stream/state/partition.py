@@ -273,9 +273,9 @@ class PartitionState:
             # after the others): a sample in the open one is in none
             windows = resolution.windows
             closed = k <= windows[0].hi
-            covering = [w for w in windows if w.covers(k)] if closed else []
+            covering = [w for w in windows if w.lo <= k <= w.hi] if closed else []
             if ko is not None:
-                covering = [w for w in covering if not w.covers(ko)]
+                covering = [w for w in covering if not w.lo <= ko <= w.hi]
             targets = [bucket, *(w.changed() for w in covering if w.measures is None)]
             limited = [(w.changed(), w.measures) for w in covering if w.measures is not None]
             for series, delta in deltas:
