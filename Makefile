@@ -19,7 +19,8 @@ lint: setup
 test: setup lint
 	.venv/bin/python -m pytest -v -p no:cacheprovider -n 6
 
-# The unit tests alone, on both cores: 72 s on a quiet machine, up to 110 s beside other work.
+# The unit tests alone, on both cores: 43-44 s on a quiet machine (84 s of CPU), up to 77 s
+# beside another session's benchmarks (docs/testing.md).
 unit: setup lint
 	.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 tests/unit
 

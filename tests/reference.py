@@ -930,6 +930,7 @@ def expected_snapshot(
         lambda: defaultdict(int)
     )
     samples_seen: dict[tuple[str | None, str, str, str], list[int]] = defaultdict(list)
+    windows = _windows_kept(rules)  # the same for every sample: computed once
     for part in processed.values():
         for sample in _samples(part, rules):
             if sample.t is None:
@@ -937,7 +938,7 @@ def expected_snapshot(
             else:
                 places = [
                     name
-                    for name, size, lag in _windows_kept(rules)
+                    for name, size, lag in windows
                     if part.stream_time is not None
                     and _in_window(
                         sample.t, part.stream_time - lag * 1000, size, step_of(size, rules)

@@ -3,7 +3,11 @@ scheduler, since xdist's hand each worker a batch of tests ahead, and a test que
 3-minute one waits for it (docs/testing.md).
 
 - Longest first: the integration tests by the time they take alone (`EXPECTED_S`), so that no
-  long one starts last; the unit tests after them, filling the gaps while the long ones wait.
+  long one starts last; the unit tests after them, filling the gaps while the long ones wait,
+  the slow ones first (`UNIT_EXPECTED_S`: `make unit` ends with both processes busy to the
+  last seconds, not one finishing a long test alone).
+- Tests that share a costly module fixture (`TOGETHER`) go to one worker at once, which builds
+  it once (one after another, each worker would build it).
 - An xdist worker must know its next test before it runs one (to tear the fixtures down right):
   behind a long test that next one is a quick one, never another long one, and the worker asks
   again once it is done. Unit tests go out a few at a time.
@@ -66,6 +70,24 @@ TIMED = (
     # no dip of a fleet-wide sum while partitions move, and a takeover within seconds
     "tests/integration/test_monitoring_fleet.py",
 )
+#: The slow unit tests, in seconds of CPU each, by node id prefix (the first that matches
+#: counts): `make unit` is about 80 s of CPU on 2 cores.
+UNIT_EXPECTED_S: dict[str, float] = {
+    "tests/unit/state/test_long_horizons.py::test_a_35_day": 11,  # with the module's fixture
+    "tests/unit/state/test_long_horizons.py": 4,
+    "tests/unit/kpis/test_engagement.py::test_a_generated_log_through_the_state_equals_the_"
+    "reference[2-150-40]": 6.5,
+    "tests/unit/test_reference.py::test_customer_kpis_of_the_rules_equal_the_reference": 6,
+    "tests/unit/tools/test_shift.py::test_an_nps_drop": 3.5,
+    "tests/unit/tools/test_generate.py::test_customers_return": 2.3,
+    "tests/unit/tools/test_generate.py::test_every_event": 2,
+    "tests/unit/test_reference.py::test_forty_days": 1.5,
+    "tests/unit/tools/test_shift.py::test_a_cart": 1.5,
+    "tests/unit/kpis/test_engagement.py::test_a_generated_log_through_the_state_equals_the_"
+    "reference[3-80-12]": 1,
+}
+#: Tests sharing a module fixture that costs seconds: the reference over the 35-day log (6 s).
+TOGETHER = ("tests/unit/state/test_long_horizons.py",)
 MAX_CPU_BOUND = 2
 #: Timed tests at a time: each catches a worker up on a log, a burst of CPU (with six at once, a
 #: crash-point test's publish was retried once).
@@ -78,8 +100,12 @@ QUICK_BATCH = 8
 
 def expected_s(nodeid: str) -> float:
     if not nodeid.startswith("tests/integration/"):
-        return 0.0
+        return next((s for prefix, s in UNIT_EXPECTED_S.items() if nodeid.startswith(prefix)), 0)
     return next((s for prefix, s in EXPECTED_S.items() if nodeid.startswith(prefix)), 10.0)
+
+
+def together(nodeid: str) -> str | None:
+    return next((prefix for prefix in TOGETHER if nodeid.startswith(prefix)), None)
 
 
 class LongestFirst(LoadScheduling):
@@ -91,6 +117,7 @@ class LongestFirst(LoadScheduling):
         self.expected: list[float] = []
         self.cpu_bound: list[bool] = []
         self.timed: list[bool] = []
+        self.group: list[str | None] = []
 
     def schedule(self) -> None:
         assert self.collection_is_completed
@@ -102,9 +129,20 @@ class LongestFirst(LoadScheduling):
             self.expected = [expected_s(nodeid) for nodeid in self.collection]
             self.cpu_bound = [nodeid.startswith(CPU_BOUND) for nodeid in self.collection]
             self.timed = [nodeid.startswith(TIMED) for nodeid in self.collection]
-            # the timed ones last (they wait anyway), else longest first; sorted() is stable
+            self.group = [together(nodeid) for nodeid in self.collection]
+            unit = [nodeid.startswith("tests/unit/") for nodeid in self.collection]
+            groups: dict[str | None, float] = {}
+            for group, seconds in zip(self.group, self.expected, strict=True):
+                groups[group] = groups.get(group, 0) + seconds
+            # a group counts as long as all of it takes
+            longest = [
+                groups[g] if g else s for g, s in zip(self.group, self.expected, strict=True)
+            ]
+            # the timed ones last (they wait anyway), the unit tests before them, each longest
+            # first; sorted() is stable
             self.pending[:] = sorted(
-                range(len(self.collection)), key=lambda i: (self.timed[i], -self.expected[i])
+                range(len(self.collection)),
+                key=lambda i: (self.timed[i], unit[i], -longest[i]),
             )
         self._fill_all()
 
@@ -137,9 +175,12 @@ class LongestFirst(LoadScheduling):
             index = self._choose(node)
             if index is None:
                 return  # every test left waits for a CPU-bound one elsewhere: asked again later
-            self.pending.remove(index)
-            queue.append(index)
-            node.send_runtest_some([index])
+            group = self.group[index]
+            indices = [i for i in self.pending if group and self.group[i] == group] or [index]
+            for i in indices:  # the test, or all of its group left
+                self.pending.remove(i)
+                queue.append(i)
+            node.send_runtest_some(indices)
         if not self.pending:
             node.shutdown()  # the worker then runs what it holds, the last without a next
 

@@ -26,7 +26,6 @@ import hashlib
 import heapq
 import math
 import random
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -154,7 +153,13 @@ def expected_events(profile: Profile) -> dict[str, float]:
 
 
 def _timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """RFC 3339 in UTC with milliseconds (cut, not rounded), as strftime("%Y-%m-%dT%H:%M:%S.")
+    writes it (an unpadded year), in a third less time: one per event."""
+    m = moment
+    return (
+        f"{m.year}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond // 1000:03d}Z"
+    )
 
 
 class _Generator:
@@ -188,9 +193,12 @@ class _Generator:
         self.topic_weights = tuple(shares[topic] / per_entity[topic] for topic in ENTITY_TOPICS)
 
     def event_id(self, i: int) -> str:
-        """UUID-shaped like a real producer's, yet reproducible: a hash of the run and slot."""
-        digest = hashlib.blake2b(f"{self.run}/{i}".encode(), digest_size=16).digest()
-        return str(uuid.UUID(bytes=digest, version=4))
+        """UUID-shaped like a real producer's, yet reproducible: a hash of the run and slot,
+        written as str(uuid.UUID(bytes=digest, version=4)) writes it (version nibble 4, variant
+        bits 10), in half the time: one per event."""
+        h = hashlib.blake2b(f"{self.run}/{i}".encode(), digest_size=16).hexdigest()
+        variant = "89ab"[int(h[16], 16) & 3]
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
     def _id(self, prefix: str) -> str:
         n = self.counters.get(prefix, 0) + 1

@@ -1,5 +1,6 @@
 """The change alerts' rules under promtool: Prometheus' own engine evaluates the committed rule
-file on the component series of two workers.
+file on the component series of two workers (the rules that can matter to each test, which give
+the whole file's outcome: test_rules' module text).
 
 A true drop fires after the hold time and names its segment; a wobble within chance, a small
 segment with too few samples, and a move in the better direction do not; recovery resolves the
@@ -20,6 +21,7 @@ from tests.unit.monitoring.test_rules import (
     WORKERS,
     coverage,
     labels,
+    rule_groups,
     run_promtool_tests,
 )
 
@@ -99,10 +101,7 @@ def alert_test(
 ) -> dict[str, Any]:
     """The alert at minute `at`: firing with these labels and this summary, or nothing."""
     rule = next(
-        r
-        for g in rules_file()["groups"]
-        for r in g["rules"]
-        if r.get("alert") == rules.alert_name(NPS)
+        r for g in rule_groups() for r in g["rules"] if r.get("alert") == rules.alert_name(NPS)
     )
     dimension, name = segment
     where = "all segments" if dimension == "all" else f"{dimension} {name}"
@@ -127,14 +126,6 @@ def alert_test(
         "alertname": rules.alert_name(NPS),
         "exp_alerts": [expected] if fires else [],
     }
-
-
-def rules_file() -> dict[str, Any]:
-    import yaml
-
-    from tests.unit.monitoring.test_rules import RULES
-
-    return yaml.safe_load(RULES.read_text())
 
 
 def case(series: list[dict[str, str]], tests: list[dict[str, Any]]) -> dict[str, Any]:

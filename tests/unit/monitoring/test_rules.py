@@ -3,12 +3,37 @@
 `promtool test rules` evaluates the committed rule file on synthetic series of two workers, so
 each recording rule's arithmetic and each alert's threshold, `for` and minimum-sample guard are
 checked by Prometheus' own engine (Debian's `prometheus` package provides promtool).
+
+What each promtool test evaluates (`run_promtool_tests`): the committed file holds about 590
+rules, all evaluated at every 1-minute step, about a second per test, while a test's assertions
+read a few of them. So each test runs on a copy of the file that keeps, verbatim, in their
+groups and order (the same evaluation order: a rule reading one later in its group still sees
+the previous step's value), the rules that can matter to it:
+
+- every alert its `alert_rule_test` names, and every rule recording a name that those alerts
+  (expression, labels, annotations: a template may `query`) or its `promql_expr_test`
+  expressions name, transitively: everything the assertions read, computed as in the whole file;
+- every rule that can have a sample, or an evaluation error (which fails promtool), at some
+  step: one that names an input series or the record of such a rule, or that can make a series
+  from nothing (`absent`, `vector`, `scalar`, no selector), with what it reads. The right
+  operand of `and on () <selector>` does not count: `a and b` is empty when `a` is.
+
+A rule left out thus selects only series absent at every step: in the whole file it is empty
+throughout, writes nothing that a kept rule or an assertion reads, and cannot fail, so the
+outcome is the whole file's. A test or rule that matches on `__name__` keeps every rule, and
+one reading `ALERTS` every alert. One test evaluates the whole file unfiltered, with every KPI's
+series at once (`test_the_whole_file_evaluates_every_kpi_at_once`); `promtool check rules`
+checks all of it; and `CXKPI_RULES_UNFILTERED=1` runs every test on the whole file, as before.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +71,7 @@ def test_committed_rules_are_generated_from_the_config() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    groups = yaml.safe_load(RULES.read_text())["groups"]
+    groups = rule_groups()
     alerts = [r for g in groups for r in g["rules"] if "alert" in r]
     for alert in alerts:
         assert alert["for"] and alert["labels"]["severity"] in ("critical", "warning", "info")
@@ -138,16 +163,127 @@ def kpi_series(kpi: Kpi, per_worker: dict[str, float], window: str = "1h") -> li
     return out
 
 
-def run_promtool_tests(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
+def run_promtool_tests(tmp_path: Path, tests: list[dict[str, Any]], whole: bool = False) -> None:
+    """promtool's unit tests, on the rules that can matter to them (the module's text), or on
+    the whole committed file (`whole`, or CXKPI_RULES_UNFILTERED=1)."""
+    rule_file = RULES
+    if not whole and not os.environ.get("CXKPI_RULES_UNFILTERED"):
+        rule_file = tmp_path / "cxkpi.rules.yml"
+        rule_file.write_text(dump({"groups": rules_for(tests)}))
     path = tmp_path / "cxkpi.test.yml"
     path.write_text(
-        yaml.safe_dump(
-            {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests},
-            sort_keys=False,
-        )
+        dump({"rule_files": [str(rule_file)], "evaluation_interval": "1m", "tests": tests})
     )
     result = promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: libyaml's loader and dumper where PyYAML has them: the same documents, in a tenth of the time
+#: (a test writes up to a thousand input series)
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def dump(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=DUMPER, sort_keys=False)
+
+
+@functools.cache
+def rule_groups() -> list[dict[str, Any]]:
+    """The committed file's groups, parsed once per process (read them, never change them)."""
+    return yaml.load(RULES.read_text(), Loader=LOADER)["groups"]
+
+
+NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+#: `and on () <selector>`: the right side of `and` filters the left, never adds a sample.
+AND_FILTER = re.compile(r"\band\s+on\s*\(\s*\)\s*[A-Za-z_:][A-Za-z0-9_:]*(\{[^}]*\})?")
+#: What can make a sample with no series present.
+FROM_NOTHING = re.compile(r"\b(absent|absent_over_time|vector|scalar)\s*\(")
+#: Not a selector: strings, matchers, ranges, numbers and durations, label lists, functions.
+NOT_SELECTORS = re.compile(
+    r'"(\\.|[^"])*"|\'(\\.|[^\'])*\'|\{[^}]*\}|\[[^\]]*\]|(?<![A-Za-z0-9_:])\d[\w.]*'
+    r"|\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)|[A-Za-z_:][A-Za-z0-9_:]*\s*\("
+)
+KEYWORDS = {
+    *("and", "or", "unless", "atan2", "bool", "offset", "by", "without", "on", "ignoring"),
+    *("group_left", "group_right", "inf", "nan", "sum", "min", "max", "avg", "group", "count"),
+    *("stddev", "stdvar", "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio"),
+}
+
+
+def strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in (*strings(k), *strings(v))]
+    if isinstance(node, list):
+        return [s for v in node for s in strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def names(node: Any) -> set[str]:
+    """Every metric-name-like word in a rule (expression, labels, annotations: a template may
+    `query`) or in expressions: more than the names read, never fewer."""
+    return {n for text in strings(node) for n in NAME.findall(text)}
+
+
+def from_nothing(expr: str) -> bool:
+    """Whether the expression can have a sample with no series present."""
+    selectors = {n for n in NAME.findall(NOT_SELECTORS.sub(" ", expr)) if n.lower() not in KEYWORDS}
+    return FROM_NOTHING.search(expr) is not None or not selectors
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A committed rule, as the filter reads it."""
+
+    group: int
+    index: int
+    produces: frozenset[str]  # its record, or its alert name and the ALERTS series
+    reads: frozenset[str]  # names(rule): what it may depend on
+    sources: frozenset[str]  # names whose samples can give it one (its `and on ()` filters out)
+    always: bool  # can have a sample with no series present, or matches on __name__
+
+
+@functools.cache
+def indexed_rules() -> tuple[Rule, ...]:
+    return tuple(
+        Rule(
+            group=g,
+            index=i,
+            produces=frozenset(
+                [r["record"]] if "record" in r else [r["alert"], "ALERTS", "ALERTS_FOR_STATE"]
+            ),
+            reads=frozenset(names(r)),
+            sources=frozenset(names(AND_FILTER.sub(" ", r["expr"]))),
+            always=from_nothing(r["expr"]) or "__name__" in names(r),
+        )
+        for g, group in enumerate(rule_groups())
+        for i, r in enumerate(group["rules"])
+    )
+
+
+def rules_for(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The committed groups with only the rules that can matter to these promtool tests (the
+    module's text): verbatim, in their groups and order."""
+    read = names([a["alertname"] for t in tests for a in t.get("alert_rule_test", [])])
+    read |= names([e["expr"] for t in tests for e in t.get("promql_expr_test", [])])
+    present = {s["series"].split("{")[0].strip() for t in tests for s in t["input_series"]}
+    everything = "__name__" in names(tests) or "" in present
+    kept: set[tuple[int, int]] = set()
+    changed = True
+    while changed:
+        changed = False
+        for r in indexed_rules():
+            if (r.group, r.index) not in kept and (
+                everything or r.always or r.produces & read or r.sources & present
+            ):
+                kept.add((r.group, r.index))
+                read |= r.reads
+                present |= r.produces
+                changed = True
+    return [
+        {**group, "rules": [r for i, r in enumerate(group["rules"]) if (g, i) in kept]}
+        for g, group in enumerate(rule_groups())
+    ]
 
 
 def kpi(name: str) -> Kpi:
@@ -231,11 +367,6 @@ def test_recording_rules_sum_over_workers_then_divide(
 ) -> None:
     k = kpi(name)
     record = value_record(k, operation)
-    result_labels = {"dimension": "all", "segment": "all"}
-    if not k.is_live:
-        result_labels = {"window": "1h", **result_labels}
-    if k.kind.name == "money" or operation == "lifetime_value":
-        result_labels["currency"] = "EUR"
     at = {"eval_time": "5m"}
     run_promtool_tests(
         tmp_path,
@@ -243,15 +374,7 @@ def test_recording_rules_sum_over_workers_then_divide(
             {
                 "interval": "1m",
                 "input_series": coverage(EXACTLY_ONCE) + kpi_series(k, components),
-                "promql_expr_test": [
-                    {
-                        **at,
-                        "expr": record,
-                        "exp_samples": [
-                            {"labels": record + labels(**result_labels), "value": expected}
-                        ],
-                    }
-                ],
+                "promql_expr_test": [recorded(k, operation, expected)],
             },
             {  # a partition owned twice (a rebalance between scrapes): withheld, no spike
                 "interval": "1m",
@@ -267,6 +390,58 @@ def test_recording_rules_sum_over_workers_then_divide(
             },
         ],
     )
+
+
+def recorded(k: Kpi, operation: str, expected: float) -> dict[str, Any]:
+    """A promql_expr_test: the fleet value `operation` of `k` over 1h is `expected` at 5m."""
+    record = value_record(k, operation)
+    result_labels = {"dimension": "all", "segment": "all"}
+    if not k.is_live:
+        result_labels = {"window": "1h", **result_labels}
+    if k.kind.name == "money" or operation == "lifetime_value":
+        result_labels["currency"] = "EUR"
+    return {
+        "eval_time": "5m",
+        "expr": record,
+        "exp_samples": [{"labels": record + labels(**result_labels), "value": expected}],
+    }
+
+
+def test_the_whole_file_evaluates_every_kpi_at_once(tmp_path: Path) -> None:
+    """The committed file unfiltered (the other promtool tests run only the rules that can
+    matter to them), with the components of every KPI above present at once: each value is the
+    one computed by hand, so no rule reads another KPI's series, and no rule of the file fails
+    to evaluate; all withheld when a partition is owned twice."""
+    rounds: list[dict[str, tuple[dict[str, float], list[tuple[str, float]]]]] = []
+    for name, components, operation, expected in RECORDING_CASES:
+        # a KPI's second set of components goes into a test of its own
+        same = [r for r in rounds if r.get(name, (components,))[0] == components]
+        if not same:
+            rounds.append({})
+            same = rounds[-1:]
+        same[0].setdefault(name, (components, []))[1].append((operation, expected))
+    tests = []
+    for kpis in rounds:
+        series = [s for name, (c, _) in kpis.items() for s in kpi_series(kpi(name), c)]
+        checks = [recorded(kpi(n), o, v) for n, (_, ops) in kpis.items() for o, v in ops]
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": coverage(EXACTLY_ONCE) + series,
+                "promql_expr_test": checks,
+            }
+        )
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": coverage({**EXACTLY_ONCE, 1: ["w1", "w2"]}) + series,
+                "promql_expr_test": [{**c, "exp_samples": []} for c in checks],
+            }
+        )
+    assert len(rounds) == 2 and sum(len(t["promql_expr_test"]) for t in tests) == 2 * len(
+        RECORDING_CASES
+    )
+    run_promtool_tests(tmp_path, tests, whole=True)
 
 
 def test_customer_kpis_have_no_value_without_previous_or_active_customers(
@@ -381,12 +556,7 @@ def rendered(
 
 
 def rule(name: str) -> dict[str, Any]:
-    return next(
-        r
-        for g in yaml.safe_load(RULES.read_text())["groups"]
-        for r in g["rules"]
-        if r.get("alert") == name
-    )
+    return next(r for g in rule_groups() for r in g["rules"] if r.get("alert") == name)
 
 
 CONFIGURED = [(k, s.alert) for k in CATALOG if (s := CONFIG.kpis[k.name]).alert is not None]
@@ -553,7 +723,7 @@ def test_the_snapshot_is_stale_once_no_worker_saw_a_recent_one(tmp_path: Path) -
 def test_every_alert_has_a_runbook_section() -> None:
     runbook = (ROOT / "docs/runbook.md").read_text()
     anchors = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
-    for group in yaml.safe_load(RULES.read_text())["groups"]:
+    for group in rule_groups():
         for r in group["rules"]:
             if "alert" in r:
                 assert r["annotations"]["runbook_url"].split("#")[1] in anchors, r["alert"]
