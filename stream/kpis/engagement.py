@@ -16,14 +16,14 @@ bucket closes (a timer, once per user per step it was active in). A user lives i
 (the record key), so partition counts add up to the fleet's.
 
 **Compact.** Facts past grace can no longer be joined by an earlier event, so they are folded
-(once 8 of them are, or all: stream/kpis/user_reading.py) into one summary fact per user
-(`Summary`, stream/kpis/users.py: per segment key the last time seen and the last one in an
-earlier long-step bucket, the sign-up, whether value was reached and activation judged) and one
-prefix fact per open session; once nothing is open, the user is forgotten into a memory of a few
-dozen bytes (stream/state/memories.py) kept for `retention` after its last event, whose samples
-stay in the buckets. A recalled memory is a *baseline*: what it says is already counted, so the
-user's contributions are then the difference to it (move the sample from the remembered
-bucket).
+(once 8 of them or half the list are, or all: stream/kpis/user_reading.py) into one summary
+fact per user (`Summary`, stream/kpis/users.py: per segment key the last time seen and the last
+one in an earlier long-step bucket, the sign-up, whether value was reached and activation
+judged) and one prefix fact per open session; once nothing is open, the user is forgotten into
+a memory of a few dozen bytes (stream/state/memories.py) kept for `retention` after its last
+event, whose samples stay in the buckets. A recalled memory is a *baseline*: what it says is
+already counted, so the user's contributions are then the difference to it (move the sample
+from the remembered bucket).
 """
 
 from __future__ import annotations

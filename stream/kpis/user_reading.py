@@ -6,15 +6,15 @@ user's facts grows by one at its end. Reading the whole list again at each event
 summary, splitting the sessions, grouping the times by key) cost most of an event; a `Reading`
 instead takes the new fact in (`add`), which touches only its session, its keys and the cached
 answers it can change. A list changed in any other way (a late event inserted before others,
-facts folded by `keep`) is read anew, with the same `add` from its first fact, so there is one
-way to read facts, and a test checks that both give the same answers.
+facts folded by `keep`) is read anew, taking its facts in with the same code from the first, so
+there is one way to read facts, and a test checks that both give the same answers.
 
-Cached answers, each dropped when a fact could change it:
+Kept up to date as facts come:
 - per step, the distinct-count samples and the range of open-bucket starts they hold for (a
   fact in the open bucket, the usual case, changes none of them);
 - the outcomes (sign-ups, sessions, time to value, activation), rebuilt from per-session parts;
-- the stream times at which the answers may change (`next_due`) and before which `keep` keeps
-  the list as it is.
+- the sessions' final times, sorted: `next_due` and `settles` take from them, the latest fact
+  and the activation the few times they depend on.
 """
 
 from __future__ import annotations
