@@ -128,21 +128,20 @@ class Reading:
         self._last = summary.last()  # the latest time of the facts folded
         self.top = self._last or 0  # the latest time read (0 if none)
         self._latest_run: dict[str, int] = {}  # session id -> index of its latest run
-        self._sessions: list[Timed] = []  # per run, its outcome
         self._signups: list[Timed] = []  # per raw sign-up, its new user
         self._values: list[Timed] | None = None  # time to value and activation (None: stale)
         self._raw_signup = False  # the earliest sign-up is a raw fact's
         self._distinct: list[Distinct | None] = [None] * len(timing.steps)
         self._timed: list[Timed] | None = None
-        self._finals: list[int] = []  # sorted: when each session's outcome is final
         self._out: list[Contribution] | None = None
         self._due = 0  # how many outcomes `_out` counted
         self._out_at = ALWAYS  # the stream time `_out` was last asked for
         for fact in facts:
             self._take(fact)
         timeout = timing.timeout_ms  # the sessions' outcomes, once they have all their facts
-        self._sessions = [_session(run, timeout) for run in self.runs]
-        self._finals = sorted(_final(run, timeout) for run in self.runs)
+        self._sessions: list[Timed] = [_session(run, timeout) for run in self.runs]
+        #: sorted: when each session's outcome is final
+        self._finals: list[int] = sorted(_final(run, timeout) for run in self.runs)
 
     def add(self, fact: Fact) -> None:
         """Take in a fact that sorts after every fact read."""
@@ -160,7 +159,7 @@ class Reading:
 
     def _take(self, fact: Fact) -> tuple[int, int] | None:
         """Take a fact in, but for its session's outcome: (the index of the session it joins,
-        that session's final time before it, if it had one), or None without a session."""
+        that session's final time before it), or None without a session."""
         joined = None
         self.facts.append(fact)
         kind = fact[_KIND_AT]

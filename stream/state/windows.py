@@ -126,9 +126,6 @@ class Window:
         """How far before stream time its oldest bucket may end."""
         return self.size_ms + self.lag_ms
 
-    def covers(self, k: int) -> bool:
-        return self.lo <= k <= self.hi
-
     def changed(self) -> Totals:
         """The totals, to be changed by the caller (a sample landed in a covered bucket)."""
         self.version = next(_versions)
