@@ -100,7 +100,9 @@ def carts_and_tickets(tmp_path: Path, env: dict[str, str]) -> int:
 def users_activity(path: Path) -> Path:
     """Two users of the last 40 minutes: one signs up, reaches value within the activation
     period and uses a feature in a session; the other bounces. So every engagement panel has
-    data (stickiness from the 24 h and 30 d windows, activation judged 10 minutes on)."""
+    data (stickiness from the 24 h and 30 d windows, activation judged 10 minutes on). Each
+    comes back for a page two minutes ago, which takes its partition's stream time past the
+    activation period whatever else the partition holds."""
     now = datetime.now(UTC)
     events = []
     for user, kinds in (
@@ -108,8 +110,8 @@ def users_activity(path: Path) -> Path:
                  "session_ended"]),
         ("u-2", ["session_started", "page_viewed", "session_ended"]),
     ):  # fmt: skip
-        for i, kind in enumerate(kinds):
-            at = now - timedelta(minutes=40 - i)
+        for i, kind in enumerate([*kinds, "page_viewed"]):
+            at = now - timedelta(minutes=40 - i if i < len(kinds) else 2)
             event = {
                 "event_id": f"{user}-{i}",
                 "type": kind,
@@ -119,7 +121,7 @@ def users_activity(path: Path) -> Path:
                 "region": "eu",
             }
             if kind != "signed_up" and kind != "value_reached":
-                event["session_id"] = f"s-{user}"
+                event["session_id"] = f"s-{user}" if i < len(kinds) else f"s-{user}-back"
             if kind == "feature_used":
                 event["feature"] = "export"
             events.append(event)
@@ -167,9 +169,10 @@ def test_nps_alert_fires_and_resolves_through_alertmanager(
     rules, dashboard = tmp_path / "rules.yml", tmp_path / "dashboard.json"
     cxkpi("rules", "--out", str(rules), env=env)
     cxkpi("dashboard", "--out", str(dashboard), env=env)
-    logged = carts_and_tickets(tmp_path, env)
+    # The test's users first: a generator's user (who follows the time of day) active later on
+    # the same partition would make theirs late.
     produce(users_activity(tmp_path / "activity.jsonl"), env)
-    logged += 9
+    logged = 11 + carts_and_tickets(tmp_path, env)
     worker = Worker(env, tmp_path / "worker.log")
     prometheus = None
     try:
