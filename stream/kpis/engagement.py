@@ -161,7 +161,7 @@ class EngagementRules:
         same = not settled and judged == summary.judged and facts[0][_KIND_AT] == SUMMARY
         kept: list[Fact] = []
         for run in reading.runs:
-            final = run.last if run.ended else run.last + self.timeout_ms
+            final = run.final(self.timeout_ms)
             if now >= final and final < cut:
                 continue  # its outcome stands for good
             kept.extend(self._compact(run, cut))

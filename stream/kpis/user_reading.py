@@ -141,7 +141,7 @@ class Reading:
         timeout = timing.timeout_ms  # the sessions' outcomes, once they have all their facts
         self._sessions: list[Timed] = [_session(run, timeout) for run in self.runs]
         #: sorted: when each session's outcome is final
-        self._finals: list[int] = sorted(_final(run, timeout) for run in self.runs)
+        self._finals: list[int] = sorted(run.final(timeout) for run in self.runs)
 
     def add(self, fact: Fact) -> None:
         """Take in a fact that sorts after every fact read."""
@@ -155,7 +155,7 @@ class Reading:
         else:
             self._sessions[i] = _session(run, timeout)
             del finals[bisect_left(finals, before)]
-        insort(finals, _final(run, timeout))
+        insort(finals, run.final(timeout))
 
     def _take(self, fact: Fact) -> tuple[int, int] | None:
         """Take a fact in, but for its session's outcome: (the index of the session it joins,
@@ -202,7 +202,7 @@ class Reading:
             run = Run(fact[_T], fact[_T])
             i = self._latest_run[fact[_SESSION]] = len(self.runs)
             self.runs.append(run)
-        before = _final(run, timeout)
+        before = run.final(timeout)
         run.add(fact)
         return i, before
 
@@ -331,14 +331,9 @@ def earliest_signup(summary: Summary, raw: list[Fact]) -> list[Any] | None:
     return min(signups, key=lambda s: s[0]) if signups else None
 
 
-def _final(run: Run, timeout_ms: int) -> int:
-    """When a session's outcome is final: at its end, or at its last event + timeout."""
-    return run.last if run.ended else run.last + timeout_ms
-
-
 def _session(run: Run, timeout_ms: int) -> Timed:
     """A session's outcome, at its end or at last event + timeout (from then on)."""
-    at = _final(run, timeout_ms)
+    at = run.final(timeout_ms)
     segments = run.segments()
     out: list[Contribution] = [
         (at, "sessions", segments, 1),

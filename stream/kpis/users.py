@@ -181,6 +181,10 @@ class Run:
     def segments(self) -> Segments:
         return segments_of(self.channel, self.region)
 
+    def final(self, timeout_ms: int) -> int:
+        """When its outcome is final: at its end, or at its last event + timeout."""
+        return self.last if self.ended else self.last + timeout_ms
+
 
 @lru_cache(maxsize=4096)
 def segments_of(channel: str | None, region: str | None) -> Segments:
