@@ -149,7 +149,7 @@ class EngagementRules:
 
     def _kept(self, facts: list[Fact], now: int) -> list[Fact]:
         reading = self._read(facts)
-        if now < reading.settles():
+        if now < reading.settles(now):
             return facts  # nothing settled, final or left alone yet
         summary = Summary.of(facts)  # its own: folding changes it
         raw = reading.raw

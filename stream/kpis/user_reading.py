@@ -13,8 +13,12 @@ Kept up to date as facts come:
 - per step, the distinct-count samples and the range of open-bucket starts they hold for (a
   fact in the open bucket, the usual case, changes none of them);
 - the outcomes (sign-ups, sessions, time to value, activation), rebuilt from per-session parts;
+- the contributions last answered, and until which stream time they hold: an event of an open
+  session (most events) changes no outcome that is due, so the answer stands;
 - the sessions' final times, sorted: `next_due` and `settles` take from them, the latest fact
-  and the activation the few times they depend on.
+  and the activation the few times they depend on. Both are kept between events as a bound
+  that a new fact can only bring forward (to one of its own times): an earlier `next_due` costs
+  one evaluation that changes nothing, an earlier `settles` one exact look.
 """
 
 from __future__ import annotations
@@ -96,12 +100,16 @@ class Reading:
         "_finals",
         "_last",
         "_latest_run",
+        "_next",
+        "_next_at",
         "_out",
         "_out_at",
         "_raw_signup",
         "_sessions",
+        "_settles",
         "_signups",
         "_timed",
+        "_until",
         "_values",
         "facts",
         "keys",
@@ -133,29 +141,49 @@ class Reading:
         self._raw_signup = False  # the earliest sign-up is a raw fact's
         self._distinct: list[Distinct | None] = [None] * len(timing.steps)
         self._timed: list[Timed] | None = None
-        self._out: list[Contribution] | None = None
+        self._out: list[Contribution] | None = None  # None: to be worked out
         self._due = 0  # how many outcomes `_out` counted
-        self._out_at = ALWAYS  # the stream time `_out` was last asked for
+        self._out_at = ALWAYS  # the latest stream time `_out` was answered for
+        self._until = ALWAYS  # ... and the earliest one at which an outcome comes due
+        self._next: int | None = None  # next_due, or earlier (None: to be worked out) ...
+        self._next_at = ALWAYS  # ... for a stream time from this one on
+        self._settles: int | None = None  # settles, or earlier (None: to be worked out)
         for fact in facts:
             self._take(fact)
         timeout = timing.timeout_ms  # the sessions' outcomes, once they have all their facts
-        self._sessions: list[Timed] = [_session(run, timeout) for run in self.runs]
+        #: per session its outcome (None: to be worked out, from its run)
+        self._sessions: list[Timed | None] = [None] * len(self.runs)
         #: sorted: when each session's outcome is final
         self._finals: list[int] = sorted(run.final(timeout) for run in self.runs)
 
     def add(self, fact: Fact) -> None:
         """Take in a fact that sorts after every fact read."""
         joined = self._take(fact)
-        if joined is None:
-            return
-        i, before = joined  # its session's outcome and final time change
-        timeout, finals, run = self.timing.timeout_ms, self._finals, self.runs[i]
-        if i == len(self._sessions):  # a new session
-            self._sessions.append(_session(run, timeout))
-        else:
-            self._sessions[i] = _session(run, timeout)
-            del finals[bisect_left(finals, before)]
-        insort(finals, run.final(timeout))
+        t, timing = fact[_T], self.timing
+        soon = [t - t % step + step for _, step in timing.steps]  # its buckets close
+        settle = [timing.forget_at(t)]  # it settles (and can be folded)
+        if joined is not None:
+            i, before = joined  # its session's outcome and final time change
+            timeout, finals, run = timing.timeout_ms, self._finals, self.runs[i]
+            final = run.final(timeout)
+            if i == len(self._sessions):  # a new session
+                self._sessions.append(None)
+            else:
+                self._sessions[i] = None
+                del finals[bisect_left(finals, before)]
+                if before <= self._out_at:  # it had timed out (a late fact): counted no more
+                    self._out = None
+            insort(finals, final)
+            since = ALWAYS if run.ended else final
+            if since <= self._out_at:
+                self._out = None  # it counts from now on
+            self._until = min(self._until, since)
+            soon.append(final)
+            settle.append(timing.forget_at(final))
+        if self._settles is not None:
+            self._settles = min(self._settles, *settle)
+        if self._next is not None:
+            self._next = min(self._next, *soon, *settle)
 
     def _take(self, fact: Fact) -> tuple[int, int] | None:
         """Take a fact in, but for its session's outcome: (the index of the session it joins,
@@ -165,7 +193,7 @@ class Reading:
         kind = fact[_KIND_AT]
         if kind == SUMMARY:
             return None
-        self._timed = self._out = None
+        self._timed = None
         t = fact[_T]
         self.top = max(self.top, t)
         if fact[_SESSION] is not None:
@@ -187,9 +215,10 @@ class Reading:
             signup = self.signup
             if signup is None or (not self._raw_signup and t <= signup[0]):
                 self.signup, self._raw_signup = [t, fact[_CHANNEL], fact[_REGION]], True
-                self._values = None
+                self._values = self._next = self._settles = None  # the activation moves
+            self._out = None  # a new user counts at once
         elif kind == VALUE:
-            self._values = None
+            self._values = self._out = None
         return joined
 
     def _join(self, fact: Fact) -> tuple[int, int]:
@@ -211,21 +240,24 @@ class Reading:
     def contributions(self, now: int) -> list[Contribution]:
         """The samples of the facts read at stream time `now`: the same list as last time while
         no bucket with a time of theirs closed, no fact changed them and no outcome came due."""
-        if now == self._out_at and self._out is not None:  # asked again (the state's before)
-            return self._out
-        changed = self._out is None
+        out, distincts, steps = self._out, self._distinct, self.timing.steps
         top = self.top + 1  # past the latest time read: a later open bucket changes nothing
-        distincts = self._distinct
-        for i, (kind, step) in enumerate(self.timing.steps):
-            start = min(now - now % step, top)
-            distinct = distincts[i]
-            if distinct is None or not distinct.lo < start <= distinct.hi:
-                distincts[i] = self._distinct_at(kind, step, start)
-                changed = True
-        due = [samples for since, samples in self.timed() if now >= since]
+        starts = [min(now - now % step, top) for _, step in steps]
+        stale = [
+            i for i, d in enumerate(distincts) if d is None or not d.lo < starts[i] <= d.hi
+        ]
+        if out is not None and not stale and self._out_at <= now < self._until:
+            self._out_at = now  # no outcome came due, and none changed
+            return out
+        for i in stale:
+            distincts[i] = self._distinct_at(*steps[i], starts[i])
+        changed = out is None or bool(stale)
+        timed = self.timed()
+        due = [samples for since, samples in timed if now >= since]
         self._out_at = now
-        if not changed and len(due) == self._due and self._out is not None:
-            return self._out
+        self._until = min((since for since, _ in timed if since > now), default=NEVER)
+        if not changed and len(due) == self._due and out is not None:
+            return out
         out = [sample for distinct in distincts if distinct for sample in distinct.samples]
         for samples in due:
             out += samples
@@ -272,10 +304,23 @@ class Reading:
         if self._timed is None:
             if self._values is None:
                 self._values = _value(self.summary, self.raw, self.signup, self.timing.period_ms)
-            self._timed = [*self._signups, *self._sessions, *self._values]
+            sessions, timeout = self._sessions, self.timing.timeout_ms
+            for i, outcome in enumerate(sessions):
+                if outcome is None:
+                    sessions[i] = _session(self.runs[i], timeout)
+            self._timed = [*self._signups, *sessions, *self._values]  # type: ignore[list-item]
         return self._timed
 
     def next_due(self, now: int) -> int | None:
+        """The first stream time after `now` at which the answers may change, or an earlier one
+        (after `now`) once facts were taken in since it was worked out (`add`)."""
+        if self._next is not None and self._next_at <= now < self._next:
+            return None if self._next == NEVER else self._next
+        due = self._next_due(now)
+        self._next, self._next_at = NEVER if due is None else due, now
+        return due
+
+    def _next_due(self, now: int) -> int | None:
         """The first stream time after `now` at which the answers may change: where a raw fact
         settles (it can be folded), a bucket with the user's latest time closes (its samples
         move), a session times out or settles, activation is judged or settles."""
@@ -296,7 +341,14 @@ class Reading:
         found += [*finals[j : j + 1], *(forget_at(final) for final in finals[k : k + 1])]
         return min(found, default=None)
 
-    def settles(self) -> int:
+    def settles(self, now: int) -> int:
+        """Before this stream time `keep` keeps the facts as they are (worked out again once
+        `now` reached the bound kept since facts were taken in)."""
+        if self._settles is None or self._settles <= now:
+            self._settles = self._settles_exactly()
+        return self._settles
+
+    def _settles_exactly(self) -> int:
         """Before this stream time `keep` keeps the facts as they are: it folds the facts past
         grace once FOLD of them (or half the list) or all are (each fold writes the summary
         anew: one per event cost a fifth of an event), and changes them once a session or the

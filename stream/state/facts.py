@@ -7,7 +7,8 @@ the whole list, so that an out-of-order event simply changes the answer:
 - `contributions`: which samples the entity adds, each in the bucket of its event time (or to a
   live gauge);
 - `next_due`: the stream time at which the answer changes without a new event (a cart times out,
-  a finished entity can be forgotten);
+  a finished entity can be forgotten), or an earlier one (after `now`): the entity is then
+  evaluated once more, to no effect;
 - `keep`: which facts are still needed (the rest can no longer change, their samples stay);
 - `decided`: what the facts no longer kept settle for good, to be sent on (a cart's orders, to
   their customer's partition);
