@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from stream.config import is_long_window, window_span
-from stream.state.windows import Totals, Window, add_into
+from stream.state.windows import SeriesKey, Totals, Window, add_into, keeps
 
 
 @dataclass
@@ -56,6 +56,32 @@ class Resolution:
             return []
         self.floor = lo
         return [k for k in self.buckets if k < lo]
+
+    def land(self, k: int, other: int | None, deltas: Iterable[tuple[SeriesKey, int]]) -> None:
+        """Add deltas to bucket k and to the windows holding it; for a move, `other` is the
+        bucket of the opposite change, and a window holding both is left alone."""
+        bucket = self.buckets.setdefault(k, {})
+        # every window ends at the last closed bucket, or before it (the lagged ones, listed
+        # after the others): a sample in the open one is in none
+        windows = self.windows
+        closed = k <= windows[0].hi
+        covering = [w for w in windows if w.lo <= k <= w.hi] if closed else []
+        if other is not None:
+            covering = [w for w in covering if not w.lo <= other <= w.hi]
+        targets = [bucket, *(w.changed() for w in covering if w.measures is None)]
+        limited = [(w.changed(), w.measures) for w in covering if w.measures is not None]
+        for series, delta in deltas:
+            for totals in targets:
+                value = totals.get(series, 0) + delta
+                if value:
+                    totals[series] = value
+                else:  # zero: drop the series (a 0 ms sample adds 0 to one not there yet)
+                    totals.pop(series, None)
+            for totals, measures in limited:
+                if keeps(measures, series[0]):
+                    add_into(totals, {series: delta})
+        if not bucket:
+            del self.buckets[k]
 
     def rebuild_windows(self, stream_time: int) -> None:
         for window in self.windows:

@@ -27,7 +27,7 @@ from stream.state.measures import MINIMUM_MEASURES, expand, sample_deltas
 from stream.state.memories import Memories, pack, stored
 from stream.state.minima import Minima
 from stream.state.segments import SegmentNames
-from stream.state.windows import Totals, Window, add_into, is_late, keeps, rows_of, totals_of
+from stream.state.windows import Totals, Window, add_into, is_late, rows_of, totals_of
 
 OUTCOMES = ("applied", "duplicate", "late", "dead_lettered")
 _EVENT_ID = itemgetter(2)  # of a fact
@@ -265,31 +265,9 @@ class PartitionState:
                 samples = [sample_deltas(c, times) for c in run]
             kind = resolution.kind
             deltas = [d for only, ds in samples if only is None or only == kind for d in ds]
-            if not deltas:
-                continue
-            self._touch_bucket(resolution, k)
-            bucket = resolution.buckets.setdefault(k, {})
-            # every window ends at the last closed bucket, or before it (the lagged ones, listed
-            # after the others): a sample in the open one is in none
-            windows = resolution.windows
-            closed = k <= windows[0].hi
-            covering = [w for w in windows if w.lo <= k <= w.hi] if closed else []
-            if ko is not None:
-                covering = [w for w in covering if not w.lo <= ko <= w.hi]
-            targets = [bucket, *(w.changed() for w in covering if w.measures is None)]
-            limited = [(w.changed(), w.measures) for w in covering if w.measures is not None]
-            for series, delta in deltas:
-                for totals in targets:
-                    value = totals.get(series, 0) + delta
-                    if value:
-                        totals[series] = value
-                    else:  # zero: drop the series (a 0 ms sample adds 0 to one not there yet)
-                        totals.pop(series, None)
-                for totals, measures in limited:
-                    if keeps(measures, series[0]):
-                        add_into(totals, {series: delta})
-            if not bucket:
-                del resolution.buckets[k]
+            if deltas:
+                self._touch_bucket(resolution, k)
+                resolution.land(k, ko, deltas)
 
     # -- persistence --------------------------------------------------------------------------
 
