@@ -6,14 +6,17 @@ segment key (overall, its channel, its region; its features to `feature_users`) 
 bucket: the last *closed* bucket in which it was active. Every window of a resolution ends at
 the same bucket (the last closed one) and starts at its own, so a user was active in a window
 exactly when that last bucket lies in the window, and the window's sum of those samples is its
-distinct count, whatever its size. A new event moves the sample (one subtraction, one addition;
-both inside every window that holds either leave the windows' totals as they were); a window
-that slides past the bucket drops the users last seen there, who were active in no later bucket.
-The last closed bucket differs per step (1 m for the short windows, 1 h for the long ones), so
-the samples are resolution-specific measures (`active_users@b`, `active_users@l`: see
-stream/state/measures.py), and a user active in the open bucket is evaluated again when that
-bucket closes (a timer, once per user per step it was active in). A user lives in one partition
-(the record key), so partition counts add up to the fleet's.
+distinct count, whatever its size; a window that slides past the bucket drops the users last
+seen there, who were active in no later bucket. The sample sits in the bucket of the user's
+latest event and, while that bucket is open, in the bucket of its latest earlier event as well
+(a contribution's fifth element): both come from the facts alone, so nothing about the user
+changes when the bucket closes, and the state takes the earlier samples of all the bucket's
+users out at once then (stream/state/earlier.py), with no evaluation of each. A user's first
+event in a new bucket adds a sample in the open bucket, whose windows are none; a late event in
+an earlier bucket moves the held sample. The last closed bucket differs per step (1 m for the
+short windows, 1 h for the long ones), so the samples are resolution-specific measures
+(`active_users@b`, `active_users@l`: see stream/state/measures.py). A user lives in one
+partition (the record key), so partition counts add up to the fleet's.
 
 **Compact.** Facts past grace can no longer be joined by an earlier event, so they are folded
 (once 8 of them or half the list are, or all: stream/kpis/user_reading.py) into one summary

@@ -10,8 +10,8 @@ facts folded by `keep`) is read anew, taking its facts in with the same code fro
 there is one way to read facts, and a test checks that both give the same answers.
 
 Kept up to date as facts come:
-- per step, the distinct-count samples and the range of open-bucket starts they hold for (a
-  fact in the open bucket, the usual case, changes none of them);
+- per step, the distinct-count samples (a fact in the bucket of its keys' latest, the usual
+  case, changes none of them);
 - the outcomes (sign-ups, sessions, time to value, activation), rebuilt from per-session parts;
 - the contributions last answered, and until which stream time they hold: an event of an open
   session (most events) changes no outcome that is due, so the answer stands;
@@ -80,16 +80,6 @@ class Timing:
         return (now - self.grace_ms - 1) // self.step_ms * self.step_ms
 
 
-@dataclass(slots=True)
-class Distinct:
-    """One step's distinct-count samples, for every open-bucket start in (lo, hi]: lo is the
-    latest time they include, hi the earliest they leave out."""
-
-    lo: int
-    hi: int
-    samples: list[Contribution]
-
-
 class Reading:
     """One list of facts, read; `add` takes in a fact that sorts after all of them. `summary`
     is shared by every use of the reading: not changed."""
@@ -118,7 +108,6 @@ class Reading:
         "signup",
         "summary",
         "timing",
-        "top",
     )
 
     def __init__(self, facts: list[Fact], timing: Timing) -> None:
@@ -134,12 +123,12 @@ class Reading:
             key: [last, prev, []] for key, (last, prev) in summary.seen.items()
         }
         self._last = summary.last()  # the latest time of the facts folded
-        self.top = self._last or 0  # the latest time read (0 if none)
         self._latest_run: dict[str, int] = {}  # session id -> index of its latest run
         self._signups: list[Timed] = []  # per raw sign-up, its new user
         self._values: list[Timed] | None = None  # time to value and activation (None: stale)
         self._raw_signup = False  # the earliest sign-up is a raw fact's
-        self._distinct: list[Distinct | None] = [None] * len(timing.steps)
+        #: per step, the distinct-count samples (None: to be worked out)
+        self._distinct: list[list[Contribution] | None] = [None] * len(timing.steps)
         self._timed: list[Timed] | None = None
         self._out: list[Contribution] | None = None  # None: to be worked out
         self._due = 0  # how many outcomes `_out` counted
@@ -158,9 +147,10 @@ class Reading:
 
     def add(self, fact: Fact) -> None:
         """Take in a fact that sorts after every fact read."""
-        joined = self._take(fact)
         t, timing = fact[_T], self.timing
-        soon = [t - t % step + step for _, step in timing.steps]  # its buckets close
+        self._moved_on(fact)
+        joined = self._take(fact)
+        soon: list[int] = []
         settle = [timing.forget_at(t)]  # it settles (and can be folded)
         if joined is not None:
             i, before = joined  # its session's outcome and final time change
@@ -185,6 +175,20 @@ class Reading:
         if self._next is not None:
             self._next = min(self._next, *soon, *settle)
 
+    def _moved_on(self, fact: Fact) -> None:
+        """Forget the distinct-count samples of the steps where a key of the fact moves on to a
+        later bucket (or is new): an event in the bucket of its keys' latest changes none."""
+        t, keys, steps, distincts = fact[_T], self.keys, self.timing.steps, self._distinct
+        finest = steps[0][1]  # the long step is a multiple of it
+        for key in keys_of(fact):
+            entry = keys.get(key)
+            latest = None if entry is None else entry[2][-1] if entry[2] else entry[0]
+            if latest is not None and t // finest == latest // finest:
+                continue
+            for i, (_, step) in enumerate(steps):
+                if latest is None or t // step != latest // step:
+                    distincts[i] = self._out = None
+
     def _take(self, fact: Fact) -> tuple[int, int] | None:
         """Take a fact in, but for its session's outcome: (the index of the session it joins,
         that session's final time before it), or None without a session."""
@@ -195,7 +199,6 @@ class Reading:
             return None
         self._timed = None
         t = fact[_T]
-        self.top = max(self.top, t)
         if fact[_SESSION] is not None:
             joined = self._join(fact)
         if kind == PREFIX:
@@ -206,9 +209,6 @@ class Reading:
             if entry is None:
                 entry = self.keys[key] = [None, None, []]
             entry[2].append(t)
-        for distinct in self._distinct:  # they hold for the starts up to t (none if t <= lo)
-            if distinct is not None and t < distinct.hi:
-                distinct.hi = t
         if kind == SIGNUP:
             segments = segments_of(fact[_CHANNEL], fact[_REGION])
             self._signups.append((ALWAYS, [(t, "new_users", segments, 1)]))
@@ -239,65 +239,55 @@ class Reading:
 
     def contributions(self, now: int) -> list[Contribution]:
         """The samples of the facts read at stream time `now`: the same list as last time while
-        no bucket with a time of theirs closed, no fact changed them and no outcome came due."""
-        out, distincts, steps = self._out, self._distinct, self.timing.steps
-        top = self.top + 1  # past the latest time read: a later open bucket changes nothing
-        starts = [min(now - now % step, top) for _, step in steps]
-        stale = [
-            i for i, d in enumerate(distincts) if d is None or not d.lo < starts[i] <= d.hi
-        ]
-        if out is not None and not stale and self._out_at <= now < self._until:
+        no fact changed them and no outcome came due."""
+        out = self._out
+        if out is not None and self._out_at <= now < self._until:
             self._out_at = now  # no outcome came due, and none changed
             return out
-        for i in stale:
-            distincts[i] = self._distinct_at(*steps[i], starts[i])
-        changed = out is None or bool(stale)
+        distincts = self._distinct
+        for i, (kind, step) in enumerate(self.timing.steps):
+            if distincts[i] is None:
+                distincts[i] = self._distinct_of(kind, step)
         timed = self.timed()
         due = [samples for since, samples in timed if now >= since]
         self._out_at = now
         self._until = min((since for since, _ in timed if since > now), default=NEVER)
-        if not changed and len(due) == self._due and out is not None:
+        if len(due) == self._due and out is not None:
             return out
-        out = [sample for distinct in distincts if distinct for sample in distinct.samples]
+        out = [sample for distinct in distincts if distinct for sample in distinct]
         for samples in due:
             out += samples
         self._out, self._due = out, len(due)
         return out
 
-    def _distinct_at(self, kind: str, step: int, start: int) -> Distinct:
-        """Per key, one sample in the last closed bucket the user was active in (before the
-        open bucket starting at `start`), less the remembered one (a recalled baseline) where
-        that is another bucket."""
+    def _distinct_of(self, kind: str, step: int) -> list[Contribution]:
+        """Per key, one sample in the bucket of its latest time, held in the bucket of its latest
+        earlier time as well while that bucket is open (stream/state/earlier.py), less the
+        remembered one (a recalled baseline) where that is another bucket."""
         out: list[Contribution] = []
-        lo, hi = ALWAYS, NEVER
         bases = self.summary.base
         for key, (last, prev, times) in self.keys.items():
-            if last is None or last >= start:
-                t = prev
-                if last is not None:
-                    hi = min(hi, last)
-            else:
+            t = times[-1] if times else last
+            if last is not None and last > t:
                 t = last
-                lo = max(lo, last)
-            i = bisect_left(times, start)
-            if i:
-                latest = times[i - 1]
-                lo = max(lo, latest)
-                if t is None or latest > t:  # the latest raw time in a closed bucket
-                    t = latest
-            if i < len(times):
-                hi = min(hi, times[i])
-            at = None if t is None else t - t % step
+            at = t - t % step
+            i = bisect_left(times, at)  # the latest time in an earlier bucket: raw or folded
+            earlier = times[i - 1] if i else None
+            folded = last if last is not None and last < at else prev
+            if folded is not None and (earlier is None or folded > earlier):
+                earlier = folded
             base = bases.get(key) if bases else None
             was = None if base is None else base - base % step
             if at == was:
                 continue
             measure, segments = sample_of(key, kind)
-            if at is not None:
+            if earlier is None:
                 out.append((at, measure, segments, 1))
+            else:
+                out.append((at, measure, segments, 1, earlier - earlier % step))
             if was is not None:
                 out.append((was, measure, segments, -1))
-        return Distinct(lo, hi, out)
+        return out
 
     def timed(self) -> list[Timed]:
         """The outcomes: new users, sessions, time to value and activation, in that order."""
@@ -322,16 +312,15 @@ class Reading:
 
     def _next_due(self, now: int) -> int | None:
         """The first stream time after `now` at which the answers may change: where a raw fact
-        settles (it can be folded), a bucket with the user's latest time closes (its samples
-        move), a session times out or settles, activation is judged or settles."""
-        timing, raw, finals = self.timing, self.raw, self._finals
+        settles (it can be folded), a session times out or settles, activation is judged or
+        settles, the summary alone can be forgotten (its buckets closed)."""
+        timing, raw, finals, last = self.timing, self.raw, self._finals, self._last
         forget_at = timing.forget_at
         found: list[int] = []
-        for t in (raw[-1][_T] if raw else None, self._last):  # the latest, the summary's
-            if t is not None:
-                found += [t - t % step + step for _, step in timing.steps]
         if raw:
             found.append(forget_at(raw[-1][_T]))
+        elif last is not None and not self.runs:  # the summary alone: forgotten once closed
+            found += [last - last % step + step for _, step in timing.steps]
         activation = self._activation()
         if activation is not None:
             found += [activation, forget_at(activation)]

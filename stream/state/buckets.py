@@ -32,6 +32,7 @@ class Resolution:
     floor: int = 0  # buckets below this index are in no window and are dropped
     #: Event time (ms, a bucket start) from which the buckets hold every event; None: all along.
     complete_from: int | None = None
+    _last_closed: int = -(2**62)  # before stream time: every bucket is open
 
     @cached_property
     def largest(self) -> Window:
@@ -46,9 +47,15 @@ class Resolution:
             return None
         return max(self.complete_from or 0, self.floor * self.step_ms)
 
+    @property
+    def last_closed(self) -> int:
+        """The index of the last closed bucket (the one before stream time's)."""
+        return self._last_closed
+
     def advance(self, stream_time: int) -> list[int]:
         """Slide the windows; returns the buckets that fell below every window (the caller
         records them as deleted, then drops them)."""
+        self._last_closed = stream_time // self.step_ms - 1
         for window in self.windows:
             window.advance(stream_time, self.buckets)
         lo = self.largest.lo
@@ -84,6 +91,7 @@ class Resolution:
             del self.buckets[k]
 
     def rebuild_windows(self, stream_time: int) -> None:
+        self._last_closed = stream_time // self.step_ms - 1
         for window in self.windows:
             window.rebuild(stream_time, self.buckets)
         self.floor = self.largest.lo

@@ -22,8 +22,10 @@ Moves = dict[tuple[int, int], list[Contribution]]
 
 def difference(
     old: list[Contribution], new: list[Contribution]
-) -> tuple[Moves, list[Contribution], list[Contribution]]:
-    """(moves, added, gone) that turn `old` into `new`."""
+) -> tuple[Moves, list[Contribution], list[Contribution], list[Contribution]]:
+    """(moves, turns, added, gone) that turn `old` into `new`. A turn is a sample held in an
+    earlier bucket (stream/state/earlier.py) whose earlier bucket is where the one it replaces
+    counted: a user's first event in a new bucket."""
     head, shorter = 0, min(len(old), len(new))
     while head < shorter and old[head] == new[head]:
         head += 1
@@ -38,25 +40,50 @@ def difference(
         except ValueError:
             added.append(contribution)
     if not (gone and added):
-        return {}, added, gone
-    return _moves(added, gone)
+        return {}, [], added, gone
+    turns, added, gone = _turns(added, gone)
+    moves, added, gone = _moves(added, gone)
+    return moves, turns, added, gone
+
+
+def _turns(
+    added: list[Contribution], gone: list[Contribution]
+) -> tuple[list[Contribution], list[Contribution], list[Contribution]]:
+    """Samples held in an earlier bucket that replace one counted in that bucket; and what is
+    left added and gone."""
+    counted = {c[:4]: i for i, c in enumerate(gone) if len(c) == 5}
+    if not counted:
+        return [], added, gone
+    turns: list[Contribution] = []
+    rest: list[Contribution] = []
+    for contribution in added:
+        i = None
+        if len(contribution) == 5:
+            i = counted.pop((contribution[4], *contribution[1:4]), None)
+        if i is None:
+            rest.append(contribution)
+        else:
+            turns.append(contribution)
+            gone[i] = None  # type: ignore[call-overload]
+    return turns, rest, [c for c in gone if c is not None]
 
 
 def _moves(
     added: list[Contribution], gone: list[Contribution]
 ) -> tuple[Moves, list[Contribution], list[Contribution]]:
     """Samples gone at one time and added at another, grouped by (from, to); and what is left
-    added and gone. Live gauges (NOW) do not move."""
+    added and gone. Live gauges (NOW) do not move, nor do samples held in an earlier bucket
+    as well (stream/state/earlier.py)."""
     at: dict[tuple[Any, ...], list[int]] = {}  # (measure, segments, value) -> indices in gone
     for i, contribution in enumerate(gone):
-        if contribution[0] != NOW:
+        if contribution[0] != NOW and len(contribution) == 4:
             at.setdefault(contribution[1:], []).append(i)
     moves: Moves = {}
     rest: list[Contribution] = []
     moved: set[int] = set()
     for contribution in added:
         t = contribution[0]
-        indices = at.get(contribution[1:]) if t != NOW else None
+        indices = at.get(contribution[1:]) if t != NOW and len(contribution) == 4 else None
         if indices:
             i = indices.pop()
             moved.add(i)

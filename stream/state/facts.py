@@ -33,7 +33,10 @@ Fact = tuple[Any, ...]
 Segments = tuple[tuple[str, str], ...]
 #: (t_ms, measure, segments, value): one sample in the bucket of t; t = NOW for a live gauge
 #: (such as the open backlog) that belongs to no bucket and follows the entity's current facts.
-Contribution = tuple[int, str, Segments, int]
+#: (t_ms, measure, segments, value, earlier): a sample in the bucket of t that, while that bucket
+#: is open, counts in the bucket of `earlier` as well; the state takes it out of there as the
+#: bucket closes, with no evaluation (stream/state/earlier.py).
+Contribution = tuple[int, str, Segments, int] | tuple[int, str, Segments, int, int]
 
 OVERALL = ("", "")
 NOW = -1

@@ -60,7 +60,7 @@ def duration_bin(value_ms: int) -> int:
 
 def expand(contribution: Contribution) -> Iterator[tuple[SeriesKey, int]]:
     """The (series, amount) pairs one sample adds to its bucket."""
-    _, measure, segments, value = contribution
+    measure, segments, value = contribution[1], contribution[2], contribution[3]
     if measure[-2:-1] == AT:
         measure = measure[:-2]
     if measure in DURATION_MEASURES:
@@ -107,7 +107,7 @@ def sample_deltas(
     """The resolution a sample lands in only (None: every one) and what it adds to each series,
     `times` times. A counted sample's series are looked up once per (measure, segments): a
     distinct count's users move every step, each a handful of such samples."""
-    _, measure, segments, value = contribution
+    measure, segments, value = contribution[1], contribution[2], contribution[3]
     landing = _LANDING.get((measure, segments))
     if landing is None:
         only = resolution_only(measure)

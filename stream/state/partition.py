@@ -22,6 +22,7 @@ from stream.contract.events import Event
 from stream.state.buckets import Kept, Resolution, StateConfig, regroup
 from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
 from stream.state.difference import difference
+from stream.state.earlier import Earlier
 from stream.state.facts import NOW, Contribution, Fact, Rules
 from stream.state.measures import MINIMUM_MEASURES, expand, sample_deltas
 from stream.state.memories import Memories, pack, stored
@@ -67,6 +68,8 @@ class PartitionState:
         self.gauges: Totals = {}  # live values (open backlog), derived from the entities
         self.minima = Minima()  # live smallest values (the oldest open ticket's opening)
         self._timers: list[tuple[int, str]] = []
+        #: samples held in an earlier bucket until theirs closes
+        self.earlier = Earlier(self.resolutions, self._touch_bucket)
         self._decided: list[Any] = []
         self.watermarks: dict[int, int] = {}  # source partition -> its latest watermark
         self.epochs = Epochs()  # what changed in this epoch, for the changelog
@@ -179,6 +182,7 @@ class PartitionState:
                 for k in resolution.advance(stream_time):
                     self._touch_bucket(resolution, k)
                     del resolution.buckets[k]
+                self.earlier.expire(resolution)
             for key, memory in self.memories.expire(stream_time):
                 self._touch_key(key, stored(memory))
         while self._timers and self._timers[0][0] <= stream_time:
@@ -228,12 +232,18 @@ class PartitionState:
         holding both buckets keeps its totals: stream/state/difference.py)."""
         if old == new:
             return
-        moves, added, gone = difference(old, new)
+        moves, turns, added, gone = difference(old, new)
         for (was, t), run in moves.items():
             self._add_at(t, run, 1, was)
             self._add_at(was, run, -1, t)
+        for contribution in turns:
+            self.earlier.turned(contribution)
         self._add(added, 1)
         self._add(gone, -1)
+        for contributions, times in ((added, 1), (gone, -1)):
+            for contribution in contributions:
+                if len(contribution) == 5:
+                    self.earlier.hold(contribution, times)
 
     def _add(self, contributions: list[Contribution], times: int) -> None:
         """Add the samples `times` times, in order. A run of samples of one time lands in the
@@ -413,7 +423,11 @@ class PartitionState:
             resolution.rebuild_windows(self.stream_time)
         for key, entity in self.entities.items():
             entity.evaluated_at = self.stream_time
-            self._add(_live(self.rules.contributions(entity.facts, self.stream_time)), 1)
+            contributions = self.rules.contributions(entity.facts, self.stream_time)
+            self._add(_live(contributions), 1)
+            for contribution in contributions:
+                if len(contribution) == 5:
+                    self.earlier.hold(contribution, 1, landed=True)
             self._schedule(key, entity)
 
 

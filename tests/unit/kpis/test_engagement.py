@@ -426,6 +426,62 @@ def test_stickiness_is_published_from_the_24h_and_30d_windows() -> None:
     assert 'cxkpi_stickiness_ratio{dimension="channel",segment="web"} 0.5' in text
 
 
+def test_a_users_sample_moves_into_the_bucket_that_closes_without_an_evaluation() -> None:
+    """A user active in the open bucket still counts in its earlier bucket; when the bucket
+    closes, the state takes the earlier samples of all its users out at once: no rule is asked
+    anything about any user then."""
+    users = Users()
+    for minute in (0, 10.2):
+        for n in range(30):
+            users(f"u{n}", "page_viewed", minute + n % 3 / 10, session_id="s", channel="web")
+    state = users.state
+    assert active(users, "1h") == 30 and active(users, "5m") == 0  # counted at minute 0
+    assert len(state.earlier) == 3  # minute 0 holds them: overall, channel, region (@b)
+    asked: list[str] = []
+    for name in ("contributions", "next_due", "keep"):
+        method = getattr(state.rules, name)
+        setattr(state.rules, name, lambda *a, _m=method, _n=name: asked.append(_n) or _m(*a))
+    users.at(11)  # minute 10 closes
+    assert asked == []
+    assert active(users, "5m") == 30 and active(users, "1h") == 30
+    assert len(state.earlier) == 0
+    assert all(
+        totals.get(("active_users", "", "", -1), 0) == 0
+        for k, totals in state.resolutions[0].buckets.items()
+        if k < T0 // MIN + 10
+    )
+
+
+def test_a_state_restored_at_any_event_counts_as_one_never_restored() -> None:
+    """The earlier samples held until a bucket closes are not in the changelog: a restored state
+    finds them again from its users' facts. Restored after every event of users active across
+    minutes, hours and a session's end, its buckets and windows equal a state never restored."""
+    kept, restored = Users(), Users()
+    rows: dict[bytes, bytes] = {}
+    rng = random.Random(5)
+    minute = 0.0
+    for n in range(120):
+        minute += rng.choice((0.1, 0.4, 1.3, 7, 35))
+        user = f"u{rng.randrange(6)}"
+        kind = rng.choice(("page_viewed", "page_viewed", "feature_used", "session_ended"))
+        body = {"session_id": f"s{user}", "channel": rng.choice(("web", "app"))}
+        if kind == "feature_used":
+            body["feature"] = rng.choice(("export", "share"))
+        for users in (kept, restored):
+            users(user, kind, minute, f"e{n}", **body)
+        written, marker = restored.state.flush()
+        rows.update((k, v) for k, v in [*written, marker] if v is not None)
+        for k, v in written:
+            if v is None:
+                rows.pop(k, None)
+        rules = restored.state.rules
+        restored.state = PartitionState.restore("activity", 0, rules, CONFIG, rows.items())
+        for a, b in zip(kept.state.resolutions, restored.state.resolutions, strict=True):
+            assert a.buckets == b.buckets, n
+            assert [w.totals for w in a.windows] == [w.totals for w in b.windows], n
+    assert active(kept, "24h") == 6
+
+
 def test_an_event_writes_the_same_buckets_whatever_the_number_of_windows() -> None:
     """O(1) state work per event: the buckets an event of a user writes (in the changelog) are
     one or two per resolution, with 2 windows as with 5 (the windows' running totals follow
