@@ -19,6 +19,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.eventlog import ONLY, log_events, now_utc
@@ -33,7 +34,7 @@ from bench.phases import (
 )
 from bench.report import MB
 from bench.run import FIVE_WINDOWS, prepare
-from bench.texts import without_text
+from bench.texts import without_text as without_text_of
 from stream.tools.arguments import count
 from tests.servers import Broker, RedisServer, Worker
 
@@ -99,44 +100,60 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(args: argparse.Namespace, workdir: Path) -> str:
+@dataclass(frozen=True)
+class WorkerRun:
+    """One production worker over a whole log."""
+
+    events_per_s: float
+    seconds: float  # from the first event processed after ready to the last
+    cpu_s: float  # the worker's, from ready to done
+    events: int
+    peak_rss_bytes: int
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return 1e6 * self.cpu_s / self.events
+
+
+async def worker_run(
+    workdir: Path,
+    events: int,
+    seed: int,
+    only: str | None = None,
+    windows: str = FIVE_WINDOWS,
+    redis_on: bool = True,
+    scrape_every: float = SCRAPE_EVERY_S,
+    without_text: bool = False,
+    py_spy_out: Path | None = None,
+) -> WorkerRun:
+    """Produce a log of the benchmark's mix (or of one topic, whole lives of the generator's
+    entities) to a fresh embedded broker, and run one production worker over all of it."""
     redis, broker = RedisServer(workdir), Broker(workdir)
     try:
-        if args.only:
-            mix = {args.only: 1.0}
-            records = log_events(args.events, args.seed, 30.0, now_utc(), mix, ONLY[args.only])
+        if only:
+            records = log_events(events, seed, 30.0, now_utc(), {only: 1.0}, ONLY[only])
         else:
-            records = log_events(args.events, args.seed, 30.0, now_utc())
-        if args.without_text:
-            records = [without_text(r) for r in records]
+            records = log_events(events, seed, 30.0, now_utc())
+        if without_text:
+            records = [without_text_of(r) for r in records]
         produced = await prepare(broker.url, records, False, "producing the log")
         del records
         ctx = Context(broker.url, "dev", workdir, produced, redis_url=redis.url)
         app_id = ctx.app_id("cpu")
-        env = ctx.worker_env(app_id, args.windows, redis=args.redis == "on")
+        env = ctx.worker_env(app_id, windows, redis=redis_on)
         wrapper = []
-        if args.py_spy:
-            wrapper = [
-                py_spy(),
-                "record",
-                "--gil",
-                "-r",
-                "200",
-                "-f",
-                "raw",
-                "-o",
-                str(args.py_spy),
-            ]
+        if py_spy_out is not None:
+            wrapper = [py_spy(), "record", "--gil", "-r", "200", "-f", "raw", "-o", str(py_spy_out)]
             wrapper.append("--")
         worker = Worker(env, workdir / "worker.log", wrapper)
         try:
             worker.wait_ready(timeout=120)
             t_ready = time.time()  # marker timestamps are wall-clock
             pid = worker.process.pid  # under py-spy, the worker is its child
-            if args.py_spy:
+            if py_spy_out is not None:
                 pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
             cpu = cpu_seconds(pid)
-            async with scraped([worker], args.scrape_every), Markers(broker.url, app_id) as markers:
+            async with scraped([worker], scrape_every), Markers(broker.url, app_id) as markers:
                 await follow(ctx, markers, produced.total, "worker", worker.process, worker.log)
                 t0, n0, t_end = markers.timing(produced.total)
             cpu = cpu_seconds(pid) - cpu
@@ -147,10 +164,26 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
     finally:
         broker.stop()
         redis.stop()
-    events, seconds = rate_from(t_ready, t0, n0, t_end, produced.total)
+    count, seconds = rate_from(t_ready, t0, n0, t_end, produced.total)
+    return WorkerRun(count / seconds, seconds, cpu, produced.total, peak)
+
+
+async def measure(args: argparse.Namespace, workdir: Path) -> str:
+    run = await worker_run(
+        workdir,
+        args.events,
+        args.seed,
+        args.only,
+        args.windows,
+        args.redis == "on",
+        args.scrape_every,
+        args.without_text,
+        args.py_spy,
+    )
     line = (
-        f"{events / seconds:,.0f} events/s over {seconds:.1f} s; worker CPU {cpu:.1f} s from "
-        f"ready to done, {1e6 * cpu / produced.total:.0f} µs per event; peak RSS {peak / MB:.0f} MB"
+        f"{run.events_per_s:,.0f} events/s over {run.seconds:.1f} s; worker CPU {run.cpu_s:.1f} s "
+        f"from ready to done, {run.cpu_us_per_event:.0f} µs per event; peak RSS "
+        f"{run.peak_rss_bytes / MB:.0f} MB"
     )
     if args.py_spy:
         line += f"; profile in {args.py_spy} (the figures above are under py-spy)"

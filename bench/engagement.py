@@ -1,6 +1,7 @@
-"""The engagement rows of the benchmark, measured in this process: the state a partition of
-`activity` holds per user (every user active in the longest window: those still kept as facts
-and those remembered), and the state's own cost per event against carts'."""
+"""The engagement rows of the benchmark: the state a partition of `activity` holds per user
+(every user active in the longest window: those still kept as facts and those remembered), the
+state's own cost per event against carts' (both in this process), and a production worker's
+throughput on an activity-only log against a cart-only log of the same size."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -19,6 +23,9 @@ from stream.contract.schemas import topic_of
 from stream.state.partition import PartitionState
 from stream.tools.generate import Profile, generate
 from stream.wiring import state_config, topic_rules
+
+if TYPE_CHECKING:
+    from bench.cpu import WorkerRun
 
 #: Keys the activity topic's users, as the worker's customer key secret does.
 SECRET = b"bench-secret-of-32-bytes-at-least"
@@ -113,6 +120,42 @@ def state_ratio(count: int, seed: int, end: datetime, pairs: int) -> tuple[float
         statistics.median(a for a, _ in runs),
         statistics.median(c for _, c in runs),
     )
+
+
+@dataclass(frozen=True)
+class WorkerRatio:
+    """Activity-only against cart-only logs, runs taken in turn."""
+
+    activity: list[WorkerRun]
+    carts: list[WorkerRun]
+
+    @property
+    def ratio(self) -> float:
+        """The median of each pair's activity ÷ cart events/s."""
+        pairs = zip(self.activity, self.carts, strict=True)
+        return statistics.median(a.events_per_s / c.events_per_s for a, c in pairs)
+
+
+async def worker_ratio(
+    workdir: Path, events: int, pairs: int, seed: int, say: Callable[[str], None]
+) -> WorkerRatio:
+    """A production worker (default windows, Redis on, scraped) over an activity-only log and
+    over a cart-only log of `events` events each (whole lives of the generator's users, or
+    carts), `pairs` times in turn: the issue's target is ≥ 0.9."""
+    from bench.cpu import worker_run  # bench.cpu imports bench.run, which imports this module
+
+    out = WorkerRatio([], [])
+    for n in range(pairs):
+        for topic, runs in (("activity", out.activity), ("cart-events", out.carts)):
+            where = workdir / f"{topic}-{n}"
+            where.mkdir(parents=True, exist_ok=True)
+            run = await worker_run(where, events, seed, only=topic)
+            runs.append(run)
+            say(
+                f"engagement: {topic}-only log of {events:,} events, {run.events_per_s:,.0f} "
+                f"events/s, {run.cpu_us_per_event:.0f} µs of worker CPU per event"
+            )
+    return out
 
 
 def main() -> None:

@@ -50,6 +50,7 @@ TARGETS: tuple[Target, ...] = (
     Target("heap_bytes_per_remembered_ticket", "≤ 200 B", lambda v: v <= 200),
     Target("heap_bytes_per_remembered_cart", "≤ 200 B", lambda v: v <= 200),
     Target("bytes_per_active_user", "≤ 400 B", lambda v: v <= 400),
+    Target("activity_vs_cart_worker", "≥ 0.9", lambda v: v >= 0.9),
     Target("active_users_worker_peak_rss_mb", "≤ 1024 MB", lambda v: v <= 1024),
 )
 
@@ -126,6 +127,11 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("bytes_per_remembered_user", "35-day activity: per remembered user", "B"),
     ("active_users_measured", "35-day activity: users active in 30 d", "users"),
     ("activity_vs_cart_state_speed", "state: activity ÷ cart events per CPU s", "x"),
+    ("activity_vs_cart_worker", "worker: activity-only ÷ cart-only log, events/s", "x"),
+    ("activity_worker_events_per_s", "worker on an activity-only log", "events/s"),
+    ("cart_worker_events_per_s", "worker on a cart-only log", "events/s"),
+    ("activity_worker_us_per_event", "worker CPU per activity event", "µs"),
+    ("cart_worker_us_per_event", "worker CPU per cart event", "µs"),
     ("active_users_state_peak_rss_mb", "users active in 30 d: state's peak RSS", "MB"),
     ("active_users_worker_peak_rss_mb", "the same + an empty worker (upper bound)", "MB"),
     ("long_days_peak_rss_short_mb", "35-day log: peak RSS, 3 windows", "MB"),

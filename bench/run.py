@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from bench.engagement import bytes_per_user, state_events_per_second
+from bench.engagement import bytes_per_user, state_events_per_second, worker_ratio
 from bench.eventlog import (
     MIX,
     Produced,
@@ -109,6 +109,8 @@ FULL = {
     "fleet_live_rate": 1000.0,
     "fleet_live_duration": 30.0,
     "active_users": 1_000_000,
+    "engagement_events": 100_000,
+    "engagement_pairs": 2,
 }
 QUICK = {
     "events": 3_000,
@@ -124,6 +126,8 @@ QUICK = {
     "fleet_live_rate": 200.0,
     "fleet_live_duration": 8.0,
     "active_users": 2_000,
+    "engagement_events": 3_000,
+    "engagement_pairs": 1,
 }
 #: Event-time rate of the open carts and tickets (all recent, none past a timeout).
 OPEN_ENTITY_RATE = 100.0
@@ -249,6 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
         f"{QUICK['active_users']:,})",
     )
     parser.add_argument(
+        "--engagement-events",
+        type=int,
+        help=f"events of the activity-only and the cart-only log a production worker runs over, "
+        f"in turn, for the engagement throughput ratio (default {FULL['engagement_events']:,}; "
+        f"--quick: {QUICK['engagement_events']:,})",
+    )
+    parser.add_argument(
+        "--engagement-pairs",
+        type=int,
+        help=f"pairs of those runs (default {FULL['engagement_pairs']}; --quick: "
+        f"{QUICK['engagement_pairs']})",
+    )
+    parser.add_argument(
         "--open-tickets",
         type=int,
         help=f"open tickets in the memory phase (default {FULL['open_tickets']:,}; "
@@ -305,7 +322,14 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     counts = ("events", "repeat", "open_carts", "open_tickets", "long_events", "publish_rounds")
-    for name in (*counts, "fleet_events", "remembered_events", "active_users"):
+    for name in (
+        *counts,
+        "fleet_events",
+        "remembered_events",
+        "active_users",
+        "engagement_events",
+        "engagement_pairs",
+    ):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     positive = ("latency_duration", "event_rate", "latency_load", "fleet_live_rate")
@@ -622,6 +646,16 @@ async def run_memory(
         f"engagement: {args.active_users:,} users active in 30 d, peak RSS of their state's "
         f"process {heap['active_users_state_rss'] / MB:,.0f} MB"
     )
+    pairs = await worker_ratio(
+        workdir / "engagement", args.engagement_events, args.engagement_pairs, args.seed, say
+    )
+    heap.update(
+        activity_vs_cart_worker=pairs.ratio,
+        activity_worker_events_per_s=median([r.events_per_s for r in pairs.activity]),
+        cart_worker_events_per_s=median([r.events_per_s for r in pairs.carts]),
+        activity_worker_us_per_event=median([r.cpu_us_per_event for r in pairs.activity]),
+        cart_worker_us_per_event=median([r.cpu_us_per_event for r in pairs.carts]),
+    )
     (workdir / "memory").mkdir(exist_ok=True)
     try:
         server = Broker(workdir / "memory")
@@ -786,6 +820,11 @@ def results(
             ("bytes_per_remembered_user", "remembered_user"),
             ("active_users_measured", "users"),
             ("activity_vs_cart_state_speed", "activity_vs_cart_state"),
+            ("activity_vs_cart_worker", "activity_vs_cart_worker"),
+            ("activity_worker_events_per_s", "activity_worker_events_per_s"),
+            ("cart_worker_events_per_s", "cart_worker_events_per_s"),
+            ("activity_worker_us_per_event", "activity_worker_us_per_event"),
+            ("cart_worker_us_per_event", "cart_worker_us_per_event"),
         ):
             figures[figure] = heap[key]
         figures["active_users_state_peak_rss_mb"] = heap["active_users_state_rss"] / MB

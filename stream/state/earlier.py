@@ -33,26 +33,29 @@ class Earlier:
 
     def __init__(self, resolutions: list[Resolution], touch: Touch) -> None:
         self._resolutions = resolutions
+        self._by_kind = {r.kind: r for r in resolutions}
         self._touch = touch
         self._open: dict[tuple[str, int], Held] = {}
 
     def __len__(self) -> int:
         return sum(len(held) for held in self._open.values())
 
-    def hold(self, contribution: Contribution, times: int, landed: bool = False) -> None:
-        """Add (or take out) a sample's part in its earlier bucket, while its own is open;
+    def hold(self, contributions: list[Contribution], times: int, landed: bool = False) -> None:
+        """Add (or take out) samples' parts in their earlier buckets, while their own is open;
         `landed`: in the buckets already (a restored state), only remembered."""
-        for resolution, k, ke, deltas in self._landings(contribution, times):
+        for (kind, k, ke), deltas in self._landings(contributions, times).items():
+            resolution = self._by_kind[kind]
             if k > resolution.last_closed and ke >= resolution.floor:
                 if not landed:
                     self._land(resolution, ke, None, deltas)
                 self._add(resolution.kind, k, ke, deltas)
 
-    def turned(self, contribution: Contribution) -> None:
-        """A sample whose latest bucket moved on from `earlier` (where it counted until now):
-        while its new bucket is open it still counts there, and in the new bucket from its
+    def turned(self, contributions: list[Contribution]) -> None:
+        """Samples whose latest bucket moved on from `earlier` (where they counted until now):
+        while the new bucket is open they still count there, and in the new bucket from its
         close; a new bucket closed already (a late event) is a plain move."""
-        for resolution, k, ke, deltas in self._landings(contribution, 1):
+        for (kind, k, ke), deltas in self._landings(contributions, 1).items():
+            resolution = self._by_kind[kind]
             if k > resolution.last_closed:
                 self._land(resolution, k, None, deltas)
                 if ke >= resolution.floor:
@@ -74,16 +77,19 @@ class Earlier:
                 self._land(resolution, ke, None, deltas)
 
     def _landings(
-        self, contribution: Contribution, times: int
-    ) -> list[tuple[Resolution, int, int, Deltas]]:
-        """Per resolution the sample lands in: its bucket, its earlier bucket, its deltas."""
-        t, earlier = contribution[0], contribution[4]  # type: ignore[misc]
-        only, deltas = sample_deltas(contribution, times)
-        return [
-            (r, t // r.step_ms, earlier // r.step_ms, deltas)
-            for r in self._resolutions
-            if only is None or only == r.kind
-        ]
+        self, contributions: list[Contribution], times: int
+    ) -> dict[tuple[str, int, int], Deltas]:
+        """Per resolution the samples land in, their bucket and earlier bucket: their deltas
+        (a user's keys move on together, and land together)."""
+        out: dict[tuple[str, int, int], Deltas] = {}
+        for contribution in contributions:
+            t, earlier = contribution[0], contribution[4]  # type: ignore[misc]
+            only, deltas = sample_deltas(contribution, times)
+            for r in self._resolutions:
+                if only is None or only == r.kind:
+                    key = (r.kind, t // r.step_ms, earlier // r.step_ms)
+                    out.setdefault(key, []).extend(deltas)
+        return out
 
     def _land(self, resolution: Resolution, k: int, other: int | None, deltas: Deltas) -> None:
         self._touch(resolution, k)

@@ -236,14 +236,14 @@ class PartitionState:
         for (was, t), run in moves.items():
             self._add_at(t, run, 1, was)
             self._add_at(was, run, -1, t)
-        for contribution in turns:
-            self.earlier.turned(contribution)
+        if turns:
+            self.earlier.turned(turns)
         self._add(added, 1)
         self._add(gone, -1)
         for contributions, times in ((added, 1), (gone, -1)):
-            for contribution in contributions:
-                if len(contribution) == 5:
-                    self.earlier.hold(contribution, times)
+            held = [contribution for contribution in contributions if len(contribution) == 5]
+            if held:
+                self.earlier.hold(held, times)
 
     def _add(self, contributions: list[Contribution], times: int) -> None:
         """Add the samples `times` times, in order. A run of samples of one time lands in the
@@ -425,9 +425,8 @@ class PartitionState:
             entity.evaluated_at = self.stream_time
             contributions = self.rules.contributions(entity.facts, self.stream_time)
             self._add(_live(contributions), 1)
-            for contribution in contributions:
-                if len(contribution) == 5:
-                    self.earlier.hold(contribution, 1, landed=True)
+            held = [contribution for contribution in contributions if len(contribution) == 5]
+            self.earlier.hold(held, 1, landed=True)
             self._schedule(key, entity)
 
 
