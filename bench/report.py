@@ -127,7 +127,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("bytes_per_remembered_user", "35-day activity: per remembered user", "B"),
     ("active_users_measured", "35-day activity: users active in 30 d", "users"),
     ("activity_vs_cart_state_speed", "state: activity ÷ cart events per CPU s", "x"),
-    ("activity_vs_cart_worker", "worker: activity-only ÷ cart-only log, events/s", "x"),
+    ("activity_vs_cart_worker", "worker: activity ÷ cart log, events/s", "x"),
     ("activity_worker_events_per_s", "worker on an activity-only log", "events/s"),
     ("cart_worker_events_per_s", "worker on a cart-only log", "events/s"),
     ("activity_worker_us_per_event", "worker CPU per activity event", "µs"),
