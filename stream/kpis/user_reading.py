@@ -244,15 +244,15 @@ class Reading:
         if out is not None and self._out_at <= now < self._until:
             self._out_at = now  # no outcome came due, and none changed
             return out
-        distincts = self._distinct
-        for i, (kind, step) in enumerate(self.timing.steps):
-            if distincts[i] is None:
-                distincts[i] = self._distinct_of(kind, step)
+        distincts, steps = self._distinct, self.timing.steps
+        stale = [i for i, distinct in enumerate(distincts) if distinct is None]
+        for i in stale:
+            distincts[i] = self._distinct_of(*steps[i])
         timed = self.timed()
         due = [samples for since, samples in timed if now >= since]
         self._out_at = now
         self._until = min((since for since, _ in timed if since > now), default=NEVER)
-        if len(due) == self._due and out is not None:
+        if not stale and len(due) == self._due and out is not None:
             return out
         out = [sample for distinct in distincts if distinct for sample in distinct]
         for samples in due:

@@ -56,6 +56,7 @@ def _turns(
         return [], added, gone
     turns: list[Contribution] = []
     rest: list[Contribution] = []
+    turned: set[int] = set()
     for contribution in added:
         i = None
         if len(contribution) == 5:
@@ -64,8 +65,8 @@ def _turns(
             rest.append(contribution)
         else:
             turns.append(contribution)
-            gone[i] = None  # type: ignore[call-overload]
-    return turns, rest, [c for c in gone if c is not None]
+            turned.add(i)
+    return turns, rest, [c for i, c in enumerate(gone) if i not in turned]
 
 
 def _moves(
