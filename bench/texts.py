@@ -72,9 +72,7 @@ async def run_without_text(
         for r in range(args.repeat):
             run_, _ = await measure_full(ctx, f"no-text-{r}", args.windows)
             runs.append(run_)
-            say(
-                f"full worker, without text {r + 1}/{args.repeat}: {run_.rate:,.0f} events/s"
-            )
+            say(f"full worker, without text {r + 1}/{args.repeat}: {run_.rate:,.0f} events/s")
     finally:
         server.stop()
     return runs

@@ -199,4 +199,3 @@ min_samples = 200
     ):
         with pytest.raises(ConfigError, match=message):
             load(tmp_path, text)
-

@@ -147,9 +147,7 @@ def test_each_changed_kpi_panel_shows_its_baseline_and_a_two_standard_error_band
     panels = [p for p in DOCUMENT["panels"] if p["type"] == "timeseries"]
     for watch in watches(CONFIG.changes()):
         tested = rules.values(watch.kpi)[change.tested_series(watch, rules.values(watch.kpi))]
-        panel = next(
-            p for p in panels if p["targets"][0]["expr"].startswith(f"{tested.record}{{")
-        )
+        panel = next(p for p in panels if p["targets"][0]["expr"].startswith(f"{tested.record}{{"))
         exprs = [t["expr"] for t in panel["targets"]]
         where = '{dimension="$dimension", segment="$segment"}'
         baseline, stderr = change.record(watch, "baseline"), change.record(watch, "stderr")

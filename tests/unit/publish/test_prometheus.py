@@ -90,6 +90,7 @@ def test_voice_of_the_customer_families() -> None:
     lines = body.decode().splitlines()
     where = 'dimension="all",segment="all",window="5m"'
     assert f"cxkpi_emotions_replies{{{where}}} 2.0" in lines
+
     def named(emotion: str) -> str:  # the labels as the exposition sorts them
         return f'dimension="all",emotion="{emotion}",segment="all",window="5m"'
 

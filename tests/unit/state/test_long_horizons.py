@@ -263,4 +263,3 @@ def test_a_restart_with_a_coarser_step_regroups_the_buckets(records: list[Record
 def _day(record: Record) -> float:
     moment = datetime.fromisoformat(orjson.loads(record.value)["occurred_at"])
     return (moment - START).total_seconds() / DAY_S
-
