@@ -41,9 +41,13 @@ class Earlier:
         return sum(len(held) for held in self._open.values())
 
     def hold(self, contributions: list[Contribution], times: int, landed: bool = False) -> None:
-        """Add (or take out) samples' parts in their earlier buckets, while their own is open;
-        `landed`: in the buckets already (a restored state), only remembered."""
-        for (kind, k, ke), deltas in self._landings(contributions, times).items():
+        """Add (or take out) the parts in their earlier buckets of those of the contributions
+        that have one, while their own bucket is open; `landed`: in the buckets already (a
+        restored state), only remembered."""
+        held = [contribution for contribution in contributions if len(contribution) == 5]
+        if not held:
+            return
+        for (kind, k, ke), deltas in self._landings(held, times).items():
             resolution = self._by_kind[kind]
             if k > resolution.last_closed and ke >= resolution.floor:
                 if not landed:

@@ -240,10 +240,8 @@ class PartitionState:
             self.earlier.turned(turns)
         self._add(added, 1)
         self._add(gone, -1)
-        for contributions, times in ((added, 1), (gone, -1)):
-            held = [contribution for contribution in contributions if len(contribution) == 5]
-            if held:
-                self.earlier.hold(held, times)
+        self.earlier.hold(added, 1)
+        self.earlier.hold(gone, -1)
 
     def _add(self, contributions: list[Contribution], times: int) -> None:
         """Add the samples `times` times, in order. A run of samples of one time lands in the
@@ -425,8 +423,7 @@ class PartitionState:
             entity.evaluated_at = self.stream_time
             contributions = self.rules.contributions(entity.facts, self.stream_time)
             self._add(_live(contributions), 1)
-            held = [contribution for contribution in contributions if len(contribution) == 5]
-            self.earlier.hold(held, 1, landed=True)
+            self.earlier.hold(contributions, 1, landed=True)
             self._schedule(key, entity)
 
 
