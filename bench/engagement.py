@@ -1,7 +1,8 @@
 """The engagement rows of the benchmark: the state a partition of `activity` holds per user
 (every user active in the longest window: those still kept as facts and those remembered), the
-state's own cost per event against carts' (both in this process), and a production worker's
-throughput on an activity-only log against a cart-only log of the same size."""
+state's own cost per event against carts' (both in this process, and split by what an activity
+event does), and a production worker's throughput on an activity-only log against a cart-only
+log of the same size."""
 
 from __future__ import annotations
 
@@ -108,6 +109,95 @@ def _state_rate(topic: str, events: list[Event]) -> float:
     return len(events) / (time.process_time() - started)
 
 
+#: The classes of activity events `state_costs` splits the state's cost into.
+QUIET, MOVES_ON, OUTCOME = "quiet", "moves on", "outcome"
+
+
+def event_classes(events: list[Event], step_ms: int, timeout_ms: int) -> list[str]:
+    """Each activity event's class, from the log alone (not from the state's reading of it):
+    `moves on` in another step bucket than its user's previous event (its distinct-count samples
+    move), else `outcome` when it signs up, reaches value, ends a session or starts one (a new
+    id, or after an end or a gap of the timeout), else `quiet`: it changes no published value
+    (until a timer's, when its session times out)."""
+    last: dict[str, int] = {}  # user -> the time of its previous event
+    runs: dict[tuple[str, str], tuple[int, bool]] = {}  # (user, session) -> (last time, ended)
+    out: list[str] = []
+    for event in events:
+        t, previous = event.t, last.get(event.key)
+        session = event.body.get("session_id")
+        run = runs.get((event.key, session)) if session else None
+        if previous is None or t // step_ms != previous // step_ms:
+            out.append(MOVES_ON)
+        elif event.type in ("signed_up", "value_reached", "session_ended") or (
+            session and (run is None or run[1] or t - run[0] >= timeout_ms)
+        ):
+            out.append(OUTCOME)
+        else:
+            out.append(QUIET)
+        last[event.key] = t
+        if session:
+            runs[event.key, session] = (t, event.type == "session_ended")
+    return out
+
+
+@dataclass(frozen=True)
+class StateCosts:
+    """A partition state's cost, in µs per event of the log: what applying each class of event
+    costs (its events, µs each), timers fired as stream time advanced, and flushes."""
+
+    classes: dict[str, tuple[int, float]]
+    timers_us: float
+    flush_us: float
+    mean_us: float
+
+    def line(self) -> str:
+        events = sum(n for n, _ in self.classes.values())
+        parts = [f"{n / events:.0%} {name} at {us:.0f}" for name, (n, us) in self.classes.items()]
+        return (
+            f"{self.mean_us:.0f} = {' + '.join(parts)} + timers {self.timers_us:.0f} "
+            f"+ flushes {self.flush_us:.0f}"
+        )
+
+
+def state_costs(topic: str, events: list[Event], classes: list[str]) -> StateCosts:
+    """Time a partition state over the events (wall clock of this CPU-bound loop): stream time
+    is advanced first, so that the timers it fires are timed apart from the event."""
+    settings = Settings.load({"config": "none"}, environ={})
+    rules = next(r for r in topic_rules(settings) if r.topic == topic)
+    state = PartitionState(topic, 0, rules, state_config(settings))
+    clock = time.perf_counter_ns
+    spent: dict[str, list[int]] = {name: [0, 0] for name in dict.fromkeys(classes)}
+    timers = flushes = 0
+    started = clock()
+    for offset, (event, name) in enumerate(zip(events, classes, strict=True)):
+        t0 = clock()
+        state.advance(event.t)
+        t1 = clock()
+        state.apply(event, offset)
+        t2 = clock()
+        if offset % 500 == 0:
+            state.flush()
+        timers += t1 - t0
+        flushes += clock() - t2
+        spent[name][0] += 1
+        spent[name][1] += t2 - t1
+    n = len(events)
+    return StateCosts(
+        {name: (count, ns / count / 1000) for name, (count, ns) in spent.items()},
+        timers / n / 1000,
+        flushes / n / 1000,
+        (clock() - started) / n / 1000,
+    )
+
+
+def activity_costs(count: int, seed: int, end: datetime) -> str:
+    """The split of `state_costs` over the first `count` activity events of a generated log."""
+    settings = Settings.load({"config": "none"}, environ={})
+    events = _first("activity", count, seed, end)
+    classes = event_classes(events, settings.step * 1000, settings.session_timeout * 1000)
+    return state_costs("activity", events, classes).line()
+
+
 def state_ratio(count: int, seed: int, end: datetime, pairs: int) -> tuple[float, float, float]:
     """(activity ÷ cart, activity, cart events per CPU second), medians of `pairs` runs taken
     in turn on the same events: on shared cores a lone run of each drifts with the load."""
@@ -168,6 +258,10 @@ def main() -> None:
     end = datetime(2024, 6, 1, tzinfo=UTC)  # a fixed log: the same events each time
     ratio, activity, carts = state_ratio(args.events, args.seed, end, args.pairs)
     print(f"activity {activity:,.0f}/s, carts {carts:,.0f}/s per CPU second: ratio {ratio:.2f}")
+    carts_log = _first("cart-events", args.events, args.seed, end)
+    print("state µs per event, in this process:")
+    print(f"  activity {activity_costs(args.events, args.seed, end)}")
+    print(f"  carts    {state_costs('cart-events', carts_log, ['cart'] * len(carts_log)).line()}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,12 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from bench.engagement import bytes_per_user, state_events_per_second, worker_ratio
+from bench.engagement import (
+    activity_costs,
+    bytes_per_user,
+    state_events_per_second,
+    worker_ratio,
+)
 from bench.eventlog import (
     MIX,
     Produced,
@@ -641,6 +646,7 @@ async def run_memory(
         f"engagement: {mean:,.0f} B per active user ({users:,} users), state speed vs carts "
         f"{heap['activity_vs_cart_state']:.2f}"
     )
+    say(f"engagement: state µs per activity event {activity_costs(15_000, args.seed, now)}")
     heap["active_users_state_rss"] = users_peak_rss(args.active_users)
     say(
         f"engagement: {args.active_users:,} users active in 30 d, peak RSS of their state's "
