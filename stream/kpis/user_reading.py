@@ -10,8 +10,9 @@ facts folded by `keep`) is read anew, taking its facts in with the same code fro
 there is one way to read facts, and a test checks that both give the same answers.
 
 Kept up to date as facts come:
-- per step, the distinct-count samples (a fact in the bucket of its keys' latest, the usual
-  case, changes none of them);
+- per step and key, the distinct-count samples (a fact in the bucket of its keys' latest, the
+  usual case, changes none of them; one that moves a key on to a later bucket changes that
+  key's alone);
 - the outcomes (sign-ups, sessions, time to value, activation), rebuilt from per-session parts;
 - the contributions last answered, and until which stream time they hold: an event of an open
   session (most events) changes no outcome that is due, so the answer stands;
@@ -90,6 +91,7 @@ class Reading:
         "_finals",
         "_last",
         "_latest_run",
+        "_moved",
         "_next",
         "_next_at",
         "_out",
@@ -127,8 +129,10 @@ class Reading:
         self._signups: list[Timed] = []  # per raw sign-up, its new user
         self._values: list[Timed] | None = None  # time to value and activation (None: stale)
         self._raw_signup = False  # the earliest sign-up is a raw fact's
-        #: per step, the distinct-count samples (None: to be worked out)
-        self._distinct: list[list[Contribution] | None] = [None] * len(timing.steps)
+        #: per step, the distinct-count samples per key (None: all to be worked out) ...
+        self._distinct: list[dict[Key, list[Contribution]] | None] = [None] * len(timing.steps)
+        #: ... and per step, the keys whose sample is to be worked out again (in the order read)
+        self._moved: list[dict[Key, Any]] = [{} for _ in timing.steps]
         self._timed: list[Timed] | None = None
         self._out: list[Contribution] | None = None  # None: to be worked out
         self._due = 0  # how many outcomes `_out` counted
@@ -176,9 +180,9 @@ class Reading:
             self._next = min(self._next, *soon, *settle)
 
     def _moved_on(self, fact: Fact) -> None:
-        """Forget the distinct-count samples of the steps where a key of the fact moves on to a
-        later bucket (or is new): an event in the bucket of its keys' latest changes none."""
-        t, keys, steps, distincts = fact[_T], self.keys, self.timing.steps, self._distinct
+        """Mark stale the distinct-count samples of the fact's keys that move on to a later
+        bucket (or are new), per step: an event in the bucket of its keys' latest changes none."""
+        t, keys, steps = fact[_T], self.keys, self.timing.steps
         finest = steps[0][1]  # the long step is a multiple of it
         for key in keys_of(fact):
             entry = keys.get(key)
@@ -187,7 +191,8 @@ class Reading:
                 continue
             for i, (_, step) in enumerate(steps):
                 if latest is None or t // step != latest // step:
-                    distincts[i] = self._out = None
+                    self._moved[i][key] = None
+                    self._out = None
 
     def _take(self, fact: Fact) -> tuple[int, int] | None:
         """Take a fact in, but for its session's outcome: (the index of the session it joins,
@@ -244,49 +249,54 @@ class Reading:
         if out is not None and self._out_at <= now < self._until:
             self._out_at = now  # no outcome came due, and none changed
             return out
-        distincts, steps = self._distinct, self.timing.steps
-        stale = [i for i, distinct in enumerate(distincts) if distinct is None]
-        for i in stale:
-            distincts[i] = self._distinct_of(*steps[i])
+        distincts, steps, stale = self._distinct, self.timing.steps, False
+        for i, (kind, step) in enumerate(steps):
+            distinct, moved = distincts[i], self._moved[i]
+            if distinct is None:  # every key, in the order read
+                distinct = distincts[i] = {}
+                moved = self.keys
+            for key in moved:
+                distinct[key] = self._samples_of(key, kind, step)
+            if moved:
+                stale, self._moved[i] = True, {}
         timed = self.timed()
         due = [samples for since, samples in timed if now >= since]
         self._out_at = now
         self._until = min((since for since, _ in timed if since > now), default=NEVER)
         if not stale and len(due) == self._due and out is not None:
             return out
-        out = [sample for distinct in distincts if distinct for sample in distinct]
+        out = [s for distinct in distincts if distinct for ss in distinct.values() for s in ss]
         for samples in due:
             out += samples
         self._out, self._due = out, len(due)
         return out
 
-    def _distinct_of(self, kind: str, step: int) -> list[Contribution]:
-        """Per key, one sample in the bucket of its latest time, held in the bucket of its latest
+    def _samples_of(self, key: Key, kind: str, step: int) -> list[Contribution]:
+        """A key's sample in the bucket of its latest time, held in the bucket of its latest
         earlier time as well while that bucket is open (stream/state/earlier.py), less the
         remembered one (a recalled baseline) where that is another bucket."""
-        out: list[Contribution] = []
+        last, prev, times = self.keys[key]
+        t = times[-1] if times else last
+        if last is not None and last > t:
+            t = last
+        at = t - t % step
+        i = bisect_left(times, at)  # the latest time in an earlier bucket: raw or folded
+        earlier = times[i - 1] if i else None
+        folded = last if last is not None and last < at else prev
+        if folded is not None and (earlier is None or folded > earlier):
+            earlier = folded
         bases = self.summary.base
-        for key, (last, prev, times) in self.keys.items():
-            t = times[-1] if times else last
-            if last is not None and last > t:
-                t = last
-            at = t - t % step
-            i = bisect_left(times, at)  # the latest time in an earlier bucket: raw or folded
-            earlier = times[i - 1] if i else None
-            folded = last if last is not None and last < at else prev
-            if folded is not None and (earlier is None or folded > earlier):
-                earlier = folded
-            base = bases.get(key) if bases else None
-            was = None if base is None else base - base % step
-            if at == was:
-                continue
-            measure, segments = sample_of(key, kind)
-            if earlier is None:
-                out.append((at, measure, segments, 1))
-            else:
-                out.append((at, measure, segments, 1, earlier - earlier % step))
-            if was is not None:
-                out.append((was, measure, segments, -1))
+        base = bases.get(key) if bases else None
+        was = None if base is None else base - base % step
+        if at == was:
+            return []
+        measure, segments = sample_of(key, kind)
+        if earlier is None:
+            out: list[Contribution] = [(at, measure, segments, 1)]
+        else:
+            out = [(at, measure, segments, 1, earlier - earlier % step)]
+        if was is not None:
+            out.append((was, measure, segments, -1))
         return out
 
     def timed(self) -> list[Timed]:
