@@ -53,7 +53,8 @@ def generate(
 
     Windows hold whole 1-minute buckets and leave out the one in progress, so where in its minute
     a short log ends decides how many of its late samples (abandonments) are in the windows. A
-    fixed place makes the KPIs of a seed the same in every run."""
+    fixed place makes the KPIs of a seed the same in every run at a given time of day (with
+    product activity, the log changes with the hour: its users follow the time of day)."""
     hour_ago = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
     start = hour_ago + timedelta(seconds=1 - count / rate)
     cxkpi(
@@ -261,7 +262,9 @@ def test_published_kpis_equal_the_offline_computation(
         wait_processed(worker, len(lines))
         expected = expected_for(broker, len(lines))
         assert expected["windows"]["1h"]["nps"]["overall"]["responses"] > 100
-        assert expected["windows"]["1h"]["cart_abandonment"]["overall"]["abandoned"] > 10
+        # the log's users follow the time of day, which changes the rest of the log with the
+        # hour: 10 abandoned carts at one hour of 2026-12-07, more at most others
+        assert expected["windows"]["1h"]["cart_abandonment"]["overall"]["abandoned"] > 5
         assert expected["windows"]["1h"]["resolution_time"]["overall"]["count"] > 10
         hour = expected["windows"]["1h"]
         assert hour["first_response_time"]["overall"]["count"] > 10
