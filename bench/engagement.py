@@ -97,10 +97,15 @@ def _first(topic: str, count: int, seed: int, end: datetime) -> list[Event]:
     return events
 
 
-def _state_rate(topic: str, events: list[Event]) -> float:
+def _partition(topic: str) -> PartitionState:
+    """A partition state of the topic, with the worker's default settings."""
     settings = Settings.load({"config": "none"}, environ={})
     rules = next(r for r in topic_rules(settings) if r.topic == topic)
-    state = PartitionState(topic, 0, rules, state_config(settings))
+    return PartitionState(topic, 0, rules, state_config(settings))
+
+
+def _state_rate(topic: str, events: list[Event]) -> float:
+    state = _partition(topic)
     started = time.process_time()
     for offset, event in enumerate(events):
         state.apply(event, offset)
@@ -162,9 +167,7 @@ class StateCosts:
 def state_costs(topic: str, events: list[Event], classes: list[str]) -> StateCosts:
     """Time a partition state over the events (wall clock of this CPU-bound loop): stream time
     is advanced first, so that the timers it fires are timed apart from the event."""
-    settings = Settings.load({"config": "none"}, environ={})
-    rules = next(r for r in topic_rules(settings) if r.topic == topic)
-    state = PartitionState(topic, 0, rules, state_config(settings))
+    state = _partition(topic)
     clock = time.perf_counter_ns
     spent: dict[str, list[int]] = {name: [0, 0] for name in dict.fromkeys(classes)}
     timers = flushes = 0
