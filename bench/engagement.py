@@ -82,13 +82,8 @@ def bytes_per_user(
     return mean, held_each, remembered_each, users
 
 
-def state_events_per_second(topic: str, count: int, seed: int, end: datetime) -> float:
-    """Events of one topic a partition state applies per CPU second (decoding excluded), from the
-    first `count` of a generated log: the state's share of a worker's cost."""
-    return _state_rate(topic, _first(topic, count, seed, end))
-
-
-def _first(topic: str, count: int, seed: int, end: datetime) -> list[Event]:
+def first_events(topic: str, count: int, seed: int, end: datetime) -> list[Event]:
+    """The first `count` decoded events of one topic of a generated log."""
     events: list[Event] = []
     for event in _events(topic, 30, seed, end, rate=2.0):
         events.append(event)
@@ -104,7 +99,9 @@ def _partition(topic: str) -> PartitionState:
     return PartitionState(topic, 0, rules, state_config(settings))
 
 
-def _state_rate(topic: str, events: list[Event]) -> float:
+def state_rate(topic: str, events: list[Event]) -> float:
+    """Events a partition state applies per CPU second (decoding excluded): the state's share
+    of a worker's cost."""
     state = _partition(topic)
     started = time.process_time()
     for offset, event in enumerate(events):
@@ -193,20 +190,20 @@ def state_costs(topic: str, events: list[Event], classes: list[str]) -> StateCos
     )
 
 
-def activity_costs(count: int, seed: int, end: datetime) -> str:
-    """The split of `state_costs` over the first `count` activity events of a generated log."""
+def activity_costs(events: list[Event]) -> str:
+    """The split of `state_costs` over activity events, classed by `event_classes`."""
     settings = Settings.load({"config": "none"}, environ={})
-    events = _first("activity", count, seed, end)
     classes = event_classes(events, settings.step * 1000, settings.session_timeout * 1000)
     return state_costs("activity", events, classes).line()
 
 
-def state_ratio(count: int, seed: int, end: datetime, pairs: int) -> tuple[float, float, float]:
+def state_ratio(
+    activity: list[Event], carts: list[Event], pairs: int
+) -> tuple[float, float, float]:
     """(activity ÷ cart, activity, cart events per CPU second), medians of `pairs` runs taken
     in turn on the same events: on shared cores a lone run of each drifts with the load."""
-    activity, carts = _first("activity", count, seed, end), _first("cart-events", count, seed, end)
     runs = [
-        (_state_rate("activity", activity), _state_rate("cart-events", carts)) for _ in range(pairs)
+        (state_rate("activity", activity), state_rate("cart-events", carts)) for _ in range(pairs)
     ]
     return (
         statistics.median(a / c for a, c in runs),
@@ -259,11 +256,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3, help="runs of each, in turn (3)")
     args = parser.parse_args()
     end = datetime(2024, 6, 1, tzinfo=UTC)  # a fixed log: the same events each time
-    ratio, activity, carts = state_ratio(args.events, args.seed, end, args.pairs)
+    activity_log = first_events("activity", args.events, args.seed, end)
+    carts_log = first_events("cart-events", args.events, args.seed, end)
+    ratio, activity, carts = state_ratio(activity_log, carts_log, args.pairs)
     print(f"activity {activity:,.0f}/s, carts {carts:,.0f}/s per CPU second: ratio {ratio:.2f}")
-    carts_log = _first("cart-events", args.events, args.seed, end)
     print("state µs per event, in this process:")
-    print(f"  activity {activity_costs(args.events, args.seed, end)}")
+    print(f"  activity {activity_costs(activity_log)}")
     print(f"  carts    {state_costs('cart-events', carts_log, ['cart'] * len(carts_log)).line()}")
 
 

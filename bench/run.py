@@ -36,7 +36,8 @@ from rich.console import Console
 from bench.engagement import (
     activity_costs,
     bytes_per_user,
-    state_events_per_second,
+    first_events,
+    state_rate,
     worker_ratio,
 )
 from bench.eventlog import (
@@ -638,15 +639,15 @@ async def run_memory(
     # engagement (bench/engagement.py): in this process, from the generator's activity
     mean, held, kept, users = bytes_per_user(35, args.seed, now, args.windows, rate=0.2)
     heap.update(user=mean, held_user=held, remembered_user=kept, users=users)
-    activity = state_events_per_second("activity", 15_000, args.seed, now)
-    heap["activity_vs_cart_state"] = activity / state_events_per_second(
-        "cart-events", 15_000, args.seed, now
+    activity_log = first_events("activity", 15_000, args.seed, now)
+    heap["activity_vs_cart_state"] = state_rate("activity", activity_log) / state_rate(
+        "cart-events", first_events("cart-events", 15_000, args.seed, now)
     )
     say(
         f"engagement: {mean:,.0f} B per active user ({users:,} users), state speed vs carts "
         f"{heap['activity_vs_cart_state']:.2f}"
     )
-    say(f"engagement: state µs per activity event {activity_costs(15_000, args.seed, now)}")
+    say(f"engagement: state µs per activity event {activity_costs(activity_log)}")
     heap["active_users_state_rss"] = users_peak_rss(args.active_users)
     say(
         f"engagement: {args.active_users:,} users active in 30 d, peak RSS of their state's "
