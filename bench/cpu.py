@@ -36,6 +36,7 @@ from bench.report import MB
 from bench.run import FIVE_WINDOWS, prepare
 from bench.texts import without_text as without_text_of
 from stream.tools.arguments import count
+from stream.tools.children import interrupt_on_sigterm
 from tests.servers import Broker, RedisServer, Worker
 
 
@@ -190,13 +191,19 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
     return line
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.py_spy:
         py_spy()  # fail before the log is produced
+    interrupt_on_sigterm()  # the broker and redis-server it starts stop with it
     with tempfile.TemporaryDirectory(prefix="cxkpi-cpu-") as workdir:
-        print(asyncio.run(measure(args, Path(workdir))))
+        try:
+            print(asyncio.run(measure(args, Path(workdir))))
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -85,6 +85,7 @@ from stream.contract.schemas import SOURCE_TOPICS
 from stream.publish.redis_store import SnapshotStore
 from stream.runtime.connection import partitions_of
 from stream.runtime.topics import ensure_topics
+from stream.tools.children import interrupt_on_sigterm
 from stream.tools.devservers import DevServerUnavailable
 from stream.tools.progress import progress_bar
 from tests.servers import Broker, RedisServer, Worker
@@ -928,6 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = Phases(quiet)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cxkpi-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    interrupt_on_sigterm()  # the brokers, workers and redis-server it starts stop with it
     try:
         results_ = asyncio.run(run(args, workdir, phases))
     except (BenchError, DevServerUnavailable, ConfigError) as exc:

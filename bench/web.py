@@ -24,6 +24,7 @@ import bcrypt
 import yaml
 
 from stream.publish.auth import PasswordCheck
+from stream.tools.children import interrupt_on_sigterm
 from tests.certificates import Pki, make_pki
 from tests.servers import Broker, Worker, cxkpi, wait_until
 
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="events produced first")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per worker")
     args = parser.parse_args()
+    interrupt_on_sigterm()  # the broker and workers it starts stop with it
     uncached, remembered = auth_check()
     print(f"basic auth check, bcrypt cost 10: {uncached * 1e3:.1f} ms uncached, "
           f"{remembered * 1e6:.1f} µs remembered")  # fmt: skip

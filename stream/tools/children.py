@@ -62,6 +62,17 @@ class Children:
         return f"the {name} exited with code {code}; the end of {log}:\n" + "\n".join(tail)
 
 
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, a job's timeout) stop this process as Ctrl-C does, by
+    KeyboardInterrupt: its `finally` blocks then stop the children it started, which live in
+    sessions of their own and would otherwise outlive it."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def start_redis_child(children: Children, workdir: Path, console: Console) -> str | None:
     port = free_port()
     try:

@@ -27,7 +27,13 @@ from rich.live import Live
 from stream.config.settings import Settings
 from stream.contract.events import parse_timestamp_ms
 from stream.runtime.topics import ensure_topics
-from stream.tools.children import Children, fetch_json, spawn, start_redis_child
+from stream.tools.children import (
+    Children,
+    fetch_json,
+    interrupt_on_sigterm,
+    spawn,
+    start_redis_child,
+)
 from stream.tools.devservers import (
     DevServerUnavailable,
     choose_port,
@@ -54,7 +60,7 @@ def run_demo(args: argparse.Namespace, flags: Mapping[str, str | None]) -> int:
     # Ctrl-C stops the demo, as it says, even when it was started with SIGINT ignored (a shell
     # ignores it for background jobs, and Python then never turns it into KeyboardInterrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    interrupt_on_sigterm()
     try:
         broker_port = free_port()
         broker_log = workdir / "broker.log"

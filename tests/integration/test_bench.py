@@ -4,7 +4,9 @@ of so small a run mean nothing; CI only proves the harness."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import orjson
 import pytest
 
 from bench.report import MAY_BE_ZERO, ROWS, TARGETS
-from tests.servers import ROOT
+from tests.servers import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +77,57 @@ def test_the_cpu_harness_prints_a_workers_rate_and_cost_per_event() -> None:
     rate, seconds, cpu, per_event, peak = (float(g.replace(",", "")) for g in line.groups())
     assert rate > 0 and seconds > 0 and cpu > 0 and per_event > 0
     assert 20 < peak < 2000  # a worker's resident memory, in MB
+
+
+def test_the_cpu_harness_stopped_by_sigterm_stops_what_it_started() -> None:
+    """`kill` (or a job's timeout) mid-run: the broker, redis-server and worker it started live
+    in sessions of their own, so only the harness can stop them, and it does before it exits."""
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "bench.cpu", "--events", "100000"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started: list[int] = []
+    try:
+        # the broker and redis-server first, the worker once the log is produced: mid-run
+        started = wait_until(
+            lambda: at_least(3, children(bench.pid)),
+            timeout=240,
+            what="the harness's broker, redis-server and worker",
+        )
+        bench.send_signal(signal.SIGTERM)
+        _, err = bench.communicate(timeout=120)
+        assert bench.returncode == 130, err
+        assert "interrupted" in err
+        wait_until(
+            lambda: not [pid for pid in started if alive(pid)],
+            timeout=10,
+            what=f"{started} to be gone",
+        )
+    finally:  # what a failed run left behind
+        for pid in [bench.pid, *started]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def children(pid: int) -> list[int]:
+    """The processes a process started that are still its children."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def at_least(count: int, pids: list[int]) -> list[int] | None:
+    return pids if len(pids) >= count else None
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
