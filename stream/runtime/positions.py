@@ -149,12 +149,18 @@ class ReadPositions:
         whole topic is quiet (while records are being applied, the position runs ahead of them)."""
         rewind = self.rewinds.get(partition)
         quiet = now - last_record >= STALL_S
+        tp = TP(self.topic, partition)
         if rewind is not None:
+            end = self.app.consumer.highwater(tp) if tp in self.app.consumer.assignment() else None
+            if end is not None and end <= rewind.offset and rewind.highest < 0:
+                # nothing from the wanted offset on is in the log yet (a new, empty log): the
+                # consumer skipped nothing, and seeking again would only repeat the warning
+                del self.rewinds[partition]
+                return
             waited = now - rewind.since
             if (quiet and waited >= STALL_S) or waited >= 5 * STALL_S:
                 await self._rewind(partition, rewind)  # the re-read has not shown up: seek again
             return
-        tp = TP(self.topic, partition)
         if quiet and tp in self.app.consumer.assignment():
             try:
                 position = await self.app.consumer.position(tp)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.contract.schemas import SOURCE_TOPICS
+from stream.runtime.positions import STALL_S
 from tests.integration.test_pipeline import PARTITIONS, RULES, generate, wait_same
 from tests.reference import Record, expected_snapshot
 from tests.servers import Broker, Worker, cxkpi, read_records, wait_until
@@ -51,6 +52,17 @@ def test_broker_outage(broker: Broker, worker_env: dict[str, str], tmp_path: Pat
         # The dev broker keeps nothing across a restart: every topic comes back empty, and the
         # worker reads the new logs from their start while keeping what it had applied.
         broker.restart()
+        # Before any producer is back, each partition the worker had read finds its new log
+        # empty and seeks back to its start once; it then waits for a record without seeking
+        # again every STALL_S (watched over a few of those periods).
+        wait_until(
+            lambda: worker.log.read_text().count("reading the new log from its start") >= 4,
+            60,
+            "the new logs to be found",
+        )
+        time.sleep(4 * STALL_S)
+        seeks = [line for line in worker.log.read_text().splitlines() if "seeking back" in line]
+        assert seeks and not [line for line in seeks if "seeking back (1)" not in line], seeks
         cxkpi("produce", str(tmp_path / "after.jsonl"), "--quiet", env=worker_env)
         worker.wait_ready(timeout=60)
         wait_until(lambda: worker.processed() == BEFORE + AFTER, 120, "the new events processed")
