@@ -251,9 +251,11 @@ async def worker_ratio(
 def main() -> None:
     """`python -m bench.engagement`: the state's speed on activity against carts'."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--events", type=int, default=15_000, help="of each topic (15,000)")
+    parser.add_argument(
+        "--events", type=int, default=15_000, help="events of each topic (default 15,000)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
-    parser.add_argument("--pairs", type=int, default=3, help="runs of each, in turn (3)")
+    parser.add_argument("--pairs", type=int, default=3, help="runs of each, in turn (default 3)")
     args = parser.parse_args()
     end = datetime(2024, 6, 1, tzinfo=UTC)  # a fixed log: the same events each time
     activity_log = first_events("activity", args.events, args.seed, end)

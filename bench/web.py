@@ -103,8 +103,12 @@ def time_scrapes(
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.web", description=__doc__)
-    parser.add_argument("--events", type=int, default=2000, help="events produced first")
-    parser.add_argument("--requests", type=int, default=200, help="timed requests per worker")
+    parser.add_argument(
+        "--events", type=int, default=2000, help="events produced first (default 2000)"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=200, help="timed requests per worker (default 200)"
+    )
     args = parser.parse_args()
     interrupt_on_sigterm()  # the broker and workers it starts stop with it
     uncached, remembered = auth_check()
