@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bench.cpu import proc_stat
 from bench.report import MAY_BE_ZERO, ROWS, TARGETS
 from tests.servers import ROOT, wait_until
 
@@ -127,7 +128,7 @@ def at_least(count: int, pids: list[int]) -> list[int] | None:
 def alive(pid: int) -> bool:
     """Whether a process runs (a zombie, exited but not yet reaped, does not)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = proc_stat(pid)[0]
     except FileNotFoundError:
         return False
     return state != "Z"
