@@ -36,7 +36,7 @@ from typing import Any
 
 from stream.contract.events import Event
 from stream.kpis import segment_name
-from stream.kpis.user_reading import Reading, Timing, earliest_signup
+from stream.kpis.user_reading import Reading, earliest_signup
 from stream.kpis.users import (
     _CHANNEL,
     _KIND,
@@ -52,11 +52,12 @@ from stream.kpis.users import (
     VALUE,
     Run,
     Summary,
+    Timing,
     keys_of,
     pack_memory,
     unpack_memory,
 )
-from stream.state.facts import Contribution, Fact
+from stream.state.facts import Changes, Contribution, Fact
 from stream.state.segments import SegmentNames
 
 #: How many lists of facts are kept read: the users evaluated lately. A reading takes 2-11 kB
@@ -136,6 +137,11 @@ class EngagementRules:
 
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
         return self._read(facts).contributions(stream_time)
+
+    def changes(self, facts: list[Fact], since: int, stream_time: int) -> Changes | None:
+        """What changed since the answer at `since`, if that was the reading's last one: the
+        reading kept up to date knows."""
+        return self._read(facts).changes(stream_time, since)
 
     def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
         """Where a raw fact settles (folded), a bucket with the user's latest event closes (its

@@ -14,8 +14,10 @@ Kept up to date as facts come:
   usual case, changes none of them; one that moves a key on to a later bucket changes that
   key's alone);
 - the outcomes (sign-ups, sessions, time to value, activation), rebuilt from per-session parts;
-- the contributions last answered, and until which stream time they hold: an event of an open
-  session (most events) changes no outcome that is due, so the answer stands;
+- the contributions last answered, in parts (per step and key, per outcome), and until which
+  stream time they hold: an event of an open session (most events) changes no outcome that is
+  due, so the answer stands; otherwise `changes` tells the state what differs, from the parts
+  the fact changed, and the whole list is built only when asked for;
 - the sessions' final times, sorted: `next_due` and `settles` take from them, the latest fact
   and the activation the few times they depend on. Both are kept between events as a bound
   that a new fact can only bring forward (to one of its own times): an earlier `next_due` costs
@@ -25,7 +27,6 @@ Kept up to date as facts come:
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass
 from typing import Any
 
 from stream.kpis.users import (
@@ -41,12 +42,12 @@ from stream.kpis.users import (
     Key,
     Run,
     Summary,
+    Timing,
     keys_of,
     sample_of,
     segments_of,
 )
-from stream.state.facts import Contribution, Fact
-from stream.state.windows import bucket_end
+from stream.state.facts import Changes, Contribution, Fact
 
 #: Before any stream time: what is counted from this time on is counted always.
 ALWAYS = -(2**62)
@@ -61,33 +62,14 @@ FOLD = 8
 Timed = tuple[int, list[Contribution]]
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """The engagement rules' durations, in ms."""
-
-    step_ms: int
-    grace_ms: int
-    steps: tuple[tuple[str, int], ...]  # the steps of the distinct counts, with their kind
-    timeout_ms: int
-    period_ms: int
-
-    def forget_at(self, t: int) -> int:
-        """From this stream time on, an event at or before t is late."""
-        return bucket_end(t, self.step_ms) + self.grace_ms + 1
-
-    def unsettled_from(self, now: int) -> int:
-        """The earliest time not yet settled at stream time `now`: t < this exactly when
-        now >= forget_at(t) (both follow t's bucket)."""
-        return (now - self.grace_ms - 1) // self.step_ms * self.step_ms
-
-
 class Reading:
     """One list of facts, read; `add` takes in a fact that sorts after all of them. `summary`
     is shared by every use of the reading: not changed."""
 
     __slots__ = (
+        "_answered",
+        "_changed",
         "_distinct",
-        "_due",
         "_finals",
         "_last",
         "_latest_run",
@@ -96,6 +78,7 @@ class Reading:
         "_next_at",
         "_out",
         "_out_at",
+        "_parts",
         "_raw_signup",
         "_sessions",
         "_settles",
@@ -134,9 +117,11 @@ class Reading:
         #: ... and per step, the keys whose sample is to be worked out again (in the order read)
         self._moved: list[dict[Key, Any]] = [{} for _ in timing.steps]
         self._timed: list[Timed] | None = None
-        self._out: list[Contribution] | None = None  # None: to be worked out
-        self._due = 0  # how many outcomes `_out` counted
-        self._out_at = ALWAYS  # the latest stream time `_out` was answered for
+        self._answered = False  # an answer was given: changes are known from it on
+        self._changed = True  # an answer may differ from the last one
+        self._parts: list[list[Contribution]] = []  # the samples of the outcomes last due
+        self._out: list[Contribution] | None = None  # the last answer whole (None: to be built)
+        self._out_at = ALWAYS  # the latest stream time answered for
         self._until = ALWAYS  # ... and the earliest one at which an outcome comes due
         self._next: int | None = None  # next_due, or earlier (None: to be worked out) ...
         self._next_at = ALWAYS  # ... for a stream time from this one on
@@ -166,11 +151,11 @@ class Reading:
                 self._sessions[i] = None
                 del finals[bisect_left(finals, before)]
                 if before <= self._out_at:  # it had timed out (a late fact): counted no more
-                    self._out = None
+                    self._changed = True
             insort(finals, final)
             since = ALWAYS if run.ended else final
             if since <= self._out_at:
-                self._out = None  # it counts from now on
+                self._changed = True  # it counts from now on
             self._until = min(self._until, since)
             soon.append(final)
             settle.append(timing.forget_at(final))
@@ -192,7 +177,7 @@ class Reading:
             for i, (_, step) in enumerate(steps):
                 if latest is None or t // step != latest // step:
                     self._moved[i][key] = None
-                    self._out = None
+                    self._changed = True
 
     def _take(self, fact: Fact) -> tuple[int, int] | None:
         """Take a fact in, but for its session's outcome: (the index of the session it joins,
@@ -221,9 +206,9 @@ class Reading:
             if signup is None or (not self._raw_signup and t <= signup[0]):
                 self.signup, self._raw_signup = [t, fact[_CHANNEL], fact[_REGION]], True
                 self._values = self._next = self._settles = None  # the activation moves
-            self._out = None  # a new user counts at once
+            self._changed = True  # a new user counts at once
         elif kind == VALUE:
-            self._values = self._out = None
+            self._values, self._changed = None, True
         return joined
 
     def _join(self, fact: Fact) -> tuple[int, int]:
@@ -245,31 +230,59 @@ class Reading:
     def contributions(self, now: int) -> list[Contribution]:
         """The samples of the facts read at stream time `now`: the same list as last time while
         no fact changed them and no outcome came due."""
+        self.changes(now, None)
         out = self._out
-        if out is not None and self._out_at <= now < self._until:
+        if out is None:  # built from the parts kept, once asked for
+            distincts = [distinct for distinct in self._distinct if distinct]
+            out = [s for distinct in distincts for samples in distinct.values() for s in samples]
+            for samples in self._parts:
+                out += samples
+            self._out = out
+        return out
+
+    def changes(self, now: int, since: int | None) -> Changes | None:
+        """The answer at stream time `now` becomes the last; returns (turns, gone, added) that
+        turn the last answer into it, if that was the one at `since`, else None. Only what
+        facts changed since is looked at: the keys moved on (a single sample that moved on to
+        a later bucket from the one it counted in is a turn: stream/state/earlier.py), and the
+        outcomes changed or come due."""
+        answered = self._answered and self._out_at == since
+        if not self._changed and self._out_at <= now < self._until:
             self._out_at = now  # no outcome came due, and none changed
-            return out
-        distincts, steps, stale = self._distinct, self.timing.steps, False
-        for i, (kind, step) in enumerate(steps):
-            distinct, moved = distincts[i], self._moved[i]
+            return ([], [], []) if answered else None
+        turns: list[Contribution] = []
+        gone: list[Contribution] = []
+        added: list[Contribution] = []
+        for i, (kind, step) in enumerate(self.timing.steps):
+            distinct, moved = self._distinct[i], self._moved[i]
             if distinct is None:  # every key, in the order read
-                distinct = distincts[i] = {}
+                distinct = self._distinct[i] = {}
                 moved = self.keys
             for key in moved:
-                distinct[key] = self._samples_of(key, kind, step)
+                was = distinct.get(key)
+                samples = distinct[key] = self._samples_of(key, kind, step)
+                if was == samples:
+                    continue
+                if was and len(was) == len(samples) == 1 and _turned(was[0], samples[0]):
+                    turns.append(samples[0])
+                else:
+                    gone += was or ()
+                    added += samples
             if moved:
-                stale, self._moved[i] = True, {}
+                self._moved[i] = {}
         timed = self.timed()
         due = [samples for since, samples in timed if now >= since]
+        parts, self._parts = self._parts, due
+        if len(due) != len(parts) or any(a is not b for a, b in zip(due, parts, strict=True)):
+            same = {id(samples) for samples in due} & {id(samples) for samples in parts}
+            gone += [s for samples in parts if id(samples) not in same for s in samples]
+            added += [s for samples in due if id(samples) not in same for s in samples]
         self._out_at = now
         self._until = min((since for since, _ in timed if since > now), default=NEVER)
-        if not stale and len(due) == self._due and out is not None:
-            return out
-        out = [s for distinct in distincts if distinct for ss in distinct.values() for s in ss]
-        for samples in due:
-            out += samples
-        self._out, self._due = out, len(due)
-        return out
+        self._answered, self._changed = True, False
+        if turns or gone or added:
+            self._out = None
+        return (turns, gone, added) if answered else None
 
     def _samples_of(self, key: Key, kind: str, step: int) -> list[Contribution]:
         """A key's sample in the bucket of its latest time, held in the bucket of its latest
@@ -372,6 +385,12 @@ class Reading:
         if self.signup is None or self.summary.judged:
             return None
         return int(self.signup[0]) + self.timing.period_ms
+
+
+def _turned(was: Contribution, sample: Contribution) -> bool:
+    """The sample counts in a later bucket than `was`, and in `was`'s until that bucket closes
+    (a user's first event in a new bucket: stream/state/difference.py, `_turns`)."""
+    return len(sample) == 5 and sample[4] == was[0] and sample[1:4] == was[1:4]
 
 
 def earliest_signup(summary: Summary, raw: list[Fact]) -> list[Any] | None:

@@ -1,6 +1,6 @@
-"""A user's facts on the `activity` topic: their layout, the segment keys of the distinct counts,
-the summary of the facts past grace, and the sessions among them (stream/kpis/engagement.py has
-the rules that use them)."""
+"""A user's facts on the `activity` topic: their layout, the rules' durations, the segment keys
+of the distinct counts, the summary of the facts past grace, and the sessions among them
+(stream/kpis/engagement.py has the rules that use them)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import orjson
 from stream.kpis import shared
 from stream.state.facts import OVERALL, Fact, Segments
 from stream.state.segments import UNKNOWN
+from stream.state.windows import bucket_end
 
 TOPIC = "activity"
 SIGNUP, START, PAGE, FEATURE, VALUE, END = "u", "s", "p", "f", "v", "e"
@@ -67,6 +68,26 @@ def sample_of(key: Key, kind: str) -> tuple[str, Segments]:
     """The measure (of one resolution) and segments of a distinct-count key's sample."""
     measure, dim, seg = key
     return f"{measure}@{kind}", shared(((dim, seg),))
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The engagement rules' durations, in ms."""
+
+    step_ms: int
+    grace_ms: int
+    steps: tuple[tuple[str, int], ...]  # the steps of the distinct counts, with their kind
+    timeout_ms: int
+    period_ms: int
+
+    def forget_at(self, t: int) -> int:
+        """From this stream time on, an event at or before t is late."""
+        return bucket_end(t, self.step_ms) + self.grace_ms + 1
+
+    def unsettled_from(self, now: int) -> int:
+        """The earliest time not yet settled at stream time `now`: t < this exactly when
+        now >= forget_at(t) (both follow t's bucket)."""
+        return (now - self.grace_ms - 1) // self.step_ms * self.step_ms
 
 
 @dataclass

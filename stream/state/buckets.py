@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from stream.config import is_long_window, window_span
 from stream.state.windows import SeriesKey, Totals, Window, add_into, keeps
@@ -145,6 +146,32 @@ def regroup(
     if source.coverage is None:
         return buckets, None
     return buckets, -(-source.coverage // step_ms) * step_ms
+
+
+def restore(
+    resolutions: list[Resolution],
+    kept: dict[str, dict[int, Totals]],
+    written: dict[str, list[Any]] | None,
+    step_ms: int,
+    stream_time: int | None,
+) -> None:
+    """Give the resolutions their buckets from those a changelog holds (bucket kind -> index
+    -> totals), written with the steps and coverage of `written` (kind -> [step, coverage]),
+    which may be other windows or steps than these: rebuilt from any finer step that divides
+    theirs, with the windows reaching back before what is covered marked incomplete."""
+    if written is None:  # written before steps were recorded: its buckets are of the step
+        first = min((min(b) for b in kept.values() if b), default=None)
+        written = {"b": [step_ms, None if first is None else first * step_ms]}
+    sources = [Kept(step, kept.get(kind, {}), cover) for kind, (step, cover) in written.items()]
+    for resolution in resolutions:
+        old = written.get(resolution.kind)
+        if old is not None and old[0] == resolution.step_ms:
+            resolution.buckets = kept.get(resolution.kind, {})
+            resolution.complete_from = old[1]
+        else:
+            resolution.buckets, resolution.complete_from = regroup(
+                sources, resolution.step_ms, stream_time
+            )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ the whole list, so that an out-of-order event simply changes the answer:
 - `next_due`: the stream time at which the answer changes without a new event (a cart times out,
   a finished entity can be forgotten), or an earlier one (after `now`): the entity is then
   evaluated once more, to no effect;
+- `changes` (optional, `TracksChanges`): what an evaluation changed in the contributions,
+  known to rules that keep a list read between events, so that the state need not take the
+  difference of the whole lists;
 - `keep`: which facts are still needed (the rest can no longer change, their samples stay);
 - `decided`: what the facts no longer kept settle for good, to be sent on (a cart's orders, to
   their customer's partition);
@@ -21,7 +24,7 @@ The state defines this interface and the rules implement it, so the state never 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from stream.contract.events import Event
 from stream.state.segments import SegmentNames
@@ -37,6 +40,9 @@ Segments = tuple[tuple[str, str], ...]
 #: is open, counts in the bucket of `earlier` as well; the state takes it out of there as the
 #: bucket closes, with no evaluation (stream/state/earlier.py).
 Contribution = tuple[int, str, Segments, int] | tuple[int, str, Segments, int, int]
+
+#: (turns, gone, added): what changed in an entity's contributions (stream/state/difference.py).
+Changes = tuple[list[Contribution], list[Contribution], list[Contribution]]
 
 OVERALL = ("", "")
 NOW = -1
@@ -66,4 +72,20 @@ class Rules(Protocol):
     def recall(self, until: int, payload: bytes) -> list[Fact]:
         """The facts that stand for a remembered entity: they contribute no sample of their
         own, and sort before any fact a later event can add."""
+        ...
+
+
+@runtime_checkable
+class TracksChanges(Protocol):
+    """Rules that know what changed in an entity's contributions since they last answered for
+    its list of facts (which grows in place by the facts added): the state then applies that,
+    rather than the difference of the whole lists before and after. Their samples all land in
+    buckets: they have no live gauges (NOW), which follow the facts kept."""
+
+    def changes(self, facts: list[Fact], since: int, stream_time: int) -> Changes | None:
+        """What turns the contributions at `since` of the facts before the one just added
+        (what the state applied) into those at `stream_time`: (turns, gone, added), to the same
+        effect as the difference of the whole lists; None when not known (that was not the
+        rules' last answer for this list: it was read anew). The answer at `stream_time` is
+        the last one from then on."""
         ...

@@ -19,11 +19,11 @@ from operator import itemgetter
 from typing import Any
 
 from stream.contract.events import Event
-from stream.state.buckets import Kept, Resolution, StateConfig, regroup
+from stream.state.buckets import Resolution, StateConfig, restore
 from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
 from stream.state.difference import difference
 from stream.state.earlier import Earlier
-from stream.state.facts import NOW, Contribution, Fact, Rules
+from stream.state.facts import NOW, Contribution, Fact, Rules, TracksChanges
 from stream.state.measures import MINIMUM_MEASURES, expand, sample_deltas
 from stream.state.memories import Memories, pack, stored
 from stream.state.minima import Minima
@@ -55,6 +55,10 @@ class PartitionState:
         self.topic = topic
         self.partition = partition
         self.rules = rules
+        #: what an evaluation changed, from rules that know it (None: found from the whole lists)
+        self._changes = rules.changes if isinstance(rules, TracksChanges) else None
+        #: (entity, fact) just added, not evaluated yet, whose `before` was not taken
+        self._added: tuple[Entity, Fact] | None = None
         self.config = config
         self.offset = -1  # last source offset applied (or skipped, or dead-lettered)
         self.stream_time: int | None = None
@@ -129,7 +133,10 @@ class PartitionState:
             facts = [] if memory is None else self.rules.recall(*memory)
             entity = self.entities[event.key] = Entity(facts, before=[])
         elif entity.before is None:
-            entity.before = self.rules.contributions(entity.facts, entity.evaluated_at)
+            if self._changes is None or cfg.watermark_sources or fact < entity.facts[-1]:
+                entity.before = self.rules.contributions(entity.facts, entity.evaluated_at)
+            else:  # its rules will say what the fact changed (_update)
+                self._added = (entity, fact)
         insort(entity.facts, fact)
         if not cfg.watermark_sources:
             if self.stream_time is None or event.t > self.stream_time:
@@ -196,20 +203,16 @@ class PartitionState:
         """Bring an entity's contributions up to date and forget what can no longer change."""
         assert self.stream_time is not None
         rules, now = self.rules, self.stream_time
-        before = entity.before
-        if before is None:
-            before = rules.contributions(entity.facts, entity.evaluated_at)
-        entity.before = None
-        fresh = rules.contributions(entity.facts, now)
-        self._apply_difference(before, fresh)
+        fresh = self._update(entity, now)
         kept = rules.keep(entity.facts, now)
         if kept != entity.facts:  # fewer facts, or some replaced by a smaller one
             if self.config.collect_decided:
                 self._decided.extend(rules.decided(key, entity.facts, kept))
             self._touch_entity(key)
-            remaining = rules.contributions(kept, now) if kept else []
+            remaining = rules.contributions(kept, now) if kept else []  # its answer from now on
             # samples of the forgotten facts stay in their buckets; live gauges follow the facts
-            self._apply_difference(_live(fresh), _live(remaining))
+            if fresh is not None:  # (rules that track changes have none)
+                self._apply_difference(_live(fresh), _live(remaining))
             if not kept:
                 del self.entities[key]
                 memory = rules.remember(entity.facts)
@@ -219,6 +222,28 @@ class PartitionState:
             entity.facts = kept
         entity.evaluated_at = now
         self._schedule(key, entity)
+
+    def _update(self, entity: Entity, now: int) -> list[Contribution] | None:
+        """Apply what changed in the entity's contributions since its last evaluation: what its
+        rules say changed, or else the difference of the whole lists (the new one returned)."""
+        before, entity.before = entity.before, None
+        added = None  # a fact just added whose `before` was not taken
+        if self._added is not None and self._added[0] is entity:
+            added, self._added = self._added[1], None
+        if before is None and self._changes is not None:
+            changed = self._changes(entity.facts, entity.evaluated_at, now)
+            if changed is not None:
+                turns, gone, new = changed
+                if turns:
+                    self.earlier.turned(turns)
+                self._apply_difference(gone, new)
+                return None
+        if before is None:  # as they were at the last evaluation
+            facts = entity.facts if added is None else [f for f in entity.facts if f is not added]
+            before = self.rules.contributions(facts, entity.evaluated_at)
+        fresh = self.rules.contributions(entity.facts, now)
+        self._apply_difference(before, fresh)
+        return fresh
 
     def _schedule(self, key: str, entity: Entity) -> None:
         assert self.stream_time is not None
@@ -385,24 +410,9 @@ class PartitionState:
     def _restore_buckets(
         self, kept: dict[str, dict[int, Totals]], written: dict[str, list[Any]] | None
     ) -> None:
-        """Buckets for this configuration's steps from those the changelog holds, which may have
-        been written with other windows or steps: rebuilt from any finer step that divides
-        theirs, with the windows reaching back before what is covered marked incomplete. What
-        changed is written back with the next flush."""
-        if written is None:  # written before steps were recorded: its buckets are of the step
-            first = min((min(b) for b in kept.values() if b), default=None)
-            cover = None if first is None else first * self.config.step_ms
-            written = {"b": [self.config.step_ms, cover]}
-        sources = [Kept(step, kept.get(kind, {}), cover) for kind, (step, cover) in written.items()]
-        for resolution in self.resolutions:
-            old = written.get(resolution.kind)
-            if old is not None and old[0] == resolution.step_ms:
-                resolution.buckets = kept.get(resolution.kind, {})
-                resolution.complete_from = old[1]
-                continue
-            resolution.buckets, resolution.complete_from = regroup(
-                sources, resolution.step_ms, self.stream_time
-            )
+        """Buckets for this configuration's steps from those the changelog holds (`restore`,
+        stream/state/buckets.py); what changed is written back with the next flush."""
+        restore(self.resolutions, kept, written, self.config.step_ms, self.stream_time)
         for kind in kept.keys() | self._resolution.keys():  # write back what changed or went
             before = kept.get(kind, {})
             resolution = self._resolution.get(kind)

@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 
 from stream.config.settings import Settings
 from stream.contract.events import Event, decode, parse_timestamp_ms
+from stream.kpis import engagement
 from stream.kpis.engagement import EngagementRules
 from stream.kpis.user_reading import Reading
 from stream.kpis.users import pack_memory, unpack_memory
@@ -605,6 +606,55 @@ def test_a_reading_kept_up_to_date_answers_as_the_list_read_anew() -> None:
         users(body.pop("user_id"), record["type"], minute, record["event_id"], **body)
     assert checked.appended > users.n // 2  # most events were taken in, not read anew
     assert checked.bounded < checked.exact  # the bound kept is mostly the exact time
+
+
+class WholeLists:
+    """The engagement rules but for `changes`: the state takes the difference of the whole
+    lists of contributions before and after each evaluation."""
+
+    def __init__(self, rules: EngagementRules) -> None:
+        self._rules = rules
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "changes":
+            raise AttributeError(name)
+        return getattr(self._rules, name)
+
+
+def held(state: PartitionState) -> tuple[Any, ...]:
+    """What a partition state holds and counts: buckets, windows, samples held in earlier
+    buckets, facts and memories."""
+    return (
+        [(r.kind, r.buckets) for r in state.resolutions],
+        [w.totals for w in state.windows],
+        state.earlier._open,
+        {key: entity.facts for key, entity in state.entities.items()},
+        dict(state.memories.items()),
+    )
+
+
+@pytest.mark.parametrize("readings", [engagement.READINGS, 3])
+def test_what_the_rules_say_changed_lands_as_the_difference_of_the_whole_lists(
+    readings: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state applies the changes the reading knows of (keys moved on, outcomes changed or
+    come due) rather than the difference of whole lists: both hold the same after every event
+    of a log of late, duplicate and out-of-order events. With 3 readings kept, most users'
+    are read anew, and the state falls back to the whole lists."""
+    monkeypatch.setattr(engagement, "READINGS", readings)
+    tracked = PartitionState("activity", 0, rules(), CONFIG)
+    whole = PartitionState("activity", 0, WholeLists(rules()), CONFIG)  # type: ignore[arg-type]
+    assert tracked._changes is not None and whole._changes is None
+    for offset, record in enumerate(activity_log(4, 50, 10)):
+        body = {k: v for k, v in record.items() if k not in ("event_id", "occurred_at")}
+        t = parse_timestamp_ms(record["occurred_at"])
+        event = Event("activity", body["user_id"], record["event_id"], body["type"], t, body)
+        assert tracked.apply(event, offset) == whole.apply(event, offset)
+        assert held(tracked) == held(whole), offset
+    assert tracked.resolutions[0].buckets and tracked.earlier  # counted, and held
+    for state in (tracked, whole):
+        state.advance(T0 + 40 * DAY)
+    assert held(tracked) == held(whole)
 
 
 def test_a_sign_up_after_activity_is_taken_in_as_the_list_read_anew() -> None:
