@@ -7,6 +7,7 @@ log of the same size."""
 from __future__ import annotations
 
 import argparse
+import heapq
 import statistics
 import sys
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -212,6 +213,66 @@ def state_ratio(
     )
 
 
+class Floor:
+    """The least state work an activity event needs, as a floor for what a state of per-user
+    counters could cost: in-order events, per segment key the latest time (a sample lands in
+    the bucket of a user's first event in it, at each step, and is held in the bucket before),
+    per session its counts, an event id set per user, a timer per session. No late events,
+    folding, memories or changelog: a bound from below, not a design."""
+
+    def __init__(self, steps: tuple[int, ...], timeout_ms: int) -> None:
+        self.steps, self.timeout_ms = steps, timeout_ms
+        self.users: dict[str, tuple[set[str], dict[Any, int], dict[str, list[Any]]]] = {}
+        self.buckets: dict[tuple[int, int], dict[Any, int]] = {}  # (step, bucket) -> key -> n
+        self.held: dict[tuple[int, int], dict[Any, int]] = {}  # ... -> (earlier, key) -> n
+        self.sessions = 0  # ended or timed out
+        self._timers: list[tuple[int, str, str]] = []
+
+    def apply(self, event: Event) -> None:
+        t, body = event.t, event.body
+        while self._timers and self._timers[0][0] <= t:  # sessions timed out
+            due, key, session = heapq.heappop(self._timers)
+            run = self.users[key][2].get(session)
+            self.sessions += run is not None and not run[3] and run[1] + self.timeout_ms == due
+        ids, latest, runs = self.users.setdefault(event.key, (set(), {}, {}))
+        if event.event_id in ids:
+            return
+        ids.add(event.event_id)
+        keys = [("active", "", ""), ("active", "channel", body.get("channel"))]
+        keys.append(("active", "region", body.get("region")))
+        if event.type == "feature_used":
+            keys += [("feature", "", ""), ("feature", "feature", body.get("feature"))]
+        for key in keys:
+            before, latest[key] = latest.get(key), t
+            for step in self.steps:
+                k = t // step
+                if before is None or before // step != k:
+                    bucket = self.buckets.setdefault((step, k), {})
+                    bucket[key] = bucket.get(key, 0) + 1
+                    if before is not None:
+                        held = self.held.setdefault((step, k), {})
+                        held[before // step, key] = held.get((before // step, key), 0) + 1
+        session = body.get("session_id")
+        if session:
+            run = runs.get(session)
+            if run is None or run[3] or t - run[1] >= self.timeout_ms:
+                run = runs[session] = [t, t, 0, False]
+                heapq.heappush(self._timers, (t + self.timeout_ms, event.key, session))
+            run[1], run[2], run[3] = t, run[2] + 1, event.type == "session_ended"
+            self.sessions += run[3]
+
+
+def floor_us(events: list[Event]) -> float:
+    """`Floor`'s CPU µs per event over the events, with the worker's default steps."""
+    settings = Settings.load({"config": "none"}, environ={})
+    steps = (settings.step * 1000, settings.long_step * 1000)
+    floor = Floor(steps, settings.session_timeout * 1000)
+    started = time.process_time()
+    for event in events:
+        floor.apply(event)
+    return (time.process_time() - started) / len(events) * 1e6
+
+
 @dataclass(frozen=True)
 class WorkerRatio:
     """Activity-only against cart-only logs, runs taken in turn."""
@@ -265,6 +326,7 @@ def main() -> None:
     print("state µs per event, in this process:")
     print(f"  activity {activity_costs(activity_log)}")
     print(f"  carts    {state_costs('cart-events', carts_log, ['cart'] * len(carts_log)).line()}")
+    print(f"  activity's floor (bench.engagement.Floor) {floor_us(activity_log):.1f}")
 
 
 if __name__ == "__main__":

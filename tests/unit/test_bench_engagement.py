@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.engagement import MOVES_ON, OUTCOME, QUIET, event_classes, state_costs
+from bench.engagement import MOVES_ON, OUTCOME, QUIET, Floor, event_classes, state_costs
 from stream.contract.events import Event
 
 MIN = 60_000
@@ -74,3 +74,29 @@ def test_the_split_counts_every_event_once() -> None:
     parts = sum(n * us for n, us in costs.classes.values()) / len(log)
     assert parts + costs.timers_us + costs.flush_us <= costs.mean_us
     assert costs.line().startswith(f"{costs.mean_us:.0f} = ")
+
+
+def test_the_floor_counts_a_user_once_per_bucket_and_a_session_once() -> None:
+    """bench.engagement.Floor, the least work an activity event needs, does that work: a
+    sample in the bucket of a user's first event in it (held in the bucket before), at each
+    step; a duplicate ignored; a session counted at its end or once it timed out."""
+    hour = 60 * MIN
+    floor = Floor((MIN, hour), TIMEOUT)
+    log = [
+        _event(0, "a", "session_started", T0, session_id="s"),
+        _event(1, "a", "page_viewed", T0 + 1_000, session_id="s", page="/"),
+        _event(2, "a", "page_viewed", T0 + MIN, session_id="s", page="/"),
+        _event(2, "a", "page_viewed", T0 + MIN, session_id="s", page="/"),  # a duplicate
+        _event(3, "a", "session_ended", T0 + MIN + 1, session_id="s"),
+        _event(4, "b", "page_viewed", T0 + 40 * MIN, session_id="t", page="/"),
+        _event(5, "b", "page_viewed", T0 + 71 * MIN, session_id="t", page="/"),  # t timed out
+    ]
+    for event in log:
+        floor.apply(event)
+    keys = [("active", "", ""), ("active", "channel", "web"), ("active", "region", "eu")]
+    k, h = T0 // MIN, T0 // hour
+    assert floor.buckets[MIN, k] == floor.buckets[MIN, k + 1] == dict.fromkeys(keys, 1)
+    assert floor.held[MIN, k + 1] == {(k, key): 1 for key in keys}
+    assert floor.buckets[hour, h] == dict.fromkeys(keys, 2)  # a and b, in the same hour
+    assert floor.held[hour, h + 1] == {(h, key): 1 for key in keys}  # b moved on
+    assert floor.sessions == 2
