@@ -363,15 +363,17 @@ class Reading:
     def _settles_exactly(self) -> int:
         """Before this stream time `keep` keeps the facts as they are: it folds the facts past
         grace once FOLD of them (or half the list) or all are (each fold writes the summary
-        anew: one per event cost a fifth of an event), and changes them once a session or the
-        activation is final, or the summary alone is left with its buckets closed."""
+        anew: one per event cost a fifth of an event), and changes them once the activation is
+        final, a session is with no fact left to fold (else it goes with the next fold: one
+        more fold per session cost a tenth of an event), or the summary alone is left with its
+        buckets closed."""
         timing, raw, last = self.timing, self.raw, self._last
         forget_at = timing.forget_at
         found: list[int] = []
         if raw:
             fold = max(FOLD, len(self.facts) // 2)  # a fold reads the facts kept anew
             found.append(forget_at(raw[min(len(raw), fold) - 1][_T]))
-        if self._finals:  # the first session to be final settles first
+        if self._finals and not raw:  # the first session to be final settles first
             found.append(forget_at(self._finals[0]))
         activation = self._activation()
         if activation is not None:
