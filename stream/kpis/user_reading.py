@@ -364,7 +364,7 @@ class Reading:
         """Before this stream time `keep` keeps the facts as they are: it folds the facts past
         grace once FOLD of them (or half the list) or all are (each fold writes the summary
         anew: one per event cost a fifth of an event), and changes them once the activation is
-        final, a session is with no fact left to fold (else it goes with the next fold: one
+        final, a session is final with no fact left to fold (else it goes with the next fold: one
         more fold per session cost a tenth of an event), or the summary alone is left with its
         buckets closed."""
         timing, raw, last = self.timing, self.raw, self._last
