@@ -138,6 +138,10 @@ class EngagementRules:
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
         return self._read(facts).contributions(stream_time)
 
+    def applied(self, facts: list[Fact], event_id: str) -> bool:
+        """Whether an event of the id was applied: in the reading's set of event ids."""
+        return event_id in self._read(facts).ids
+
     def changes(self, facts: list[Fact], since: int, stream_time: int) -> Changes | None:
         """What changed since the answer at `since`, if that was the reading's last one: the
         reading kept up to date knows."""

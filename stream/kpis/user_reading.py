@@ -31,6 +31,7 @@ from typing import Any
 
 from stream.kpis.users import (
     _CHANNEL,
+    _EVENT_ID,
     _KIND_AT,
     _REGION,
     _SESSION,
@@ -87,6 +88,7 @@ class Reading:
         "_until",
         "_values",
         "facts",
+        "ids",
         "keys",
         "raw",
         "runs",
@@ -100,6 +102,7 @@ class Reading:
         self.facts: list[Fact] = []  # a copy of the list read: the state's own list grows
         self.summary = summary = Summary.read(facts)
         self.raw: list[Fact] = []  # the facts not folded (neither the summary nor a prefix)
+        self.ids: set[str] = set()  # their event ids (the others have none)
         self.runs: list[Run] = []
         self.signup: list[Any] | None = summary.signup  # [t, channel, region], the earliest
         #: per distinct-count key: [its summary time (last, or None), the summary's time in an
@@ -136,15 +139,12 @@ class Reading:
 
     def add(self, fact: Fact) -> None:
         """Take in a fact that sorts after every fact read."""
-        t, timing = fact[_T], self.timing
-        self._moved_on(fact)
-        joined = self._take(fact)
-        soon: list[int] = []
-        settle = [timing.forget_at(t)]  # it settles (and can be folded)
+        joined = self._take(fact, self._moved)
+        settles = soon = self.timing.forget_at(fact[_T])  # it settles (and can be folded)
         if joined is not None:
             i, before = joined  # its session's outcome and final time change
-            timeout, finals, run = timing.timeout_ms, self._finals, self.runs[i]
-            final = run.final(timeout)
+            finals, run = self._finals, self.runs[i]
+            final = run.final(self.timing.timeout_ms)  # no earlier than the fact: settles later
             if i == len(self._sessions):  # a new session
                 self._sessions.append(None)
             else:
@@ -157,31 +157,19 @@ class Reading:
             if since <= self._out_at:
                 self._changed = True  # it counts from now on
             self._until = min(self._until, since)
-            soon.append(final)
-            settle.append(timing.forget_at(final))
+            soon = min(soon, final)
         if self._settles is not None:
-            self._settles = min(self._settles, *settle)
+            self._settles = min(self._settles, settles)
         if self._next is not None:
-            self._next = min(self._next, *soon, *settle)
+            self._next = min(self._next, soon)
 
-    def _moved_on(self, fact: Fact) -> None:
-        """Mark stale the distinct-count samples of the fact's keys that move on to a later
-        bucket (or are new), per step: an event in the bucket of its keys' latest changes none."""
-        t, keys, steps = fact[_T], self.keys, self.timing.steps
-        finest = steps[0][1]  # the long step is a multiple of it
-        for key in keys_of(fact):
-            entry = keys.get(key)
-            latest = None if entry is None else entry[2][-1] if entry[2] else entry[0]
-            if latest is not None and t // finest == latest // finest:
-                continue
-            for i, (_, step) in enumerate(steps):
-                if latest is None or t // step != latest // step:
-                    self._moved[i][key] = None
-                    self._changed = True
-
-    def _take(self, fact: Fact) -> tuple[int, int] | None:
+    def _take(
+        self, fact: Fact, moved: list[dict[Key, Any]] | None = None
+    ) -> tuple[int, int] | None:
         """Take a fact in, but for its session's outcome: (the index of the session it joins,
-        that session's final time before it), or None without a session."""
+        that session's final time before it), or None without a session. `moved`: mark stale
+        the distinct-count samples of its keys that move on to a later bucket (or are new), per
+        step (an event in the bucket of its keys' latest changes none)."""
         joined = None
         self.facts.append(fact)
         kind = fact[_KIND_AT]
@@ -194,11 +182,21 @@ class Reading:
         if kind == PREFIX:
             return joined
         self.raw.append(fact)
+        self.ids.add(fact[_EVENT_ID])
+        keys, steps = self.keys, self.timing.steps
         for key in keys_of(fact):
-            entry = self.keys.get(key)
+            entry = keys.get(key)
             if entry is None:
-                entry = self.keys[key] = [None, None, []]
-            entry[2].append(t)
+                entry = keys[key] = [None, None, []]
+            times = entry[2]
+            if moved is not None:
+                latest = times[-1] if times else entry[0]
+                if latest is None or t // steps[0][1] != latest // steps[0][1]:
+                    for i, (_, step) in enumerate(steps):  # the long step is a multiple of it
+                        if latest is None or t // step != latest // step:
+                            moved[i][key] = None
+                            self._changed = True
+            times.append(t)
         if kind == SIGNUP:
             segments = segments_of(fact[_CHANNEL], fact[_REGION])
             self._signups.append((ALWAYS, [(t, "new_users", segments, 1)]))
@@ -273,7 +271,7 @@ class Reading:
         timed = self.timed()
         due = [samples for since, samples in timed if now >= since]
         parts, self._parts = self._parts, due
-        if len(due) != len(parts) or any(a is not b for a, b in zip(due, parts, strict=True)):
+        if due != parts:  # (the same lists mostly: compared by identity first)
             same = {id(samples) for samples in due} & {id(samples) for samples in parts}
             gone += [s for samples in parts if id(samples) not in same for s in samples]
             added += [s for samples in due if id(samples) not in same for s in samples]

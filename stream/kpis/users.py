@@ -30,7 +30,7 @@ _KIND = {
 }
 # fact = (t, rank, event_id, kind, channel, region, feature, session, extra); extra: None, the
 # summary's [seen, base, signup, reached, judged] or a prefix's [first, pages, features]
-_T, _KIND_AT, _CHANNEL, _REGION, _FEATURE, _SESSION, _EXTRA = 0, 3, 4, 5, 6, 7, 8
+_T, _EVENT_ID, _KIND_AT, _CHANNEL, _REGION, _FEATURE, _SESSION, _EXTRA = 0, 2, 3, 4, 5, 6, 7, 8
 #: The distinct counts: users active (any event), users of features (feature_used).
 ACTIVE, FEATURES = "active_users", "feature_users"
 #: A segment key of a distinct count: (measure, dimension, segment).

@@ -9,9 +9,9 @@ the whole list, so that an out-of-order event simply changes the answer:
 - `next_due`: the stream time at which the answer changes without a new event (a cart times out,
   a finished entity can be forgotten), or an earlier one (after `now`): the entity is then
   evaluated once more, to no effect;
-- `changes` (optional, `TracksChanges`): what an evaluation changed in the contributions,
-  known to rules that keep a list read between events, so that the state need not take the
-  difference of the whole lists;
+- `applied` and `changes` (optional, `Incremental`): whether an event was applied and what an
+  evaluation changed in the contributions, known to rules that keep a list read between
+  events, so that the state need not scan the list nor take the difference of whole lists;
 - `keep`: which facts are still needed (the rest can no longer change, their samples stay);
 - `decided`: what the facts no longer kept settle for good, to be sent on (a cart's orders, to
   their customer's partition);
@@ -76,11 +76,16 @@ class Rules(Protocol):
 
 
 @runtime_checkable
-class TracksChanges(Protocol):
-    """Rules that know what changed in an entity's contributions since they last answered for
-    its list of facts (which grows in place by the facts added): the state then applies that,
-    rather than the difference of the whole lists before and after. Their samples all land in
+class Incremental(Protocol):
+    """Rules that keep what they read of an entity's list of facts between events (the list
+    grows in place by the facts added), and answer from it: whether an event was applied,
+    and what an evaluation changed in the contributions, which the state then applies rather
+    than the difference of the whole lists before and after. Their samples all land in
     buckets: they have no live gauges (NOW), which follow the facts kept."""
+
+    def applied(self, facts: list[Fact], event_id: str) -> bool:
+        """Whether a fact of the list has the event id."""
+        ...
 
     def changes(self, facts: list[Fact], since: int, stream_time: int) -> Changes | None:
         """What turns the contributions at `since` of the facts before the one just added

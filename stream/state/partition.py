@@ -23,7 +23,7 @@ from stream.state.buckets import Resolution, StateConfig, restore
 from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
 from stream.state.difference import difference
 from stream.state.earlier import Earlier
-from stream.state.facts import NOW, Contribution, Fact, Rules, TracksChanges
+from stream.state.facts import NOW, Contribution, Fact, Incremental, Rules
 from stream.state.measures import MINIMUM_MEASURES, expand, sample_deltas
 from stream.state.memories import Memories, pack, stored
 from stream.state.minima import Minima
@@ -55,8 +55,11 @@ class PartitionState:
         self.topic = topic
         self.partition = partition
         self.rules = rules
-        #: what an evaluation changed, from rules that know it (None: found from the whole lists)
-        self._changes = rules.changes if isinstance(rules, TracksChanges) else None
+        #: rules that know what an evaluation changed (None: found from the whole lists), and
+        #: whether an event was applied (else found by scanning the entity's facts)
+        incremental = isinstance(rules, Incremental)
+        self._changes = rules.changes if incremental else None
+        self._applied = rules.applied if incremental else _applied
         #: (entity, fact) just added, not evaluated yet, whose `before` was not taken
         self._added: tuple[Entity, Fact] | None = None
         self.config = config
@@ -121,7 +124,7 @@ class PartitionState:
         if is_late(event.t, self.stream_time, cfg.step_ms, cfg.grace_ms):
             return self._count("late")
         entity = self.entities.get(event.key)
-        if entity is not None and event.event_id in map(_EVENT_ID, entity.facts):
+        if entity is not None and self._applied(entity.facts, event.event_id):
             return self._count("duplicate")
         for dimension in self.rules.dimensions:  # every applied value counts toward the bound
             if dimension in event.body:
@@ -435,6 +438,11 @@ class PartitionState:
             self._add(_live(contributions), 1)
             self.earlier.hold(contributions, 1, landed=True)
             self._schedule(key, entity)
+
+
+def _applied(facts: list[Fact], event_id: str) -> bool:
+    """Whether a fact of the list has the event id."""
+    return event_id in map(_EVENT_ID, facts)
 
 
 def _live(contributions: list[Contribution]) -> list[Contribution]:

@@ -609,8 +609,9 @@ def test_a_reading_kept_up_to_date_answers_as_the_list_read_anew() -> None:
 
 
 class WholeLists:
-    """The engagement rules but for `changes`: the state takes the difference of the whole
-    lists of contributions before and after each evaluation."""
+    """The engagement rules but for `changes` (so not `Incremental`): the state scans the facts
+    for duplicates and takes the difference of the whole lists of contributions before and
+    after each evaluation."""
 
     def __init__(self, rules: EngagementRules) -> None:
         self._rules = rules
@@ -638,8 +639,9 @@ def test_what_the_rules_say_changed_lands_as_the_difference_of_the_whole_lists(
     readings: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The state applies the changes the reading knows of (keys moved on, outcomes changed or
-    come due) rather than the difference of whole lists: both hold the same after every event
-    of a log of late, duplicate and out-of-order events. With 3 readings kept, most users'
+    come due) rather than the difference of whole lists, and finds duplicates in its event ids
+    rather than in the facts: both count the same and hold the same after every event of a log
+    of late, duplicate and out-of-order events. With 3 readings kept, most users'
     are read anew, and the state falls back to the whole lists."""
     monkeypatch.setattr(engagement, "READINGS", readings)
     tracked = PartitionState("activity", 0, rules(), CONFIG)
