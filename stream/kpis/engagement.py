@@ -36,7 +36,7 @@ from typing import Any
 
 from stream.contract.events import Event
 from stream.kpis import segment_name
-from stream.kpis.user_reading import Reading, earliest_signup
+from stream.kpis.user_reading import Reading
 from stream.kpis.users import (
     _CHANNEL,
     _KIND,
@@ -53,6 +53,7 @@ from stream.kpis.users import (
     Run,
     Summary,
     Timing,
+    earliest_signup,
     keys_of,
     pack_memory,
     unpack_memory,

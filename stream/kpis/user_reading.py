@@ -36,6 +36,7 @@ from stream.kpis.users import (
     _REGION,
     _SESSION,
     _T,
+    ALWAYS,
     PREFIX,
     SIGNUP,
     SUMMARY,
@@ -43,24 +44,22 @@ from stream.kpis.users import (
     Key,
     Run,
     Summary,
+    Timed,
     Timing,
     keys_of,
     sample_of,
     segments_of,
+    session_outcome,
+    value_outcomes,
 )
 from stream.state.facts import Changes, Contribution, Fact
 
-#: Before any stream time: what is counted from this time on is counted always.
-ALWAYS = -(2**62)
 #: After any stream time.
 NEVER = 2**62
 #: Facts past grace are folded into the summary once this many are (or half the list, whose
 #: facts kept are read anew after a fold: a user with many open sessions folds less often), or
 #: all of them.
 FOLD = 8
-
-#: An outcome: (from which stream time it counts, its samples).
-Timed = tuple[int, list[Contribution]]
 
 
 class Reading:
@@ -72,6 +71,7 @@ class Reading:
         "_changed",
         "_distinct",
         "_finals",
+        "_keys_moved",
         "_last",
         "_latest_run",
         "_moved",
@@ -121,7 +121,8 @@ class Reading:
         self._moved: list[dict[Key, Any]] = [{} for _ in timing.steps]
         self._timed: list[Timed] | None = None
         self._answered = False  # an answer was given: changes are known from it on
-        self._changed = True  # an answer may differ from the last one
+        self._changed = True  # an outcome that counts may differ from the last answer's
+        self._keys_moved = True  # ... or a key's distinct-count samples
         self._parts: list[list[Contribution]] = []  # the samples of the outcomes last due
         self._out: list[Contribution] | None = None  # the last answer whole (None: to be built)
         self._out_at = ALWAYS  # the latest stream time answered for
@@ -195,7 +196,7 @@ class Reading:
                     for i, (_, step) in enumerate(steps):  # the long step is a multiple of it
                         if latest is None or t // step != latest // step:
                             moved[i][key] = None
-                            self._changed = True
+                            self._keys_moved = True
             times.append(t)
         if kind == SIGNUP:
             segments = segments_of(fact[_CHANNEL], fact[_REGION])
@@ -245,12 +246,34 @@ class Reading:
         a later bucket from the one it counted in is a turn: stream/state/earlier.py), and the
         outcomes changed or come due."""
         answered = self._answered and self._out_at == since
-        if not self._changed and self._out_at <= now < self._until:
-            self._out_at = now  # no outcome came due, and none changed
+        none_due = self._out_at <= now < self._until  # no outcome came due since the last
+        if none_due and not self._changed and not self._keys_moved:
+            self._out_at = now
             return ([], [], []) if answered else None
         turns: list[Contribution] = []
         gone: list[Contribution] = []
         added: list[Contribution] = []
+        if self._keys_moved:
+            self._distinct_changes(turns, gone, added)
+        if self._changed or not none_due:
+            timed = self.timed()
+            due = [samples for since, samples in timed if now >= since]
+            parts, self._parts = self._parts, due
+            if due != parts:  # (the same lists mostly: compared by identity first)
+                same = {id(samples) for samples in due} & {id(samples) for samples in parts}
+                gone += [s for samples in parts if id(samples) not in same for s in samples]
+                added += [s for samples in due if id(samples) not in same for s in samples]
+            self._until = min((since for since, _ in timed if since > now), default=NEVER)
+        self._out_at = now
+        self._answered, self._changed = True, False
+        if turns or gone or added:
+            self._out = None
+        return (turns, gone, added) if answered else None
+
+    def _distinct_changes(
+        self, turns: list[Contribution], gone: list[Contribution], added: list[Contribution]
+    ) -> None:
+        """Work out the samples of the keys moved on again, per step, and add what changed."""
         for i, (kind, step) in enumerate(self.timing.steps):
             distinct, moved = self._distinct[i], self._moved[i]
             if distinct is None:  # every key, in the order read
@@ -268,19 +291,7 @@ class Reading:
                     added += samples
             if moved:
                 self._moved[i] = {}
-        timed = self.timed()
-        due = [samples for since, samples in timed if now >= since]
-        parts, self._parts = self._parts, due
-        if due != parts:  # (the same lists mostly: compared by identity first)
-            same = {id(samples) for samples in due} & {id(samples) for samples in parts}
-            gone += [s for samples in parts if id(samples) not in same for s in samples]
-            added += [s for samples in due if id(samples) not in same for s in samples]
-        self._out_at = now
-        self._until = min((since for since, _ in timed if since > now), default=NEVER)
-        self._answered, self._changed = True, False
-        if turns or gone or added:
-            self._out = None
-        return (turns, gone, added) if answered else None
+        self._keys_moved = False
 
     def _samples_of(self, key: Key, kind: str, step: int) -> list[Contribution]:
         """A key's sample in the bucket of its latest time, held in the bucket of its latest
@@ -314,11 +325,13 @@ class Reading:
         """The outcomes: new users, sessions, time to value and activation, in that order."""
         if self._timed is None:
             if self._values is None:
-                self._values = _value(self.summary, self.raw, self.signup, self.timing.period_ms)
+                self._values = value_outcomes(
+                    self.summary, self.raw, self.signup, self.timing.period_ms
+                )
             sessions, timeout = self._sessions, self.timing.timeout_ms
             for i, outcome in enumerate(sessions):
                 if outcome is None:
-                    sessions[i] = _session(self.runs[i], timeout)
+                    sessions[i] = session_outcome(self.runs[i], timeout)
             self._timed = [*self._signups, *sessions, *self._values]  # type: ignore[list-item]
         return self._timed
 
@@ -391,51 +404,3 @@ def _turned(was: Contribution, sample: Contribution) -> bool:
     """The sample counts in a later bucket than `was`, and in `was`'s until that bucket closes
     (a user's first event in a new bucket: stream/state/difference.py, `_turns`)."""
     return len(sample) == 5 and sample[4] == was[0] and sample[1:4] == was[1:4]
-
-
-def earliest_signup(summary: Summary, raw: list[Fact]) -> list[Any] | None:
-    """[t, channel, region] of the user's earliest sign-up, folded or not."""
-    signups = [[f[_T], f[_CHANNEL], f[_REGION]] for f in raw if f[_KIND_AT] == SIGNUP]
-    if summary.signup is not None:
-        signups.append(summary.signup)
-    return min(signups, key=lambda s: s[0]) if signups else None
-
-
-def _session(run: Run, timeout_ms: int) -> Timed:
-    """A session's outcome, at its end or at last event + timeout (from then on)."""
-    at = run.final(timeout_ms)
-    segments = run.segments()
-    out: list[Contribution] = [
-        (at, "sessions", segments, 1),
-        (at, "session_duration", segments, run.last - run.first),
-    ]
-    if run.pages:
-        out.append((at, "session_pages", segments, run.pages))
-    if run.pages <= 1 and not run.features:
-        out.append((at, "session_bounces", segments, 1))
-    return (ALWAYS if run.ended else at), out
-
-
-def _value(
-    summary: Summary, raw: list[Fact], signup: list[Any] | None, period_ms: int
-) -> list[Timed]:
-    """Time to value (at the first value_reached at or after the sign-up) and the activation
-    outcome (at sign-up + period, from then on)."""
-    if signup is None:
-        return []
-    since = signup[0]
-    values = [f for f in raw if f[_KIND_AT] == VALUE and f[_T] >= since]
-    first = min(values, default=None)
-    out: list[Timed] = []
-    if summary.reached is None and first is not None:
-        segments = segments_of(first[_CHANNEL], first[_REGION])
-        out.append((ALWAYS, [(first[_T], "time_to_value", segments, first[_T] - since)]))
-    due = since + period_ms
-    if not summary.judged:
-        segments = segments_of(signup[1], signup[2])
-        samples: list[Contribution] = [(due, "activation_signups", segments, 1)]
-        reached = [t for t in (summary.reached, first and first[_T]) if t is not None]
-        if any(since <= t <= due for t in reached):
-            samples.append((due, "activation_activated", segments, 1))
-        out.append((due, samples))
-    return out

@@ -1,6 +1,7 @@
 """A user's facts on the `activity` topic: their layout, the rules' durations, the segment keys
-of the distinct counts, the summary of the facts past grace, and the sessions among them
-(stream/kpis/engagement.py has the rules that use them)."""
+of the distinct counts, the summary of the facts past grace, the sessions among them and the
+outcomes (a session's, time to value, activation) that the rules (stream/kpis/engagement.py)
+and their reading of the facts (stream/kpis/user_reading.py) count."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 
 from stream.kpis import shared
-from stream.state.facts import OVERALL, Fact, Segments
+from stream.state.facts import OVERALL, Contribution, Fact, Segments
 from stream.state.segments import UNKNOWN
 from stream.state.windows import bucket_end
 
@@ -35,6 +36,10 @@ _T, _EVENT_ID, _KIND_AT, _CHANNEL, _REGION, _FEATURE, _SESSION, _EXTRA = 0, 2, 3
 ACTIVE, FEATURES = "active_users", "feature_users"
 #: A segment key of a distinct count: (measure, dimension, segment).
 Key = tuple[str, str, str]
+#: Before any stream time: what is counted from this time on is counted always.
+ALWAYS = -(2**62)
+#: An outcome: (from which stream time it counts, its samples).
+Timed = tuple[int, list[Contribution]]
 #: How a memory spells measures and dimensions, in a letter.
 MEASURE = {ACTIVE: "a", FEATURES: "f"}
 DIMENSION = {"": "", "channel": "c", "region": "r", "feature": "f"}
@@ -205,6 +210,54 @@ class Run:
     def final(self, timeout_ms: int) -> int:
         """When its outcome is final: at its end, or at its last event + timeout."""
         return self.last if self.ended else self.last + timeout_ms
+
+
+def earliest_signup(summary: Summary, raw: list[Fact]) -> list[Any] | None:
+    """[t, channel, region] of the user's earliest sign-up, folded or not."""
+    signups = [[f[_T], f[_CHANNEL], f[_REGION]] for f in raw if f[_KIND_AT] == SIGNUP]
+    if summary.signup is not None:
+        signups.append(summary.signup)
+    return min(signups, key=lambda s: s[0]) if signups else None
+
+
+def session_outcome(run: Run, timeout_ms: int) -> Timed:
+    """A session's outcome, at its end or at last event + timeout (from then on)."""
+    at = run.final(timeout_ms)
+    segments = run.segments()
+    out: list[Contribution] = [
+        (at, "sessions", segments, 1),
+        (at, "session_duration", segments, run.last - run.first),
+    ]
+    if run.pages:
+        out.append((at, "session_pages", segments, run.pages))
+    if run.pages <= 1 and not run.features:
+        out.append((at, "session_bounces", segments, 1))
+    return (ALWAYS if run.ended else at), out
+
+
+def value_outcomes(
+    summary: Summary, raw: list[Fact], signup: list[Any] | None, period_ms: int
+) -> list[Timed]:
+    """Time to value (at the first value_reached at or after the sign-up) and the activation
+    outcome (at sign-up + period, from then on)."""
+    if signup is None:
+        return []
+    since = signup[0]
+    values = [f for f in raw if f[_KIND_AT] == VALUE and f[_T] >= since]
+    first = min(values, default=None)
+    out: list[Timed] = []
+    if summary.reached is None and first is not None:
+        segments = segments_of(first[_CHANNEL], first[_REGION])
+        out.append((ALWAYS, [(first[_T], "time_to_value", segments, first[_T] - since)]))
+    due = since + period_ms
+    if not summary.judged:
+        segments = segments_of(signup[1], signup[2])
+        samples: list[Contribution] = [(due, "activation_signups", segments, 1)]
+        reached = [t for t in (summary.reached, first and first[_T]) if t is not None]
+        if any(since <= t <= due for t in reached):
+            samples.append((due, "activation_activated", segments, 1))
+        out.append((due, samples))
+    return out
 
 
 @lru_cache(maxsize=4096)
