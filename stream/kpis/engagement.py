@@ -115,9 +115,19 @@ class EngagementRules:
         return t < self.timing.unsettled_from(stream_time)
 
     def _read(self, facts: list[Fact]) -> Reading:
-        """The facts read: the list's reading of last time (by identity, checked by content: the
-        state's list of a user grows in place), with the fact appended since taken in, or the
-        list read anew."""
+        """The facts read: the list's reading of last time with the fact appended since taken
+        in (`_kept_read`), or the list read anew."""
+        reading = self._kept_read(facts)
+        if reading is None:
+            reading = self._readings[id(facts)] = Reading(facts, self.timing)
+            if len(self._readings) > READINGS:
+                self._readings.popitem(last=False)  # the oldest read
+        return reading
+
+    def _kept_read(self, facts: list[Fact]) -> Reading | None:
+        """The list's reading of last time (by identity, checked by content: the state's list
+        of a user grows in place), with the fact appended since taken in; None if there is
+        none, or the list changed in another way."""
         readings = self._readings
         key = id(facts)
         reading = readings.get(key)
@@ -130,18 +140,20 @@ class EngagementRules:
                 reading.add(facts[n])
                 readings.move_to_end(key)
                 return reading
-        reading = readings[key] = Reading(facts, self.timing)
-        readings.move_to_end(key)
-        if len(readings) > READINGS:
-            readings.popitem(last=False)  # the oldest read
-        return reading
+        return None
 
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
         return self._read(facts).contributions(stream_time)
 
-    def applied(self, facts: list[Fact], event_id: str) -> bool:
-        """Whether an event of the id was applied: in the reading's set of event ids."""
-        return event_id in self._read(facts).ids
+    def applied(self, facts: list[Fact], event_id: str) -> bool | None:
+        """Whether an event of the id was applied: in the reading's set of event ids; None
+        with no reading kept (not read for this: a duplicate needs none)."""
+        reading = self._kept_read(facts)
+        return None if reading is None else event_id in reading.ids
+
+    def answered(self, facts: list[Fact], since: int) -> bool:
+        """Whether the reading's last answer was at `since` (a list read anew has none)."""
+        return self._read(facts).answered(since)
 
     def changes(self, facts: list[Fact], since: int, stream_time: int) -> Changes | None:
         """What changed since the answer at `since`, if that was the reading's last one: the

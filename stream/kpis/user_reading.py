@@ -245,7 +245,7 @@ class Reading:
         facts changed since is looked at: the keys moved on (a single sample that moved on to
         a later bucket from the one it counted in is a turn: stream/state/earlier.py), and the
         outcomes changed or come due."""
-        answered = self._answered and self._out_at == since
+        answered = self.answered(since)
         none_due = self._out_at <= now < self._until  # no outcome came due since the last
         if none_due and not self._changed and not self._keys_moved:
             self._out_at = now
@@ -269,6 +269,10 @@ class Reading:
         if turns or gone or added:
             self._out = None
         return (turns, gone, added) if answered else None
+
+    def answered(self, since: int | None) -> bool:
+        """Whether the last answer was the one at `since`."""
+        return self._answered and self._out_at == since
 
     def _distinct_changes(
         self, turns: list[Contribution], gone: list[Contribution], added: list[Contribution]

@@ -154,11 +154,13 @@ def restore(
     written: dict[str, list[Any]] | None,
     step_ms: int,
     stream_time: int | None,
-) -> None:
+) -> list[tuple[str, int, Totals | None]]:
     """Give the resolutions their buckets from those a changelog holds (bucket kind -> index
     -> totals), written with the steps and coverage of `written` (kind -> [step, coverage]),
     which may be other windows or steps than these: rebuilt from any finer step that divides
-    theirs, with the windows reaching back before what is covered marked incomplete."""
+    theirs, with the windows reaching back before what is covered marked incomplete. Returns
+    the buckets that differ from the changelog's, with their value there: (kind, index, totals
+    or None)."""
     if written is None:  # written before steps were recorded: its buckets are of the step
         first = min((min(b) for b in kept.values() if b), default=None)
         written = {"b": [step_ms, None if first is None else first * step_ms]}
@@ -172,6 +174,13 @@ def restore(
             resolution.buckets, resolution.complete_from = regroup(
                 sources, resolution.step_ms, stream_time
             )
+    now = {resolution.kind: resolution.buckets for resolution in resolutions}
+    return [
+        (kind, k, kept.get(kind, {}).get(k))
+        for kind in kept.keys() | now.keys()  # what changed, or went
+        for k in kept.get(kind, {}).keys() | now.get(kind, {}).keys()
+        if now.get(kind, {}).get(k) != kept.get(kind, {}).get(k)
+    ]
 
 
 @dataclass(frozen=True)

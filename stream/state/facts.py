@@ -9,8 +9,8 @@ the whole list, so that an out-of-order event simply changes the answer:
 - `next_due`: the stream time at which the answer changes without a new event (a cart times out,
   a finished entity can be forgotten), or an earlier one (after `now`): the entity is then
   evaluated once more, to no effect;
-- `applied` and `changes` (optional, `Incremental`): whether an event was applied and what an
-  evaluation changed in the contributions, known to rules that keep a list read between
+- `applied`, `answered` and `changes` (optional, `Incremental`): whether an event was applied
+  and what an evaluation changed in the contributions, known to rules that keep a list read between
   events, so that the state need not scan the list nor take the difference of whole lists;
 - `keep`: which facts are still needed (the rest can no longer change, their samples stay);
 - `decided`: what the facts no longer kept settle for good, to be sent on (a cart's orders, to
@@ -83,8 +83,14 @@ class Incremental(Protocol):
     than the difference of the whole lists before and after. Their samples all land in
     buckets: they have no live gauges (NOW), which follow the facts kept."""
 
-    def applied(self, facts: list[Fact], event_id: str) -> bool:
-        """Whether a fact of the list has the event id."""
+    def applied(self, facts: list[Fact], event_id: str) -> bool | None:
+        """Whether a fact of the list has the event id; None when not known without reading
+        the list (the state then looks for it)."""
+        ...
+
+    def answered(self, facts: list[Fact], since: int) -> bool:
+        """Whether their last answer for the list was the one at `since`: then `changes` knows
+        what a fact added to it changes (unless the list is read anew meanwhile)."""
         ...
 
     def changes(self, facts: list[Fact], since: int, stream_time: int) -> Changes | None:

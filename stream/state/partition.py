@@ -55,11 +55,9 @@ class PartitionState:
         self.topic = topic
         self.partition = partition
         self.rules = rules
-        #: rules that know what an evaluation changed (None: found from the whole lists), and
-        #: whether an event was applied (else found by scanning the entity's facts)
-        incremental = isinstance(rules, Incremental)
-        self._changes = rules.changes if incremental else None
-        self._applied = rules.applied if incremental else _applied
+        #: rules that know whether an event was applied (else found by scanning the entity's
+        #: facts) and what an evaluation changed (else found from the whole lists)
+        self._incremental = rules if isinstance(rules, Incremental) else None
         #: (entity, fact) just added, not evaluated yet, whose `before` was not taken
         self._added: tuple[Entity, Fact] | None = None
         self.config = config
@@ -136,10 +134,10 @@ class PartitionState:
             facts = [] if memory is None else self.rules.recall(*memory)
             entity = self.entities[event.key] = Entity(facts, before=[])
         elif entity.before is None:
-            if self._changes is None or cfg.watermark_sources or fact < entity.facts[-1]:
-                entity.before = self.rules.contributions(entity.facts, entity.evaluated_at)
-            else:  # its rules will say what the fact changed (_update)
+            if self._tracked(entity, fact):  # its rules will say what the fact changed
                 self._added = (entity, fact)
+            else:
+                entity.before = self.rules.contributions(entity.facts, entity.evaluated_at)
         insort(entity.facts, fact)
         if not cfg.watermark_sources:
             if self.stream_time is None or event.t > self.stream_time:
@@ -226,6 +224,22 @@ class PartitionState:
         entity.evaluated_at = now
         self._schedule(key, entity)
 
+    def _applied(self, facts: list[Fact], event_id: str) -> bool:
+        """Whether a fact of the list has the event id: the rules may know (Incremental)."""
+        known = None if self._incremental is None else self._incremental.applied(facts, event_id)
+        return event_id in map(_EVENT_ID, facts) if known is None else known
+
+    def _tracked(self, entity: Entity, fact: Fact) -> bool:
+        """Whether the entity's rules will know what the fact, appended to its facts, changes:
+        they are incremental, and their last answer was the one the state applied."""
+        rules = self._incremental
+        return (
+            rules is not None
+            and not self.config.watermark_sources
+            and fact > entity.facts[-1]
+            and rules.answered(entity.facts, entity.evaluated_at)
+        )
+
     def _update(self, entity: Entity, now: int) -> list[Contribution] | None:
         """Apply what changed in the entity's contributions since its last evaluation: what its
         rules say changed, or else the difference of the whole lists (the new one returned)."""
@@ -233,8 +247,8 @@ class PartitionState:
         added = None  # a fact just added whose `before` was not taken
         if self._added is not None and self._added[0] is entity:
             added, self._added = self._added[1], None
-        if before is None and self._changes is not None:
-            changed = self._changes(entity.facts, entity.evaluated_at, now)
+        if before is None and self._incremental is not None:
+            changed = self._incremental.changes(entity.facts, entity.evaluated_at, now)
             if changed is not None:
                 turns, gone, new = changed
                 if turns:
@@ -406,25 +420,14 @@ class PartitionState:
             state.names = SegmentNames(
                 config.max_segment_values, config.allow, meta["segments"], meta["folded"]
             )
-        state._restore_buckets(kept, meta.get("resolutions"))
+        # buckets for this configuration's steps; what differs is written back with the next flush
+        written = meta.get("resolutions")
+        for kind, k, old in restore(
+            state.resolutions, kept, written, config.step_ms, state.stream_time
+        ):
+            state.epochs.before[record_key(kind, partition, k)] = rows_of(old) if old else None
         state._rebuild_derived()
         return state
-
-    def _restore_buckets(
-        self, kept: dict[str, dict[int, Totals]], written: dict[str, list[Any]] | None
-    ) -> None:
-        """Buckets for this configuration's steps from those the changelog holds (`restore`,
-        stream/state/buckets.py); what changed is written back with the next flush."""
-        restore(self.resolutions, kept, written, self.config.step_ms, self.stream_time)
-        for kind in kept.keys() | self._resolution.keys():  # write back what changed or went
-            before = kept.get(kind, {})
-            resolution = self._resolution.get(kind)
-            now = resolution.buckets if resolution is not None else {}
-            for k in before.keys() | now.keys():
-                if now.get(k) != before.get(k):
-                    old = before.get(k)
-                    rkey = record_key(kind, self.partition, k)
-                    self.epochs.before[rkey] = rows_of(old) if old else None
 
     def _rebuild_derived(self) -> None:
         """Window totals, live gauges and timers follow from the persisted state."""
@@ -438,11 +441,6 @@ class PartitionState:
             self._add(_live(contributions), 1)
             self.earlier.hold(contributions, 1, landed=True)
             self._schedule(key, entity)
-
-
-def _applied(facts: list[Fact], event_id: str) -> bool:
-    """Whether a fact of the list has the event id."""
-    return event_id in map(_EVENT_ID, facts)
 
 
 def _live(contributions: list[Contribution]) -> list[Contribution]:
