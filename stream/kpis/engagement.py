@@ -31,6 +31,7 @@ from the remembered bucket).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
 from typing import Any
 
@@ -50,6 +51,7 @@ from stream.kpis.users import (
     SUMMARY,
     TOPIC,
     VALUE,
+    Key,
     Run,
     Summary,
     Timing,
@@ -182,7 +184,8 @@ class EngagementRules:
         cut = self.timing.unsettled_from(now)  # the facts before it are settled
         settled = [f for f in raw if f[_T] < cut]
         judged = summary.judged
-        self._fold(summary, settled)
+        times = {k: ts[:i] for k, (_, _, ts) in reading.keys.items() if (i := bisect_left(ts, cut))}
+        self._fold(summary, settled, times)
         self._judge(summary, raw, now)
         same = not settled and judged == summary.judged and facts[0][_KIND_AT] == SUMMARY
         kept: list[Fact] = []
@@ -208,26 +211,29 @@ class EngagementRules:
         if signup is not None and self._settled(signup[0] + self.period_ms, now):
             summary.judged = True
 
-    def _fold(self, summary: Summary, settled: list[Fact]) -> None:
-        """Fold facts past grace into the summary, in time order."""
+    def _fold(self, summary: Summary, settled: list[Fact], times: dict[Key, list[int]]) -> None:
+        """Fold facts past grace into the summary, as one by one in time order would: per key
+        (`times`: its settled times, ascending) the latest time, and the latest in an earlier
+        long-step bucket than that; the earliest sign-up, and the first value reached at or
+        after it."""
         long = self.steps[-1][1]
-        for fact in sorted(settled, key=lambda f: (f[_T], f[_KIND_AT] != SIGNUP)):
-            t = fact[_T]
-            summary.latest = t if summary.latest is None else max(summary.latest, t)
-            for key in keys_of(fact):
-                seen = summary.seen.setdefault(key, [t, None])
-                last, prev = seen
-                if t // long > last // long:
-                    seen[:] = [t, last]
-                elif t // long == last // long:
-                    seen[0] = max(t, last)
-                elif prev is None or t > prev:
-                    seen[1] = t
-            kind = fact[_KIND_AT]
-            if kind == SIGNUP and (summary.signup is None or t < summary.signup[0]):
+        for key, ts in times.items():
+            last, prev = summary.seen.get(key, (None, None))
+            top = ts[-1] if last is None or ts[-1] > last else last
+            start = top - top % long  # its long-step bucket
+            i = bisect_left(ts, start)
+            below = [t for t in (prev, last, ts[i - 1] if i else None) if t is not None]
+            summary.seen[key] = [top, max((t for t in below if t < start), default=None)]
+        if settled:
+            latest = max(fact[_T] for fact in settled)
+            summary.latest = latest if summary.latest is None else max(summary.latest, latest)
+        outcomes = [f for f in settled if f[_KIND_AT] in (SIGNUP, VALUE)]
+        for fact in sorted(outcomes, key=lambda f: (f[_T], f[_KIND_AT] != SIGNUP)):
+            t, kind, signup = fact[_T], fact[_KIND_AT], summary.signup
+            if kind == SIGNUP and (signup is None or t < signup[0]):
                 summary.signup = [t, fact[_CHANNEL], fact[_REGION]]
-            elif kind == VALUE and summary.reached is None and summary.signup is not None:
-                summary.reached = t if t >= summary.signup[0] else None
+            elif kind == VALUE and summary.reached is None and signup is not None:
+                summary.reached = t if t >= signup[0] else None
 
     def _compact(self, run: Run, cut: int) -> list[Fact]:
         """An open session's facts, those past grace (before `cut`) as one prefix fact."""
@@ -249,7 +255,12 @@ class EngagementRules:
         last event: a later event moves its samples from there, and finds its sign-up
         (stream/kpis/users.py packs them in a few dozen bytes)."""
         summary = Summary.of(facts)
-        self._fold(summary, [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)])
+        raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
+        times: dict[Key, list[int]] = {}
+        for fact in raw:
+            for key in keys_of(fact):
+                times.setdefault(key, []).append(fact[_T])
+        self._fold(summary, raw, times)
         last = summary.last()
         if last is None:
             return None

@@ -18,7 +18,7 @@ from stream.contract.events import Event, decode, parse_timestamp_ms
 from stream.kpis import engagement
 from stream.kpis.engagement import EngagementRules
 from stream.kpis.user_reading import Reading
-from stream.kpis.users import pack_memory, unpack_memory
+from stream.kpis.users import Summary, pack_memory, unpack_memory
 from stream.publish.document import format_time, render, window_renderer
 from stream.publish.entries import partition_entry
 from stream.publish.merge import merge
@@ -669,6 +669,36 @@ def test_what_the_rules_say_changed_lands_as_the_difference_of_the_whole_lists(
     # about as many lists read anew (which readings the 3 kept are differs a little), not a
     # second one per event whose reading is not kept (the list before the fact added)
     assert 0 < reads[id(tracked.rules.timing)] <= 1.05 * reads[id(whole.rules.timing)]
+
+
+def test_a_keys_settled_times_fold_at_once_as_one_by_one_in_time_order() -> None:
+    """A summary keeps per key the latest time seen and the latest in an earlier long-step
+    bucket than it; folding a key's settled times at once gives what taking them one by one in
+    time order gives (the rule as first written), from any summary of the key or none."""
+
+    def one_by_one(seen: list[Any] | None, times: list[int]) -> list[Any] | None:
+        for t in times:
+            last, prev = seen or (t, None)
+            if t // HOUR > last // HOUR:
+                seen = [t, last]
+            elif t // HOUR == last // HOUR:
+                seen = [max(t, last), prev]
+            else:
+                seen = [last, t if prev is None or t > prev else prev]
+        return seen
+
+    rng = random.Random(5)
+    folder, key = rules(), ("active_users", "", "")
+    for _ in range(2000):
+        seen: list[Any] | None = None
+        if rng.random() < 0.7:
+            last = T0 + rng.randrange(0, 5 * HOUR)
+            earlier = last - last % HOUR - rng.randrange(1, 3 * HOUR)
+            seen = [last, earlier if rng.random() < 0.6 else None]
+        times = sorted(T0 + rng.randrange(-HOUR, 8 * HOUR) for _ in range(rng.randrange(1, 9)))
+        summary = Summary({key: list(seen)} if seen else {})
+        folder._fold(summary, [], {key: times})
+        assert summary.seen[key] == one_by_one(seen, times), (seen, times)
 
 
 def test_a_sign_up_after_activity_is_taken_in_as_the_list_read_anew() -> None:
