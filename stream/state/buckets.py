@@ -175,12 +175,15 @@ def restore(
                 sources, resolution.step_ms, stream_time
             )
     now = {resolution.kind: resolution.buckets for resolution in resolutions}
-    return [
-        (kind, k, kept.get(kind, {}).get(k))
-        for kind in kept.keys() | now.keys()  # what changed, or went
-        for k in kept.get(kind, {}).keys() | now.get(kind, {}).keys()
-        if now.get(kind, {}).get(k) != kept.get(kind, {}).get(k)
-    ]
+    differ: list[tuple[str, int, Totals | None]] = []
+    for kind in kept.keys() | now.keys():  # what changed, or went
+        before, after = kept.get(kind, {}), now.get(kind, {})
+        differ += [
+            (kind, k, before.get(k))
+            for k in before.keys() | after.keys()
+            if after.get(k) != before.get(k)
+        ]
+    return differ
 
 
 @dataclass(frozen=True)

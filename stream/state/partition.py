@@ -212,7 +212,7 @@ class PartitionState:
             self._touch_entity(key)
             remaining = rules.contributions(kept, now) if kept else []  # its answer from now on
             # samples of the forgotten facts stay in their buckets; live gauges follow the facts
-            if fresh is not None:  # (rules that track changes have none)
+            if fresh is not None:  # (Incremental rules have none)
                 self._apply_difference(_live(fresh), _live(remaining))
             if not kept:
                 del self.entities[key]
