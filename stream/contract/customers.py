@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from functools import lru_cache
 from typing import Any
 
 #: Bytes of the HMAC kept.
@@ -24,8 +25,11 @@ USER_FIELD = "user_id"
 DROPPED_ACTIVITY_FIELDS = ("page", "milestone")
 
 
+@lru_cache(maxsize=16384)
 def customer_key(raw: str, secret: bytes) -> str:
-    """The pseudonymous key of a raw customer id: same id and secret, same key."""
+    """The pseudonymous key of a raw customer id: same id and secret, same key. Kept for the
+    ids seen lately (in memory only, about 4 MB at most): a user's events come in runs, and
+    the HMAC cost 2 µs an activity event."""
     digest = hmac.digest(secret, raw.encode(), "sha256")[:KEY_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
