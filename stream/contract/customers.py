@@ -28,8 +28,8 @@ DROPPED_ACTIVITY_FIELDS = ("page", "milestone")
 @lru_cache(maxsize=16384)
 def customer_key(raw: str, secret: bytes) -> str:
     """The pseudonymous key of a raw customer id: same id and secret, same key. Kept for the
-    ids seen lately (in memory only, about 4 MB at most): a user's events come in runs, and
-    the HMAC cost 2 µs an activity event."""
+    ids seen lately (in memory only, about 5 MB at most): a user's events come in runs, and
+    the HMAC cost 1.5 µs of an activity event's decoding."""
     digest = hmac.digest(secret, raw.encode(), "sha256")[:KEY_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
