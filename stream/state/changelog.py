@@ -4,7 +4,10 @@ Exactly-once effect on state, on any broker (no Kafka transactions):
 
 - Changes are collected per **epoch** and written as one changelog record per changed key
   (coalesced: a key changed by a thousand events is written once). Each record carries its epoch,
-  its new value and its value before the epoch: `[epoch, value, before]`.
+  its new value and its value before the epoch: `[epoch, value, before]`. An entity's facts
+  mostly outlive an epoch, so where both are lists, an item of `before` that `value` holds too
+  is written as its index in `value` (an item of either is never a bare integer: a fact is a
+  list): the record no longer carries the facts twice.
 - After those records are durable, a **marker** record (the partition's meta: epoch, last source
   offset applied, stream time, counts, ...) commits the epoch. Source offsets are acknowledged
   only after that, so the committed consumer offset never passes the marker.
@@ -87,6 +90,8 @@ class Epochs:
                 # (copied to their size: orjson's own buffer is at least 4 kB, and rounded up)
                 encoded = bytes(memoryview(orjson.dumps(value)))
                 value = written[rkey] = orjson.Fragment(encoded)
+            else:
+                before = _by_index(value, before)
             records.append((rkey, orjson.dumps([self.epoch, value, before])))
         body = {"epoch": self.epoch, "aborted": sorted(self.aborted), **meta}
         marker = (marker_key(partition), orjson.dumps(body))
@@ -94,6 +99,23 @@ class Epochs:
         self.written = written
         self.epoch += 1
         return records, marker
+
+
+def _by_index(value: Any, before: Any) -> Any:
+    """`before` with each item that `value` holds as well (the same object: the state's entity
+    keeps its facts' tuples) written as its index in `value`."""
+    if not isinstance(value, list) or not isinstance(before, list) or not before:
+        return before
+    at = {id(item): i for i, item in enumerate(value)}
+    return [at.get(id(item), item) for item in before]
+
+
+def value_before(value: Any, before: Any) -> Any:
+    """A record's value before its epoch, from its `value` and `before` as written (the inverse
+    of _by_index; a record written before it has no index)."""
+    if not isinstance(value, list) or not isinstance(before, list):
+        return before
+    return [value[item] if type(item) is int else item for item in before]
 
 
 @dataclass
@@ -122,7 +144,10 @@ def read(partition: int, rows: Iterable[tuple[bytes, bytes]]) -> Committed:
     seen: set[int] = set()
     for rkey, (epoch, value, before) in records:
         seen.add(epoch)
-        current = value if epoch <= committed and epoch not in aborted else before
+        if epoch <= committed and epoch not in aborted:
+            current = value
+        else:
+            current = value_before(value, before)
         if current is not None:
             out.values.append((*split_key(rkey), current))
     # Every epoch after the marker was never committed: it stays aborted while its records

@@ -31,6 +31,20 @@ def test_a_closed_epoch_writes_each_changed_key_once_with_its_value_before() -> 
     assert records == [(key, None)]
 
 
+def test_an_entitys_facts_kept_through_the_epoch_are_written_once() -> None:
+    """Its value before the epoch names the facts it still holds by their index: a rollback
+    gets them back, with the ones folded away since, in their order."""
+    epochs = Epochs(epoch=2)
+    key = record_key("e", 3, "user-1")
+    kept, folded, new = (5, 0, "e5"), (1, 0, "e1"), (9, 0, "e9")
+    epochs.before[key] = [folded, kept]  # a copy of the list: the same fact objects
+    records, _ = close(epochs, {key: [kept, new]})
+    assert records == [(key, orjson.dumps([2, [kept, new], [folded, 0]]))]
+    _, marker = close(Epochs(epoch=1), {})  # only epoch 1 is committed: 2 rolls back
+    committed = read(3, [*records, marker])
+    assert committed.values == [("e", "user-1", [list(folded), list(kept)])]
+
+
 def test_reading_rolls_back_what_no_marker_committed() -> None:
     epochs = Epochs()
     a, b = record_key("e", 3, "a"), record_key("b", 3, 17)
