@@ -33,11 +33,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 from stream.contract.events import Event
 from stream.kpis import segment_name
-from stream.kpis.user_reading import Reading
+from stream.kpis.user_reading import Folded, Reading
 from stream.kpis.users import (
     _CHANNEL,
     _KIND,
@@ -46,6 +47,8 @@ from stream.kpis.users import (
     _SESSION,
     _T,
     END,
+    FEATURE,
+    PAGE,
     PREFIX,
     SIGNUP,
     SUMMARY,
@@ -172,15 +175,20 @@ class EngagementRules:
     def keep(self, facts: list[Fact], stream_time: int) -> list[Fact]:
         """Facts past grace folded into the summary and their sessions' prefixes; nothing once
         no session is open, activation is judged and every sample sits where it stays."""
-        kept = self._kept(facts, stream_time)
+        kept, folded = self._kept(facts, stream_time)
         if kept is not facts and kept != facts:  # the state lets the list go: its reading too
             self._readings.pop(id(facts), None)
+            if folded is not None:  # the list kept, read: taken over from the list's reading
+                self._readings[id(kept)] = Reading(kept, self.timing, folded)
+                if len(self._readings) > READINGS:
+                    self._readings.popitem(last=False)
         return kept
 
-    def _kept(self, facts: list[Fact], now: int) -> list[Fact]:
+    def _kept(self, facts: list[Fact], now: int) -> tuple[list[Fact], Folded | None]:
+        """The facts kept, and how they were folded (None: not with a summary)."""
         reading = self._read(facts)
         if now < reading.settles(now):
-            return facts  # nothing settled, final or left alone yet
+            return facts, None  # nothing settled, final or left alone yet
         summary = Summary.of(facts)  # its own: folding changes it
         raw = reading.raw
         cut = self.timing.unsettled_from(now)  # the facts before it are settled
@@ -191,20 +199,24 @@ class EngagementRules:
         self._judge(summary, raw, now)
         same = not settled and judged == summary.judged and facts[0][_KIND_AT] == SUMMARY
         kept: list[Fact] = []
+        runs: list[Run] = []  # the sessions kept, with their facts kept
         for run in reading.runs:
             final = run.final(self.timeout_ms)
             if now >= final and final < cut:
                 continue  # its outcome stands for good
-            kept.extend(self._compact(run, cut))
+            compacted = self._compact(run, cut)
+            runs.append(run if compacted is run.facts else replace(run, facts=compacted))
+            kept.extend(compacted)
         kept.extend(f for f in raw if f[_T] >= cut and f[_SESSION] is None)
         kept.sort()
         last = summary.last()
         if last is None:  # nothing past grace yet
-            return kept
+            return kept, None
         done = not kept and (summary.signup is None or summary.judged)
         if done and all(now >= (last // step + 1) * step for _, step in self.steps):
-            return []
-        return [facts[0] if same else summary.fact(), *kept]  # the same text: not written anew
+            return [], None
+        # the same text: not written anew
+        return [facts[0] if same else summary.fact(), *kept], (reading, cut, runs)
 
     def _judge(self, summary: Summary, raw: list[Fact], now: int) -> None:
         """Mark the activation outcome final once a value_reached that could change it is late
@@ -238,17 +250,22 @@ class EngagementRules:
                 summary.reached = t if t >= signup[0] else None
 
     def _compact(self, run: Run, cut: int) -> list[Fact]:
-        """An open session's facts, those past grace (before `cut`) as one prefix fact."""
-        settled = [f for f in run.facts if f[_T] < cut]
-        if len(settled) <= 1 and (not settled or settled[0][_KIND_AT] == PREFIX):
-            return run.facts
-        prefix = Run(settled[0][_T], settled[0][_T])
-        for fact in settled:
-            prefix.add(fact)
-        session = settled[0][_SESSION]
-        extra = [prefix.first, prefix.pages, prefix.features]
-        head = (prefix.last, 0, "", PREFIX, prefix.channel or "", prefix.region or "", None)
-        return [(*head, session, extra), *run.facts[len(settled) :]]
+        """An open session's facts, those past grace (before `cut`) as one prefix fact: the
+        session's counts less those of its facts within grace (the last few)."""
+        facts = run.facts
+        first = 1 if facts[0][_KIND_AT] == PREFIX else 0  # the prefix is its first fact
+        if len(facts) == first or facts[first][_T] >= cut:
+            return facts  # no fact past grace but its prefix (a third of the sessions)
+        k = len(facts)
+        while facts[k - 1][_T] >= cut:
+            k -= 1
+        rest = facts[k:]
+        pages = run.pages - sum(f[_KIND_AT] == PAGE for f in rest)
+        features = run.features - sum(f[_KIND_AT] == FEATURE for f in rest)
+        channel = next((f[_CHANNEL] for f in facts[:k] if f[_CHANNEL]), "")
+        region = next((f[_REGION] for f in facts[:k] if f[_REGION]), "")
+        head = (facts[k - 1][_T], 0, "", PREFIX, channel, region, None)
+        return [(*head, facts[0][_SESSION], [run.first, pages, features]), *rest]
 
     # -- memory ---------------------------------------------------------------------------------
 

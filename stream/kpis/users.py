@@ -113,12 +113,13 @@ class Summary:
 
     @classmethod
     def of(cls, facts: list[Fact]) -> Summary:
-        """The summary of a user's facts, its own to fold more into."""
+        """The summary of a user's facts, its own to fold more into (folding replaces a key's
+        times and the sign-up, never changes them in place: they are shared)."""
         shared = cls.read(facts)
         return cls(
-            {key: list(times) for key, times in shared.seen.items()},
+            dict(shared.seen),
             dict(shared.base),
-            list(shared.signup) if shared.signup is not None else None,
+            shared.signup,
             shared.reached,
             shared.judged,
             shared.latest,
