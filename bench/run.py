@@ -117,7 +117,7 @@ FULL = {
     "fleet_live_duration": 30.0,
     "active_users": 1_000_000,
     "engagement_events": 100_000,
-    "engagement_pairs": 2,
+    "engagement_pairs": 4,
 }
 QUICK = {
     "events": 3_000,
