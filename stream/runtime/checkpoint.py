@@ -54,6 +54,15 @@ MARKERS_SENT = "markers-sent"
 MARKERS_DURABLE = "markers-durable"
 ACKNOWLEDGED = "acknowledged"
 RESTORED = "restored"
+
+#: Reading waits for a round (the changelog is behind: let it catch up) once this many records
+#: of the topic wait for one, each keeping its Kafka message until acknowledged (about 1 kB) ...
+MAX_WAITING = 16_000
+#: ... or once the partitions' epochs changed this many keys: the round's changelog records, each
+#: key's value before the epoch kept until then. A key changed again in the epoch is written
+#: once, so a topic whose keys come back often (an active user's events) coalesces more records
+#: into a round than one whose keys come once or twice (carts: about 5,000 records).
+MAX_CHANGED = 3_000
 #: The crash points, in the order a round and then a recovery reach them.
 POINTS = (
     RECORDS_SENT,
@@ -124,12 +133,16 @@ class Checkpoint:
 
     # -- records applied ----------------------------------------------------------------------
 
-    def applied(self, message: Message) -> int:
+    def applied(self, message: Message) -> bool:
         """A record whose effect is in its partition's state: acknowledged by the next round.
-        Returns how many records wait for a round."""
+        Returns whether reading should wait for a round (MAX_WAITING, MAX_CHANGED)."""
         self._pending[message.partition].append(message)
         self._waiting += 1
-        return self._waiting
+        return self._waiting >= MAX_WAITING or self.changed() >= MAX_CHANGED
+
+    def changed(self) -> int:
+        """The keys the partitions' open epochs changed: the next round's changelog records."""
+        return sum(state.changed for state in self.states.values())
 
     def acknowledge(self, message: Message) -> None:
         """Let Faust's consumer commit past this record (its effect is committed)."""

@@ -33,11 +33,6 @@ from stream.voice import Sentiment
 
 log = logging.getLogger(__name__)
 
-#: Records applied but not yet committed, per topic, at which reading waits for a flush round.
-#: Each keeps its Kafka message until acknowledged: when the broker writes the changelog more
-#: slowly than records are applied (a catch-up), this bounds what they hold (a few MB).
-MAX_UNCOMMITTED = 4_000
-
 #: Reads a record's value: an event to apply, a watermark (customers topic), or a rejection.
 Reader = Callable[[bytes | None], Event | Watermark | Rejection]
 
@@ -163,7 +158,7 @@ class TopicProcessor:
         else:
             state.apply(result, message.offset)
             self._last_event[partition] = time.monotonic()
-        if self.checkpoint.applied(message) >= MAX_UNCOMMITTED:  # acked by the next round
+        if self.checkpoint.applied(message):  # acked by the next round
             await self.flush()  # the changelog is behind: let it catch up before reading on
 
     async def _dead_letter(self, message: Message, rejection: Rejection) -> None:

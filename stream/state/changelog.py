@@ -72,6 +72,11 @@ class Epochs:
     def has_changes(self) -> bool:
         return bool(self.before) or bool(self.deleted) or self.marker_due
 
+    @property
+    def changed(self) -> int:
+        """Keys changed in this epoch: the records its close writes (and tombstones)."""
+        return len(self.before) + len(self.deleted)
+
     def close(
         self, partition: int, current: Callable[[bytes], Any], meta: dict[str, Any]
     ) -> tuple[list[Record], Record]:

@@ -54,11 +54,12 @@ class State:
         self.partition = partition
         self.decided = decided or []
         self.has_changes = True
+        self.changed = 1  # keys changed in the epoch
         self.stream_time = 60_000
         self.offset, self.entities = 7, {}
 
     def flush(self) -> tuple[list[Any], Any]:
-        self.has_changes = False
+        self.has_changes, self.changed = False, 0
         return [(b"k", b"v")], (f"m:{self.partition}".encode(), b"{}")
 
     def take_decided(self) -> list[str]:
@@ -125,7 +126,8 @@ def test_a_round_commits_then_acknowledges_and_names_each_step(
     steps: list[tuple[Any, ...]] = []
     cp = checkpoint_of(steps, monkeypatch)
     cp.states.update({0: State(0, ["order"]), 1: State(1)})  # type: ignore[dict-item]
-    assert cp.applied(message(0, 5)) == 1 and cp.applied(message(1, 9)) == 2
+    assert not cp.applied(message(0, 5)) and not cp.applied(message(1, 9))
+    assert cp.unflushed() == 2
     asyncio.run(cp.round())
     assert steps == [
         ("records", 0),
@@ -148,6 +150,27 @@ def test_a_round_commits_then_acknowledges_and_names_each_step(
     ]
     assert [s for s in steps if s[0] in POINTS] == [(p,) for p in POINTS[:-1]]
     assert cp.unflushed() == 0
+
+
+def test_reading_waits_for_a_round_once_enough_records_wait_or_keys_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records of a few keys wait up to MAX_WAITING; records of many keys up to MAX_CHANGED of
+    them (their epochs' changelog records), whichever comes first."""
+    monkeypatch.setattr(checkpoint, "MAX_WAITING", 5)
+    monkeypatch.setattr(checkpoint, "MAX_CHANGED", 3)
+    cp = checkpoint_of([], monkeypatch)
+    states = {0: State(0), 1: State(1)}
+    cp.states.update(states)  # type: ignore[arg-type]
+    due = [cp.applied(message(0, offset)) for offset in range(5)]  # one key each: 2 in all
+    assert due == [False, False, False, False, True]
+    asyncio.run(cp.round())
+    assert cp.unflushed() == 0 and cp.changed() == 0
+    due = []
+    for offset in range(5, 8):  # each record changes another key
+        states[offset % 2].changed += 1
+        due.append(cp.applied(message(offset % 2, offset)))
+    assert due == [False, False, True]
 
 
 def test_a_point_is_reached_only_when_its_step_did_something(

@@ -18,6 +18,7 @@ def test_a_closed_epoch_writes_each_changed_key_once_with_its_value_before() -> 
     epochs = Epochs()
     key = record_key("e", 3, "cart-1")
     epochs.before[key] = None  # new in this epoch
+    assert epochs.changed == 1  # a record to write
     records, (marker, body) = close(epochs, {key: [[1, 0, "e1"]]})
     assert records == [(key, orjson.dumps([1, [[1, 0, "e1"]], None]))]
     assert marker == marker_key(3) == b"m:3"
@@ -27,6 +28,7 @@ def test_a_closed_epoch_writes_each_changed_key_once_with_its_value_before() -> 
     epochs.before[key] = [[1, 0, "e1"]]
     records, _ = close(epochs, {})
     assert records == [(key, orjson.dumps([2, None, [[1, 0, "e1"]]]))]
+    assert epochs.changed == 1  # its tombstone, to write
     records, _ = close(epochs, {})
     assert records == [(key, None)]
 
