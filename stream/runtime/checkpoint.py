@@ -142,7 +142,7 @@ class Checkpoint:
 
     def changed(self) -> int:
         """The keys the partitions' open epochs changed: the next round's changelog records."""
-        return sum(state.changed for state in self.states.values())
+        return sum(state.epochs.changed for state in self.states.values())
 
     def acknowledge(self, message: Message) -> None:
         """Let Faust's consumer commit past this record (its effect is committed)."""

@@ -370,11 +370,6 @@ class PartitionState:
     def has_changes(self) -> bool:
         return self.epochs.has_changes
 
-    @property
-    def changed(self) -> int:
-        """Keys changed in this epoch: the records the next flush writes."""
-        return self.epochs.changed
-
     def flush(self) -> tuple[list[Record], Record]:
         """Close the epoch: the changed keys' records, then the marker that commits them.
 

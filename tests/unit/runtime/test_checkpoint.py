@@ -54,12 +54,12 @@ class State:
         self.partition = partition
         self.decided = decided or []
         self.has_changes = True
-        self.changed = 1  # keys changed in the epoch
+        self.epochs = SimpleNamespace(changed=1)  # keys changed in the epoch
         self.stream_time = 60_000
         self.offset, self.entities = 7, {}
 
     def flush(self) -> tuple[list[Any], Any]:
-        self.has_changes, self.changed = False, 0
+        self.has_changes, self.epochs.changed = False, 0
         return [(b"k", b"v")], (f"m:{self.partition}".encode(), b"{}")
 
     def take_decided(self) -> list[str]:
@@ -168,7 +168,7 @@ def test_reading_waits_for_a_round_once_enough_records_wait_or_keys_changed(
     assert cp.unflushed() == 0 and cp.changed() == 0
     due = []
     for offset in range(5, 8):  # each record changes another key
-        states[offset % 2].changed += 1
+        states[offset % 2].epochs.changed += 1
         due.append(cp.applied(message(offset % 2, offset)))
     assert due == [False, False, True]
 
