@@ -162,7 +162,7 @@ async def worker_run(
             cpu = cpu_seconds(pid)
             async with scraped([worker], scrape_every), Markers(broker.url, app_id) as markers:
                 await follow(ctx, markers, produced.total, "worker", worker.process, worker.log)
-                t0, n0, t_end = markers.timing(produced.total)
+                t0, n0, t_end, n_end = markers.timing(produced.total)
             cpu = cpu_seconds(pid) - cpu
             peak = proc_status(pid, "VmHWM")
         finally:  # py-spy writes its profile on an interrupt
@@ -171,7 +171,7 @@ async def worker_run(
     finally:
         broker.stop()
         redis.stop()
-    count, seconds = rate_from(t_ready, t0, n0, t_end, produced.total)
+    count, seconds = rate_from(t_ready, t0, n0, t_end, n_end, produced.total)
     return WorkerRun(count / seconds, seconds, cpu, produced.total, peak)
 
 

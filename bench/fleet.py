@@ -122,11 +122,11 @@ async def measure_fleet(
             for worker in workers:
                 if worker.process.poll() is not None:
                     raise BenchError(f"a fleet worker exited; see {worker.log}")
-            t0, _, t_end = markers.timing(expected)
+            t0, _, t_end, n_end = markers.timing(expected)
             before = done_by(markers, t_ready)
-            events, seconds = expected - before, t_end - t_ready
+            events, seconds = n_end - before, t_end - t_ready
             if before > expected // 2:  # a tiny log (--quick): mostly done while joining
-                events, seconds = expected, t_end - min(t0, t_ready)
+                events, seconds = n_end, t_end - min(t0, t_ready)
             ages = await snapshot_ages(ctx, key, live_rate, live_s, seed)
         retries, leaders = await publish_counters(workers)
         if size == KILL_FLEET:

@@ -237,13 +237,19 @@ class Commits:
         return sum(o for o in offsets if o)
 
 
+#: Markers written within this many seconds of the first of them are one round's (a round of
+#: every topic's partitions runs at once; one takes tens of ms, rounds come 0.3 s or more apart).
+ROUND_S = 0.1
+
+
 class Markers:
     """The worker's own account of its progress, read from the broker: after each flush, every
     partition's state writes a marker record (key `m:<partition>`) to its changelog holding
     the outcome counts of all records applied so far. The record's timestamp says when.
 
-    Reading the changelog costs the worker nothing, and the marker lags processing by at most
-    one flush interval, at the start as at the end.
+    Reading the changelog costs the worker nothing. A marker comes a round's duration after
+    the records it counts, or up to a flush interval more for the last records of a log
+    (`span`).
     """
 
     def __init__(self, broker: str, app_id: str) -> None:
@@ -279,20 +285,41 @@ class Markers:
                 self.history.append((message.timestamp / 1000, key, count))
         return sum(self.latest.values())
 
-    def timing(self, expected: int) -> tuple[float, int, float]:
-        """(t0, n0, t_end) in wall-clock seconds: the first marker time with any record done,
-        the records done then, and the marker time at which all `expected` were done."""
-        latest: dict[tuple[str, bytes], int] = {}
-        t0: float | None = None
-        n0 = 0
-        for t, key, count in sorted(self.history):
-            latest[key] = count
-            total = sum(latest.values())
-            if total and t0 is None:
-                t0, n0 = t, total
-            if total >= expected and t0 is not None:
-                return t0, n0, t
+    def timing(self, expected: int) -> tuple[float, int, float, int]:
+        """`span` of the markers read."""
+        return span(self.history, expected)
+
+
+def span(
+    history: list[tuple[float, tuple[str, bytes], int]], expected: int
+) -> tuple[float, int, float, int]:
+    """(t0, n0, t_end, n_end) in wall-clock seconds: the time of the first round with any
+    record done and the records done after it; the same of the last round before the one that
+    completed the log.
+
+    A round comes right after its records when the records waiting for one reach its bound,
+    but the last round of a log waits for the flush timer (up to `flush_interval`) once
+    fewer remain: ending at the round before keeps that wait, latency rather than
+    throughput, out of the rate (a log that divides into whole rounds has none). A run
+    whose rounds before the last cover less than half the log (a tiny one) ends at the
+    last."""
+    latest: dict[tuple[str, bytes], int] = {}
+    rounds: list[tuple[float, int]] = []  # (time of its first marker, records done after it)
+    for t, key, count in sorted(history):
+        latest[key] = count
+        total = sum(latest.values())
+        if rounds and t - rounds[-1][0] <= ROUND_S:
+            rounds[-1] = (rounds[-1][0], total)
+        else:
+            rounds.append((t, total))
+    first = next((r for r in rounds if r[1]), None)
+    last = next((i for i, r in enumerate(rounds) if r[1] >= expected), None)
+    if first is None or last is None:
         raise BenchError(f"the markers never reached {expected} records")
+    t0, n0 = first
+    if last and rounds[last - 1][1] - n0 >= expected // 2:
+        return t0, n0, *rounds[last - 1]
+    return t0, n0, rounds[last][0], expected
 
 
 async def follow(
@@ -326,19 +353,21 @@ async def follow(
 
 async def follow_worker(
     ctx: Context, app_id: str, expected: int, label: str, worker: Worker
-) -> tuple[float, int, float]:
-    """Follow a worker's markers until `expected` records are done; their (t0, n0, t_end)."""
+) -> tuple[float, int, float, int]:
+    """Follow a worker's markers until `expected` records are done; their `Markers.timing`."""
     async with Markers(ctx.broker, app_id) as markers:
         await follow(ctx, markers, expected, label, worker.process, worker.log)
         return markers.timing(expected)
 
 
-def rate_from(t_ready: float, t0: float, n0: int, t_end: float, expected: int) -> tuple[int, float]:
-    """(events, seconds) after the first marker; from readiness when the first marker already
-    held most of the log (tiny runs)."""
+def rate_from(
+    t_ready: float, t0: float, n0: int, t_end: float, n_end: int, expected: int
+) -> tuple[int, float]:
+    """(events, seconds) from the first marker to `Markers.timing`'s end; from readiness when
+    the first marker already held most of the log (tiny runs)."""
     if n0 <= expected // 2 and t_end > t0:
-        return expected - n0, t_end - t0
-    return expected, max(t_end - t_ready, 1e-3)
+        return n_end - n0, t_end - t0
+    return n_end, max(t_end - t_ready, 1e-3)
 
 
 # -- raw aiokafka --------------------------------------------------------------------------
@@ -451,7 +480,7 @@ async def measure_full(
         worker.wait_ready(timeout=120)
         t_ready = time.time()  # marker timestamps are wall-clock
         async with scraped([worker], scrape_every_s):
-            t0, n0, t_end = await follow_worker(
+            t0, n0, t_end, n_end = await follow_worker(
                 ctx, app_id, expected, f"full worker, {label}", worker
             )
         peak = proc_status(worker.process.pid, "VmHWM")
@@ -466,7 +495,7 @@ async def measure_full(
         raise
     if not keep:
         worker.stop()
-    events, seconds = rate_from(t_ready, t0, n0, t_end, expected)
+    events, seconds = rate_from(t_ready, t0, n0, t_end, n_end, expected)
     return Throughput(events, seconds, peak), worker if keep else None
 
 
