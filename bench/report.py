@@ -123,6 +123,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("kept_heap_bytes_per_remembered_cart", "memories as kept, per remembered cart", "B"),
     ("remembered_carts", "38-day log: carts' customers remembered", "carts"),
     ("bytes_per_active_user", "35-day activity: state per active user", "B"),
+    ("bytes_per_active_user_most", "the same, the most of the log's ends", "B"),
     ("bytes_per_held_user", "35-day activity: per user held as facts", "B"),
     ("bytes_per_remembered_user", "35-day activity: per remembered user", "B"),
     ("active_users_measured", "35-day activity: users active in 30 d", "users"),

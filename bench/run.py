@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from bench.engagement import (
+    ENDS_APART,
     activity_costs,
     bytes_per_user,
     first_events,
@@ -118,6 +120,7 @@ FULL = {
     "active_users": 1_000_000,
     "engagement_events": 100_000,
     "engagement_pairs": 4,
+    "engagement_ends": 4,
 }
 QUICK = {
     "events": 3_000,
@@ -135,6 +138,7 @@ QUICK = {
     "active_users": 2_000,
     "engagement_events": 3_000,
     "engagement_pairs": 1,
+    "engagement_ends": 1,
 }
 #: Event-time rate of the open carts and tickets (all recent, none past a timeout).
 OPEN_ENTITY_RATE = 100.0
@@ -273,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{QUICK['engagement_pairs']})",
     )
     parser.add_argument(
+        "--engagement-ends",
+        type=int,
+        help=f"moments, {ENDS_APART.total_seconds() / 3600:.0f} h apart, at which the 35-day "
+        f"activity log of the state per active user ends: the figure is their mean (default "
+        f"{FULL['engagement_ends']}; --quick: {QUICK['engagement_ends']})",
+    )
+    parser.add_argument(
         "--open-tickets",
         type=int,
         help=f"open tickets in the memory phase (default {FULL['open_tickets']:,}; "
@@ -336,6 +347,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         "active_users",
         "engagement_events",
         "engagement_pairs",
+        "engagement_ends",
     ):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
@@ -638,14 +650,18 @@ async def run_memory(
         f"open ticket idle for {IDLE_TICKET_AGE.days} days {heap['idle_ticket']:,.0f} B"
     )
     # engagement (bench/engagement.py): in this process, from the generator's activity
-    mean, held, kept, users = bytes_per_user(35, args.seed, now, args.windows, rate=0.2)
+    ends = [now - i * ENDS_APART for i in range(args.engagement_ends)]
+    per_end = [bytes_per_user(35, args.seed, end, args.windows, rate=0.2) for end in ends]
+    mean, held, kept, users = (statistics.mean(figures) for figures in zip(*per_end, strict=True))
     heap.update(user=mean, held_user=held, remembered_user=kept, users=users)
+    heap["user_most"] = max(figures[0] for figures in per_end)
     activity_log = first_events("activity", 15_000, args.seed, now)
     heap["activity_vs_cart_state"] = state_rate("activity", activity_log) / state_rate(
         "cart-events", first_events("cart-events", 15_000, args.seed, now)
     )
     say(
-        f"engagement: {mean:,.0f} B per active user ({users:,} users), state speed vs carts "
+        f"engagement: {mean:,.0f} B per active user ({users:,.0f} users; the mean of "
+        f"{len(ends)} ends of the log, the most {heap['user_most']:,.0f} B), state speed vs carts "
         f"{heap['activity_vs_cart_state']:.2f}"
     )
     say(f"engagement: state µs per activity event {activity_costs(activity_log)}")
@@ -824,6 +840,7 @@ def results(
         figures["heap_bytes_per_idle_open_ticket"] = heap["idle_ticket"]
         for figure, key in (
             ("bytes_per_active_user", "user"),
+            ("bytes_per_active_user_most", "user_most"),
             ("bytes_per_held_user", "held_user"),
             ("bytes_per_remembered_user", "remembered_user"),
             ("active_users_measured", "users"),
