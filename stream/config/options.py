@@ -308,7 +308,8 @@ OPTIONS: tuple[Option, ...] = (
         "flush_interval",
         "1s",
         _positive_duration,
-        "How often state is written to the changelog and offsets become committable.",
+        "How often state is written to the changelog and offsets become committable (in a "
+        "catch-up also once 16,000 records of a topic wait or they changed 3,000 keys).",
     ),
     Option(
         "publish_interval",
