@@ -67,9 +67,8 @@ def _deep(value: object, seen: set[int]) -> int:
 
 #: How far apart the ends of the 35-day logs of `bytes_per_user` are: the state per user depends
 #: on the hour and weekday a log ends at (users in a session, or within their activation period,
-#: are held as facts: 391-438 B over a week's ends, 13 h apart, shared objects counted per
-#: fact), so the benchmark takes the mean over ends at other hours and days (42 h: four span a
-#: week).
+#: are held as facts: 339-377 B over a week's ends, 13 h apart), so the benchmark takes the mean
+#: over ends at other hours and days (42 h: four span a week).
 ENDS_APART = timedelta(hours=42)
 
 

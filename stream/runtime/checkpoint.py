@@ -63,6 +63,7 @@ MAX_WAITING = 16_000
 #: once, so a topic whose keys come back often (an active user's events) coalesces more records
 #: into a round than one whose keys come once or twice (carts: about 5,000 records).
 MAX_CHANGED = 3_000
+
 #: The crash points, in the order a round and then a recovery reach them.
 POINTS = (
     RECORDS_SENT,
