@@ -61,7 +61,7 @@ MAX_WAITING = 16_000
 #: ... or once the partitions' epochs changed this many keys: the round's changelog records, each
 #: key's value before the epoch kept until then. A key changed again in the epoch is written
 #: once, so a topic whose keys come back often (an active user's events) coalesces more records
-#: into a round than one whose keys come once or twice (carts: about 5,000 records).
+#: into a round than one whose keys come once or twice (carts: 3,500-14,000 records).
 MAX_CHANGED = 3_000
 
 #: The crash points, in the order a round and then a recovery reach them.
