@@ -101,6 +101,7 @@ class EngagementRules:
         self.timing = Timing(step_ms, grace_ms, tuple(self.steps), timeout_ms, period_ms)
         #: the lists of facts last read, by identity: an event's evaluations read a list 3-5 times
         self._readings: OrderedDict[int, Reading] = OrderedDict()
+        self._latest: Reading | None = None  # the one looked up last
 
     def fact(self, event: Event, names: SegmentNames) -> Fact:
         kind = _KIND[event.type]
@@ -126,27 +127,36 @@ class EngagementRules:
         in (`_kept_read`), or the list read anew."""
         reading = self._kept_read(facts)
         if reading is None:
-            reading = self._readings[id(facts)] = Reading(facts, self.timing)
-            if len(self._readings) > READINGS:
-                self._readings.popitem(last=False)  # the oldest read
+            reading = self._latest = Reading(facts, self.timing)
+            self._keep_reading(reading)
         return reading
 
+    def _keep_reading(self, reading: Reading) -> None:
+        """Keep a reading of the state's list, in place of any earlier one of it."""
+        self._readings[id(reading.facts)] = reading
+        if len(self._readings) > READINGS:
+            self._readings.popitem(last=False)  # the oldest read
+
     def _kept_read(self, facts: list[Fact]) -> Reading | None:
-        """The list's reading of last time (by identity, checked by content: the state's list
-        of a user grows in place), with the fact appended since taken in; None if there is
-        none, or the list changed in another way."""
-        readings = self._readings
-        key = id(facts)
-        reading = readings.get(key)
-        if reading is not None:
-            known = reading.facts
-            n = len(known)
-            if len(facts) == n and facts == known:
-                return reading
-            if len(facts) == n + 1 and facts[:n] == known:  # appended: it sorts last
-                reading.add(facts[n])
-                readings.move_to_end(key)
-                return reading
+        """The list's reading of last time, with the fact appended since taken in; None if there
+        is none, or the list changed in another way. A reading holds its list, so the list's
+        identity finds it; and the state's list only grows in place (by `insort`), so its
+        length and the fact before the new one tell an append: an event's five lookups of its
+        user's reading cost no comparison of the lists (nor a dictionary's, but the first)."""
+        reading = self._latest
+        if reading is None or reading.facts is not facts:
+            reading = self._readings.get(id(facts))
+            if reading is None:
+                return None
+            self._readings.move_to_end(id(facts))
+            self._latest = reading
+        n = reading.taken
+        size = len(facts)
+        if size == n:
+            return reading
+        if size == n + 1 and (n == 0 or facts[n - 1] is reading.newest):  # appended: sorts last
+            reading.add(facts[n])
+            return reading
         return None
 
     def contributions(self, facts: list[Fact], stream_time: int) -> list[Contribution]:
@@ -167,6 +177,11 @@ class EngagementRules:
         reading kept up to date knows."""
         return self._read(facts).changes(stream_time, since)
 
+    def answer(self, facts: list[Fact], stream_time: int) -> None:
+        """The answer at `stream_time` is the last one, not built: a list `keep` folded answers
+        as the list before it did."""
+        self._read(facts).changes(stream_time, None)
+
     def next_due(self, facts: list[Fact], stream_time: int) -> int | None:
         """Where a raw fact settles (folded), a bucket with the user's latest event closes (its
         sample moves), a session times out or settles, activation is judged or settles."""
@@ -178,10 +193,10 @@ class EngagementRules:
         kept, folded = self._kept(facts, stream_time)
         if kept is not facts and kept != facts:  # the state lets the list go: its reading too
             self._readings.pop(id(facts), None)
+            self._latest = None
             if folded is not None:  # the list kept, read: taken over from the list's reading
-                self._readings[id(kept)] = Reading(kept, self.timing, folded)
-                if len(self._readings) > READINGS:
-                    self._readings.popitem(last=False)
+                self._latest = Reading(kept, self.timing, folded)
+                self._keep_reading(self._latest)
         return kept
 
     def _kept(self, facts: list[Fact], now: int) -> tuple[list[Fact], Folded | None]:
@@ -260,8 +275,8 @@ class EngagementRules:
         while facts[k - 1][_T] >= cut:
             k -= 1
         rest = facts[k:]
-        pages = run.pages - sum(f[_KIND_AT] == PAGE for f in rest)
-        features = run.features - sum(f[_KIND_AT] == FEATURE for f in rest)
+        kinds = [f[_KIND_AT] for f in rest]
+        pages, features = run.pages - kinds.count(PAGE), run.features - kinds.count(FEATURE)
         channel = next((f[_CHANNEL] for f in facts[:k] if f[_CHANNEL]), "")
         region = next((f[_REGION] for f in facts[:k] if f[_REGION]), "")
         head = (facts[k - 1][_T], 0, "", PREFIX, channel, region, None)

@@ -6,9 +6,8 @@ user's facts grows by one at its end. Reading the whole list again at each event
 summary, splitting the sessions, grouping the times by key) cost most of an event; a `Reading`
 instead takes the new fact in (`add`), which touches only its session, its keys and the cached
 answers it can change. A list that `keep` folded is taken over from the reading of the list it
-folded (a fold changes no answer). A list changed in any other way (a late event inserted
-before others) is read anew, taking its facts in with the same code from the first; a test
-checks that every answer equals the list's read anew.
+folded (a fold changes no answer). A list changed in any other way (a late event inserted before
+others) is read anew, with the same code; a test checks every answer against the list read anew.
 
 Kept up to date as facts come:
 - per step and key, the distinct-count samples (a fact in the bucket of its keys' latest, the
@@ -75,7 +74,7 @@ class Reading:
         "_answered", "_changed", "_distinct", "_finals", "_keys_moved", "_last",
         "_latest_run", "_moved", "_next", "_next_at", "_out", "_out_at", "_parts",
         "_raw_signup", "_sessions", "_settles", "_signups", "_timed", "_until", "_values",
-        "facts", "ids", "keys", "raw", "runs", "signup", "summary", "timing",
+        "facts", "ids", "keys", "newest", "raw", "runs", "signup", "summary", "taken", "timing",
     )
     # fmt: on
 
@@ -84,7 +83,9 @@ class Reading:
         list into, taken over from that reading: a fold changes no answer, and reading the
         facts kept anew cost 58 µs a fold (43 taken over, on bench.cpu's activity log)."""
         self.timing = timing
-        self.facts: list[Fact] = []  # a copy of the list read: the state's own list grows
+        self.facts = facts  # the state's list, held (no other list takes its id); it grows
+        self.taken = 0  # how many of its facts were taken in ...
+        self.newest: Fact | None = None  # ... and the last of them
         self.summary = summary = Summary.read(facts)
         self.raw: list[Fact] = []  # the facts not folded (neither the summary nor a prefix)
         self.ids: set[str] = set()  # their event ids (the others have none)
@@ -160,7 +161,8 @@ class Reading:
         the distinct-count samples of its keys that move on to a later bucket (or are new), per
         step (an event in the bucket of its keys' latest changes none)."""
         joined = None
-        self.facts.append(fact)
+        self.taken += 1
+        self.newest = fact
         kind = fact[_KIND_AT]
         if kind == SUMMARY:
             return None
@@ -196,7 +198,7 @@ class Reading:
         """Take in the facts that `keep` left of `before`'s when it folded the facts before
         `cut` into the summary (read already) and the sessions' prefixes (in `runs`, the
         sessions kept, with their facts kept): as `_take` one by one would."""
-        self.facts = list(facts)
+        self.taken, self.newest = len(facts), facts[-1]
         runs.sort(key=lambda run: run.facts[0])  # as read: by their first fact
         self.runs = runs
         for i, run in enumerate(runs):
@@ -424,7 +426,7 @@ class Reading:
         forget_at = timing.forget_at
         found: list[int] = []
         if raw:
-            fold = max(FOLD, len(self.facts) // 2)
+            fold = max(FOLD, self.taken // 2)
             found.append(forget_at(raw[min(len(raw), fold) - 1][_T]))
         if self._finals and not raw:  # the first session to be final settles first
             found.append(forget_at(self._finals[0]))

@@ -9,9 +9,10 @@ the whole list, so that an out-of-order event simply changes the answer:
 - `next_due`: the stream time at which the answer changes without a new event (a cart times out,
   a finished entity can be forgotten), or an earlier one (after `now`): the entity is then
   evaluated once more, to no effect;
-- `applied`, `answered` and `changes` (optional, `Incremental`): whether an event was applied
-  and what an evaluation changed in the contributions, known to rules that keep a list read between
-  events, so that the state need not scan the list nor take the difference of whole lists;
+- `applied`, `answered`, `changes` and `answer` (optional, `Incremental`): whether an event was
+  applied and what an evaluation changed in the contributions, known to rules that keep a list
+  read between events, so that the state need not scan the list nor take the difference of whole
+  lists;
 - `keep`: which facts are still needed (the rest can no longer change, their samples stay);
 - `decided`: what the facts no longer kept settle for good, to be sent on (a cart's orders, to
   their customer's partition);
@@ -99,4 +100,9 @@ class Incremental(Protocol):
         effect as the difference of the whole lists; None when not known (that was not the
         rules' last answer for this list: it was read anew). The answer at `stream_time` is
         the last one from then on."""
+        ...
+
+    def answer(self, facts: list[Fact], stream_time: int) -> None:
+        """Make the answer at `stream_time` the last one for the list (a list just kept in
+        place of another, with the same answer): what the next `changes` starts from."""
         ...

@@ -210,10 +210,12 @@ class PartitionState:
             if self.config.collect_decided:
                 self._decided.extend(rules.decided(key, entity.facts, kept))
             self._touch_entity(key)
-            remaining = rules.contributions(kept, now) if kept else []  # its answer from now on
             # samples of the forgotten facts stay in their buckets; live gauges follow the facts
             if fresh is not None:  # (Incremental rules have none)
+                remaining = rules.contributions(kept, now) if kept else []
                 self._apply_difference(_live(fresh), _live(remaining))
+            elif kept and self._incremental is not None:  # the same answer, from now on
+                self._incremental.answer(kept, now)
             if not kept:
                 del self.entities[key]
                 memory = rules.remember(entity.facts)
@@ -359,10 +361,9 @@ class PartitionState:
 
     def take_decided(self) -> list[Any]:
         """What the rules decided since the last call (with collect_decided), to forward. Take
-        it right after `flush`, with no await between: it is then exactly what the epoch just
-        closed decided, so it must be sent before that epoch's marker. A crash before the
-        marker rolls the epoch back and replay decides the same again (sent twice, counted
-        once: the receiver deduplicates)."""
+        it right after `flush`, with no await between: it is then what the epoch just closed
+        decided, to be sent before that epoch's marker. A crash before the marker rolls the
+        epoch back and replay decides the same again (sent twice, counted once)."""
         decided, self._decided = self._decided, []
         return decided
 

@@ -549,7 +549,7 @@ class FreshlyChecked(EngagementRules):
 
     def _read(self, facts: list[Fact]) -> Reading:
         kept = self._readings.get(id(facts))
-        known = -1 if kept is None else len(kept.facts)
+        known = -1 if kept is None else kept.taken
         reading = super()._read(facts)
         self.appended += reading is kept and known == len(facts) - 1
         return reading
