@@ -204,7 +204,7 @@ class EngagementRules:
         reading = self._read(facts)
         if now < reading.settles(now):
             return facts, None  # nothing settled, final or left alone yet
-        summary = Summary.of(facts)  # its own: folding changes it
+        summary = reading.summary.own()  # folding changes it
         raw = reading.raw
         cut = self.timing.unsettled_from(now)  # the facts before it are settled
         settled = [f for f in raw if f[_T] < cut]
@@ -288,7 +288,7 @@ class EngagementRules:
         """A forgotten user's last bucket per key and its sign-up, for `retention` after its
         last event: a later event moves its samples from there, and finds its sign-up
         (stream/kpis/users.py packs them in a few dozen bytes)."""
-        summary = Summary.of(facts)
+        summary = Summary.read(facts).own()
         raw = [f for f in facts if f[_KIND_AT] not in (SUMMARY, PREFIX)]
         times: dict[Key, list[int]] = {}
         for fact in raw:

@@ -175,6 +175,8 @@ class Reading:
         self.raw.append(fact)
         self.ids.add(fact[_EVENT_ID])
         keys, steps = self.keys, self.timing.steps
+        short = self.timing.step_ms  # every other step is a multiple of it
+        bucket = t // short
         for key in keys_of(fact):
             entry = keys.get(key)
             if entry is None:
@@ -182,11 +184,11 @@ class Reading:
             times = entry[2]
             if moved is not None:
                 latest = times[-1] if times else entry[0]
-                if latest is None or t // steps[0][1] != latest // steps[0][1]:
-                    for i, (_, step) in enumerate(steps):  # the long step is a multiple of it
+                if latest is None or latest // short != bucket:
+                    self._keys_moved = True
+                    for i, (_, step) in enumerate(steps):
                         if latest is None or t // step != latest // step:
                             moved[i][key] = None
-                            self._keys_moved = True
             times.append(t)
         if kind == SIGNUP:
             self._signed_up(fact)
@@ -328,11 +330,13 @@ class Reading:
                 samples = distinct[key] = self._samples_of(key, kind, step)
                 if was == samples:
                     continue
-                if was and len(was) == len(samples) == 1 and _turned(was[0], samples[0]):
-                    turns.append(samples[0])
-                else:
-                    gone += was or ()
-                    added += samples
+                if was and len(was) == len(samples) == 1:
+                    old, new = was[0], samples[0]  # a turn: in a later bucket, and in old's
+                    if len(new) == 5 and new[4] == old[0] and new[1:4] == old[1:4]:  # till then
+                        turns.append(new)
+                        continue
+                gone += was or ()
+                added += samples
             if moved:
                 self._moved[i] = {}
         self._keys_moved = False
@@ -442,9 +446,3 @@ class Reading:
         if self.signup is None or self.summary.judged:
             return None
         return int(self.signup[0]) + self.timing.period_ms
-
-
-def _turned(was: Contribution, sample: Contribution) -> bool:
-    """The sample counts in a later bucket than `was`, and in `was`'s until that bucket closes
-    (a user's first event in a new bucket: stream/state/difference.py, `_turns`)."""
-    return len(sample) == 5 and sample[4] == was[0] and sample[1:4] == was[1:4]

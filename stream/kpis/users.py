@@ -111,18 +111,11 @@ class Summary:
     judged: bool = False  # its activation outcome is in the buckets for good
     latest: int | None = None  # the latest time seen, exactly (ms)
 
-    @classmethod
-    def of(cls, facts: list[Fact]) -> Summary:
-        """The summary of a user's facts, its own to fold more into (folding replaces a key's
-        times and the sign-up, never changes them in place: they are shared)."""
-        shared = cls.read(facts)
-        return cls(
-            dict(shared.seen),
-            dict(shared.base),
-            shared.signup,
-            shared.reached,
-            shared.judged,
-            shared.latest,
+    def own(self) -> Summary:
+        """A copy of a summary read, its own to fold more into (folding replaces a key's times
+        and the sign-up, never changes them in place: they are shared)."""
+        return Summary(
+            dict(self.seen), dict(self.base), self.signup, self.reached, self.judged, self.latest
         )
 
     @classmethod
