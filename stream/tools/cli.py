@@ -316,6 +316,7 @@ def run_worker(args: argparse.Namespace) -> int:
         return 0  # stopped by a signal before the broker answered
     kpi_app = KpiApp(settings, secret, web)
     heap.freeze_survivors()
+    heap.collect_young_less_often()
     worker = KpiWorker(
         kpi_app.app,
         final_flush=kpi_app.final_flush,

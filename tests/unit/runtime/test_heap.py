@@ -92,3 +92,28 @@ def test_freed_pages_go_back_to_the_os() -> None:
     after = _rss()
     assert before - after > 40 * 1024 * 1024, (before, after)
     del pins
+
+
+def test_young_collections_wait_for_the_threshold() -> None:
+    """With the worker's threshold, allocating fewer containers than it starts no collection;
+    allocating more starts one."""
+    started: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        heap.collect_young_less_often(20_000)
+        kept = [[] for _ in range(15_000)]  # fewer than the threshold: no collection
+        assert started == []
+        kept += [[] for _ in range(10_000)]  # past it
+        assert started and started[0] == 0
+        assert gc.get_threshold() == (20_000, *thresholds[1:])
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
+    assert len(kept) == 25_000
