@@ -331,8 +331,9 @@ class Reading:
                 if was == samples:
                     continue
                 if was and len(was) == len(samples) == 1:
-                    old, new = was[0], samples[0]  # a turn: in a later bucket, and in old's
-                    if len(new) == 5 and new[4] == old[0] and new[1:4] == old[1:4]:  # till then
+                    # a turn: the sample counts in a later bucket, and in old's until it closes
+                    old, new = was[0], samples[0]
+                    if len(new) == 5 and new[4] == old[0] and new[1:4] == old[1:4]:
                         turns.append(new)
                         continue
                 gone += was or ()
