@@ -2,8 +2,9 @@
 adoption (docs/semantics.md, "Engagement"), from the `activity` topic, whose entity is the user.
 
 **Distinct active users, exactly, at O(1) state work per event.** A user adds one sample per
-segment key (overall, its channel, its region; its features to `feature_users`) to a single
-bucket: the last *closed* bucket in which it was active. Every window of a resolution ends at
+segment key (overall, its channel, its region; its features to `feature_users`; keys seen at
+the same times share one sample: stream/kpis/key_classes.py) to a single bucket: the last
+*closed* bucket in which it was active. Every window of a resolution ends at
 the same bucket (the last closed one) and starts at its own, so a user was active in a window
 exactly when that last bucket lies in the window, and the window's sum of those samples is its
 distinct count, whatever its size; a window that slides past the bucket drops the users last
@@ -209,7 +210,10 @@ class EngagementRules:
         cut = self.timing.unsettled_from(now)  # the facts before it are settled
         settled = [f for f in raw if f[_T] < cut]
         judged = summary.judged
-        times = {k: ts[:i] for k, (_, _, ts) in reading.keys.items() if (i := bisect_left(ts, cut))}
+        times: dict[Key, list[int]] = {}
+        for keys in reading.classes.classes.values():
+            if i := bisect_left(keys.times, cut):
+                times.update(dict.fromkeys(keys.id, keys.times[:i]))
         self._fold(summary, settled, times)
         self._judge(summary, raw, now)
         same = not settled and judged == summary.judged and facts[0][_KIND_AT] == SUMMARY

@@ -10,11 +10,11 @@ folded (a fold changes no answer). A list changed in any other way (a late event
 others) is read anew, with the same code; a test checks every answer against the list read anew.
 
 Kept up to date as facts come:
-- per step and key, the distinct-count samples (a fact in the bucket of its keys' latest, the
-  usual case, changes none of them; one that moves a key on to a later bucket changes that
-  key's alone);
+- per step and class of keys (stream/kpis/key_classes.py), the distinct-count samples (a fact
+  in the bucket of its keys' latest, the usual case, changes none of them; one that moves a
+  class on to a later bucket changes that class's alone);
 - the outcomes (sign-ups, sessions, time to value, activation), rebuilt from per-session parts;
-- the contributions last answered, in parts (per step and key, per outcome), and until which
+- the contributions last answered, in parts (per step and class, per outcome), and until which
   stream time they hold: an event of an open session (most events) changes no outcome that is
   due, so the answer stands; otherwise `changes` tells the state what differs, from the parts
   the fact changed, and the whole list is built only when asked for;
@@ -29,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from typing import Any
 
+from stream.kpis.key_classes import ClassId, KeyClasses
 from stream.kpis.users import (
     _CHANNEL,
     _EVENT_ID,
@@ -41,13 +42,11 @@ from stream.kpis.users import (
     SIGNUP,
     SUMMARY,
     VALUE,
-    Key,
     Run,
     Summary,
     Timed,
     Timing,
     keys_of,
-    sample_of,
     segments_of,
     session_outcome,
     value_outcomes,
@@ -74,7 +73,7 @@ class Reading:
         "_answered", "_changed", "_distinct", "_finals", "_keys_moved", "_last",
         "_latest_run", "_moved", "_next", "_next_at", "_out", "_out_at", "_parts",
         "_raw_signup", "_sessions", "_settles", "_signups", "_timed", "_until", "_values",
-        "facts", "ids", "keys", "newest", "raw", "runs", "signup", "summary", "taken", "timing",
+        "classes", "facts", "ids", "newest", "raw", "runs", "signup", "summary", "taken", "timing",
     )
     # fmt: on
 
@@ -91,24 +90,21 @@ class Reading:
         self.ids: set[str] = set()  # their event ids (the others have none)
         self.runs: list[Run] = []
         self.signup: list[Any] | None = summary.signup  # [t, channel, region], the earliest
-        #: per distinct-count key: [its summary time (last, or None), the summary's time in an
-        #: earlier long-step bucket, its raw times (ascending)]
-        self.keys: dict[Key, list[Any]] = {
-            key: [last, prev, []] for key, (last, prev) in summary.seen.items()
-        }
+        self.classes = KeyClasses(summary)  # the distinct-count keys, with their raw times
         self._last = summary.last()  # the latest time of the facts folded
         self._latest_run: dict[str, int] = {}  # session id -> index of its latest run
         self._signups: list[Timed] = []  # per raw sign-up, its new user
         self._values: list[Timed] | None = None  # time to value and activation (None: stale)
         self._raw_signup = False  # the earliest sign-up is a raw fact's
-        #: per step, the distinct-count samples per key (None: all to be worked out) ...
-        self._distinct: list[dict[Key, list[Contribution]] | None] = [None] * len(timing.steps)
-        #: ... and per step, the keys whose sample is to be worked out again (in the order read)
-        self._moved: list[dict[Key, Any]] = [{} for _ in timing.steps]
+        #: per step, the distinct-count samples per class (None: all to be worked out) ...
+        self._distinct: list[dict[ClassId, list[Contribution]] | None] = [None] * len(timing.steps)
+        #: ... and per step, the classes whose sample is to be worked out again (in the order
+        #: read; one no longer a class: its sample is gone)
+        self._moved: list[dict[ClassId, Any]] = [{} for _ in timing.steps]
         self._timed: list[Timed] | None = None
         self._answered = False  # an answer was given: changes are known from it on
         self._changed = True  # an outcome that counts may differ from the last answer's
-        self._keys_moved = True  # ... or a key's distinct-count samples
+        self._keys_moved = True  # ... or a key class's distinct-count samples
         self._parts: list[list[Contribution]] = []  # the samples of the outcomes last due
         self._out: list[Contribution] | None = None  # the last answer whole (None: to be built)
         self._out_at = ALWAYS  # the latest stream time answered for
@@ -154,12 +150,12 @@ class Reading:
             self._next = min(self._next, soon)
 
     def _take(
-        self, fact: Fact, moved: list[dict[Key, Any]] | None = None
+        self, fact: Fact, moved: list[dict[ClassId, Any]] | None = None
     ) -> tuple[int, int] | None:
         """Take a fact in, but for its session's outcome: (the index of the session it joins,
         that session's final time before it), or None without a session. `moved`: mark stale
-        the distinct-count samples of its keys that move on to a later bucket (or are new), per
-        step (an event in the bucket of its keys' latest changes none)."""
+        the distinct-count samples of its key classes that move on to a later bucket (or are
+        new or split), per step (an event in the bucket of its keys' latest changes none)."""
         joined = None
         self.taken += 1
         self.newest = fact
@@ -174,21 +170,25 @@ class Reading:
             return joined
         self.raw.append(fact)
         self.ids.add(fact[_EVENT_ID])
-        keys, steps = self.keys, self.timing.steps
+        classes, steps = self.classes, self.timing.steps
+        covered = classes.cover(keys_of(fact))
+        if classes.changed:
+            if moved is not None:
+                self._keys_moved = True
+                for stale in moved:
+                    stale.update(dict.fromkeys(classes.changed))
+            classes.changed.clear()
         short = self.timing.step_ms  # every other step is a multiple of it
         bucket = t // short
-        for key in keys_of(fact):
-            entry = keys.get(key)
-            if entry is None:
-                entry = keys[key] = [None, None, []]
-            times = entry[2]
+        for keys in covered:
+            times = keys.times
             if moved is not None:
-                latest = times[-1] if times else entry[0]
+                latest = times[-1] if times else keys.last
                 if latest is None or latest // short != bucket:
                     self._keys_moved = True
                     for i, (_, step) in enumerate(steps):
                         if latest is None or t // step != latest // step:
-                            moved[i][key] = None
+                            moved[i][keys.id] = None
             times.append(t)
         if kind == SIGNUP:
             self._signed_up(fact)
@@ -207,39 +207,39 @@ class Reading:
             self._latest_run[run.facts[0][_SESSION]] = i
         self.raw = raw = [fact for fact in before.raw if fact[_T] >= cut]
         self.ids = {fact[_EVENT_ID] for fact in raw}
-        keys = self.keys
-        for key, (_, _, times) in before.keys.items():  # the summary's keys first, as read
-            i = bisect_left(times, cut)
-            if i < len(times):
-                entry = keys.get(key)
-                if entry is None:
-                    entry = keys[key] = [None, None, []]
-                entry[2] = times[i:]
+        classes = self.classes
         for fact in raw:
+            for keys in classes.cover(keys_of(fact)):
+                keys.times.append(fact[_T])
             if fact[_KIND_AT] == SIGNUP:
                 self._signed_up(fact)
+        classes.changed.clear()
         if not before._keys_moved:
             self._carry_distinct(before)
 
     def _carry_distinct(self, before: Reading) -> None:
-        """Take over `before`'s distinct-count samples (in the order read) of the keys seen since
-        the fold's cut: folding their earlier times moved none (a time cut to its second stays
-        in its bucket at every step). A key seen only before it is worked out again: its
-        sample's earlier bucket may now be the summary's."""
+        """Take over `before`'s distinct-count samples (in the order read) of the key classes
+        seen since the fold's cut: folding their earlier times moved none (a time cut to its
+        second stays in its bucket at every step). A class seen only before it is worked out
+        again: its sample's earlier bucket may now be the summary's; and one whose keys the
+        fold joined to others' is gone."""
         self._keys_moved = False
         for i, known in enumerate(before._distinct):
             if known is None:
                 self._keys_moved = True
                 continue
-            distinct: dict[Key, list[Contribution]] = {}
+            distinct: dict[ClassId, list[Contribution]] = {}
             self._distinct[i], moved = distinct, self._moved[i]
-            for key, (_, _, times) in self.keys.items():
-                if times and key in known:
-                    distinct[key] = known[key]
+            for id, keys in self.classes.classes.items():
+                if keys.times and id in known:
+                    distinct[id] = known[id]
                 else:
-                    distinct[key] = []  # in its place, worked out again
-                    moved[key] = None
-                    self._keys_moved = True
+                    distinct[id] = []  # in its place, worked out again
+                    moved[id] = None
+            for id in known.keys() - distinct.keys():
+                distinct[id] = known[id]  # to be gone
+                moved[id] = None
+            self._keys_moved = self._keys_moved or bool(moved)
 
     def _signed_up(self, fact: Fact) -> None:
         """A raw sign-up: a new user, and the earliest sign-up unless a folded one is earlier."""
@@ -319,15 +319,21 @@ class Reading:
     def _distinct_changes(
         self, turns: list[Contribution], gone: list[Contribution], added: list[Contribution]
     ) -> None:
-        """Work out the samples of the keys moved on again, per step, and add what changed."""
+        """Work out the samples of the key classes moved on again, per step, and add what
+        changed."""
+        classes = self.classes.classes
         for i, (kind, step) in enumerate(self.timing.steps):
             distinct, moved = self._distinct[i], self._moved[i]
-            if distinct is None:  # every key, in the order read
+            if distinct is None:  # every class, in the order read
                 distinct = self._distinct[i] = {}
-                moved = self.keys
-            for key in moved:
-                was = distinct.get(key)
-                samples = distinct[key] = self._samples_of(key, kind, step)
+                moved = classes
+            for id in moved:
+                keys = classes.get(id)
+                if keys is None:  # split, or joined to others by a fold: its sample is gone
+                    gone += distinct.pop(id, None) or ()
+                    continue
+                was = distinct.get(id)
+                samples = distinct[id] = keys.samples(kind, step)
                 if was == samples:
                     continue
                 if was and len(was) == len(samples) == 1:
@@ -341,34 +347,6 @@ class Reading:
             if moved:
                 self._moved[i] = {}
         self._keys_moved = False
-
-    def _samples_of(self, key: Key, kind: str, step: int) -> list[Contribution]:
-        """A key's sample in the bucket of its latest time, held in the bucket of its latest
-        earlier time as well while that bucket is open (stream/state/earlier.py), less the
-        remembered one (a recalled baseline) where that is another bucket."""
-        last, prev, times = self.keys[key]
-        t = times[-1] if times else last
-        if last is not None and last > t:
-            t = last
-        at = t - t % step
-        i = bisect_left(times, at)  # the latest time in an earlier bucket: raw or folded
-        earlier = times[i - 1] if i else None
-        folded = last if last is not None and last < at else prev
-        if folded is not None and (earlier is None or folded > earlier):
-            earlier = folded
-        bases = self.summary.base
-        base = bases.get(key) if bases else None
-        was = None if base is None else base - base % step
-        if at == was:
-            return []
-        measure, segments = sample_of(key, kind)
-        if earlier is None:
-            out: list[Contribution] = [(at, measure, segments, 1)]
-        else:
-            out = [(at, measure, segments, 1, earlier - earlier % step)]
-        if was is not None:
-            out.append((was, measure, segments, -1))
-        return out
 
     def timed(self) -> list[Timed]:
         """The outcomes: new users, sessions, time to value and activation, in that order."""

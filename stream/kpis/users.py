@@ -68,13 +68,6 @@ def _keys(
     return keys
 
 
-@lru_cache(maxsize=4096)
-def sample_of(key: Key, kind: str) -> tuple[str, Segments]:
-    """The measure (of one resolution) and segments of a distinct-count key's sample."""
-    measure, dim, seg = key
-    return f"{measure}@{kind}", shared(((dim, seg),))
-
-
 @dataclass(frozen=True, slots=True)
 class Timing:
     """The engagement rules' durations, in ms."""
