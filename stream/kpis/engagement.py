@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import OrderedDict
-from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from stream.contract.events import Event
@@ -62,6 +62,7 @@ from stream.kpis.users import (
     earliest_signup,
     keys_of,
     pack_memory,
+    time_of,
     unpack_memory,
 )
 from stream.state.facts import Changes, Contribution, Fact
@@ -208,7 +209,8 @@ class EngagementRules:
         summary = reading.summary.own()  # folding changes it
         raw = reading.raw
         cut = self.timing.unsettled_from(now)  # the facts before it are settled
-        settled = [f for f in raw if f[_T] < cut]
+        n = bisect_left(raw, cut, key=time_of)  # (raw facts are in time order)
+        settled = raw[:n]
         judged = summary.judged
         times: dict[Key, list[int]] = {}
         for keys in reading.classes.classes.values():
@@ -224,9 +226,9 @@ class EngagementRules:
             if now >= final and final < cut:
                 continue  # its outcome stands for good
             compacted = self._compact(run, cut)
-            runs.append(run if compacted is run.facts else replace(run, facts=compacted))
+            runs.append(run if compacted is run.facts else run.with_facts(compacted))
             kept.extend(compacted)
-        kept.extend(f for f in raw if f[_T] >= cut and f[_SESSION] is None)
+        kept.extend(f for f in raw[n:] if f[_SESSION] is None)
         kept.sort()
         last = summary.last()
         if last is None:  # nothing past grace yet
@@ -281,8 +283,8 @@ class EngagementRules:
         rest = facts[k:]
         kinds = [f[_KIND_AT] for f in rest]
         pages, features = run.pages - kinds.count(PAGE), run.features - kinds.count(FEATURE)
-        channel = next((f[_CHANNEL] for f in facts[:k] if f[_CHANNEL]), "")
-        region = next((f[_REGION] for f in facts[:k] if f[_REGION]), "")
+        channel = next((f[_CHANNEL] for f in islice(facts, k) if f[_CHANNEL]), "")
+        region = next((f[_REGION] for f in islice(facts, k) if f[_REGION]), "")
         head = (facts[k - 1][_T], 0, "", PREFIX, channel, region, None)
         return [(*head, facts[0][_SESSION], [run.first, pages, features]), *rest]
 

@@ -49,6 +49,7 @@ from stream.kpis.users import (
     keys_of,
     segments_of,
     session_outcome,
+    time_of,
     value_outcomes,
 )
 from stream.state.facts import Changes, Contribution, Fact
@@ -207,7 +208,7 @@ class Reading:
         self.runs = runs
         for i, run in enumerate(runs):
             self._latest_run[run.facts[0][_SESSION]] = i
-        self.raw = raw = [fact for fact in before.raw if fact[_T] >= cut]
+        self.raw = raw = before.raw[bisect_left(before.raw, cut, key=time_of) :]
         self.ids = {fact[_EVENT_ID] for fact in raw}
         classes = self.classes
         for fact in raw:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -32,6 +33,8 @@ _KIND = {
 # fact = (t, rank, event_id, kind, channel, region, feature, session, extra); extra: None, the
 # summary's [seen, base, signup, reached, judged] or a prefix's [first, pages, features]
 _T, _EVENT_ID, _KIND_AT, _CHANNEL, _REGION, _FEATURE, _SESSION, _EXTRA = 0, 2, 3, 4, 5, 6, 7, 8
+#: A fact's time: a user's raw facts are in time order, so a time's place among them is a bisection.
+time_of = itemgetter(_T)
 #: The distinct counts: users active (any event), users of features (feature_used).
 ACTIVE, FEATURES = "active_users", "feature_users"
 #: A segment key of a distinct count: (measure, dimension, segment).
@@ -176,6 +179,20 @@ class Run:
     region: str | None = None
     ended: bool = False
     facts: list[Fact] = field(default_factory=list)
+
+    def with_facts(self, facts: list[Fact]) -> Run:
+        """The run with other facts, its counts and times as they are (a fold's prefix stands
+        for the facts it replaces)."""
+        return Run(
+            self.first,
+            self.last,
+            self.pages,
+            self.features,
+            self.channel,
+            self.region,
+            self.ended,
+            facts,
+        )
 
     def add(self, fact: Fact) -> None:
         self.facts.append(fact)
