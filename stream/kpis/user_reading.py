@@ -62,7 +62,7 @@ Folded = tuple["Reading", int, list[Run]]
 #: Facts past grace are folded into the summary once this many are (or half the list: a user
 #: with many open sessions folds less often; without it, 2.3 times as many folds on bench.cpu's
 #: activity log for 8 % less changelog), or all of them. 64 rather than 8: a third of the folds
-#: on that log and about 7 % fewer instructions per event, for 11 % more changelog and 11 B
+#: on that log and about 7 % fewer instructions per event, for 11 % more changelog and 8 B
 #: more state per active user (docs/performance.md, "an eleventh look").
 FOLD = 64
 
