@@ -239,9 +239,10 @@ class Reading:
                 else:
                     distinct[id] = []  # in its place, worked out again
                     moved[id] = None
-            for id in known.keys() - distinct.keys():
-                distinct[id] = known[id]  # to be gone
-                moved[id] = None
+            for id, samples in known.items():
+                if id not in distinct:  # its keys are in other classes now: to be gone
+                    distinct[id] = samples
+                    moved[id] = None
             self._keys_moved = self._keys_moved or bool(moved)
 
     def _signed_up(self, fact: Fact) -> None:
