@@ -6,8 +6,8 @@ one measure seen at the same times, from the same summary, give samples that dif
 their segment, so they are kept as one class, with one list of times, and give one sample with
 all their segments (a sample counts in each of its segments: stream/state/measures.py). A user
 of one channel and one region, the usual user, has one class of active-user keys rather than
-three, and an event's distinct-count work (its times kept, the samples that move on, their
-landing in the buckets) is done per class.
+three, and an event's distinct-count work (its times kept, the samples that move on and are
+handed to the state) is done per class; the buckets still receive a delta per segment.
 
 A fact seen at part of a class's keys splits it. The classes follow from the summary and the
 facts alone, so a list read anew has the classes of one whose facts were taken in one by one.
