@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import OrderedDict
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -226,7 +227,7 @@ class EngagementRules:
             if now >= final and final < cut:
                 continue  # its outcome stands for good
             compacted = self._compact(run, cut)
-            runs.append(run if compacted is run.facts else run.with_facts(compacted))
+            runs.append(run if compacted is run.facts else replace(run, facts=compacted))
             kept.extend(compacted)
         kept.extend(f for f in raw[n:] if f[_SESSION] is None)
         kept.sort()

@@ -180,20 +180,6 @@ class Run:
     ended: bool = False
     facts: list[Fact] = field(default_factory=list)
 
-    def with_facts(self, facts: list[Fact]) -> Run:
-        """The run with other facts, its counts and times as they are (a fold's prefix stands
-        for the facts it replaces)."""
-        return Run(
-            self.first,
-            self.last,
-            self.pages,
-            self.features,
-            self.channel,
-            self.region,
-            self.ended,
-            facts,
-        )
-
     def add(self, fact: Fact) -> None:
         self.facts.append(fact)
         kind = fact[_KIND_AT]
