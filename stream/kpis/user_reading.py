@@ -77,6 +77,7 @@ class Reading:
         "_latest_run", "_moved", "_next", "_next_at", "_out", "_out_at", "_parts",
         "_raw_signup", "_sessions", "_settles", "_signups", "_timed", "_until", "_values",
         "classes", "facts", "ids", "newest", "raw", "runs", "signup", "summary", "taken", "timing",
+        "used",
     )
     # fmt: on
 
@@ -88,6 +89,7 @@ class Reading:
         self.facts = facts  # the state's list, held (no other list takes its id); it grows
         self.taken = 0  # how many of its facts were taken in ...
         self.newest: Fact | None = None  # ... and the last of them
+        self.used = False  # looked up since kept (the rules' eviction reads it)
         self.summary = summary = Summary.read(facts)
         self.raw: list[Fact] = []  # the facts not folded (neither the summary nor a prefix)
         self.ids: set[str] = set()  # their event ids (the others have none)

@@ -138,7 +138,11 @@ class PartitionState:
                 self._added = (entity, fact)
             else:
                 entity.before = self.rules.contributions(entity.facts, entity.evaluated_at)
-        insort(entity.facts, fact)
+        facts = entity.facts
+        if facts and fact < facts[-1]:
+            insort(facts, fact)
+        else:  # the usual case: no bisection through the entity's older facts
+            facts.append(fact)
         if not cfg.watermark_sources:
             if self.stream_time is None or event.t > self.stream_time:
                 self.advance(event.t)

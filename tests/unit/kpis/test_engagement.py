@@ -674,6 +674,32 @@ def test_what_the_rules_say_changed_lands_as_the_difference_of_the_whole_lists(
     assert 0 < reads[id(tracked.rules.timing)] <= 1.05 * reads[id(whole.rules.timing)]
 
 
+def test_beyond_the_readings_kept_the_oldest_goes_unless_looked_up_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With 3 readings kept, a fourth user's evicts the oldest kept that was not looked up
+    since: one looked up again is passed over once, as a clock evicts pages. (All in one
+    minute: no user comes due, and so is looked up, meanwhile.)"""
+    monkeypatch.setattr(engagement, "READINGS", 3)
+    users = Users()
+    kept = users.state.rules._readings  # type: ignore[attr-defined]
+
+    def read(user: str) -> bool:
+        return id(users.state.entities[user].facts) in kept
+
+    for i, user in enumerate("abc"):
+        users(user, "page_viewed", i / 10, session_id=user)
+    users("a", "page_viewed", 0.3, session_id="a")  # looked up again
+    users("d", "page_viewed", 0.4, session_id="d")
+    assert [read(user) for user in "abcd"] == [True, False, True, True]
+    users("e", "page_viewed", 0.5, session_id="e")  # a was passed over once: c goes next
+    assert [read(user) for user in "acde"] == [True, False, True, True]
+    users("f", "page_viewed", 0.6, session_id="f")  # then d: a went behind it when passed over
+    assert [read(user) for user in "adef"] == [True, False, True, True]
+    users("g", "page_viewed", 0.7, session_id="g")  # and now a, not looked up since
+    assert [read(user) for user in "aefg"] == [False, True, True, True]
+
+
 def test_a_keys_settled_times_fold_at_once_as_one_by_one_in_time_order() -> None:
     """A summary keeps per key the latest time seen and the latest in an earlier long-step
     bucket than it; folding a key's settled times at once gives what taking them one by one in
