@@ -20,7 +20,7 @@ short windows, 1 h for the long ones), so the samples are resolution-specific me
 partition (the record key), so partition counts add up to the fleet's.
 
 **Compact.** Facts past grace can no longer be joined by an earlier event, so they are folded
-(once 8 of them or half the list are, or all: stream/kpis/user_reading.py) into one summary
+(once `FOLD` of them or half the list are, or all: stream/kpis/user_reading.py) into one summary
 fact per user (`Summary`, stream/kpis/users.py: per segment key the last time seen and the last
 one in an earlier long-step bucket, the sign-up, whether value was reached and activation
 judged) and one prefix fact per open session; once nothing is open, the user is forgotten into
