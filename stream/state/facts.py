@@ -25,6 +25,7 @@ The state defines this interface and the rules implement it, so the state never 
 
 from __future__ import annotations
 
+from bisect import insort
 from typing import Any, Protocol, runtime_checkable
 
 from stream.contract.events import Event
@@ -47,6 +48,16 @@ Changes = tuple[list[Contribution], list[Contribution], list[Contribution]]
 
 OVERALL = ("", "")
 NOW = -1
+
+
+def add_fact(facts: list[Fact], fact: Fact) -> None:
+    """Put a fact in its place among an entity's facts, in order. Most sort last: they are
+    appended, with no bisection through the entity's older facts (which touched a few of them,
+    cold in memory, per event)."""
+    if facts and fact < facts[-1]:
+        insort(facts, fact)
+    else:
+        facts.append(fact)
 
 
 class Rules(Protocol):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import heapq
-from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import groupby
@@ -23,7 +22,7 @@ from stream.state.buckets import Resolution, StateConfig, restore
 from stream.state.changelog import ENTITY, Epochs, Record, read, record_key, split_key
 from stream.state.difference import difference
 from stream.state.earlier import Earlier
-from stream.state.facts import NOW, Contribution, Fact, Incremental, Rules
+from stream.state.facts import NOW, Contribution, Fact, Incremental, Rules, add_fact
 from stream.state.measures import MINIMUM_MEASURES, expand, sample_deltas
 from stream.state.memories import Memories, pack, stored
 from stream.state.minima import Minima
@@ -138,11 +137,7 @@ class PartitionState:
                 self._added = (entity, fact)
             else:
                 entity.before = self.rules.contributions(entity.facts, entity.evaluated_at)
-        facts = entity.facts
-        if facts and fact < facts[-1]:
-            insort(facts, fact)
-        else:  # the usual case: no bisection through the entity's older facts
-            facts.append(fact)
+        add_fact(entity.facts, fact)
         if not cfg.watermark_sources:
             if self.stream_time is None or event.t > self.stream_time:
                 self.advance(event.t)

@@ -10,8 +10,21 @@ import orjson
 import pytest
 
 from stream.state.changelog import value_before
+from stream.state.facts import add_fact
 from stream.state.partition import PartitionState
 from tests.unit.feed import CONFIG, MIN, T0, Feed, rules_for
+
+
+def test_facts_added_in_any_order_stay_sorted_as_insort_keeps_them() -> None:
+    """A fact that sorts last is appended, any other inserted in its place; equal times are
+    ordered by rank and event id, and a fact equal to the last goes after it, as insort puts it."""
+    rng = random.Random(3)
+    for _ in range(300):
+        facts: list[tuple[Any, ...]] = []
+        added = [(rng.randrange(5), rng.randrange(2), f"e{rng.randrange(4)}") for _ in range(12)]
+        for fact in added:
+            add_fact(facts, fact)
+        assert facts == sorted(added)
 
 
 def test_abandonment_only_after_the_inactivity_timeout() -> None:
