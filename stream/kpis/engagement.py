@@ -134,19 +134,20 @@ class EngagementRules:
         return reading
 
     def _keep_reading(self, reading: Reading) -> None:
-        """Keep a reading of the state's list, in place of any earlier one of it. Beyond
-        READINGS, the oldest kept goes, unless it was looked up since it was kept or passed
-        over: then it goes to the end, and is passed over once (a second chance, as a clock
-        evicts pages: an OrderedDict's move to the end at each lookup touched three of its
-        nodes per event, among thousands of users' cold ones)."""
-        readings = self._readings
-        readings[id(reading.facts)] = reading
-        while len(readings) > READINGS:
+        """Keep a reading of the state's list, in place of any earlier one of it. With
+        READINGS kept, the oldest kept goes first, unless it was looked up since it was kept or
+        passed over: then it goes to the end, and is passed over once (a second chance, as a
+        clock evicts pages: an OrderedDict's move to the end at each lookup touched three of
+        its nodes per event, among thousands of users' cold ones). The reading being kept is
+        never the one to go."""
+        readings, key = self._readings, id(reading.facts)
+        while len(readings) >= READINGS and key not in readings:
             oldest = next(iter(readings))
             passed = readings.pop(oldest)
             if passed.used:
                 passed.used = False
                 readings[oldest] = passed
+        readings[key] = reading
 
     def _kept_read(self, facts: list[Fact]) -> Reading | None:
         """The list's reading of last time, with the fact appended since taken in; None if there

@@ -678,8 +678,9 @@ def test_beyond_the_readings_kept_the_oldest_goes_unless_looked_up_since(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With 3 readings kept, a fourth user's evicts the oldest kept that was not looked up
-    since: one looked up again is passed over once, as a clock evicts pages. (All in one
-    minute: no user comes due, and so is looked up, meanwhile.)"""
+    since: one looked up again is passed over once, as a clock evicts pages; with all looked up,
+    the oldest goes, never the one being kept. (All in one minute: no user comes due, and so
+    is looked up, meanwhile.)"""
     monkeypatch.setattr(engagement, "READINGS", 3)
     users = Users()
     kept = users.state.rules._readings  # type: ignore[attr-defined]
@@ -694,10 +695,12 @@ def test_beyond_the_readings_kept_the_oldest_goes_unless_looked_up_since(
     assert [read(user) for user in "abcd"] == [True, False, True, True]
     users("e", "page_viewed", 0.5, session_id="e")  # a was passed over once: c goes next
     assert [read(user) for user in "acde"] == [True, False, True, True]
-    users("f", "page_viewed", 0.6, session_id="f")  # then d: a went behind it when passed over
-    assert [read(user) for user in "adef"] == [True, False, True, True]
-    users("g", "page_viewed", 0.7, session_id="g")  # and now a, not looked up since
-    assert [read(user) for user in "aefg"] == [False, True, True, True]
+    users("f", "page_viewed", 0.6, session_id="f")  # then a, not looked up since
+    assert [read(user) for user in "adef"] == [False, True, True, True]
+    for user in "def":  # all looked up since: each passed over once, then the oldest goes
+        users(user, "page_viewed", 0.7, session_id=user)
+    users("g", "page_viewed", 0.8, session_id="g")
+    assert [read(user) for user in "defg"] == [False, True, True, True]
 
 
 def test_a_keys_settled_times_fold_at_once_as_one_by_one_in_time_order() -> None:
