@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -166,8 +165,7 @@ async def worker_run(
             cpu = cpu_seconds(pid) - cpu
             peak = proc_status(pid, "VmHWM")
         finally:  # py-spy writes its profile on an interrupt
-            os.killpg(worker.process.pid, signal.SIGINT)
-            worker.process.wait(timeout=60)
+            worker.interrupt()
     finally:
         broker.stop()
         redis.stop()

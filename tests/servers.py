@@ -84,11 +84,12 @@ class RedisServer:
         _stop(self.process)
 
 
-def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Signal the process's group, and kill it if it has not stopped within `timeout`."""
     if process.poll() is None:
         os.killpg(process.pid, sig)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -170,6 +171,11 @@ class Worker:
 
     def kill(self) -> None:
         _stop(self.process, signal.SIGKILL)
+
+    def interrupt(self, timeout: float = 60) -> None:
+        """Ctrl-C (a profiler wrapping the worker writes its profile then); killed if it has
+        not stopped within `timeout`, as one interrupted while it starts may not."""
+        _stop(self.process, signal.SIGINT, timeout)
 
 
 @contextlib.asynccontextmanager

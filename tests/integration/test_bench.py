@@ -16,7 +16,7 @@ import pytest
 
 from bench.cpu import proc_stat
 from bench.report import MAY_BE_ZERO, ROWS, TARGETS
-from tests.servers import ROOT, wait_until
+from tests.servers import ROOT, Worker, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +111,24 @@ def test_the_cpu_harness_stopped_by_sigterm_stops_what_it_started() -> None:
         for pid in [bench.pid, *started]:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_that_ignores_the_interrupt_is_killed_after_the_timeout(tmp_path: Path) -> None:
+    """The harness interrupts its worker (a profiler wrapping it writes its profile then); one
+    that does not stop, as a worker interrupted while it starts may not, is killed after the
+    timeout, so that the harness still stops what it started rather than fail waiting."""
+    ignores = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGINT, "
+        "signal.SIG_IGN); print('ready', flush=True); time.sleep(120)",
+        "--",
+    ]
+    log = tmp_path / "worker.log"
+    worker = Worker({}, log, wrapper=ignores)  # the wrapper runs, and ignores the interrupt
+    wait_until(lambda: "ready" in log.read_text(), timeout=30, what="the process to start")
+    worker.interrupt(timeout=1)
+    assert worker.process.returncode == -signal.SIGKILL
 
 
 def children(pid: int) -> list[int]:
