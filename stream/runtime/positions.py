@@ -29,8 +29,9 @@ STALL_S = 2.0
 #: partition leader's high watermark can lag for a moment).
 SHORT_LOG_S = 10.0
 #: How many re-reads in a row must start past the wanted offset before it counts as not in the
-#: log. Once is not enough: after a rebalance a fetch from the committed offset, not from the
-#: seek, goes back just as a re-read does, and taking it for one lost records in a CI run.
+#: log. Once is not enough: after a rebalance a fetch that goes back somewhere other than the
+#: seek (likely the committed offset) looks just like a re-read, and taking it for one lost
+#: records in a CI run.
 REREADS_PAST = 3
 
 
